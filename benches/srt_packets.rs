@@ -1,0 +1,2 @@
+//! placeholder: replaced by the crate's owner
+fn main() {}
