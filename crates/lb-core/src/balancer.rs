@@ -1,0 +1,183 @@
+//! The balancer contract, and the placement rules every implementation shares.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Candidate, Error, Origin, OriginId, OriginSource, Strategy, StreamKey};
+
+/// Why a stream is being picked: a publisher moves off a draining origin, a player
+/// follows the stream to wherever it is still live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickIntent {
+    /// The client sends the stream (RTMP publish, WHIP, SRT `m=publish`).
+    Publish,
+    /// The client receives the stream (RTMP play, HTTP-FLV/TS, HLS, WHEP, SRT `m=request`).
+    Play,
+}
+
+impl PickIntent {
+    /// Whether a stream placed on an origin that is (or is not) alive and draining stays
+    /// there for a request of this intent: a dead origin loses its streams; a draining one
+    /// keeps its players but not its publishers.
+    pub fn keeps(self, alive: bool, draining: bool) -> bool {
+        alive && (!draining || self == PickIntent::Play)
+    }
+}
+
+/// Timings shared by every balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalancerConfig {
+    /// A registered origin is alive while its last heartbeat is younger than this
+    /// (SRS's proxy: 300 s).
+    pub origin_ttl: Duration,
+    /// HLS and WebRTC sessions expire after this long without use (SRS's proxy: 120 s).
+    pub session_ttl: Duration,
+    /// A stream's placement is forgotten after this long without a pick or a touch; the
+    /// proxy touches the placements of its live sessions well within it.
+    pub placement_ttl: Duration,
+}
+
+impl Default for BalancerConfig {
+    fn default() -> Self {
+        BalancerConfig {
+            origin_ttl: Duration::from_secs(300),
+            session_ttl: Duration::from_secs(120),
+            placement_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// An origin as the balancer sees it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OriginStatus {
+    /// The origin.
+    pub origin: Origin,
+    /// Its heartbeat is fresh (registered) or it is configured (static).
+    pub alive: bool,
+    /// It takes no new streams.
+    pub draining: bool,
+    /// Time since its last heartbeat or registration.
+    pub since_heartbeat: Duration,
+    /// Streams placed on it.
+    pub streams: usize,
+}
+
+impl OriginStatus {
+    /// Whether a new stream may be placed here.
+    pub fn accepts_new_streams(&self) -> bool {
+        self.alive && !self.draining && self.origin.max_streams.is_none_or(|max| self.streams < max as usize)
+    }
+
+    /// Whether a stream already placed here should stay for a request of this intent: a
+    /// dead origin loses its streams; a draining one keeps its players but not publishers.
+    pub fn keeps_placement(&self, intent: PickIntent) -> bool {
+        intent.keeps(self.alive, self.draining)
+    }
+}
+
+/// A stream and the origin that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The stream.
+    pub key: StreamKey,
+    /// Its origin.
+    pub origin: OriginId,
+}
+
+/// What an HLS affinity token stands for: segment requests carrying it go to this origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HlsSession {
+    /// The stream whose playlist issued the token.
+    pub key: StreamKey,
+    /// The origin that served the playlist.
+    pub origin: OriginId,
+}
+
+/// A WebRTC session, found by the server's ICE ufrag when the client's STUN checks arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RtcSession {
+    /// The stream.
+    pub key: StreamKey,
+    /// The origin that answered the offer.
+    pub origin: OriginId,
+    /// The origin's `a=ice-ufrag` (the first half of the STUN USERNAME).
+    pub server_ufrag: String,
+    /// The client's `a=ice-ufrag` (the second half).
+    pub client_ufrag: String,
+    /// The origin's `a=ice-pwd`, which keys MESSAGE-INTEGRITY of the client's checks.
+    pub server_pwd: String,
+}
+
+/// A load balancer for the media proxy: it knows the origins, places every stream on one
+/// of them, and keeps the session state the protocols need. Implementations: `lb-memory`
+/// (one process), `lb-redis` (a fleet of proxies); the binary holds an `Arc<dyn Balancer>`.
+#[async_trait]
+pub trait Balancer: Send + Sync + 'static {
+    /// A short name for logs (`memory`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Adds an origin or renews its heartbeat. A registration from the same `server` with a
+    /// new `service`/`pid` (a restart) replaces the old process at once.
+    async fn register(&self, origin: Origin) -> Result<(), Error>;
+
+    /// One origin's status.
+    async fn origin(&self, id: &OriginId) -> Result<Option<OriginStatus>, Error>;
+
+    /// Every known origin's status, alive or not.
+    async fn origins(&self) -> Result<Vec<OriginStatus>, Error>;
+
+    /// Stops (or resumes) new placements on an origin; its live sessions go on.
+    async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error>;
+
+    /// The origin for a stream: where it is placed, if that origin keeps it, or else a new
+    /// placement chosen by the strategy, agreed atomically with every other proxy sharing
+    /// this balancer.
+    async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error>;
+
+    /// Keeps the placements of streams with live sessions from expiring.
+    async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error>;
+
+    /// Every current placement.
+    async fn placements(&self) -> Result<Vec<Placement>, Error>;
+
+    /// Stores an HLS affinity token.
+    async fn put_hls(&self, token: &str, session: &HlsSession) -> Result<(), Error>;
+
+    /// Resolves an HLS affinity token, renewing it.
+    async fn hls(&self, token: &str) -> Result<Option<HlsSession>, Error>;
+
+    /// Stores a WebRTC session under the origin's ufrag.
+    async fn put_rtc(&self, server_ufrag: &str, session: &RtcSession) -> Result<(), Error>;
+
+    /// Finds a WebRTC session by the origin's ufrag, renewing it.
+    async fn rtc(&self, server_ufrag: &str) -> Result<Option<RtcSession>, Error>;
+
+    /// Forgets a WebRTC session (the client sent DELETE).
+    async fn remove_rtc(&self, server_ufrag: &str) -> Result<(), Error>;
+}
+
+/// Whether an origin with this source and heartbeat age is alive.
+pub fn is_alive(source: OriginSource, since_heartbeat: Duration, ttl: Duration) -> bool {
+    source == OriginSource::Static || since_heartbeat < ttl
+}
+
+/// Chooses an origin for a stream among `statuses` with `strategy`, or says why none can
+/// take it. Shared by every balancer so that they place alike.
+pub fn choose_origin<'a>(strategy: &dyn Strategy, key: &StreamKey, statuses: &'a [OriginStatus]) -> Result<&'a Origin, Error> {
+    let candidates: Vec<Candidate<'_>> = statuses
+        .iter()
+        .filter(|s| s.accepts_new_streams())
+        .map(|s| Candidate { origin: &s.origin, streams: s.streams })
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::NoOrigin {
+            registered: statuses.len(),
+            alive: statuses.iter().filter(|s| s.alive).count(),
+            accepting: 0,
+        });
+    }
+    let index = strategy.choose(key, &candidates).min(candidates.len() - 1);
+    Ok(candidates[index].origin)
+}

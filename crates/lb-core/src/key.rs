@@ -1,0 +1,300 @@
+//! Stream identity: one [`StreamKey`] for every protocol's way of naming a stream.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use srt_streamid::{Mode, StreamId};
+
+use crate::Error;
+
+/// The vhost of a request whose host is an IP address, has no dot, or is absent (SRS's name).
+pub const DEFAULT_VHOST: &str = "__defaultVhost__";
+
+/// Longest vhost, app or stream name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Extensions that name a delivery format, not a different stream.
+const MEDIA_EXTENSIONS: &[&str] = &[".flv", ".ts", ".m3u8", ".m4s", ".mp4", ".m4a", ".m4v", ".aac", ".mp3", ".key"];
+
+/// The identity of a stream: vhost, app and stream, as SRS derives them.
+///
+/// Queries (auth tokens) and delivery extensions are not part of the key, so
+/// `rtmp://h/live/s?token=1` and `http://h/live/s.flv?token=2` name the same stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamKey {
+    vhost: String,
+    app: String,
+    stream: String,
+}
+
+impl StreamKey {
+    /// Builds a key from its parts. `host` is a URL host (with or without port) or an
+    /// explicit vhost; an IP address, a name without a dot, or `None` means
+    /// [`DEFAULT_VHOST`].
+    pub fn new(host: Option<&str>, app: &str, stream: &str) -> Result<Self, Error> {
+        let app = app.trim_matches('/');
+        check_name("app", app, true)?;
+        check_name("stream", stream, false)?;
+        let vhost = vhost_of(host);
+        check_name("vhost", &vhost, false)?;
+        Ok(StreamKey { vhost, app: app.to_owned(), stream: stream.to_owned() })
+    }
+
+    /// From RTMP's `connect` tcUrl and the `publish`/`play` stream name (each may carry a
+    /// query; a `vhost` or `domain` parameter in either overrides the tcUrl's host).
+    pub fn from_rtmp(tc_url: &str, stream_name: &str) -> Result<Self, Error> {
+        let without_scheme = tc_url.split_once("://").map_or(tc_url, |(_, rest)| rest);
+        let (location, tc_query) = split_query(without_scheme);
+        let (host, app) = location.split_once('/').unwrap_or((location, ""));
+        let (stream, stream_query) = split_query(stream_name);
+        let vhost = query_vhost(stream_query).or_else(|| query_vhost(tc_query));
+        // Some clients put the whole path in the stream name and leave the app empty.
+        let (app, stream) = match (app.trim_matches('/'), stream.rsplit_once('/')) {
+            ("", Some((app, stream))) => (app, stream),
+            (app, _) => (app, stream),
+        };
+        Self::new(Some(vhost.as_deref().unwrap_or(host)), app, stream)
+    }
+
+    /// From an HTTP request: `Host` header, path (`/live/livestream.flv`) and query.
+    /// The path's last segment is the stream without its media extension; the segments
+    /// before it are the app. `app`, `stream` and `vhost` query parameters override.
+    pub fn from_http(host: Option<&str>, path: &str, query: Option<&str>) -> Result<Self, Error> {
+        let path = percent_decode(path)?;
+        let path = path.trim_start_matches('/');
+        let (app, file) = path.rsplit_once('/').unwrap_or(("", path));
+        let stream = strip_media_extension(file);
+        let query = query.unwrap_or("");
+        let app = query_param(query, "app").unwrap_or_else(|| app.to_owned());
+        let stream = query_param(query, "stream").unwrap_or_else(|| stream.to_owned());
+        let vhost = query_vhost(query);
+        Self::new(vhost.as_deref().or(host), &app, &stream)
+    }
+
+    /// From a WHIP/WHEP request (`/rtc/v1/whip/?app=live&stream=livestream`): app and
+    /// stream come from the query, the vhost from a `vhost` parameter or the `Host` header.
+    pub fn from_rtc_query(host: Option<&str>, query: &str) -> Result<Self, Error> {
+        let app = query_param(query, "app").ok_or_else(|| Error::InvalidStream("missing `app` query parameter".into()))?;
+        let stream = query_param(query, "stream").ok_or_else(|| Error::InvalidStream("missing `stream` query parameter".into()))?;
+        let vhost = query_vhost(query);
+        Self::new(vhost.as_deref().or(host), &app, &stream)
+    }
+
+    /// From an SRT streamid, `#!::h=host,r=app/stream,m=publish` or plain `app/stream`,
+    /// with the caller's mode.
+    pub fn from_srt_streamid(streamid: &str) -> Result<(Self, Mode), Error> {
+        let sid = StreamId::parse(streamid).map_err(|e| Error::InvalidStream(e.to_string()))?;
+        let resource = sid.resource.as_deref().ok_or_else(|| Error::InvalidStream("streamid names no resource (r=app/stream)".into()))?;
+        let (path, query) = split_query(resource);
+        let (app, stream) = path.rsplit_once('/').ok_or_else(|| Error::InvalidStream(format!("resource {resource:?} is not app/stream")))?;
+        let vhost = query_vhost(query);
+        let key = Self::new(vhost.as_deref().or(sid.host.as_deref()), app, stream)?;
+        Ok((key, sid.mode))
+    }
+
+    /// The vhost (`__defaultVhost__` unless the request named a domain).
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+
+    /// The app (`live`; may contain `/`).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The stream (`livestream`).
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.vhost, self.app, self.stream)
+    }
+}
+
+fn vhost_of(host: Option<&str>) -> String {
+    let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
+        return DEFAULT_VHOST.to_owned();
+    };
+    if host == DEFAULT_VHOST {
+        return DEFAULT_VHOST.to_owned();
+    }
+    let name = strip_port(host);
+    let is_ip = name.parse::<IpAddr>().is_ok();
+    if is_ip || !name.contains('.') {
+        DEFAULT_VHOST.to_owned()
+    } else {
+        name.to_ascii_lowercase()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(ip, _)| ip);
+    }
+    match host.rsplit_once(':') {
+        // More than one colon without brackets is a bare IPv6 address.
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn check_name(what: &str, value: &str, may_nest: bool) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::InvalidStream(format!("empty {what}")));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(Error::InvalidStream(format!("{what} is {} bytes, more than {MAX_NAME_LEN}", value.len())));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(Error::InvalidStream(format!("{what} {value:?} contains control characters")));
+    }
+    if !may_nest && value.contains('/') {
+        return Err(Error::InvalidStream(format!("{what} {value:?} contains '/'")));
+    }
+    if value.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(Error::InvalidStream(format!("{what} {value:?} has an empty, '.' or '..' segment")));
+    }
+    Ok(())
+}
+
+fn split_query(s: &str) -> (&str, &str) {
+    s.split_once('?').unwrap_or((s, ""))
+}
+
+fn strip_media_extension(file: &str) -> &str {
+    MEDIA_EXTENSIONS
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+        .filter(|stem| !stem.is_empty())
+        .unwrap_or(file)
+}
+
+fn query_vhost(query: &str) -> Option<String> {
+    query_param(query, "vhost").or_else(|| query_param(query, "domain"))
+}
+
+/// The first non-empty value of `name` in a query string, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .and_then(|(_, v)| percent_decode(&v.replace('+', " ")).ok())
+}
+
+fn percent_decode(s: &str) -> Result<String, Error> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::InvalidStream(format!("{s:?} decodes to invalid UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        s.to_owned()
+    }
+
+    // The stream-key table of PROTOCOLS.md, row by row.
+    #[test]
+    fn protocols_md_table() {
+        assert_eq!(StreamKey::from_rtmp("rtmp://127.0.0.1/live", "livestream").unwrap().to_string(), key("__defaultVhost__/live/livestream"));
+        assert_eq!(StreamKey::from_rtmp("rtmp://example.com/live?token=1", "livestream?k=2").unwrap().to_string(), key("example.com/live/livestream"));
+        assert_eq!(StreamKey::from_http(Some("127.0.0.1:8080"), "/live/livestream.flv", Some("token=1")).unwrap().to_string(), key("__defaultVhost__/live/livestream"));
+        assert_eq!(StreamKey::from_http(Some("a.example.com"), "/live/livestream.m3u8", None).unwrap().to_string(), key("a.example.com/live/livestream"));
+        assert_eq!(StreamKey::from_rtc_query(None, "app=live&stream=livestream").unwrap().to_string(), key("__defaultVhost__/live/livestream"));
+        let (k, mode) = StreamKey::from_srt_streamid("#!::h=a.example.com,r=live/livestream,m=publish").unwrap();
+        assert_eq!((k.to_string(), mode), (key("a.example.com/live/livestream"), Mode::Publish));
+        let (k, mode) = StreamKey::from_srt_streamid("live/livestream").unwrap();
+        assert_eq!((k.to_string(), mode), (key("__defaultVhost__/live/livestream"), Mode::Request));
+    }
+
+    #[test]
+    fn every_protocol_names_the_same_stream() {
+        let expected = StreamKey::new(Some("a.example.com"), "live", "cam1").unwrap();
+        let forms = [
+            StreamKey::from_rtmp("rtmp://a.example.com:1935/live", "cam1?token=x").unwrap(),
+            StreamKey::from_rtmp("rtmps://10.0.0.1/live?vhost=a.example.com", "cam1").unwrap(),
+            StreamKey::from_http(Some("A.Example.com:8080"), "/live/cam1.flv", Some("token=y")).unwrap(),
+            StreamKey::from_http(Some("a.example.com"), "/live/cam1.ts", None).unwrap(),
+            StreamKey::from_http(Some("a.example.com"), "/live/cam1.m3u8", Some("hls_ctx=abc")).unwrap(),
+            StreamKey::from_http(Some("a.example.com"), "/live/cam1.m4s", None).unwrap(),
+            StreamKey::from_http(Some("127.0.0.1"), "/whatever", Some("app=live&stream=cam1&vhost=a.example.com")).unwrap(),
+            StreamKey::from_rtc_query(Some("a.example.com"), "app=live&stream=cam1&token=z").unwrap(),
+            StreamKey::from_srt_streamid("#!::r=live/cam1?vhost=a.example.com,m=request").unwrap().0,
+        ];
+        for form in forms {
+            assert_eq!(form, expected);
+        }
+    }
+
+    #[test]
+    fn vhost_rules() {
+        assert_eq!(vhost_of(Some("localhost:8080")), DEFAULT_VHOST);
+        assert_eq!(vhost_of(Some("[::1]:8080")), DEFAULT_VHOST);
+        assert_eq!(vhost_of(Some("::1")), DEFAULT_VHOST);
+        assert_eq!(vhost_of(Some("192.168.1.2")), DEFAULT_VHOST);
+        assert_eq!(vhost_of(Some("Live.Example.COM")), "live.example.com");
+        assert_eq!(vhost_of(None), DEFAULT_VHOST);
+    }
+
+    #[test]
+    fn nested_apps_and_encoded_paths() {
+        let k = StreamKey::from_http(None, "/live/sub/cam%201.flv", None).unwrap();
+        assert_eq!((k.app(), k.stream()), ("live/sub", "cam 1"));
+        let k = StreamKey::from_rtmp("rtmp://h", "live/cam").unwrap();
+        assert_eq!((k.app(), k.stream()), ("live", "cam"));
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        assert!(StreamKey::from_http(None, "/livestream.flv", None).is_err());
+        assert!(StreamKey::from_http(None, "/live/.flv", None).is_ok_and(|k| k.stream() == ".flv"));
+        assert!(StreamKey::from_http(None, "/../x/a.flv", None).is_err());
+        assert!(StreamKey::from_rtmp("rtmp://h/live", "").is_err());
+        assert!(StreamKey::from_rtmp("rtmp://h/live", "a\u{1}b").is_err());
+        assert!(StreamKey::from_rtc_query(None, "stream=x").is_err());
+        assert!(StreamKey::from_srt_streamid("#!::m=publish").is_err());
+        assert!(StreamKey::from_srt_streamid("nostream").is_err());
+        assert!(StreamKey::new(None, "live", &"x".repeat(300)).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokens_never_change_the_key(token in "[a-zA-Z0-9=%&._-]{0,40}") {
+            let plain = StreamKey::from_rtmp("rtmp://example.com/live", "s").unwrap();
+            let with = StreamKey::from_rtmp(&format!("rtmp://example.com/live?t={token}"), &format!("s?t={token}")).unwrap();
+            if !token.contains("vhost") && !token.contains("domain") { proptest::prop_assert_eq!(plain, with); }
+        }
+
+        #[test]
+        fn constructors_never_panic(host in ".{0,20}", path in ".{0,60}", query in ".{0,60}") {
+            let _ = StreamKey::from_http(Some(&host), &path, Some(&query));
+            let _ = StreamKey::from_rtmp(&path, &query);
+            let _ = StreamKey::from_rtc_query(Some(&host), &query);
+            let _ = StreamKey::from_srt_streamid(&path);
+        }
+    }
+}
