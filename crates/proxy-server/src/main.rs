@@ -1,1 +1,152 @@
-fn main() {}
+//! The media proxy: listens for RTMP, HTTP-FLV/TS, HLS, WebRTC and SRT clients, finds the
+//! origin that holds (or will hold) each stream through the balancer, and relays.
+//!
+//! This binary wires; protocol logic lives in the protocol crates.
+
+mod api;
+mod config;
+mod lifecycle;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lb_core::Balancer;
+use tokio::net::TcpListener;
+
+use crate::config::{BalancerKind, Config};
+use crate::lifecycle::Lifecycle;
+use crate::sessions::Sessions;
+
+/// What every listener and session shares.
+pub struct Context {
+    pub config: Config,
+    pub balancer: Arc<dyn Balancer>,
+    pub sessions: Sessions,
+    pub lifecycle: Lifecycle,
+}
+
+fn main() -> ExitCode {
+    let config = match config::load(std::env::args()) {
+        Ok(config) => config,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(e) => {
+                eprintln!("proxy-server: configuration error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("proxy-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let balancer = build_balancer(&config).await?;
+    for (origin, draining) in &config.static_origins {
+        balancer.register(origin.clone()).await.with_context(|| format!("adding static origin {}", origin.id))?;
+        if *draining {
+            balancer.set_draining(&origin.id, true).await?;
+        }
+        tracing::info!(origin = %origin.id, draining, "static origin");
+    }
+    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new() });
+
+    if let Some(addr) = ctx.config.system_api_listen {
+        let listener = bind_tcp("system-api", addr).await?;
+        if ctx.config.system_api_token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "System API is reachable beyond loopback without a token: anyone who reaches it can register an origin (set PROXY_SYSTEM_API_TOKEN)");
+        }
+        let app = api::router(ctx.clone());
+        let life = ctx.lifecycle.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { life.stopped_accepting().await });
+            if let Err(e) = serve.await {
+                tracing::error!("System API stopped: {e}");
+            }
+        });
+    }
+    tokio::spawn(keep_live_placements(ctx.clone()));
+    tracing::info!("ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    ctx.lifecycle.shutdown(ctx.config.grace_quit, ctx.config.force_quit).await;
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
+    match &config.balancer {
+        BalancerKind::Memory => {
+            tracing::info!(strategy = ?config.strategy, "memory balancer");
+            Ok(Arc::new(lb_memory::MemoryBalancer::new(config.balancer_config, config.strategy.build())))
+        }
+        BalancerKind::Redis(_) => anyhow::bail!("the redis balancer is not built into this binary yet"),
+    }
+}
+
+/// Binds a TCP listener and says where, in a line tests and operators can rely on.
+pub async fn bind_tcp(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening name={name} addr={local}");
+    Ok(listener)
+}
+
+/// Keeps the balancer from forgetting where streams with live sessions are.
+async fn keep_live_placements(ctx: Arc<Context>) {
+    let period = (ctx.config.balancer_config.placement_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let keys = ctx.sessions.live_keys();
+        if keys.is_empty() {
+            continue;
+        }
+        if let Err(e) = ctx.balancer.touch(&keys).await {
+            tracing::warn!("cannot refresh placements of live streams: {e}");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -115,7 +115,7 @@ pub struct TransactionId(pub [u8; 12]);
 /// MESSAGE-INTEGRITY are ignored except MESSAGE-INTEGRITY-SHA256 and FINGERPRINT, so
 /// [`Message::get`] and the typed getters only look before the first integrity attribute.
 /// [`Message::attributes`] still shows every TLV as sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message<'a> {
     bytes: &'a [u8],
     message_type: MessageType,
@@ -128,11 +128,12 @@ pub struct Message<'a> {
     fingerprint: Option<usize>,
 }
 
-/// Cheap pre-check: could this datagram be STUN (first byte 0-3 and the magic cookie)?
+/// Cheap pre-check: could this datagram be STUN? First byte in RFC 7983's STUN range (0-3)
+/// and the magic cookie in place.
 pub fn is_stun(datagram: &[u8]) -> bool {
     match datagram.get(..8) {
         Some(&[first, _, _, _, c0, c1, c2, c3]) => {
-            first & 0xC0 == 0 && u32::from_be_bytes([c0, c1, c2, c3]) == MAGIC_COOKIE
+            first <= 3 && u32::from_be_bytes([c0, c1, c2, c3]) == MAGIC_COOKIE
         }
         _ => false,
     }

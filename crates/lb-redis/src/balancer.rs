@@ -1,0 +1,322 @@
+//! [`RedisBalancer`]: the [`Balancer`] of a fleet of proxies sharing one Redis.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{ClientLike, Expiration, FromValue, KeysInterface, Pool, Value};
+use fred::types::scripts::Script;
+use lb_core::{
+    choose_origin, Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, OriginStatus,
+    PickIntent, Placement, RtcSession, Strategy, StreamKey,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::keys::{parse_stream_name, stream_name, Keys, MAX_TOKEN_LEN};
+use crate::scripts::Scripts;
+use crate::snapshot::{malformed, parse_statuses, Record, StatusCache};
+use crate::RedisBalancerConfig;
+
+/// Placements tried for a new stream before giving up: each refusal means the local view
+/// of the origins was stale, and each retry reloads it, so a second try nearly always wins.
+const PLACE_ATTEMPTS: usize = 3;
+
+/// Streams renewed per script call by [`Balancer::touch`]: enough to make it one round trip
+/// for any realistic proxy, few enough that one call never blocks Redis for long.
+const TOUCH_BATCH: usize = 500;
+
+/// The balancer of a fleet of proxies: origins, placements and sessions live in Redis, so
+/// every proxy routes a stream to the same origin and resolves every session.
+pub struct RedisBalancer {
+    config: BalancerConfig,
+    command_timeout: Duration,
+    strategy: Box<dyn Strategy>,
+    pool: Pool,
+    keys: Keys,
+    scripts: Scripts,
+    cache: StatusCache,
+}
+
+/// What the pick script decided.
+enum Decision {
+    Kept(Origin),
+    Placed(Origin, Option<OriginId>),
+    /// No origin keeps the stream and no candidate was offered.
+    Need,
+    /// The candidate cannot take a new stream now.
+    Refused,
+}
+
+impl RedisBalancer {
+    /// Connects to Redis and loads the scripts. Fails with [`Error::Unavailable`] if Redis
+    /// cannot be reached within the configured timeouts: a caller that must start anyway
+    /// retries. Once connected, the balancer reconnects by itself whenever Redis comes back.
+    pub async fn connect(redis: RedisBalancerConfig, config: BalancerConfig, strategy: Box<dyn Strategy>) -> Result<Self, Error> {
+        let fred_config = redis.fred_config()?;
+        let prefix = redis.effective_prefix(fred_config.server.is_clustered());
+        let pool = redis
+            .builder(fred_config)
+            .build_pool(redis.pool_size.max(1))
+            .map_err(|e| unavailable("configuration", &e))?;
+        let wait = redis.connect_timeout + redis.command_timeout;
+        let connected = match tokio::time::timeout(wait, pool.init()).await {
+            Ok(Ok(_task)) => Ok(()),
+            Ok(Err(e)) => Err(unavailable("connect", &e)),
+            Err(_) => Err(Error::Unavailable(format!("redis connect: no connection within {wait:?}"))),
+        };
+        let balancer = RedisBalancer {
+            config,
+            command_timeout: redis.command_timeout,
+            strategy,
+            pool,
+            keys: Keys::new(prefix),
+            scripts: Scripts::new(),
+            cache: StatusCache::new(redis.status_cache),
+        };
+        if let Err(e) = connected {
+            balancer.close().await;
+            return Err(e);
+        }
+        // Loading now reports a broken script at start rather than at the first pick.
+        for script in balancer.scripts.all() {
+            let loaded = balancer.bounded("script load", script.load(balancer.pool.next_connected())).await;
+            if let Err(e) = loaded {
+                balancer.close().await;
+                return Err(e);
+            }
+        }
+        tracing::info!(prefix = balancer.keys.prefix(), strategy = balancer.strategy.name(), "redis balancer connected");
+        Ok(balancer)
+    }
+
+    /// Closes the connections. Dropping the balancer without it leaves the reconnecting
+    /// connection tasks to the runtime.
+    pub async fn close(&self) {
+        let _ = tokio::time::timeout(self.command_timeout, self.pool.quit()).await;
+    }
+
+    /// The key prefix in use (`srs-proxy-` by default; wrapped in `{}` on a cluster).
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// A Redis call that fails with [`Error::Unavailable`] rather than wait past the timeout.
+    async fn bounded<T>(&self, what: &str, call: impl Future<Output = Result<T, fred::error::Error>>) -> Result<T, Error> {
+        match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(unavailable(what, &e)),
+            Err(_) => Err(Error::Unavailable(format!("redis {what}: no reply within {:?}", self.command_timeout))),
+        }
+    }
+
+    async fn eval<R: FromValue>(&self, what: &str, script: &Script, key: String, args: Vec<String>) -> Result<R, Error> {
+        let client = self.pool.next_connected();
+        self.bounded(what, script.evalsha_with_reload(client, vec![key], args)).await
+    }
+
+    async fn load_statuses(&self) -> Result<Vec<OriginStatus>, Error> {
+        let args = vec![self.keys.prefix().to_owned()];
+        let reply: Vec<Value> = self.eval("status", &self.scripts.status, self.keys.index(), args).await?;
+        parse_statuses(reply, self.config.origin_ttl)
+    }
+
+    /// Fresh statuses, which also refresh the cache.
+    async fn statuses(&self) -> Result<Vec<OriginStatus>, Error> {
+        let statuses = self.load_statuses().await?;
+        self.cache.store(statuses.clone());
+        Ok(statuses)
+    }
+
+    /// One run of the pick script: keep the stream where it is, or place it on `candidate`.
+    async fn decide(&self, url: &str, stream: &str, candidate: Option<&OriginId>, intent: PickIntent) -> Result<Decision, Error> {
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            stream.to_owned(),
+            candidate.map(|id| id.to_string()).unwrap_or_default(),
+            if intent == PickIntent::Publish { "1" } else { "0" }.to_owned(),
+            millis(self.config.origin_ttl).to_string(),
+            millis(self.config.placement_ttl).to_string(),
+        ];
+        let reply: Vec<String> = self.eval("pick", &self.scripts.pick, url.to_owned(), args).await?;
+        let [outcome, _id, raw, left]: [String; 4] = reply.try_into().map_err(|_| malformed("pick"))?;
+        let origin = || Record::parse(&raw).map(|r| r.origin);
+        Ok(match outcome.as_str() {
+            "kept" => Decision::Kept(origin()?),
+            "placed" => Decision::Placed(origin()?, (!left.is_empty()).then(|| OriginId::new(left))),
+            "need" => Decision::Need,
+            "refused" => Decision::Refused,
+            _ => return Err(malformed("pick")),
+        })
+    }
+
+    async fn put_session<T: Serialize>(&self, key: String, session: &T) -> Result<(), Error> {
+        let json = serde_json::to_string(session).map_err(|e| Error::Unavailable(format!("session encoding: {e}")))?;
+        let ttl = Expiration::PX(millis(self.config.session_ttl));
+        self.bounded("session write", self.pool.set::<(), _, _>(key, json, Some(ttl), None, false)).await
+    }
+
+    async fn get_session<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, Error> {
+        let args = vec![millis(self.config.session_ttl).to_string()];
+        let json: Option<String> = self.eval("session read", &self.scripts.session_get, key, args).await?;
+        Ok(json.and_then(|json| match serde_json::from_str(&json) {
+            Ok(session) => Some(session),
+            Err(e) => {
+                // Another program's value under our prefix: unknown to us, not an outage.
+                tracing::warn!(error = %e, "ignoring an unreadable session in Redis");
+                None
+            }
+        }))
+    }
+}
+
+#[async_trait]
+impl Balancer for RedisBalancer {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn register(&self, origin: Origin) -> Result<(), Error> {
+        let json = serde_json::to_string(&origin).map_err(|e| Error::Unavailable(format!("origin encoding: {e}")))?;
+        // A dead origin stays listed (not alive) for a second TTL, as lb-memory keeps it;
+        // a static one never expires.
+        let ttl = match origin.source {
+            OriginSource::Static => 0,
+            OriginSource::Registered => millis(self.config.origin_ttl.saturating_mul(2)),
+        };
+        let args = vec![self.keys.prefix().to_owned(), origin.id.to_string(), origin.server.clone(), json, ttl.to_string()];
+        let _: i64 = self.eval("register", &self.scripts.register, self.keys.index(), args).await?;
+        self.cache.invalidate();
+        Ok(())
+    }
+
+    async fn origin(&self, id: &OriginId) -> Result<Option<OriginStatus>, Error> {
+        Ok(self.statuses().await?.into_iter().find(|s| &s.origin.id == id))
+    }
+
+    async fn origins(&self) -> Result<Vec<OriginStatus>, Error> {
+        self.statuses().await
+    }
+
+    async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error> {
+        let args = vec![self.keys.prefix().to_owned(), id.to_string(), if draining { "1" } else { "0" }.to_owned()];
+        let known: i64 = self.eval("drain", &self.scripts.drain, self.keys.server(id), args).await?;
+        self.cache.invalidate();
+        if known == 0 {
+            return Err(Error::UnknownOrigin(id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error> {
+        let stream = stream_name(key);
+        let url = self.keys.url(&stream);
+        // Most picks are for placed streams: ask for the keeper alone first, so the strategy
+        // runs only for streams that need an origin (a round-robin turn is not spent on a
+        // stream that stays where it is) and a placed stream costs one round trip.
+        match self.decide(&url, &stream, None, intent).await? {
+            Decision::Kept(origin) | Decision::Placed(origin, _) => return Ok(origin),
+            Decision::Need | Decision::Refused => {}
+        }
+        let mut last = None;
+        for attempt in 0..PLACE_ATTEMPTS {
+            let (statuses, fresh) = self.cache.get(attempt > 0, || self.load_statuses()).await?;
+            let candidate = match choose_origin(self.strategy.as_ref(), key, &statuses) {
+                Ok(origin) => origin.id.clone(),
+                Err(e) if fresh => return Err(e),
+                Err(_) => continue,
+            };
+            match self.decide(&url, &stream, Some(&candidate), intent).await? {
+                Decision::Kept(origin) => return Ok(origin),
+                Decision::Placed(origin, left) => {
+                    self.cache.note_move(&origin.id, left.as_ref());
+                    return Ok(origin);
+                }
+                Decision::Need | Decision::Refused => {
+                    tracing::debug!(stream = %key, origin = %candidate, "candidate refused by Redis; reloading the origins");
+                }
+            }
+            last = Some(statuses);
+        }
+        let statuses = last.unwrap_or_default();
+        Err(Error::NoOrigin {
+            registered: statuses.len(),
+            alive: statuses.iter().filter(|s| s.alive).count(),
+            accepting: statuses.iter().filter(|s| s.accepts_new_streams()).count(),
+        })
+    }
+
+    async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error> {
+        for batch in keys.chunks(TOUCH_BATCH) {
+            let mut args = Vec::with_capacity(batch.len() + 2);
+            args.push(self.keys.prefix().to_owned());
+            args.push(millis(self.config.placement_ttl).to_string());
+            args.extend(batch.iter().map(stream_name));
+            let _: i64 = self.eval("touch", &self.scripts.touch, self.keys.index(), args).await?;
+        }
+        Ok(())
+    }
+
+    async fn placements(&self) -> Result<Vec<Placement>, Error> {
+        let args = vec![self.keys.prefix().to_owned()];
+        let reply: Vec<String> = self.eval("placements", &self.scripts.placements, self.keys.index(), args).await?;
+        let mut all: Vec<Placement> = reply
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let key = parse_stream_name(&pair[0]);
+                if key.is_none() {
+                    tracing::warn!(stream = %pair[0], "skipping a placement whose stream name cannot be read");
+                }
+                Some(Placement { key: key?, origin: OriginId::new(pair[1].clone()) })
+            })
+            .collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
+    }
+
+    async fn put_hls(&self, token: &str, session: &HlsSession) -> Result<(), Error> {
+        self.put_session(self.keys.hls(token), session).await
+    }
+
+    async fn hls(&self, token: &str) -> Result<Option<HlsSession>, Error> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        self.get_session(self.keys.hls(token)).await
+    }
+
+    async fn put_rtc(&self, server_ufrag: &str, session: &RtcSession) -> Result<(), Error> {
+        self.put_session(self.keys.rtc(server_ufrag), session).await
+    }
+
+    async fn rtc(&self, server_ufrag: &str) -> Result<Option<RtcSession>, Error> {
+        if server_ufrag.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        self.get_session(self.keys.rtc(server_ufrag)).await
+    }
+
+    async fn remove_rtc(&self, server_ufrag: &str) -> Result<(), Error> {
+        self.bounded("session delete", self.pool.del::<(), _>(self.keys.rtc(server_ufrag))).await
+    }
+}
+
+impl std::fmt::Debug for RedisBalancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBalancer")
+            .field("prefix", &self.keys.prefix())
+            .field("strategy", &self.strategy.name())
+            .field("config", &self.config)
+            .field("connected", &self.pool.is_connected())
+            .finish()
+    }
+}
+
+fn unavailable(what: &str, e: &fred::error::Error) -> Error {
+    Error::Unavailable(format!("redis {what}: {e}"))
+}
+
+/// Milliseconds for Redis, at least 1: a zero TTL would mean "no expiry" to the scripts.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}

@@ -1,0 +1,34 @@
+-- Shared by every script (prepended to each). Keys are built as keys.rs builds them.
+
+-- Redis's clock, not the proxy's: proxies with skewed clocks then agree on who is alive.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An origin's record as stored (raw JSON) and decoded; a record this proxy cannot read
+-- (another program's, a corrupt one) counts as no origin at all.
+local function load_record(prefix, id)
+  local raw = redis.call('GET', prefix .. 'server:' .. id)
+  if not raw then return nil, nil end
+  local ok, rec = pcall(cjson.decode, raw)
+  if not ok or type(rec) ~= 'table' or type(rec.origin) ~= 'table' then return raw, nil end
+  return raw, rec
+end
+
+-- The same rule as lb_core::is_alive.
+local function is_alive(rec, now, origin_ttl)
+  if rec.origin.source == 'static' then return true end
+  return type(rec.heartbeat_ms) == 'number' and now - rec.heartbeat_ms < origin_ttl
+end
+
+local function is_draining(prefix, id)
+  return redis.call('EXISTS', prefix .. 'drain:' .. id) == 1
+end
+
+-- Drops an origin and what hangs on it; placements naming it are replaced at their next pick.
+local function forget(prefix, index, id)
+  redis.call('SREM', index, id)
+  redis.call('DEL', prefix .. 'server:' .. id, prefix .. 'drain:' .. id, prefix .. 'streams:' .. id)
+end
+

@@ -1,0 +1,40 @@
+//! The Lua scripts: every operation that reads and then writes shared state runs as one
+//! script, so it is atomic across proxies and costs one round trip.
+
+use fred::types::scripts::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        concat!(include_str!("lua/prelude.lua"), include_str!(concat!("lua/", $file)))
+    };
+}
+
+/// The scripts, hashed once; they are sent by SHA (EVALSHA) and loaded again when Redis has
+/// forgotten them (a restart, `SCRIPT FLUSH`).
+pub(crate) struct Scripts {
+    pub(crate) register: Script,
+    pub(crate) status: Script,
+    pub(crate) pick: Script,
+    pub(crate) touch: Script,
+    pub(crate) placements: Script,
+    pub(crate) drain: Script,
+    pub(crate) session_get: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            register: Script::from_lua(script!("register.lua")),
+            status: Script::from_lua(script!("status.lua")),
+            pick: Script::from_lua(script!("pick.lua")),
+            touch: Script::from_lua(script!("touch.lua")),
+            placements: Script::from_lua(script!("placements.lua")),
+            drain: Script::from_lua(script!("drain.lua")),
+            session_get: Script::from_lua(include_str!("lua/session_get.lua")),
+        }
+    }
+
+    pub(crate) fn all(&self) -> [&Script; 7] {
+        [&self.register, &self.status, &self.pick, &self.touch, &self.placements, &self.drain, &self.session_get]
+    }
+}

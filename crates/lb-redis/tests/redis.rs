@@ -1,0 +1,522 @@
+//! `RedisBalancer` against a real redis-server, started and stopped by these tests on a free
+//! loopback port. lb-memory's cases, plus what only a shared store has: several proxies,
+//! races between them, and Redis going away.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use fred::prelude::{ClientLike, Config, KeysInterface, SetsInterface};
+use lb_core::{
+    Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, PickIntent, Registration, RtcSession,
+    StrategyKind, StreamKey,
+};
+use lb_redis::{RedisBalancer, RedisBalancerConfig};
+
+const REDIS_SERVER: &str = "redis-server";
+
+/// A redis-server of our own; killed and reaped on drop, even when a test fails.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Self {
+        let spawned = Command::new(REDIS_SERVER)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => panic!(
+                "cannot run `{REDIS_SERVER}` ({e}): these tests need a real Redis server on the PATH; \
+                 install it with `apt-get install redis-server`"
+            ),
+        };
+        let mut server = RedisServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{REDIS_SERVER} exited at start ({status}) on port {port}");
+            }
+            assert!(Instant::now() < deadline, "{REDIS_SERVER} did not listen on port {port} within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nothing listens on right now: bound by the OS, then released.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One server for the tests that run at the same time (each on its own key prefix); it
+/// stops when the last of them drops it, so no redis-server outlives the test binary.
+fn shared_redis() -> Arc<RedisServer> {
+    static SHARED: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(server) = shared.upgrade() {
+        return server;
+    }
+    let server = Arc::new(RedisServer::start());
+    *shared = Arc::downgrade(&server);
+    server
+}
+
+fn unique_prefix(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("t-{}-{test}-{}-", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn config(origin_ttl: f64, session_ttl: f64, placement_ttl: f64) -> BalancerConfig {
+    BalancerConfig {
+        origin_ttl: Duration::from_secs_f64(origin_ttl),
+        session_ttl: Duration::from_secs_f64(session_ttl),
+        placement_ttl: Duration::from_secs_f64(placement_ttl),
+    }
+}
+
+fn redis_config(server: &RedisServer, prefix: &str) -> RedisBalancerConfig {
+    RedisBalancerConfig {
+        url: Some(server.url()),
+        prefix: prefix.to_owned(),
+        command_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        reconnect_max_delay: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+async fn balancer(server: &RedisServer, prefix: &str, cfg: BalancerConfig, kind: StrategyKind) -> RedisBalancer {
+    RedisBalancer::connect(redis_config(server, prefix), cfg, kind.build()).await.expect("connect to the test redis-server")
+}
+
+/// A plain client, to look at (or spoil) what the balancer stored.
+async fn raw_client(server: &RedisServer) -> fred::prelude::Client {
+    let client = fred::prelude::Builder::from_config(Config::from_url(&server.url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    client
+}
+
+fn origin(server: &str, pid: &str) -> Origin {
+    let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"svc{pid}","pid":"{pid}","rtmp":["19350"]}}"#);
+    Registration::from_json(body.as_bytes()).unwrap().into_origin().unwrap()
+}
+
+fn key(stream: &str) -> StreamKey {
+    StreamKey::new(None, "live", stream).unwrap()
+}
+
+async fn sleep(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+#[tokio::test]
+async fn a_stream_sticks_to_its_origin() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("stick"), BalancerConfig::default(), StrategyKind::Random).await;
+    for s in ["a", "b", "c"] {
+        lb.register(origin(s, "1")).await.unwrap();
+    }
+    for n in 0..30 {
+        let k = key(&format!("s{n}"));
+        let first = lb.pick(&k, PickIntent::Publish).await.unwrap().id;
+        for _ in 0..5 {
+            assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().id, first);
+        }
+    }
+    assert_eq!(lb.placements().await.unwrap().len(), 30);
+    let counted: usize = lb.origins().await.unwrap().iter().map(|s| s.streams).sum();
+    assert_eq!(counted, 30);
+}
+
+#[tokio::test]
+async fn keys_follow_the_reference_layout() {
+    let redis = shared_redis();
+    let prefix = unique_prefix("keys");
+    let lb = balancer(&redis, &prefix, config(10.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    let k = key("cam");
+    lb.pick(&k, PickIntent::Publish).await.unwrap();
+    lb.put_hls("tok", &HlsSession { key: k.clone(), origin: a.id.clone() }).await.unwrap();
+    lb.set_draining(&a.id, true).await.unwrap();
+
+    let raw = raw_client(&redis).await;
+    let server_key = format!("{prefix}server:{}", a.id);
+    let record: String = raw.get(&server_key).await.unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert!(record["heartbeat_ms"].as_u64().unwrap() > 1_600_000_000_000, "heartbeat is Redis's TIME in ms: {record}");
+    assert_eq!(record["origin"]["id"], a.id.as_str());
+    let ttl: i64 = raw.pttl(&server_key).await.unwrap();
+    assert!((10_000..=20_000).contains(&ttl), "a record lives 2 x origin_ttl, got {ttl} ms");
+    let members: Vec<String> = raw.smembers(format!("{prefix}all-servers")).await.unwrap();
+    assert_eq!(members, [a.id.to_string()]);
+    let placed: String = raw.get(format!("{prefix}url:__defaultVhost__/live/cam")).await.unwrap();
+    assert_eq!(placed, a.id.as_str());
+    let session: String = raw.get(format!("{prefix}spbhid:tok")).await.unwrap();
+    let session: HlsSession = serde_json::from_str(&session).unwrap();
+    assert_eq!(session.key, k);
+    let drain_ttl: i64 = raw.pttl(format!("{prefix}drain:{}", a.id)).await.unwrap();
+    assert!(drain_ttl > 0 && drain_ttl <= ttl, "the drain flag lives as long as the record: {drain_ttl} vs {ttl}");
+}
+
+#[tokio::test]
+async fn a_dead_origin_loses_its_streams_at_the_next_pick() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("dead"), config(2.0, 120.0, 3600.0), StrategyKind::Random).await;
+    lb.register(origin("a", "1")).await.unwrap();
+    let k = key("cam");
+    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "a");
+    sleep(1.0).await;
+    lb.register(origin("b", "1")).await.unwrap();
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "a", "a is still within its TTL");
+    sleep(1.2).await;
+    lb.register(origin("b", "1")).await.unwrap(); // b heartbeats, a does not
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "b", "a expired: placed again");
+    let statuses = lb.origins().await.unwrap();
+    let a = statuses.iter().find(|s| s.origin.server == "a").expect("a dead origin stays listed for a second TTL");
+    assert!(!a.alive && a.since_heartbeat >= Duration::from_secs(2), "{a:?}");
+    let b = statuses.iter().find(|s| s.origin.server == "b").unwrap();
+    assert_eq!((b.alive, a.streams, b.streams), (true, 0, 1), "the stream moved in the counts too");
+}
+
+#[tokio::test]
+async fn draining_moves_publishers_keeps_players_and_refuses_new_streams() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("drain"), BalancerConfig::default(), StrategyKind::Random).await;
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    let k = key("cam");
+    lb.pick(&k, PickIntent::Publish).await.unwrap();
+    lb.register(origin("b", "1")).await.unwrap();
+    lb.set_draining(&a.id, true).await.unwrap();
+    assert!(lb.origin(&a.id).await.unwrap().unwrap().draining);
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "a", "players follow the live stream");
+    for n in 0..20 {
+        assert_eq!(lb.pick(&key(&format!("new{n}")), PickIntent::Publish).await.unwrap().server, "b");
+    }
+    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "b", "a republish leaves the draining origin");
+    assert!(matches!(lb.set_draining(&OriginId::new("nope"), true).await, Err(Error::UnknownOrigin(_))));
+    lb.set_draining(&a.id, false).await.unwrap();
+    assert!(!lb.origin(&a.id).await.unwrap().unwrap().draining);
+    lb.register(a.clone()).await.unwrap();
+    assert!(!lb.origin(&a.id).await.unwrap().unwrap().draining, "a heartbeat does not bring the flag back");
+}
+
+#[tokio::test]
+async fn no_origin_says_why_and_dead_origins_go_after_two_ttls() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("none"), config(1.0, 120.0, 3600.0), StrategyKind::Random).await;
+    match lb.pick(&key("x"), PickIntent::Play).await {
+        Err(Error::NoOrigin { registered: 0, alive: 0, accepting: 0 }) => {}
+        other => panic!("{other:?}"),
+    }
+    lb.register(origin("a", "1")).await.unwrap();
+    sleep(1.1).await;
+    match lb.pick(&key("x"), PickIntent::Play).await {
+        Err(Error::NoOrigin { registered: 1, alive: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    sleep(1.0).await;
+    assert!(lb.origins().await.unwrap().is_empty(), "forgotten after 2 x origin_ttl");
+    match lb.pick(&key("x"), PickIntent::Play).await {
+        Err(Error::NoOrigin { registered: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn static_origins_never_expire() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("static"), config(1.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let mut s = origin("s", "1");
+    s.source = OriginSource::Static;
+    lb.register(s.clone()).await.unwrap();
+    sleep(1.2).await;
+    let status = lb.origin(&s.id).await.unwrap().expect("still listed");
+    assert!(status.alive);
+    assert_eq!(lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().id, s.id);
+}
+
+#[tokio::test]
+async fn a_restart_replaces_the_old_process_at_once() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("restart"), BalancerConfig::default(), StrategyKind::Random).await;
+    lb.register(origin("a", "1")).await.unwrap();
+    lb.register(origin("other", "1")).await.unwrap();
+    lb.set_draining(&origin("other", "1").id, true).await.unwrap();
+    let k = key("cam");
+    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().pid, "1");
+    lb.register(origin("a", "2")).await.unwrap();
+    let statuses = lb.origins().await.unwrap();
+    let ids: Vec<&str> = statuses.iter().map(|s| s.origin.id.as_str()).collect();
+    assert_eq!(ids, ["a-svc2-2", "other-svc1-1"]);
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().pid, "2");
+    assert_eq!(lb.origin(&origin("a", "1").id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn capacity_and_least_streams() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("capacity"), BalancerConfig::default(), StrategyKind::LeastStreams).await;
+    let mut small = origin("small", "1");
+    small.max_streams = Some(2);
+    lb.register(small).await.unwrap();
+    lb.register(origin("big", "1")).await.unwrap();
+    for n in 0..10 {
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap();
+    }
+    let statuses = lb.origins().await.unwrap();
+    let count = |server: &str| statuses.iter().find(|s| s.origin.server == server).unwrap().streams;
+    assert_eq!((count("small"), count("big")), (2, 8));
+}
+
+#[tokio::test]
+async fn least_streams_balances_a_burst_within_the_status_cache() {
+    let redis = shared_redis();
+    let mut cfg = redis_config(&redis, &unique_prefix("burst"));
+    cfg.status_cache = Duration::from_secs(60);
+    let lb = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::LeastStreams.build()).await.unwrap();
+    lb.register(origin("a", "1")).await.unwrap();
+    lb.register(origin("b", "1")).await.unwrap();
+    for n in 0..20 {
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap();
+    }
+    let counts: Vec<usize> = lb.origins().await.unwrap().iter().map(|s| s.streams).collect();
+    assert_eq!(counts, [10, 10], "this proxy counts its own placements without reloading");
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_renew_when_used() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("sessions"), config(300.0, 2.0, 3600.0), StrategyKind::Random).await;
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    let hls = HlsSession { key: key("cam"), origin: a.id.clone() };
+    lb.put_hls("tok", &hls).await.unwrap();
+    let rtc = RtcSession { key: key("cam"), origin: a.id.clone(), server_ufrag: "srv".into(), client_ufrag: "cli".into(), server_pwd: "pwd".into() };
+    lb.put_rtc("srv", &rtc).await.unwrap();
+    sleep(1.2).await;
+    assert_eq!(lb.hls("tok").await.unwrap(), Some(hls.clone()), "used within the TTL: renewed");
+    sleep(1.2).await;
+    assert_eq!(lb.hls("tok").await.unwrap(), Some(hls));
+    assert_eq!(lb.rtc("srv").await.unwrap(), None, "unused for 2.4 s: expired");
+    lb.put_rtc("srv", &rtc).await.unwrap();
+    assert_eq!(lb.rtc("srv").await.unwrap(), Some(rtc));
+    lb.remove_rtc("srv").await.unwrap();
+    assert_eq!(lb.rtc("srv").await.unwrap(), None);
+    assert_eq!(lb.hls(&"x".repeat(10_000)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn placements_expire_unless_picked_or_touched() {
+    let redis = shared_redis();
+    let lb = balancer(&redis, &unique_prefix("placements"), config(300.0, 120.0, 1.5), StrategyKind::Random).await;
+    lb.register(origin("a", "1")).await.unwrap();
+    let (touched, picked, idle) = (key("touched"), key("picked"), key("idle"));
+    for k in [&touched, &picked, &idle] {
+        lb.pick(k, PickIntent::Publish).await.unwrap();
+    }
+    sleep(0.8).await;
+    lb.touch(std::slice::from_ref(&touched)).await.unwrap();
+    lb.pick(&picked, PickIntent::Play).await.unwrap();
+    sleep(0.9).await;
+    let keys: Vec<StreamKey> = lb.placements().await.unwrap().into_iter().map(|p| p.key).collect();
+    assert_eq!(keys, [picked, touched]);
+    assert_eq!(lb.origins().await.unwrap()[0].streams, 2, "the idle placement no longer counts");
+}
+
+#[tokio::test]
+async fn two_proxies_share_origins_placements_and_sessions() {
+    let redis = shared_redis();
+    let prefix = unique_prefix("cross");
+    let one = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
+    let two = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    one.register(a.clone()).await.unwrap();
+    one.register(b.clone()).await.unwrap();
+    assert_eq!(two.origins().await.unwrap().len(), 2);
+    for n in 0..10 {
+        let k = key(&format!("s{n}"));
+        let placed = one.pick(&k, PickIntent::Publish).await.unwrap();
+        assert_eq!(two.pick(&k, PickIntent::Play).await.unwrap(), placed);
+    }
+    assert_eq!(two.placements().await.unwrap(), one.placements().await.unwrap());
+
+    let hls = HlsSession { key: key("s1"), origin: a.id.clone() };
+    two.put_hls("tok", &hls).await.unwrap();
+    assert_eq!(one.hls("tok").await.unwrap(), Some(hls));
+    let rtc = RtcSession { key: key("s1"), origin: b.id.clone(), server_ufrag: "su".into(), client_ufrag: "cu".into(), server_pwd: "pw".into() };
+    one.put_rtc("su", &rtc).await.unwrap();
+    assert_eq!(two.rtc("su").await.unwrap(), Some(rtc));
+    two.remove_rtc("su").await.unwrap();
+    assert_eq!(one.rtc("su").await.unwrap(), None);
+
+    // `one` chose from a snapshot taken before the drain; Redis refuses the stale choice.
+    two.set_draining(&a.id, true).await.unwrap();
+    for n in 0..10 {
+        assert_eq!(one.pick(&key(&format!("new{n}")), PickIntent::Publish).await.unwrap().id, b.id);
+    }
+    assert!(one.origin(&a.id).await.unwrap().unwrap().draining);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_racing_for_new_streams_agree() {
+    const PROXIES: usize = 4;
+    const TASKS_PER_PROXY: usize = 4;
+    const STREAMS: usize = 200;
+    let redis = shared_redis();
+    let prefix = unique_prefix("race");
+    let mut proxies = Vec::new();
+    for _ in 0..PROXIES {
+        proxies.push(Arc::new(balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await));
+    }
+    for s in ["a", "b", "c", "d"] {
+        proxies[0].register(origin(s, "1")).await.unwrap();
+    }
+
+    // Every task of every proxy picks every stream, starting at a different one.
+    let race = |intent: PickIntent| {
+        let mut tasks = Vec::new();
+        for (p, lb) in proxies.iter().enumerate() {
+            for t in 0..TASKS_PER_PROXY {
+                let lb = lb.clone();
+                let start = (p * TASKS_PER_PROXY + t) * 7;
+                tasks.push(tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    for n in 0..STREAMS {
+                        let k = key(&format!("s{}", (n + start) % STREAMS));
+                        seen.push((k.clone(), lb.pick(&k, intent).await.unwrap().id));
+                    }
+                    seen
+                }));
+            }
+        }
+        tasks
+    };
+    let tally = |results: Vec<Vec<(StreamKey, OriginId)>>| {
+        let mut decided = HashMap::new();
+        let mut disagreements = 0;
+        for (k, id) in results.into_iter().flatten() {
+            if decided.entry(k).or_insert_with(|| id.clone()) != &id {
+                disagreements += 1;
+            }
+        }
+        (decided, disagreements)
+    };
+
+    let mut results = Vec::new();
+    for task in race(PickIntent::Play) {
+        results.push(task.await.unwrap());
+    }
+    let (decided, disagreements) = tally(results);
+    assert_eq!(disagreements, 0, "proxies disagreed on first placements");
+    assert_eq!(decided.len(), STREAMS);
+    let placements = proxies[0].placements().await.unwrap();
+    assert_eq!(placements.len(), STREAMS);
+    assert!(placements.iter().all(|p| decided[&p.key] == p.origin), "what they returned is what Redis holds");
+
+    // An origin drains: every proxy's publishers move at once, and again all agree.
+    let drained = origin("a", "1").id;
+    proxies[1].set_draining(&drained, true).await.unwrap();
+    let mut results = Vec::new();
+    for task in race(PickIntent::Publish) {
+        results.push(task.await.unwrap());
+    }
+    let (moved, disagreements) = tally(results);
+    assert_eq!(disagreements, 0, "proxies disagreed on re-placements");
+    assert!(moved.values().all(|id| *id != drained));
+    let counted: usize = proxies[2].origins().await.unwrap().iter().map(|s| s.streams).sum();
+    assert_eq!(counted, STREAMS, "every move left its old origin's count");
+}
+
+#[tokio::test]
+async fn values_it_cannot_read_are_skipped_not_fatal() {
+    let redis = shared_redis();
+    let prefix = unique_prefix("foreign");
+    let lb = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
+    let raw = raw_client(&redis).await;
+    let _: () = raw.set(format!("{prefix}spbhid:bad"), "{not json", None, None, false).await.unwrap();
+    let _: () = raw.sadd(format!("{prefix}all-servers"), "junk").await.unwrap();
+    let _: () = raw.set(format!("{prefix}server:junk"), "[1,2]", None, None, false).await.unwrap();
+    assert_eq!(lb.hls("bad").await.unwrap(), None);
+    lb.register(origin("a", "1")).await.unwrap();
+    assert_eq!(lb.origins().await.unwrap().len(), 1);
+    assert_eq!(lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().server, "a");
+}
+
+#[tokio::test]
+async fn connect_fails_fast_without_redis() {
+    let cfg = RedisBalancerConfig { port: free_port(), connect_timeout: Duration::from_secs(1), command_timeout: Duration::from_secs(1), ..Default::default() };
+    let started = Instant::now();
+    let result = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build()).await;
+    assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn redis_down_fails_fast_then_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let lb = balancer(&redis, &unique_prefix("down"), BalancerConfig::default(), StrategyKind::Random).await;
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    lb.pick(&key("cam"), PickIntent::Publish).await.unwrap();
+
+    redis.stop();
+    let bounded = Duration::from_secs(5);
+    let started = Instant::now();
+    let picked = lb.pick(&key("cam"), PickIntent::Play).await;
+    assert!(matches!(picked, Err(Error::Unavailable(_))), "{picked:?}");
+    assert!(started.elapsed() < bounded, "pick took {:?} with Redis down", started.elapsed());
+    let started = Instant::now();
+    let registered = lb.register(a.clone()).await;
+    assert!(matches!(registered, Err(Error::Unavailable(_))), "{registered:?}");
+    assert!(started.elapsed() < bounded, "register took {:?} with Redis down", started.elapsed());
+    assert!(matches!(lb.hls("tok").await, Err(Error::Unavailable(_))));
+
+    // Back on the same port, empty: the origin re-registers (as its next heartbeat would)
+    // and the same balancer serves again without being told anything.
+    let redis = RedisServer::start_on(redis.port);
+    let restarted = Instant::now();
+    let recovered = loop {
+        match lb.register(a.clone()).await {
+            Ok(()) => break lb.pick(&key("cam"), PickIntent::Publish).await,
+            Err(e) if restarted.elapsed() < Duration::from_secs(15) => {
+                assert!(matches!(e, Error::Unavailable(_)), "{e}");
+                sleep(0.2).await;
+            }
+            Err(e) => panic!("not recovered 15 s after Redis came back: {e}"),
+        }
+    };
+    assert_eq!(recovered.unwrap().id, a.id);
+    eprintln!("recovered {:?} after redis-server restarted", restarted.elapsed());
+    drop(redis);
+}

@@ -1,0 +1,641 @@
+//! The chunk stream reader, modelled on mini-redis's `frame.rs`: check that a whole header is
+//! buffered, parse it, then advance. Payload bytes are taken as they arrive rather than per
+//! whole chunk, so a peer announcing a 2 GiB chunk size cannot make us buffer 2 GiB.
+
+use bytes::{Buf, BytesMut};
+
+use super::{check_chunk_size, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP};
+use crate::message::{types, Control};
+use crate::{Error, Message};
+
+/// Bounds on what a peer can make the reader hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Largest message accepted. Default 4 MiB: a few times the largest keyframes seen from
+    /// 4K encoders, a quarter of what the 24-bit length field allows. Raise it for unusual
+    /// high-bitrate sources.
+    pub max_message_size: u32,
+    /// Most chunk streams tracked at once. Default 64 (encoders use about five).
+    pub max_chunk_streams: usize,
+    /// Most bytes of partially received messages, over all chunk streams. Default 8 MiB.
+    pub max_in_progress: usize,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_message_size: 4 * 1024 * 1024,
+            max_chunk_streams: 64,
+            max_in_progress: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Capacity first reserved for a message that spans chunks; growth after that follows the
+/// bytes actually received, so the declared length never drives allocation on its own.
+const INITIAL_PAYLOAD_CAPACITY: usize = 64 * 1024;
+
+/// What the last header on one chunk stream said.
+#[derive(Debug)]
+struct StreamState {
+    csid: u32,
+    timestamp: u32,
+    /// The last timestamp field (delta, or absolute for fmt 0) after extension; a fmt 3
+    /// chunk that starts a message adds it again.
+    ts_field: u32,
+    /// Whether the last fmt 0-2 header used an extended timestamp: fmt 3 chunks then carry
+    /// one as well.
+    extended: bool,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+    in_progress: bool,
+    payload: BytesMut,
+}
+
+impl StreamState {
+    fn new(csid: u32) -> Self {
+        StreamState {
+            csid,
+            timestamp: 0,
+            ts_field: 0,
+            extended: false,
+            length: 0,
+            type_id: 0,
+            stream_id: 0,
+            in_progress: false,
+            payload: BytesMut::new(),
+        }
+    }
+}
+
+/// The chunk whose payload is being consumed.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    idx: usize,
+    remaining: usize,
+}
+
+/// Reassembles RTMP messages from a byte stream.
+///
+/// Feed bytes with [`feed`](Self::feed) (or append to [`buffer_mut`](Self::buffer_mut)),
+/// then call [`next_message`](Self::next_message) until it returns `Ok(None)`. Every
+/// message is returned, protocol control ones included, after the reader applied those that
+/// concern it (Set Chunk Size, Abort, Window Acknowledgement Size).
+///
+/// ```
+/// use rtmp_peek::{ChunkReader, ChunkWriter, Message};
+/// let msg = Message::new(6, 9, 1, 40, vec![7u8; 300].into());
+/// let mut wire = bytes::BytesMut::new();
+/// ChunkWriter::new().write(&msg, &mut wire)?;
+///
+/// let mut reader = ChunkReader::new();
+/// for byte in wire.iter() {
+///     reader.feed(&[*byte]); // any split gives the same result
+/// }
+/// assert_eq!(reader.next_message()?, Some(msg));
+/// assert_eq!(reader.next_message()?, None);
+/// # Ok::<(), rtmp_peek::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ChunkReader {
+    buf: BytesMut,
+    streams: Vec<StreamState>,
+    chunk_size: u32,
+    limits: ReaderLimits,
+    current: Option<Current>,
+    in_progress: usize,
+    consumed: u64,
+    window: u32,
+    last_ack: u64,
+}
+
+impl Default for ChunkReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkReader {
+    /// A reader with the default limits and the initial chunk size of 128.
+    pub fn new() -> Self {
+        Self::with_limits(ReaderLimits::default())
+    }
+
+    /// A reader with the given limits.
+    pub fn with_limits(limits: ReaderLimits) -> Self {
+        ChunkReader {
+            buf: BytesMut::new(),
+            streams: Vec::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            limits,
+            current: None,
+            in_progress: 0,
+            consumed: 0,
+            window: 0,
+            last_ack: 0,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The input buffer, for reading from a socket straight into it (e.g. tokio's
+    /// `read_buf`). Bytes appended here count as fed.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes fed but not parsed yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The peer's current chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// Sets the peer's chunk size, as if it had sent Set Chunk Size.
+    pub fn set_chunk_size(&mut self, size: u32) -> Result<(), Error> {
+        self.chunk_size = check_chunk_size(size)?;
+        Ok(())
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ReaderLimits {
+        &self.limits
+    }
+
+    /// Bytes parsed so far (headers and payloads); what Acknowledgements report.
+    pub fn bytes_received(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The acknowledgement window the peer asked for (0 until it sent one).
+    pub fn window_ack_size(&self) -> u32 {
+        self.window
+    }
+
+    /// Sets the acknowledgement window, as if the peer had sent Window Acknowledgement Size.
+    pub fn set_window_ack_size(&mut self, size: u32) {
+        self.window = size;
+    }
+
+    /// When at least one window of bytes arrived since the last call that returned `Some`,
+    /// the sequence number to send in an Acknowledgement (bytes received, mod 2^32).
+    pub fn ack_due(&mut self) -> Option<u32> {
+        if self.window == 0 || self.consumed - self.last_ack < u64::from(self.window) {
+            return None;
+        }
+        self.last_ack = self.consumed;
+        Some(self.consumed as u32)
+    }
+
+    /// The next complete message, or `Ok(None)` when more bytes are needed.
+    ///
+    /// After an error the reader's state is unspecified: drop the connection.
+    pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            if let Some(cur) = self.current {
+                if let Some(msg) = self.take_payload(cur)? {
+                    return Ok(Some(msg));
+                }
+                if self.current.is_some() {
+                    return Ok(None);
+                }
+            } else if !self.read_header()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Consumes what is buffered of the current chunk's payload.
+    fn take_payload(&mut self, cur: Current) -> Result<Option<Message>, Error> {
+        let n = cur.remaining.min(self.buf.len());
+        let st = &mut self.streams[cur.idx];
+        let whole = st.payload.is_empty() && cur.remaining == st.length as usize;
+        let fast = if whole && n == cur.remaining {
+            // The whole message is one chunk and already buffered: hand out the buffer's
+            // own bytes instead of copying them.
+            Some(self.buf.split_to(n).freeze())
+        } else {
+            if st.payload.capacity() == 0 {
+                st.payload.reserve((st.length as usize).min(INITIAL_PAYLOAD_CAPACITY));
+            }
+            st.payload.extend_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            self.in_progress += n;
+            if self.in_progress > self.limits.max_in_progress {
+                return Err(Error::TooMuchInProgress(self.limits.max_in_progress));
+            }
+            None
+        };
+        self.consumed += n as u64;
+        let remaining = cur.remaining - n;
+        if remaining > 0 {
+            self.current = Some(Current { remaining, ..cur });
+            return Ok(None);
+        }
+        self.current = None;
+        let st = &mut self.streams[cur.idx];
+        let payload = match fast {
+            Some(bytes) => bytes,
+            None if st.payload.len() == st.length as usize => {
+                self.in_progress -= st.payload.len();
+                std::mem::take(&mut st.payload).freeze()
+            }
+            None => return Ok(None),
+        };
+        st.in_progress = false;
+        let msg = Message::new(st.csid, st.type_id, st.stream_id, st.timestamp, payload);
+        self.apply(&msg)?;
+        Ok(Some(msg))
+    }
+
+    /// The messages that change how the rest of the stream is read take effect before the
+    /// next chunk is parsed, whatever the owner does with them.
+    fn apply(&mut self, msg: &Message) -> Result<(), Error> {
+        if msg.stream_id != 0 && msg.type_id != types::SET_CHUNK_SIZE {
+            return Ok(());
+        }
+        match Control::decode(msg)? {
+            Some(Control::SetChunkSize(size)) => self.chunk_size = size,
+            Some(Control::Abort(csid)) => {
+                if let Some(st) = self.streams.iter_mut().find(|s| s.csid == csid) {
+                    self.in_progress -= st.payload.len();
+                    st.payload = BytesMut::new();
+                    st.in_progress = false;
+                }
+            }
+            Some(Control::WindowAckSize(size)) => self.window = size,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Parses one chunk header if it is wholly buffered; returns whether it did.
+    fn read_header(&mut self) -> Result<bool, Error> {
+        let b = &self.buf[..];
+        let Some(&first) = b.first() else { return Ok(false) };
+        let fmt = first >> 6;
+        let (csid, mut pos) = match first & 0x3f {
+            0 => match b.get(1) {
+                Some(&x) => (64 + u32::from(x), 2),
+                None => return Ok(false),
+            },
+            1 => match b.get(1..3) {
+                Some(x) => (64 + u32::from(x[0]) + 256 * u32::from(x[1]), 3),
+                None => return Ok(false),
+            },
+            n => (u32::from(n), 1),
+        };
+        let header_len = [11, 7, 3, 0][usize::from(fmt)];
+        let Some(h) = b.get(pos..pos + header_len) else { return Ok(false) };
+        pos += header_len;
+
+        let idx = self.streams.iter().position(|s| s.csid == csid);
+        // librtmp opens some chunk streams with fmt 1 (its pings); SRS accepts that too.
+        if idx.is_none() && fmt > 1 {
+            return Err(Error::MissingPreviousHeader { csid, fmt });
+        }
+        let (in_progress, extended, ts_field) = match idx {
+            Some(i) => {
+                let st = &self.streams[i];
+                (st.in_progress, st.extended, st.ts_field)
+            }
+            None => (false, false, 0),
+        };
+        if in_progress && fmt != 3 {
+            return Err(Error::InterruptedMessage(csid));
+        }
+
+        let ts24 = if fmt < 3 { be24(&h[0..3]) } else { 0 };
+        let mut ext = None;
+        if (fmt < 3 && ts24 == EXTENDED_TIMESTAMP) || (fmt == 3 && extended) {
+            let Some(e) = b.get(pos..pos + 4) else { return Ok(false) };
+            let value = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            // On a continuation chunk some encoders omit the repeated extended timestamp;
+            // as SRS does, take the four bytes as one only when they repeat the value.
+            if fmt == 3 && in_progress && value != ts_field {
+                ext = None;
+            } else {
+                ext = Some(value);
+                pos += 4;
+            }
+        }
+
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                if self.streams.len() >= self.limits.max_chunk_streams {
+                    return Err(Error::TooManyChunkStreams(self.limits.max_chunk_streams));
+                }
+                self.streams.push(StreamState::new(csid));
+                self.streams.len() - 1
+            }
+        };
+        let st = &mut self.streams[idx];
+        if fmt < 3 {
+            let field = ext.unwrap_or(ts24);
+            st.extended = ext.is_some();
+            st.ts_field = field;
+            st.timestamp = if fmt == 0 { field } else { st.timestamp.wrapping_add(field) };
+            if fmt < 2 {
+                st.length = be24(&h[3..6]);
+                st.type_id = h[6];
+            }
+            if fmt == 0 {
+                st.stream_id = u32::from_le_bytes([h[7], h[8], h[9], h[10]]);
+            }
+        } else if !in_progress {
+            if let Some(field) = ext {
+                st.ts_field = field;
+            }
+            st.timestamp = st.timestamp.wrapping_add(st.ts_field);
+        }
+        if !in_progress {
+            if st.length > self.limits.max_message_size {
+                return Err(Error::MessageTooLarge {
+                    len: u64::from(st.length),
+                    limit: u64::from(self.limits.max_message_size),
+                });
+            }
+            st.in_progress = true;
+        }
+        let left = st.length as usize - st.payload.len();
+        let remaining = left.min(self.chunk_size as usize);
+        self.buf.advance(pos);
+        self.consumed += pos as u64;
+        self.current = Some(Current { idx, remaining });
+        Ok(true)
+    }
+}
+
+fn be24(b: &[u8]) -> u32 {
+    (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Control, UserControl};
+    use bytes::Bytes;
+    use crate::ChunkWriter;
+    use proptest::prelude::*;
+
+    fn read_all(reader: &mut ChunkReader) -> Result<Vec<Message>, Error> {
+        let mut out = Vec::new();
+        while let Some(m) = reader.next_message()? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Vec<Message>, Error> {
+        let mut r = ChunkReader::new();
+        r.feed(bytes);
+        read_all(&mut r)
+    }
+
+    fn m(csid: u32, type_id: u8, stream_id: u32, ts: u32, payload: &[u8]) -> Message {
+        Message::new(csid, type_id, stream_id, ts, Bytes::copy_from_slice(payload))
+    }
+
+    #[test]
+    fn fmt0_single_chunk() {
+        let bytes = [
+            0x03, 0, 0, 0x10, 0, 0, 3, 0x14, 1, 0, 0, 0, // fmt 0, csid 3, ts 16, len 3, cmd, msid 1
+            b'a', b'b', b'c',
+        ];
+        assert_eq!(parse(&bytes).unwrap(), vec![m(3, 20, 1, 16, b"abc")]);
+    }
+
+    #[test]
+    fn fmt1_fmt2_fmt3_headers() {
+        let mut bytes = vec![0x04, 0, 0, 10, 0, 0, 1, 8, 1, 0, 0, 0, 0xaa]; // fmt0 ts 10
+        bytes.extend([0x44, 0, 0, 5, 0, 0, 2, 9, 0xbb, 0xcc]); // fmt1 delta 5, len 2, video
+        bytes.extend([0x84, 0, 0, 7, 0xdd, 0xee]); // fmt2 delta 7
+        bytes.extend([0xc4, 0x11, 0x22]); // fmt3: new message, delta 7 again
+        assert_eq!(
+            parse(&bytes).unwrap(),
+            vec![
+                m(4, 8, 1, 10, &[0xaa]),
+                m(4, 9, 1, 15, &[0xbb, 0xcc]),
+                m(4, 9, 1, 22, &[0xdd, 0xee]),
+                m(4, 9, 1, 29, &[0x11, 0x22]),
+            ]
+        );
+    }
+
+    #[test]
+    fn fmt3_after_fmt0_adds_the_absolute_timestamp() {
+        // As ffmpeg and SRS read it: fmt 0's timestamp doubles as the delta.
+        let mut bytes = vec![0x04, 0, 0, 10, 0, 0, 1, 8, 1, 0, 0, 0, 1];
+        bytes.extend([0xc4, 2]);
+        assert_eq!(parse(&bytes).unwrap()[1].timestamp, 20);
+    }
+
+    #[test]
+    fn two_and_three_byte_csids() {
+        let mut bytes = vec![0x00, 0, 0, 0, 1, 0, 0, 1, 8, 0, 0, 0, 0, 1]; // csid 64
+        bytes.extend([0x01, 0xff, 0xff, 0, 0, 1, 0, 0, 1, 8, 0, 0, 0, 0, 2]); // csid 65599
+        bytes.extend([0x01, 0x00, 0x01, 0, 0, 1, 0, 0, 1, 8, 0, 0, 0, 0, 3]); // csid 320
+        let got = parse(&bytes).unwrap();
+        assert_eq!(got.iter().map(|m| m.csid).collect::<Vec<_>>(), vec![64, 65599, 320]);
+    }
+
+    #[test]
+    fn multi_chunk_message_and_interleaving() {
+        // Two 200-byte messages on csids 4 and 6, chunks alternating, chunk size 128.
+        let a = [1u8; 200];
+        let b = [2u8; 200];
+        let mut bytes = vec![0x04, 0, 0, 1, 0, 0, 200, 8, 1, 0, 0, 0];
+        bytes.extend(&a[..128]);
+        bytes.extend([0x06, 0, 0, 2, 0, 0, 200, 9, 1, 0, 0, 0]);
+        bytes.extend(&b[..128]);
+        bytes.push(0xc4);
+        bytes.extend(&a[128..]);
+        bytes.push(0xc6);
+        bytes.extend(&b[128..]);
+        assert_eq!(parse(&bytes).unwrap(), vec![m(4, 8, 1, 1, &a), m(6, 9, 1, 2, &b)]);
+    }
+
+    #[test]
+    fn extended_timestamps_on_continuations() {
+        let payload = [5u8; 130];
+        let mut bytes = vec![0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0];
+        bytes.extend(&payload[..128]);
+        bytes.extend([0xc6, 0x01, 0, 0, 0]);
+        bytes.extend(&payload[128..]);
+        assert_eq!(parse(&bytes).unwrap(), vec![m(6, 9, 1, 0x0100_0000, &payload)]);
+
+        // Same message from an encoder that omits the repeat on fmt 3: the four bytes after
+        // the basic header are payload, and the next header gives the peek enough to decide.
+        let mut bytes = vec![0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0];
+        bytes.extend(&payload[..128]);
+        bytes.push(0xc6);
+        bytes.extend(&payload[128..]);
+        let mut r = ChunkReader::new();
+        r.feed(&bytes);
+        assert_eq!(r.next_message().unwrap(), None);
+        r.feed(&[0x46, 0, 0]);
+        assert_eq!(r.next_message().unwrap(), Some(m(6, 9, 1, 0x0100_0000, &payload)));
+    }
+
+    #[test]
+    fn fmt3_new_message_with_extended_delta() {
+        let mut bytes = vec![0x46, 0xff, 0xff, 0xff, 0, 0, 1, 9, 0x01, 0, 0, 0, 0xaa]; // fmt1
+        bytes.extend([0xc6, 0x02, 0, 0, 0, 0xbb]); // fmt3 new message, ext delta 0x02000000
+        let got = parse(&bytes).unwrap();
+        assert_eq!(got[0].timestamp, 0x0100_0000);
+        assert_eq!(got[1].timestamp, 0x0300_0000);
+    }
+
+    #[test]
+    fn set_chunk_size_and_abort_applied() {
+        let mut w = ChunkWriter::new();
+        let mut bytes = BytesMut::new();
+        w.write(&Control::SetChunkSize(300).to_message(), &mut bytes).unwrap();
+        let big = m(6, 9, 1, 0, &[9u8; 290]);
+        w.write(&big, &mut bytes).unwrap();
+        // Start a message on csid 4, abort it, then send a complete one.
+        bytes.extend([0x04, 0, 0, 0, 0, 0x01, 0x90, 8, 1, 0, 0, 0]); // 400 bytes
+        bytes.extend([1u8; 300]); // first chunk only
+        let abort = Control::Abort(4).to_message();
+        ChunkWriter::with_chunk_size(300).unwrap().write(&abort, &mut bytes).unwrap();
+        bytes.extend([0x04, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7]);
+        let mut r = ChunkReader::new();
+        r.feed(&bytes);
+        let got = read_all(&mut r).unwrap();
+        assert_eq!(r.chunk_size(), 300);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[1], big);
+        assert_eq!(got[2].type_id, types::ABORT);
+        assert_eq!(got[3], m(4, 8, 1, 0, &[7]));
+        assert_eq!(r.in_progress, 0);
+    }
+
+    #[test]
+    fn window_and_acks() {
+        let mut r = ChunkReader::new();
+        let mut bytes = BytesMut::new();
+        let mut w = ChunkWriter::new();
+        w.write(&Control::WindowAckSize(100).to_message(), &mut bytes).unwrap();
+        r.feed(&bytes);
+        read_all(&mut r).unwrap();
+        assert_eq!(r.window_ack_size(), 100);
+        assert_eq!(r.ack_due(), None);
+        let mut bytes = BytesMut::new();
+        w.write(&m(4, 8, 1, 0, &[0u8; 100]), &mut bytes).unwrap();
+        r.feed(&bytes);
+        read_all(&mut r).unwrap();
+        assert_eq!(r.ack_due(), Some(16 + 112));
+        assert_eq!(r.ack_due(), None);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(parse(&[0x83, 0, 0, 0]), Err(Error::MissingPreviousHeader { csid: 3, fmt: 2 }));
+        assert_eq!(parse(&[0xc3]), Err(Error::MissingPreviousHeader { csid: 3, fmt: 3 }));
+        // Declared 16 MiB - 1 is refused at the header, before any allocation.
+        assert!(matches!(
+            parse(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 9, 0, 0, 0, 0]),
+            Err(Error::MessageTooLarge { len: 0xffffff, .. })
+        ));
+        // A new fmt 0 header while a message on the same csid is incomplete.
+        let mut bytes = vec![0x04, 0, 0, 0, 0, 1, 0, 8, 1, 0, 0, 0];
+        bytes.extend([0u8; 128]);
+        bytes.extend([0x04, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 0]);
+        assert_eq!(parse(&bytes), Err(Error::InterruptedMessage(4)));
+        // Set Chunk Size with the top bit set.
+        assert_eq!(
+            parse(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x80, 0, 0, 0]),
+            Err(Error::InvalidChunkSize(0x8000_0000))
+        );
+        let mut r = ChunkReader::with_limits(ReaderLimits { max_chunk_streams: 2, ..Default::default() });
+        r.feed(&[0x02, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]);
+        r.feed(&[0x04, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]);
+        assert_eq!(read_all(&mut r), Err(Error::TooManyChunkStreams(2)));
+    }
+
+    #[test]
+    fn in_progress_limit() {
+        let limits = ReaderLimits { max_in_progress: 200, ..Default::default() };
+        let mut r = ChunkReader::with_limits(limits);
+        for csid in 4..8u8 {
+            r.feed(&[csid, 0, 0, 0, 0, 1, 0, 8, 1, 0, 0, 0]);
+            r.feed(&[0u8; 128]);
+        }
+        assert_eq!(read_all(&mut r), Err(Error::TooMuchInProgress(200)));
+    }
+
+    #[test]
+    fn fmt1_opens_a_chunk_stream() {
+        let got = parse(&[0x42, 0, 0, 0, 0, 0, 6, 4, 0, 6, 0, 0, 0, 1]).unwrap();
+        assert_eq!(Control::decode(&got[0]).unwrap(), Some(Control::UserControl(UserControl::PingRequest(1))));
+    }
+
+    #[test]
+    fn zero_length_message() {
+        assert_eq!(parse(&[0x03, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0]).unwrap(), vec![m(3, 20, 0, 0, &[])]);
+    }
+
+    pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
+        (
+            prop_oneof![2u32..10, 60u32..70, 310u32..330, 65590u32..=65599],
+            prop_oneof![Just(8u8), Just(9u8), Just(18u8), Just(20u8), 7u8..=255],
+            0u32..5,
+            prop_oneof![0u32..1000, 0xff_fff0u32..0x100_0010, any::<u32>()],
+            prop::collection::vec(any::<u8>(), 0..700),
+        )
+            .prop_map(|(csid, t, sid, ts, p)| Message::new(csid, t, sid, ts, p.into()))
+    }
+
+    proptest! {
+        #[test]
+        fn write_then_read(msgs in prop::collection::vec(arb_message(), 1..8),
+                           chunk in prop_oneof![1u32..10, 100u32..200, Just(4096u32)]) {
+            let mut w = ChunkWriter::with_chunk_size(chunk).unwrap();
+            let mut bytes = BytesMut::new();
+            for msg in &msgs {
+                w.write(msg, &mut bytes).unwrap();
+            }
+            let mut r = ChunkReader::new();
+            r.set_chunk_size(chunk).unwrap();
+            r.feed(&bytes);
+            prop_assert_eq!(read_all(&mut r).unwrap(), msgs);
+            prop_assert_eq!(r.bytes_received(), bytes.len() as u64);
+        }
+
+        #[test]
+        fn any_split_gives_the_same_messages(msgs in prop::collection::vec(arb_message(), 1..5),
+                                             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+            let mut w = ChunkWriter::new();
+            let mut bytes = BytesMut::new();
+            for msg in &msgs {
+                w.write(msg, &mut bytes).unwrap();
+            }
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut r = ChunkReader::new();
+            let mut got = Vec::new();
+            let mut start = 0;
+            for p in points.into_iter().chain([bytes.len()]) {
+                r.feed(&bytes[start..p]);
+                start = p;
+                got.extend(read_all(&mut r).unwrap());
+            }
+            prop_assert_eq!(got, msgs);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let mut r = ChunkReader::new();
+            r.feed(&bytes);
+            let _ = read_all(&mut r);
+        }
+    }
+}
