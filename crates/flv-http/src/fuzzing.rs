@@ -8,7 +8,10 @@ use crate::{classify, FlvReader, FlvTag, Kind};
 /// both reads must give the same tags and the same error. Returns the tag count.
 pub fn flv_reader(data: &[u8]) -> Result<usize, String> {
     let (seed, stream) = data.split_at(data.len().min(2));
-    let mut state = seed.iter().fold(0x9E37u32, |acc, &b| acc.rotate_left(8) ^ u32::from(b)) | 1;
+    let mut state = seed
+        .iter()
+        .fold(0x9E37u32, |acc, &b| acc.rotate_left(8) ^ u32::from(b))
+        | 1;
     let mut sizes = std::iter::from_fn(move || {
         // xorshift32: cheap, deterministic chunk sizes from 1 to 64 bytes.
         state ^= state << 13;
@@ -29,7 +32,9 @@ pub fn flv_reader(data: &[u8]) -> Result<usize, String> {
     });
     let split = read(chunks);
     if whole != split {
-        return Err(format!("whole read {whole:?} differs from split read {split:?}"));
+        return Err(format!(
+            "whole read {whole:?} differs from split read {split:?}"
+        ));
     }
     Ok(whole.0.len())
 }
@@ -61,7 +66,9 @@ pub fn classify_request(data: &[u8]) -> Result<(), String> {
     let path = parts.next().unwrap_or_default();
     let query = parts.next();
     let host = parts.next();
-    let Ok(r) = classify(method, path, query, host) else { return Ok(()) };
+    let Ok(r) = classify(method, path, query, host) else {
+        return Ok(());
+    };
     if r.stream.contains('/') {
         return Err(format!("stream with '/': {r:?}"));
     }
@@ -74,7 +81,10 @@ pub fn classify_request(data: &[u8]) -> Result<(), String> {
     if r.extension.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(format!("extension not lowercased: {r:?}"));
     }
-    if r.vhost.as_deref().is_some_and(|v| v.is_empty() || v.contains([' ', '/'])) {
+    if r.vhost
+        .as_deref()
+        .is_some_and(|v| v.is_empty() || v.contains([' ', '/']))
+    {
         return Err(format!("bad vhost: {r:?}"));
     }
     Ok(())

@@ -85,7 +85,9 @@ pub struct Classifier {
 
 impl Default for Classifier {
     fn default() -> Self {
-        Classifier { token_param: Cow::Borrowed(DEFAULT_TOKEN_PARAM) }
+        Classifier {
+            token_param: Cow::Borrowed(DEFAULT_TOKEN_PARAM),
+        }
     }
 }
 
@@ -160,7 +162,14 @@ impl Classifier {
             Some(h) => host_name(h)?,
             None => None,
         };
-        Ok(MediaRequest { kind, vhost, app, stream, extension, token })
+        Ok(MediaRequest {
+            kind,
+            vhost,
+            app,
+            stream,
+            extension,
+            token,
+        })
     }
 }
 
@@ -229,7 +238,11 @@ fn split_path(rest: &str) -> Result<(String, String), Error> {
         segments.push(segment);
     }
     // A trailing slash names a directory: no file, every segment is the app.
-    let file = if rest.ends_with('/') { None } else { segments.pop() };
+    let file = if rest.ends_with('/') {
+        None
+    } else {
+        segments.pop()
+    };
     Ok((segments.join("/"), file.unwrap_or_default()))
 }
 

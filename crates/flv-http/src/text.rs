@@ -79,7 +79,11 @@ mod tests {
     #[test]
     fn rejects_bad_escapes() {
         for bad in ["%", "%2", "%zz", "%ff"] {
-            assert_eq!(decode(bad, false), Err(Error::InvalidPercentEncoding), "{bad}");
+            assert_eq!(
+                decode(bad, false),
+                Err(Error::InvalidPercentEncoding),
+                "{bad}"
+            );
         }
     }
 

@@ -20,7 +20,8 @@ fn run(tool: &str, args: &[&str]) -> Vec<u8> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("flv-http-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("flv-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     dir.join(name)
 }
@@ -29,9 +30,18 @@ fn ffmpeg_flv(name: &str, extra: &[&str]) -> (PathBuf, Vec<u8>) {
     let path = scratch(name);
     let out = path.to_string_lossy().into_owned();
     let mut args = vec![
-        "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-        "-f", "lavfi", "-i", "sine",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["-t", "2", "-f", "flv", &out]);
@@ -45,7 +55,15 @@ fn ffprobe_counts(path: &Path) -> (usize, usize, usize) {
     let path = path.to_string_lossy();
     let out = run(
         "ffprobe",
-        &["-v", "error", "-show_entries", "packet=codec_type,flags", "-of", "csv=p=0", &path],
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=codec_type,flags",
+            "-of",
+            "csv=p=0",
+            &path,
+        ],
     );
     let text = String::from_utf8_lossy(&out);
     let (mut video, mut keys, mut audio) = (0, 0, 0);
@@ -81,62 +99,116 @@ fn read_randomly_split(data: &[u8], mut seed: u64) -> Vec<FlvTag> {
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
         reader.push_slice(chunk);
-        while let Some(tag) = reader.next_tag().unwrap_or_else(|e| panic!("read error: {e}")) {
+        while let Some(tag) = reader
+            .next_tag()
+            .unwrap_or_else(|e| panic!("read error: {e}"))
+        {
             tags.push(tag);
         }
     }
-    assert_eq!(reader.buffered(), 0, "bytes left over at the end of the file");
+    assert_eq!(
+        reader.buffered(),
+        0,
+        "bytes left over at the end of the file"
+    );
     tags
 }
 
 fn check_against_ffprobe(name: &str, extra: &[&str], codec: VideoCodec) {
     let (path, data) = ffmpeg_flv(name, extra);
     let (video, keys, audio) = ffprobe_counts(&path);
-    assert!(video > 0 && keys > 0 && audio > 0, "ffprobe saw {video} video, {keys} keys, {audio} audio");
+    assert!(
+        video > 0 && keys > 0 && audio > 0,
+        "ffprobe saw {video} video, {keys} keys, {audio} audio"
+    );
 
     let reference = read_randomly_split(&data, 1);
     for seed in 2..12u64 {
-        assert_eq!(read_randomly_split(&data, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)), reference);
+        assert_eq!(
+            read_randomly_split(&data, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            reference
+        );
     }
     let frames = |kind| {
-        reference.iter().filter(|t| t.kind == kind && !t.is_sequence_header()).count()
+        reference
+            .iter()
+            .filter(|t| t.kind == kind && !t.is_sequence_header())
+            .count()
     };
     let coded_video = reference
         .iter()
-        .filter(|t| t.video.is_some_and(|v| v.packet == flv_http::VideoPacket::CodedFrames))
+        .filter(|t| {
+            t.video
+                .is_some_and(|v| v.packet == flv_http::VideoPacket::CodedFrames)
+        })
         .count();
     assert_eq!(coded_video, video, "video frames");
-    assert_eq!(reference.iter().filter(|t| t.is_keyframe()).count(), keys, "keyframes");
+    assert_eq!(
+        reference.iter().filter(|t| t.is_keyframe()).count(),
+        keys,
+        "keyframes"
+    );
     assert_eq!(frames(TagKind::Audio), audio, "audio frames");
-    assert_eq!(reference.iter().filter(|t| t.is_video_sequence_header()).count(), 1);
-    assert_eq!(reference.iter().filter(|t| t.is_aac_sequence_header()).count(), 1);
-    assert!(reference.first().is_some_and(FlvTag::is_metadata), "first tag is onMetaData");
-    assert!(reference.iter().all(|t| t.previous_tag_size == t.data_size() + 11));
+    assert_eq!(
+        reference
+            .iter()
+            .filter(|t| t.is_video_sequence_header())
+            .count(),
+        1
+    );
+    assert_eq!(
+        reference
+            .iter()
+            .filter(|t| t.is_aac_sequence_header())
+            .count(),
+        1
+    );
+    assert!(
+        reference.first().is_some_and(FlvTag::is_metadata),
+        "first tag is onMetaData"
+    );
+    assert!(reference
+        .iter()
+        .all(|t| t.previous_tag_size == t.data_size() + 11));
     let first_video = reference.iter().find(|t| t.kind == TagKind::Video);
-    assert_eq!(first_video.and_then(|t| t.video).and_then(|v| v.codec), Some(codec));
+    assert_eq!(
+        first_video.and_then(|t| t.video).and_then(|v| v.codec),
+        Some(codec)
+    );
     // The stream rebuilt from the header and the tags is the file.
     let mut reader = FlvReader::new();
     reader.push_slice(&data);
     let header = reader.next_tag().ok().and(reader.header().copied());
     let mut rebuilt = header.map(|h| h.to_bytes().to_vec()).unwrap_or_default();
-    reference.iter().for_each(|t| rebuilt.extend_from_slice(t.bytes()));
+    reference
+        .iter()
+        .for_each(|t| rebuilt.extend_from_slice(t.bytes()));
     assert_eq!(rebuilt, data);
 }
 
 #[test]
 fn ffmpeg_h264_aac_matches_ffprobe() {
-    check_against_ffprobe("h264.flv", &["-c:v", "libx264", "-g", "25", "-c:a", "aac"], VideoCodec::Avc);
+    check_against_ffprobe(
+        "h264.flv",
+        &["-c:v", "libx264", "-g", "25", "-c:a", "aac"],
+        VideoCodec::Avc,
+    );
 }
 
 #[test]
 fn ffmpeg_h264_short_gop_matches_ffprobe() {
-    let extra = ["-c:v", "libx264", "-g", "7", "-bf", "2", "-c:a", "aac", "-ar", "22050"];
+    let extra = [
+        "-c:v", "libx264", "-g", "7", "-bf", "2", "-c:a", "aac", "-ar", "22050",
+    ];
     check_against_ffprobe("h264-gop7.flv", &extra, VideoCodec::Avc);
 }
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())

@@ -49,8 +49,14 @@ mod tests {
     #[test]
     fn finds_uri() {
         assert_eq!(uri(r#"URI="init.mp4""#), Some("init.mp4"));
-        assert_eq!(uri(r#"METHOD=AES-128,URI="k.key?a=1,b",IV=0x1"#), Some("k.key?a=1,b"));
-        assert_eq!(uri(r#"TYPE=AUDIO,NAME="a,URI=x",URI="a.m3u8""#), Some("a.m3u8"));
+        assert_eq!(
+            uri(r#"METHOD=AES-128,URI="k.key?a=1,b",IV=0x1"#),
+            Some("k.key?a=1,b")
+        );
+        assert_eq!(
+            uri(r#"TYPE=AUDIO,NAME="a,URI=x",URI="a.m3u8""#),
+            Some("a.m3u8")
+        );
         assert_eq!(uri(r#"DURATION=1.0, URI="p.m4s""#), Some("p.m4s"));
         assert_eq!(uri(r#"URI="""#), Some(""));
     }

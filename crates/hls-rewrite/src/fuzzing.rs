@@ -17,9 +17,11 @@ pub fn rewrite_playlist(data: &[u8]) -> Result<(), String> {
             other => Err(format!("non-UTF-8 input gave {other:?}")),
         };
     };
-    let output = rewrite(input, PARAM, TOKEN, "/live/s.m3u8").map_err(|e| format!("rewrite: {e}"))?;
+    let output =
+        rewrite(input, PARAM, TOKEN, "/live/s.m3u8").map_err(|e| format!("rewrite: {e}"))?;
     check_rewritten(input, &output, PARAM, TOKEN)?;
-    let again = rewrite(&output, PARAM, TOKEN, "/live/s.m3u8").map_err(|e| format!("rewrite 2: {e}"))?;
+    let again =
+        rewrite(&output, PARAM, TOKEN, "/live/s.m3u8").map_err(|e| format!("rewrite 2: {e}"))?;
     if again != output {
         return Err(format!("not idempotent:\n{output:?}\n{again:?}"));
     }

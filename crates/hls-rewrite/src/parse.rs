@@ -117,7 +117,9 @@ pub struct Playlist<'a> {
 impl<'a> Playlist<'a> {
     /// The first line is `#EXTM3U`, as RFC 8216 requires.
     pub fn is_extm3u(&self) -> bool {
-        self.lines.first().is_some_and(|l| l.text.trim_end() == "#EXTM3U")
+        self.lines
+            .first()
+            .is_some_and(|l| l.text.trim_end() == "#EXTM3U")
     }
 
     /// Every URI, in order.
@@ -138,8 +140,11 @@ impl<'a> Playlist<'a> {
         let (mut master, mut media) = (false, false);
         for (name, _) in self.tags() {
             match name {
-                "EXT-X-STREAM-INF" | "EXT-X-I-FRAME-STREAM-INF" | "EXT-X-MEDIA"
-                | "EXT-X-SESSION-DATA" | "EXT-X-SESSION-KEY" => master = true,
+                "EXT-X-STREAM-INF"
+                | "EXT-X-I-FRAME-STREAM-INF"
+                | "EXT-X-MEDIA"
+                | "EXT-X-SESSION-DATA"
+                | "EXT-X-SESSION-KEY" => master = true,
                 "EXTINF" | "EXT-X-TARGETDURATION" | "EXT-X-MAP" | "EXT-X-PART" => media = true,
                 _ => {}
             }
@@ -183,13 +188,22 @@ pub(crate) struct Lines<'a> {
 impl<'a> Lines<'a> {
     pub(crate) fn new(input: &'a str, options: &Options) -> Result<Self, Error> {
         if input.len() > options.max_size {
-            return Err(Error::TooLarge { size: input.len(), max: options.max_size });
+            return Err(Error::TooLarge {
+                size: input.len(),
+                max: options.max_size,
+            });
         }
         let (rest, bom) = match input.strip_prefix(BOM) {
             Some(rest) => (rest, true),
             None => (input, false),
         };
-        Ok(Lines { rest, bom, count: 0, max_lines: options.max_lines, after_stream_inf: false })
+        Ok(Lines {
+            rest,
+            bom,
+            count: 0,
+            max_lines: options.max_lines,
+            after_stream_inf: false,
+        })
     }
 
     fn classify(&mut self, text: &'a str) -> (LineKind<'a>, Option<Uri<'a>>) {
@@ -198,10 +212,18 @@ impl<'a> Lines<'a> {
             return (LineKind::Blank, None);
         }
         let Some(tag) = trimmed.strip_prefix('#') else {
-            let context = if self.after_stream_inf { UriContext::Variant } else { UriContext::Segment };
+            let context = if self.after_stream_inf {
+                UriContext::Variant
+            } else {
+                UriContext::Segment
+            };
             self.after_stream_inf = false;
             let start = (trimmed.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-            let uri = Uri { value: trimmed, range: start..start + trimmed.len(), context };
+            let uri = Uri {
+                value: trimmed,
+                range: start..start + trimmed.len(),
+                context,
+            };
             return (LineKind::Uri, Some(uri));
         };
         if !tag.starts_with("EXT") {
@@ -221,7 +243,11 @@ impl<'a> Lines<'a> {
                 let offset = (value.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
                 let range = range.start + offset..range.end + offset;
                 let value = text.get(range.clone())?;
-                Some(Uri { value, range, context })
+                Some(Uri {
+                    value,
+                    range,
+                    context,
+                })
             }),
             _ => None,
         };
@@ -239,7 +265,9 @@ impl<'a> Iterator for Lines<'a> {
         self.count += 1;
         if self.count > self.max_lines {
             self.rest = "";
-            return Some(Err(Error::TooManyLines { max: self.max_lines }));
+            return Some(Err(Error::TooManyLines {
+                max: self.max_lines,
+            }));
         }
         let (line, rest) = match self.rest.find('\n') {
             Some(i) => self.rest.split_at(i + 1),
@@ -254,7 +282,12 @@ impl<'a> Iterator for Lines<'a> {
             (line, "")
         };
         let (kind, uri) = self.classify(text);
-        Some(Ok(Line { text, ending, kind, uri }))
+        Some(Ok(Line {
+            text,
+            ending,
+            kind,
+            uri,
+        }))
     }
 }
 

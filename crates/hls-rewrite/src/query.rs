@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn strip() {
-        assert!(matches!(strip_token("a=1&b=2", "spbhid"), Cow::Borrowed("a=1&b=2")));
+        assert!(matches!(
+            strip_token("a=1&b=2", "spbhid"),
+            Cow::Borrowed("a=1&b=2")
+        ));
         assert_eq!(strip_token("?a=1&spbhid=x", "spbhid"), "a=1");
         assert_eq!(strip_token("spbhid=x&a=1&&b", "spbhid"), "a=1&&b");
         assert_eq!(strip_token("spbhid&spbhid=1&spbhid=2", "spbhid"), "");

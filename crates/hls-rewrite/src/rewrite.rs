@@ -82,12 +82,22 @@ impl Default for Options {
 /// assert_eq!(out, "#EXTM3U\n#EXTINF:10.000, no desc\nlivestream-0.ts?hls_ctx=0u6c1xr3&spbhid=k2x9\n");
 /// # Ok::<(), hls_rewrite::Error>(())
 /// ```
-pub fn rewrite(playlist: &str, token_param: &str, token: &str, base_path: &str) -> Result<String, Error> {
+pub fn rewrite(
+    playlist: &str,
+    token_param: &str,
+    token: &str,
+    base_path: &str,
+) -> Result<String, Error> {
     rewrite_with(playlist, token_param, token, base_path, &Options::default())
 }
 
 /// [`rewrite`] for a body as received (HLS playlists must be UTF-8).
-pub fn rewrite_bytes(playlist: &[u8], token_param: &str, token: &str, base_path: &str) -> Result<String, Error> {
+pub fn rewrite_bytes(
+    playlist: &[u8],
+    token_param: &str,
+    token: &str,
+    base_path: &str,
+) -> Result<String, Error> {
     let text = std::str::from_utf8(playlist).map_err(|_| Error::NotUtf8)?;
     rewrite(text, token_param, token, base_path)
 }
@@ -112,7 +122,12 @@ pub fn rewrite_with(
     {
         return Err(Error::InvalidBasePath);
     }
-    let target = Target { param: token_param, token, base_path, options };
+    let target = Target {
+        param: token_param,
+        token,
+        base_path,
+        options,
+    };
     // Resolving relative URIs can lengthen each by the base path: bound the total too.
     let max_output = options.max_size.saturating_mul(4);
 
@@ -135,7 +150,10 @@ pub fn rewrite_with(
         }
         out.push_str(line.ending);
         if out.len() > max_output {
-            return Err(Error::TooLarge { size: out.len(), max: max_output });
+            return Err(Error::TooLarge {
+                size: out.len(),
+                max: max_output,
+            });
         }
     }
     Ok(out)
@@ -146,7 +164,8 @@ pub fn rewrite_with(
 fn is_unreserved(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 #[cfg(test)]

@@ -53,7 +53,10 @@ pub(crate) fn push_rewritten(out: &mut String, uri: &str, target: &Target<'_>) -
     out.push('?');
     // Empty components mean nothing to any server; dropping them with the old token makes
     // a second rewrite give the same bytes.
-    for component in query.split('&').filter(|c| !c.is_empty() && !is_param(c, target.param)) {
+    for component in query
+        .split('&')
+        .filter(|c| !c.is_empty() && !is_param(c, target.param))
+    {
         out.push_str(component);
         out.push('&');
     }
@@ -96,7 +99,9 @@ fn to_path<'a>(rest: &'a str, policy: &AbsoluteUrls) -> Option<&'a str> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h.get(1..).unwrap_or(h));
     }
     match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,

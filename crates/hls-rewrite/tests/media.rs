@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hls_rewrite::{
-    extract_token, fuzzing, parse, rewrite, rewrite_with, AbsoluteUrls, Options, PlaylistKind, UriContext,
+    extract_token, fuzzing, parse, rewrite, rewrite_with, AbsoluteUrls, Options, PlaylistKind,
+    UriContext,
 };
 
 const PARAM: &str = "spbhid";
@@ -16,12 +17,17 @@ fn run(tool: &str, args: &[&str], dir: &Path) -> String {
     let out = Command::new(tool).args(args).current_dir(dir).output().unwrap_or_else(|e| {
         panic!("cannot run {tool} ({e}): these tests need ffmpeg and ffprobe; install them with `apt-get install ffmpeg`")
     });
-    assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hls-rewrite-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hls-rewrite-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     dir
@@ -33,11 +39,32 @@ fn read(dir: &Path, name: &str) -> String {
 
 fn ffmpeg_hls(dir: &Path, extra: &[&str], out: &str) {
     let mut args = vec![
-        "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
-        "-f", "lavfi", "-i", "sine",
-        "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-t", "3",
-        "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        "-c:a",
+        "aac",
+        "-t",
+        "3",
+        "-f",
+        "hls",
+        "-hls_time",
+        "1",
+        "-hls_list_size",
+        "0",
     ];
     args.extend_from_slice(extra);
     args.push(out);
@@ -47,10 +74,20 @@ fn ffmpeg_hls(dir: &Path, extra: &[&str], out: &str) {
 /// Packet counts per codec type, as ffprobe reads the playlist.
 fn probe(dir: &Path, playlist: &str) -> Vec<(String, usize)> {
     let args = [
-        "-v", "error",
+        "-v",
+        "error",
         // The rewritten names end in `?spbhid=..`: let the file protocol accept them.
-        "-allowed_extensions", "ALL", "-allowed_segment_extensions", "ALL", "-extension_picky", "0",
-        "-show_entries", "packet=codec_type", "-of", "csv=p=0", playlist,
+        "-allowed_extensions",
+        "ALL",
+        "-allowed_segment_extensions",
+        "ALL",
+        "-extension_picky",
+        "0",
+        "-show_entries",
+        "packet=codec_type",
+        "-of",
+        "csv=p=0",
+        playlist,
     ];
     let out = run("ffprobe", &args, dir);
     let mut counts: Vec<(String, usize)> = Vec::new();
@@ -82,7 +119,8 @@ fn materialize(dir: &Path, playlist: &str) {
             std::fs::write(dir.join(uri.value), &inner).unwrap_or_else(|e| panic!("{e}"));
             materialize(dir, &inner);
         } else {
-            std::fs::copy(dir.join(file), dir.join(uri.value)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+            std::fs::copy(dir.join(file), dir.join(uri.value))
+                .unwrap_or_else(|e| panic!("copy {file}: {e}"));
         }
     }
 }
@@ -109,8 +147,14 @@ fn ffmpeg_ts_media_playlist() {
 fn ffmpeg_fmp4_master_with_audio_rendition() {
     let dir = scratch("fmp4");
     let extra = [
-        "-hls_segment_type", "fmp4", "-master_pl_name", "master.m3u8",
-        "-var_stream_map", "v:0,agroup:aud a:0,agroup:aud", "-hls_segment_filename", "v%v-%d.m4s",
+        "-hls_segment_type",
+        "fmp4",
+        "-master_pl_name",
+        "master.m3u8",
+        "-var_stream_map",
+        "v:0,agroup:aud a:0,agroup:aud",
+        "-hls_segment_filename",
+        "v%v-%d.m4s",
     ];
     ffmpeg_hls(&dir, &extra, "out%v.m3u8");
     let master = read(&dir, "master.m3u8");
@@ -122,12 +166,17 @@ fn ffmpeg_fmp4_master_with_audio_rendition() {
     assert!(contexts.contains(&UriContext::Variant), "{contexts:?}");
     let media = rewritten(&read(&dir, "out0.m3u8"));
     let media = parse(&media).unwrap_or_else(|e| panic!("{e}"));
-    assert!(media.uris().any(|u| u.context == UriContext::Map && u.value.ends_with("?spbhid=t0k-9")));
+    assert!(media
+        .uris()
+        .any(|u| u.context == UriContext::Map && u.value.ends_with("?spbhid=t0k-9")));
 
     materialize(&dir, &out);
     std::fs::write(dir.join("rw.m3u8"), &out).unwrap_or_else(|e| panic!("{e}"));
     let before = probe(&dir, "master.m3u8");
-    assert!(before.len() >= 2, "expected audio and video packets: {before:?}");
+    assert!(
+        before.len() >= 2,
+        "expected audio and video packets: {before:?}"
+    );
     assert_eq!(probe(&dir, "rw.m3u8"), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -136,9 +185,17 @@ fn ffmpeg_fmp4_master_with_audio_rendition() {
 fn ffmpeg_encrypted_playlist_with_absolute_urls() {
     let dir = scratch("aes");
     std::fs::write(dir.join("k.key"), [7u8; 16]).unwrap_or_else(|e| panic!("{e}"));
-    let info = format!("https://keys.example.com/k.key?id=7\n{}\n", dir.join("k.key").display());
+    let info = format!(
+        "https://keys.example.com/k.key?id=7\n{}\n",
+        dir.join("k.key").display()
+    );
     std::fs::write(dir.join("k.info"), info).unwrap_or_else(|e| panic!("{e}"));
-    let extra = ["-hls_key_info_file", "k.info", "-hls_base_url", "http://origin:8080/live/"];
+    let extra = [
+        "-hls_key_info_file",
+        "k.info",
+        "-hls_base_url",
+        "http://origin:8080/live/",
+    ];
     ffmpeg_hls(&dir, &extra, "enc.m3u8");
     let input = read(&dir, "enc.m3u8");
     assert!(input.contains("http://origin:8080/live/enc0.ts"), "{input}");
@@ -154,8 +211,12 @@ fn ffmpeg_encrypted_playlist_with_absolute_urls() {
         absolute_urls: AbsoluteUrls::ToPathForHosts(vec!["origin:8080".into()]),
         ..Options::default()
     };
-    let out = rewrite_with(&input, PARAM, TOKEN, "/live/enc.m3u8", &options).unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.contains("URI=\"https://keys.example.com/k.key?id=7\""), "{out}");
+    let out = rewrite_with(&input, PARAM, TOKEN, "/live/enc.m3u8", &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.contains("URI=\"https://keys.example.com/k.key?id=7\""),
+        "{out}"
+    );
     assert!(out.contains("\n/live/enc1.ts?spbhid=t0k-9\n"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -163,9 +224,14 @@ fn ffmpeg_encrypted_playlist_with_absolute_urls() {
 #[test]
 fn fuzz_corpus_replays() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/rewrite");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
     let mut count = 0;
-    for path in entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()) {
+    for path in entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+    {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         fuzzing::rewrite_playlist(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         count += 1;

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use fred::prelude::{ClientLike, Expiration, FromValue, KeysInterface, Pool, Value};
 use fred::types::scripts::Script;
 use lb_core::{
-    choose_origin, Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, OriginStatus,
-    PickIntent, Placement, RtcSession, Strategy, StreamKey,
+    choose_origin, Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource,
+    OriginStatus, PickIntent, Placement, RtcSession, Strategy, StreamKey,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -52,7 +52,11 @@ impl RedisBalancer {
     /// Connects to Redis and loads the scripts. Fails with [`Error::Unavailable`] if Redis
     /// cannot be reached within the configured timeouts: a caller that must start anyway
     /// retries. Once connected, the balancer reconnects by itself whenever Redis comes back.
-    pub async fn connect(redis: RedisBalancerConfig, config: BalancerConfig, strategy: Box<dyn Strategy>) -> Result<Self, Error> {
+    pub async fn connect(
+        redis: RedisBalancerConfig,
+        config: BalancerConfig,
+        strategy: Box<dyn Strategy>,
+    ) -> Result<Self, Error> {
         let fred_config = redis.fred_config()?;
         let prefix = redis.effective_prefix(fred_config.server.is_clustered());
         let pool = redis
@@ -63,7 +67,9 @@ impl RedisBalancer {
         let connected = match tokio::time::timeout(wait, pool.init()).await {
             Ok(Ok(_task)) => Ok(()),
             Ok(Err(e)) => Err(unavailable("connect", &e)),
-            Err(_) => Err(Error::Unavailable(format!("redis connect: no connection within {wait:?}"))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "redis connect: no connection within {wait:?}"
+            ))),
         };
         let balancer = RedisBalancer {
             config,
@@ -80,13 +86,19 @@ impl RedisBalancer {
         }
         // Loading now reports a broken script at start rather than at the first pick.
         for script in balancer.scripts.all() {
-            let loaded = balancer.bounded("script load", script.load(balancer.pool.next_connected())).await;
+            let loaded = balancer
+                .bounded("script load", script.load(balancer.pool.next_connected()))
+                .await;
             if let Err(e) = loaded {
                 balancer.close().await;
                 return Err(e);
             }
         }
-        tracing::info!(prefix = balancer.keys.prefix(), strategy = balancer.strategy.name(), "redis balancer connected");
+        tracing::info!(
+            prefix = balancer.keys.prefix(),
+            strategy = balancer.strategy.name(),
+            "redis balancer connected"
+        );
         Ok(balancer)
     }
 
@@ -102,22 +114,38 @@ impl RedisBalancer {
     }
 
     /// A Redis call that fails with [`Error::Unavailable`] rather than wait past the timeout.
-    async fn bounded<T>(&self, what: &str, call: impl Future<Output = Result<T, fred::error::Error>>) -> Result<T, Error> {
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, fred::error::Error>>,
+    ) -> Result<T, Error> {
         match tokio::time::timeout(self.command_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(unavailable(what, &e)),
-            Err(_) => Err(Error::Unavailable(format!("redis {what}: no reply within {:?}", self.command_timeout))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "redis {what}: no reply within {:?}",
+                self.command_timeout
+            ))),
         }
     }
 
-    async fn eval<R: FromValue>(&self, what: &str, script: &Script, key: String, args: Vec<String>) -> Result<R, Error> {
+    async fn eval<R: FromValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<R, Error> {
         let client = self.pool.next_connected();
-        self.bounded(what, script.evalsha_with_reload(client, vec![key], args)).await
+        self.bounded(what, script.evalsha_with_reload(client, vec![key], args))
+            .await
     }
 
     async fn load_statuses(&self) -> Result<Vec<OriginStatus>, Error> {
         let args = vec![self.keys.prefix().to_owned()];
-        let reply: Vec<Value> = self.eval("status", &self.scripts.status, self.keys.index(), args).await?;
+        let reply: Vec<Value> = self
+            .eval("status", &self.scripts.status, self.keys.index(), args)
+            .await?;
         parse_statuses(reply, self.config.origin_ttl)
     }
 
@@ -129,21 +157,37 @@ impl RedisBalancer {
     }
 
     /// One run of the pick script: keep the stream where it is, or place it on `candidate`.
-    async fn decide(&self, url: &str, stream: &str, candidate: Option<&OriginId>, intent: PickIntent) -> Result<Decision, Error> {
+    async fn decide(
+        &self,
+        url: &str,
+        stream: &str,
+        candidate: Option<&OriginId>,
+        intent: PickIntent,
+    ) -> Result<Decision, Error> {
         let args = vec![
             self.keys.prefix().to_owned(),
             stream.to_owned(),
             candidate.map(|id| id.to_string()).unwrap_or_default(),
-            if intent == PickIntent::Publish { "1" } else { "0" }.to_owned(),
+            if intent == PickIntent::Publish {
+                "1"
+            } else {
+                "0"
+            }
+            .to_owned(),
             millis(self.config.origin_ttl).to_string(),
             millis(self.config.placement_ttl).to_string(),
         ];
-        let reply: Vec<String> = self.eval("pick", &self.scripts.pick, url.to_owned(), args).await?;
-        let [outcome, _id, raw, left]: [String; 4] = reply.try_into().map_err(|_| malformed("pick"))?;
+        let reply: Vec<String> = self
+            .eval("pick", &self.scripts.pick, url.to_owned(), args)
+            .await?;
+        let [outcome, _id, raw, left]: [String; 4] =
+            reply.try_into().map_err(|_| malformed("pick"))?;
         let origin = || Record::parse(&raw).map(|r| r.origin);
         Ok(match outcome.as_str() {
             "kept" => Decision::Kept(origin()?),
-            "placed" => Decision::Placed(origin()?, (!left.is_empty()).then(|| OriginId::new(left))),
+            "placed" => {
+                Decision::Placed(origin()?, (!left.is_empty()).then(|| OriginId::new(left)))
+            }
             "need" => Decision::Need,
             "refused" => Decision::Refused,
             _ => return Err(malformed("pick")),
@@ -151,14 +195,21 @@ impl RedisBalancer {
     }
 
     async fn put_session<T: Serialize>(&self, key: String, session: &T) -> Result<(), Error> {
-        let json = serde_json::to_string(session).map_err(|e| Error::Unavailable(format!("session encoding: {e}")))?;
+        let json = serde_json::to_string(session)
+            .map_err(|e| Error::Unavailable(format!("session encoding: {e}")))?;
         let ttl = Expiration::PX(millis(self.config.session_ttl));
-        self.bounded("session write", self.pool.set::<(), _, _>(key, json, Some(ttl), None, false)).await
+        self.bounded(
+            "session write",
+            self.pool.set::<(), _, _>(key, json, Some(ttl), None, false),
+        )
+        .await
     }
 
     async fn get_session<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, Error> {
         let args = vec![millis(self.config.session_ttl).to_string()];
-        let json: Option<String> = self.eval("session read", &self.scripts.session_get, key, args).await?;
+        let json: Option<String> = self
+            .eval("session read", &self.scripts.session_get, key, args)
+            .await?;
         Ok(json.and_then(|json| match serde_json::from_str(&json) {
             Ok(session) => Some(session),
             Err(e) => {
@@ -177,21 +228,34 @@ impl Balancer for RedisBalancer {
     }
 
     async fn register(&self, origin: Origin) -> Result<(), Error> {
-        let json = serde_json::to_string(&origin).map_err(|e| Error::Unavailable(format!("origin encoding: {e}")))?;
+        let json = serde_json::to_string(&origin)
+            .map_err(|e| Error::Unavailable(format!("origin encoding: {e}")))?;
         // A dead origin stays listed (not alive) for a second TTL, as lb-memory keeps it;
         // a static one never expires.
         let ttl = match origin.source {
             OriginSource::Static => 0,
             OriginSource::Registered => millis(self.config.origin_ttl.saturating_mul(2)),
         };
-        let args = vec![self.keys.prefix().to_owned(), origin.id.to_string(), origin.server.clone(), json, ttl.to_string()];
-        let _: i64 = self.eval("register", &self.scripts.register, self.keys.index(), args).await?;
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            origin.id.to_string(),
+            origin.server.clone(),
+            json,
+            ttl.to_string(),
+        ];
+        let _: i64 = self
+            .eval("register", &self.scripts.register, self.keys.index(), args)
+            .await?;
         self.cache.invalidate();
         Ok(())
     }
 
     async fn origin(&self, id: &OriginId) -> Result<Option<OriginStatus>, Error> {
-        Ok(self.statuses().await?.into_iter().find(|s| &s.origin.id == id))
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .find(|s| &s.origin.id == id))
     }
 
     async fn origins(&self) -> Result<Vec<OriginStatus>, Error> {
@@ -199,8 +263,14 @@ impl Balancer for RedisBalancer {
     }
 
     async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error> {
-        let args = vec![self.keys.prefix().to_owned(), id.to_string(), if draining { "1" } else { "0" }.to_owned()];
-        let known: i64 = self.eval("drain", &self.scripts.drain, self.keys.server(id), args).await?;
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            id.to_string(),
+            if draining { "1" } else { "0" }.to_owned(),
+        ];
+        let known: i64 = self
+            .eval("drain", &self.scripts.drain, self.keys.server(id), args)
+            .await?;
         self.cache.invalidate();
         if known == 0 {
             return Err(Error::UnknownOrigin(id.clone()));
@@ -252,14 +322,23 @@ impl Balancer for RedisBalancer {
             args.push(self.keys.prefix().to_owned());
             args.push(millis(self.config.placement_ttl).to_string());
             args.extend(batch.iter().map(stream_name));
-            let _: i64 = self.eval("touch", &self.scripts.touch, self.keys.index(), args).await?;
+            let _: i64 = self
+                .eval("touch", &self.scripts.touch, self.keys.index(), args)
+                .await?;
         }
         Ok(())
     }
 
     async fn placements(&self) -> Result<Vec<Placement>, Error> {
         let args = vec![self.keys.prefix().to_owned()];
-        let reply: Vec<String> = self.eval("placements", &self.scripts.placements, self.keys.index(), args).await?;
+        let reply: Vec<String> = self
+            .eval(
+                "placements",
+                &self.scripts.placements,
+                self.keys.index(),
+                args,
+            )
+            .await?;
         let mut all: Vec<Placement> = reply
             .chunks_exact(2)
             .filter_map(|pair| {
@@ -297,7 +376,11 @@ impl Balancer for RedisBalancer {
     }
 
     async fn remove_rtc(&self, server_ufrag: &str) -> Result<(), Error> {
-        self.bounded("session delete", self.pool.del::<(), _>(self.keys.rtc(server_ufrag))).await
+        self.bounded(
+            "session delete",
+            self.pool.del::<(), _>(self.keys.rtc(server_ufrag)),
+        )
+        .await
     }
 }
 

@@ -81,7 +81,10 @@ impl Default for RedisBalancerConfig {
 impl RedisBalancerConfig {
     /// The defaults, with Redis found at `url`.
     pub fn from_url(url: impl Into<String>) -> Self {
-        RedisBalancerConfig { url: Some(url.into()), ..Default::default() }
+        RedisBalancerConfig {
+            url: Some(url.into()),
+            ..Default::default()
+        }
     }
 
     /// The `fred` configuration for this Redis. A malformed URL is reported as
@@ -91,11 +94,14 @@ impl RedisBalancerConfig {
             Some(url) => {
                 check_scheme(url)?;
                 // fred's messages never echo the URL, so a password in it stays out of logs.
-                Config::from_url(url).map_err(|e| Error::Unavailable(format!("invalid Redis URL: {e}")))
+                Config::from_url(url)
+                    .map_err(|e| Error::Unavailable(format!("invalid Redis URL: {e}")))
             }
             None => {
                 if self.host.trim().is_empty() {
-                    return Err(Error::Unavailable("invalid Redis configuration: empty host".into()));
+                    return Err(Error::Unavailable(
+                        "invalid Redis configuration: empty host".into(),
+                    ));
                 }
                 Ok(Config {
                     server: ServerConfig::new_centralized(self.host.trim(), self.port),
@@ -126,12 +132,23 @@ impl RedisBalancerConfig {
                 c.internal_command_timeout = command_timeout;
                 // A Redis that stops answering without closing the socket (paused, partitioned)
                 // would otherwise hold the connection forever; recycle it instead.
-                c.unresponsive = UnresponsiveConfig { max_timeout: Some(command_timeout * 2), interval: Duration::from_millis(500) };
-                c.tcp = TcpConfig { nodelay: Some(true), ..TcpConfig::default() };
+                c.unresponsive = UnresponsiveConfig {
+                    max_timeout: Some(command_timeout * 2),
+                    interval: Duration::from_millis(500),
+                };
+                c.tcp = TcpConfig {
+                    nodelay: Some(true),
+                    ..TcpConfig::default()
+                };
             })
             .with_performance_config(|p| p.default_command_timeout = command_timeout)
             // max_attempts 0: never give up; a proxy outlives any Redis outage.
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, clamp_ms(self.reconnect_max_delay).max(100), 2));
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                100,
+                clamp_ms(self.reconnect_max_delay).max(100),
+                2,
+            ));
         builder
     }
 }
@@ -139,7 +156,10 @@ impl RedisBalancerConfig {
 /// fred reads any scheme as plain Redis and a TLS scheme without TLS support as plain TCP;
 /// both would connect somewhere other than the operator meant, so they are refused.
 fn check_scheme(url: &str) -> Result<(), Error> {
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme).to_ascii_lowercase();
+    let scheme = url
+        .split_once("://")
+        .map_or("", |(scheme, _)| scheme)
+        .to_ascii_lowercase();
     match scheme.as_str() {
         "redis" | "valkey" | "redis-cluster" | "valkey-cluster" | "redis-sentinel" | "valkey-sentinel" => Ok(()),
         "rediss" | "valkeys" | "rediss-cluster" | "valkeys-cluster" | "rediss-sentinel" | "valkeys-sentinel" => {
@@ -152,7 +172,9 @@ fn check_scheme(url: &str) -> Result<(), Error> {
 }
 
 fn has_hash_tag(prefix: &str) -> bool {
-    prefix.split_once('{').is_some_and(|(_, rest)| rest.find('}').is_some_and(|end| end > 0))
+    prefix
+        .split_once('{')
+        .is_some_and(|(_, rest)| rest.find('}').is_some_and(|end| end > 0))
 }
 
 fn clamp_ms(d: Duration) -> u32 {
@@ -165,26 +187,55 @@ mod tests {
 
     #[test]
     fn host_port_password_db() {
-        let cfg = RedisBalancerConfig { host: "10.1.2.3".into(), port: 6380, password: Some("pw".into()), db: 3, ..Default::default() };
+        let cfg = RedisBalancerConfig {
+            host: "10.1.2.3".into(),
+            port: 6380,
+            password: Some("pw".into()),
+            db: 3,
+            ..Default::default()
+        };
         let fred = cfg.fred_config().unwrap();
         assert_eq!(fred.server, ServerConfig::new_centralized("10.1.2.3", 6380));
-        assert_eq!((fred.password.as_deref(), fred.database), (Some("pw"), Some(3)));
-        let empty = RedisBalancerConfig { password: Some(String::new()), ..Default::default() }.fred_config().unwrap();
+        assert_eq!(
+            (fred.password.as_deref(), fred.database),
+            (Some("pw"), Some(3))
+        );
+        let empty = RedisBalancerConfig {
+            password: Some(String::new()),
+            ..Default::default()
+        }
+        .fred_config()
+        .unwrap();
         assert_eq!((empty.password, empty.database), (None, None));
-        assert!(RedisBalancerConfig { host: " ".into(), ..Default::default() }.fred_config().is_err());
+        assert!(RedisBalancerConfig {
+            host: " ".into(),
+            ..Default::default()
+        }
+        .fred_config()
+        .is_err());
     }
 
     #[test]
     fn url_forms() {
-        let fred = RedisBalancerConfig::from_url("redis://:pw@10.0.0.1:6390/2").fred_config().unwrap();
+        let fred = RedisBalancerConfig::from_url("redis://:pw@10.0.0.1:6390/2")
+            .fred_config()
+            .unwrap();
         assert_eq!(fred.server, ServerConfig::new_centralized("10.0.0.1", 6390));
-        assert_eq!((fred.password.as_deref(), fred.database), (Some("pw"), Some(2)));
-        let sentinel = RedisBalancerConfig::from_url("redis-sentinel://10.0.0.7:26379/0?sentinelServiceName=mymaster&node=10.0.0.8:26379");
+        assert_eq!(
+            (fred.password.as_deref(), fred.database),
+            (Some("pw"), Some(2))
+        );
+        let sentinel = RedisBalancerConfig::from_url(
+            "redis-sentinel://10.0.0.7:26379/0?sentinelServiceName=mymaster&node=10.0.0.8:26379",
+        );
         assert!(sentinel.fred_config().unwrap().server.is_sentinel());
-        let cluster = RedisBalancerConfig::from_url("redis-cluster://10.0.0.8:30001?node=10.0.0.9:30002");
+        let cluster =
+            RedisBalancerConfig::from_url("redis-cluster://10.0.0.8:30001?node=10.0.0.9:30002");
         assert!(cluster.fred_config().unwrap().server.is_clustered());
         for bad in ["http://nope", "rediss://h:1", "nope", "redis://"] {
-            let err = RedisBalancerConfig::from_url(bad).fred_config().unwrap_err();
+            let err = RedisBalancerConfig::from_url(bad)
+                .fred_config()
+                .unwrap_err();
             assert!(matches!(err, Error::Unavailable(_)), "{err}");
         }
     }
@@ -194,9 +245,15 @@ mod tests {
         let cfg = RedisBalancerConfig::default();
         assert_eq!(cfg.effective_prefix(false), "srs-proxy-");
         assert_eq!(cfg.effective_prefix(true), "{srs-proxy-}");
-        let tagged = RedisBalancerConfig { prefix: "{fleet1}:".into(), ..Default::default() };
+        let tagged = RedisBalancerConfig {
+            prefix: "{fleet1}:".into(),
+            ..Default::default()
+        };
         assert_eq!(tagged.effective_prefix(true), "{fleet1}:");
-        let empty_tag = RedisBalancerConfig { prefix: "{}x-".into(), ..Default::default() };
+        let empty_tag = RedisBalancerConfig {
+            prefix: "{}x-".into(),
+            ..Default::default()
+        };
         assert_eq!(empty_tag.effective_prefix(true), "{{}x-}");
     }
 }

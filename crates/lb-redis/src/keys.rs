@@ -71,8 +71,14 @@ mod tests {
     fn names_follow_the_reference() {
         let keys = Keys::new("srs-proxy-".into());
         assert_eq!(keys.index(), "srs-proxy-all-servers");
-        assert_eq!(keys.server(&OriginId::new("vid-1-s-42")), "srs-proxy-server:vid-1-s-42");
-        assert_eq!(keys.url("__defaultVhost__/live/cam"), "srs-proxy-url:__defaultVhost__/live/cam");
+        assert_eq!(
+            keys.server(&OriginId::new("vid-1-s-42")),
+            "srs-proxy-server:vid-1-s-42"
+        );
+        assert_eq!(
+            keys.url("__defaultVhost__/live/cam"),
+            "srs-proxy-url:__defaultVhost__/live/cam"
+        );
         assert_eq!(keys.hls("tok"), "srs-proxy-spbhid:tok");
         assert_eq!(keys.rtc("ufr"), "srs-proxy-ufrag:ufr");
     }

@@ -5,7 +5,10 @@ use fred::types::scripts::Script;
 
 macro_rules! script {
     ($file:literal) => {
-        concat!(include_str!("lua/prelude.lua"), include_str!(concat!("lua/", $file)))
+        concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!(concat!("lua/", $file))
+        )
     };
 }
 
@@ -35,6 +38,14 @@ impl Scripts {
     }
 
     pub(crate) fn all(&self) -> [&Script; 7] {
-        [&self.register, &self.status, &self.pick, &self.touch, &self.placements, &self.drain, &self.session_get]
+        [
+            &self.register,
+            &self.status,
+            &self.pick,
+            &self.touch,
+            &self.placements,
+            &self.drain,
+            &self.session_get,
+        ]
     }
 }

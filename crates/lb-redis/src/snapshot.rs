@@ -18,20 +18,29 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn parse(raw: &str) -> Result<Self, Error> {
-        serde_json::from_str(raw).map_err(|e| Error::Unavailable(format!("unreadable origin record in Redis: {e}")))
+        serde_json::from_str(raw)
+            .map_err(|e| Error::Unavailable(format!("unreadable origin record in Redis: {e}")))
     }
 }
 
 /// Reads the status script's reply: `[now_ms, (id, record, draining, streams)*]`.
 /// Records this proxy cannot read are skipped (and logged), not fatal: one bad entry must
 /// not stop every pick.
-pub(crate) fn parse_statuses(reply: Vec<Value>, origin_ttl: Duration) -> Result<Vec<OriginStatus>, Error> {
+pub(crate) fn parse_statuses(
+    reply: Vec<Value>,
+    origin_ttl: Duration,
+) -> Result<Vec<OriginStatus>, Error> {
     let mut fields = reply.into_iter();
-    let now_ms = fields.next().and_then(|v| v.as_u64()).ok_or_else(|| malformed("status"))?;
+    let now_ms = fields
+        .next()
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| malformed("status"))?;
     let mut statuses = Vec::new();
     loop {
         let Some(id) = fields.next() else { break };
-        let (Some(raw), Some(draining), Some(streams)) = (fields.next(), fields.next(), fields.next()) else {
+        let (Some(raw), Some(draining), Some(streams)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
             return Err(malformed("status"));
         };
         let id = id.as_string().ok_or_else(|| malformed("status"))?;
@@ -57,7 +66,9 @@ pub(crate) fn parse_statuses(reply: Vec<Value>, origin_ttl: Duration) -> Result<
 }
 
 pub(crate) fn malformed(script: &str) -> Error {
-    Error::Unavailable(format!("unexpected reply from Redis to the {script} script"))
+    Error::Unavailable(format!(
+        "unexpected reply from Redis to the {script} script"
+    ))
 }
 
 /// Statuses of every origin, shared while younger than `max_age`.
@@ -75,12 +86,20 @@ struct Snapshot {
 
 impl StatusCache {
     pub(crate) fn new(max_age: Duration) -> Self {
-        StatusCache { max_age, current: Mutex::new(None), loading: tokio::sync::Mutex::new(()) }
+        StatusCache {
+            max_age,
+            current: Mutex::new(None),
+            loading: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// A snapshot, from the cache unless it is too old or `force`d; the flag says whether
     /// it was loaded during this call (and so is as fresh as it can be).
-    pub(crate) async fn get<F, Fut>(&self, force: bool, load: F) -> Result<(Arc<Vec<OriginStatus>>, bool), Error>
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        force: bool,
+        load: F,
+    ) -> Result<(Arc<Vec<OriginStatus>>, bool), Error>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<OriginStatus>, Error>>,
@@ -102,7 +121,10 @@ impl StatusCache {
 
     pub(crate) fn store(&self, statuses: Vec<OriginStatus>) -> Arc<Vec<OriginStatus>> {
         let statuses = Arc::new(statuses);
-        *self.lock() = Some(Snapshot { statuses: statuses.clone(), loaded: Instant::now() });
+        *self.lock() = Some(Snapshot {
+            statuses: statuses.clone(),
+            loaded: Instant::now(),
+        });
         statuses
     }
 
@@ -115,7 +137,9 @@ impl StatusCache {
     /// of new streams onto one origin while the snapshot ages.
     pub(crate) fn note_move(&self, to: &OriginId, from: Option<&OriginId>) {
         let mut current = self.lock();
-        let Some(snapshot) = current.as_mut() else { return };
+        let Some(snapshot) = current.as_mut() else {
+            return;
+        };
         for status in Arc::make_mut(&mut snapshot.statuses) {
             if &status.origin.id == to {
                 status.streams += 1;
@@ -127,12 +151,18 @@ impl StatusCache {
 
     fn younger_than(&self, age: Duration) -> Option<Arc<Vec<OriginStatus>>> {
         let current = self.lock();
-        current.as_ref().filter(|s| s.loaded.elapsed() < age).map(|s| s.statuses.clone())
+        current
+            .as_ref()
+            .filter(|s| s.loaded.elapsed() < age)
+            .map(|s| s.statuses.clone())
     }
 
     fn loaded_since(&self, instant: Instant) -> Option<Arc<Vec<OriginStatus>>> {
         let current = self.lock();
-        current.as_ref().filter(|s| s.loaded >= instant).map(|s| s.statuses.clone())
+        current
+            .as_ref()
+            .filter(|s| s.loaded >= instant)
+            .map(|s| s.statuses.clone())
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Snapshot>> {
@@ -147,9 +177,17 @@ mod tests {
     use lb_core::Registration;
 
     fn record(server: &str, heartbeat_ms: u64) -> (String, String) {
-        let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["1935"]}}"#);
-        let origin = Registration::from_json(body.as_bytes()).unwrap().into_origin().unwrap();
-        let raw = format!(r#"{{"heartbeat_ms":{heartbeat_ms},"origin":{}}}"#, serde_json::to_string(&origin).unwrap());
+        let body = format!(
+            r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["1935"]}}"#
+        );
+        let origin = Registration::from_json(body.as_bytes())
+            .unwrap()
+            .into_origin()
+            .unwrap();
+        let raw = format!(
+            r#"{{"heartbeat_ms":{heartbeat_ms},"origin":{}}}"#,
+            serde_json::to_string(&origin).unwrap()
+        );
         (origin.id.to_string(), raw)
     }
 
@@ -159,17 +197,36 @@ mod tests {
         let (a, a_raw) = record("a", 1_000);
         let reply = vec![
             Value::Integer(12_000),
-            Value::from(b.as_str()), Value::from(b_raw.as_str()), Value::Integer(1), Value::Integer(3),
-            Value::from("junk"), Value::from("{not json"), Value::Integer(0), Value::Integer(0),
-            Value::from(a.as_str()), Value::from(a_raw.as_str()), Value::Integer(0), Value::Integer(0),
+            Value::from(b.as_str()),
+            Value::from(b_raw.as_str()),
+            Value::Integer(1),
+            Value::Integer(3),
+            Value::from("junk"),
+            Value::from("{not json"),
+            Value::Integer(0),
+            Value::Integer(0),
+            Value::from(a.as_str()),
+            Value::from(a_raw.as_str()),
+            Value::Integer(0),
+            Value::Integer(0),
         ];
         let statuses = parse_statuses(reply, Duration::from_secs(5)).unwrap();
         assert_eq!(statuses.len(), 2, "the unreadable record is skipped");
-        assert_eq!((statuses[0].origin.server.as_str(), statuses[0].alive), ("a", false));
+        assert_eq!(
+            (statuses[0].origin.server.as_str(), statuses[0].alive),
+            ("a", false)
+        );
         assert_eq!(statuses[0].since_heartbeat, Duration::from_secs(11));
-        assert_eq!((statuses[1].alive, statuses[1].draining, statuses[1].streams), (true, true, 3));
+        assert_eq!(
+            (statuses[1].alive, statuses[1].draining, statuses[1].streams),
+            (true, true, 3)
+        );
         assert!(parse_statuses(vec![], Duration::from_secs(5)).is_err());
-        assert!(parse_statuses(vec![Value::Integer(1), Value::from(a.as_str())], Duration::from_secs(5)).is_err());
+        assert!(parse_statuses(
+            vec![Value::Integer(1), Value::from(a.as_str())],
+            Duration::from_secs(5)
+        )
+        .is_err());
     }
 
     #[tokio::test]
@@ -181,13 +238,19 @@ mod tests {
             Ok(Vec::new())
         };
         assert!(cache.get(false, load).await.unwrap().1, "first call loads");
-        assert!(!cache.get(false, load).await.unwrap().1, "second call is served from the cache");
+        assert!(
+            !cache.get(false, load).await.unwrap().1,
+            "second call is served from the cache"
+        );
         assert!(cache.get(true, load).await.unwrap().1, "forced");
         cache.invalidate();
         assert!(cache.get(false, load).await.unwrap().1, "invalidated");
         assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 3);
         let never = StatusCache::new(Duration::ZERO);
         assert!(never.get(false, load).await.unwrap().1);
-        assert!(never.get(false, load).await.unwrap().1, "a zero max age disables the cache");
+        assert!(
+            never.get(false, load).await.unwrap().1,
+            "a zero max age disables the cache"
+        );
     }
 }

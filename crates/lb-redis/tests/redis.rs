@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config, KeysInterface, SetsInterface};
 use lb_core::{
-    Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, PickIntent, Registration, RtcSession,
-    StrategyKind, StreamKey,
+    Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, PickIntent,
+    Registration, RtcSession, StrategyKind, StreamKey,
 };
 use lb_redis::{RedisBalancer, RedisBalancerConfig};
 
@@ -31,7 +31,16 @@ impl RedisServer {
 
     fn start_on(port: u16) -> Self {
         let spawned = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -49,7 +58,10 @@ impl RedisServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("{REDIS_SERVER} exited at start ({status}) on port {port}");
             }
-            assert!(Instant::now() < deadline, "{REDIS_SERVER} did not listen on port {port} within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "{REDIS_SERVER} did not listen on port {port} within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -92,7 +104,11 @@ fn shared_redis() -> Arc<RedisServer> {
 
 fn unique_prefix(test: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("t-{}-{test}-{}-", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "t-{}-{test}-{}-",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn config(origin_ttl: f64, session_ttl: f64, placement_ttl: f64) -> BalancerConfig {
@@ -114,20 +130,34 @@ fn redis_config(server: &RedisServer, prefix: &str) -> RedisBalancerConfig {
     }
 }
 
-async fn balancer(server: &RedisServer, prefix: &str, cfg: BalancerConfig, kind: StrategyKind) -> RedisBalancer {
-    RedisBalancer::connect(redis_config(server, prefix), cfg, kind.build()).await.expect("connect to the test redis-server")
+async fn balancer(
+    server: &RedisServer,
+    prefix: &str,
+    cfg: BalancerConfig,
+    kind: StrategyKind,
+) -> RedisBalancer {
+    RedisBalancer::connect(redis_config(server, prefix), cfg, kind.build())
+        .await
+        .expect("connect to the test redis-server")
 }
 
 /// A plain client, to look at (or spoil) what the balancer stored.
 async fn raw_client(server: &RedisServer) -> fred::prelude::Client {
-    let client = fred::prelude::Builder::from_config(Config::from_url(&server.url()).unwrap()).build().unwrap();
+    let client = fred::prelude::Builder::from_config(Config::from_url(&server.url()).unwrap())
+        .build()
+        .unwrap();
     client.init().await.unwrap();
     client
 }
 
 fn origin(server: &str, pid: &str) -> Origin {
-    let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"svc{pid}","pid":"{pid}","rtmp":["19350"]}}"#);
-    Registration::from_json(body.as_bytes()).unwrap().into_origin().unwrap()
+    let body = format!(
+        r#"{{"ip":"127.0.0.1","server":"{server}","service":"svc{pid}","pid":"{pid}","rtmp":["19350"]}}"#
+    );
+    Registration::from_json(body.as_bytes())
+        .unwrap()
+        .into_origin()
+        .unwrap()
 }
 
 fn key(stream: &str) -> StreamKey {
@@ -141,7 +171,13 @@ async fn sleep(secs: f64) {
 #[tokio::test]
 async fn a_stream_sticks_to_its_origin() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("stick"), BalancerConfig::default(), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("stick"),
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     for s in ["a", "b", "c"] {
         lb.register(origin(s, "1")).await.unwrap();
     }
@@ -161,57 +197,113 @@ async fn a_stream_sticks_to_its_origin() {
 async fn keys_follow_the_reference_layout() {
     let redis = shared_redis();
     let prefix = unique_prefix("keys");
-    let lb = balancer(&redis, &prefix, config(10.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &prefix,
+        config(10.0, 120.0, 3600.0),
+        StrategyKind::Random,
+    )
+    .await;
     let a = origin("a", "1");
     lb.register(a.clone()).await.unwrap();
     let k = key("cam");
     lb.pick(&k, PickIntent::Publish).await.unwrap();
-    lb.put_hls("tok", &HlsSession { key: k.clone(), origin: a.id.clone() }).await.unwrap();
+    lb.put_hls(
+        "tok",
+        &HlsSession {
+            key: k.clone(),
+            origin: a.id.clone(),
+        },
+    )
+    .await
+    .unwrap();
     lb.set_draining(&a.id, true).await.unwrap();
 
     let raw = raw_client(&redis).await;
     let server_key = format!("{prefix}server:{}", a.id);
     let record: String = raw.get(&server_key).await.unwrap();
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
-    assert!(record["heartbeat_ms"].as_u64().unwrap() > 1_600_000_000_000, "heartbeat is Redis's TIME in ms: {record}");
+    assert!(
+        record["heartbeat_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "heartbeat is Redis's TIME in ms: {record}"
+    );
     assert_eq!(record["origin"]["id"], a.id.as_str());
     let ttl: i64 = raw.pttl(&server_key).await.unwrap();
-    assert!((10_000..=20_000).contains(&ttl), "a record lives 2 x origin_ttl, got {ttl} ms");
+    assert!(
+        (10_000..=20_000).contains(&ttl),
+        "a record lives 2 x origin_ttl, got {ttl} ms"
+    );
     let members: Vec<String> = raw.smembers(format!("{prefix}all-servers")).await.unwrap();
     assert_eq!(members, [a.id.to_string()]);
-    let placed: String = raw.get(format!("{prefix}url:__defaultVhost__/live/cam")).await.unwrap();
+    let placed: String = raw
+        .get(format!("{prefix}url:__defaultVhost__/live/cam"))
+        .await
+        .unwrap();
     assert_eq!(placed, a.id.as_str());
     let session: String = raw.get(format!("{prefix}spbhid:tok")).await.unwrap();
     let session: HlsSession = serde_json::from_str(&session).unwrap();
     assert_eq!(session.key, k);
     let drain_ttl: i64 = raw.pttl(format!("{prefix}drain:{}", a.id)).await.unwrap();
-    assert!(drain_ttl > 0 && drain_ttl <= ttl, "the drain flag lives as long as the record: {drain_ttl} vs {ttl}");
+    assert!(
+        drain_ttl > 0 && drain_ttl <= ttl,
+        "the drain flag lives as long as the record: {drain_ttl} vs {ttl}"
+    );
 }
 
 #[tokio::test]
 async fn a_dead_origin_loses_its_streams_at_the_next_pick() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("dead"), config(2.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("dead"),
+        config(2.0, 120.0, 3600.0),
+        StrategyKind::Random,
+    )
+    .await;
     lb.register(origin("a", "1")).await.unwrap();
     let k = key("cam");
     assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "a");
     sleep(1.0).await;
     lb.register(origin("b", "1")).await.unwrap();
-    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "a", "a is still within its TTL");
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().server,
+        "a",
+        "a is still within its TTL"
+    );
     sleep(1.2).await;
     lb.register(origin("b", "1")).await.unwrap(); // b heartbeats, a does not
-    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "b", "a expired: placed again");
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().server,
+        "b",
+        "a expired: placed again"
+    );
     let statuses = lb.origins().await.unwrap();
-    let a = statuses.iter().find(|s| s.origin.server == "a").expect("a dead origin stays listed for a second TTL");
-    assert!(!a.alive && a.since_heartbeat >= Duration::from_secs(2), "{a:?}");
+    let a = statuses
+        .iter()
+        .find(|s| s.origin.server == "a")
+        .expect("a dead origin stays listed for a second TTL");
+    assert!(
+        !a.alive && a.since_heartbeat >= Duration::from_secs(2),
+        "{a:?}"
+    );
     let b = statuses.iter().find(|s| s.origin.server == "b").unwrap();
-    assert_eq!((b.alive, a.streams, b.streams), (true, 0, 1), "the stream moved in the counts too");
+    assert_eq!(
+        (b.alive, a.streams, b.streams),
+        (true, 0, 1),
+        "the stream moved in the counts too"
+    );
 }
 
 #[tokio::test]
 async fn draining_moves_publishers_keeps_players_and_refuses_new_streams() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("drain"), BalancerConfig::default(), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("drain"),
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     let a = origin("a", "1");
     lb.register(a.clone()).await.unwrap();
     let k = key("cam");
@@ -219,34 +311,71 @@ async fn draining_moves_publishers_keeps_players_and_refuses_new_streams() {
     lb.register(origin("b", "1")).await.unwrap();
     lb.set_draining(&a.id, true).await.unwrap();
     assert!(lb.origin(&a.id).await.unwrap().unwrap().draining);
-    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().server, "a", "players follow the live stream");
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().server,
+        "a",
+        "players follow the live stream"
+    );
     for n in 0..20 {
-        assert_eq!(lb.pick(&key(&format!("new{n}")), PickIntent::Publish).await.unwrap().server, "b");
+        assert_eq!(
+            lb.pick(&key(&format!("new{n}")), PickIntent::Publish)
+                .await
+                .unwrap()
+                .server,
+            "b"
+        );
     }
-    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "b", "a republish leaves the draining origin");
-    assert!(matches!(lb.set_draining(&OriginId::new("nope"), true).await, Err(Error::UnknownOrigin(_))));
+    assert_eq!(
+        lb.pick(&k, PickIntent::Publish).await.unwrap().server,
+        "b",
+        "a republish leaves the draining origin"
+    );
+    assert!(matches!(
+        lb.set_draining(&OriginId::new("nope"), true).await,
+        Err(Error::UnknownOrigin(_))
+    ));
     lb.set_draining(&a.id, false).await.unwrap();
     assert!(!lb.origin(&a.id).await.unwrap().unwrap().draining);
     lb.register(a.clone()).await.unwrap();
-    assert!(!lb.origin(&a.id).await.unwrap().unwrap().draining, "a heartbeat does not bring the flag back");
+    assert!(
+        !lb.origin(&a.id).await.unwrap().unwrap().draining,
+        "a heartbeat does not bring the flag back"
+    );
 }
 
 #[tokio::test]
 async fn no_origin_says_why_and_dead_origins_go_after_two_ttls() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("none"), config(1.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("none"),
+        config(1.0, 120.0, 3600.0),
+        StrategyKind::Random,
+    )
+    .await;
     match lb.pick(&key("x"), PickIntent::Play).await {
-        Err(Error::NoOrigin { registered: 0, alive: 0, accepting: 0 }) => {}
+        Err(Error::NoOrigin {
+            registered: 0,
+            alive: 0,
+            accepting: 0,
+        }) => {}
         other => panic!("{other:?}"),
     }
     lb.register(origin("a", "1")).await.unwrap();
     sleep(1.1).await;
     match lb.pick(&key("x"), PickIntent::Play).await {
-        Err(Error::NoOrigin { registered: 1, alive: 0, .. }) => {}
+        Err(Error::NoOrigin {
+            registered: 1,
+            alive: 0,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     sleep(1.0).await;
-    assert!(lb.origins().await.unwrap().is_empty(), "forgotten after 2 x origin_ttl");
+    assert!(
+        lb.origins().await.unwrap().is_empty(),
+        "forgotten after 2 x origin_ttl"
+    );
     match lb.pick(&key("x"), PickIntent::Play).await {
         Err(Error::NoOrigin { registered: 0, .. }) => {}
         other => panic!("{other:?}"),
@@ -256,23 +385,40 @@ async fn no_origin_says_why_and_dead_origins_go_after_two_ttls() {
 #[tokio::test]
 async fn static_origins_never_expire() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("static"), config(1.0, 120.0, 3600.0), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("static"),
+        config(1.0, 120.0, 3600.0),
+        StrategyKind::Random,
+    )
+    .await;
     let mut s = origin("s", "1");
     s.source = OriginSource::Static;
     lb.register(s.clone()).await.unwrap();
     sleep(1.2).await;
     let status = lb.origin(&s.id).await.unwrap().expect("still listed");
     assert!(status.alive);
-    assert_eq!(lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().id, s.id);
+    assert_eq!(
+        lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().id,
+        s.id
+    );
 }
 
 #[tokio::test]
 async fn a_restart_replaces_the_old_process_at_once() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("restart"), BalancerConfig::default(), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("restart"),
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     lb.register(origin("a", "1")).await.unwrap();
     lb.register(origin("other", "1")).await.unwrap();
-    lb.set_draining(&origin("other", "1").id, true).await.unwrap();
+    lb.set_draining(&origin("other", "1").id, true)
+        .await
+        .unwrap();
     let k = key("cam");
     assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().pid, "1");
     lb.register(origin("a", "2")).await.unwrap();
@@ -286,16 +432,30 @@ async fn a_restart_replaces_the_old_process_at_once() {
 #[tokio::test]
 async fn capacity_and_least_streams() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("capacity"), BalancerConfig::default(), StrategyKind::LeastStreams).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("capacity"),
+        BalancerConfig::default(),
+        StrategyKind::LeastStreams,
+    )
+    .await;
     let mut small = origin("small", "1");
     small.max_streams = Some(2);
     lb.register(small).await.unwrap();
     lb.register(origin("big", "1")).await.unwrap();
     for n in 0..10 {
-        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap();
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish)
+            .await
+            .unwrap();
     }
     let statuses = lb.origins().await.unwrap();
-    let count = |server: &str| statuses.iter().find(|s| s.origin.server == server).unwrap().streams;
+    let count = |server: &str| {
+        statuses
+            .iter()
+            .find(|s| s.origin.server == server)
+            .unwrap()
+            .streams
+    };
     assert_eq!((count("small"), count("big")), (2, 8));
 }
 
@@ -304,31 +464,72 @@ async fn least_streams_balances_a_burst_within_the_status_cache() {
     let redis = shared_redis();
     let mut cfg = redis_config(&redis, &unique_prefix("burst"));
     cfg.status_cache = Duration::from_secs(60);
-    let lb = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::LeastStreams.build()).await.unwrap();
+    let lb = RedisBalancer::connect(
+        cfg,
+        BalancerConfig::default(),
+        StrategyKind::LeastStreams.build(),
+    )
+    .await
+    .unwrap();
     lb.register(origin("a", "1")).await.unwrap();
     lb.register(origin("b", "1")).await.unwrap();
     for n in 0..20 {
-        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap();
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish)
+            .await
+            .unwrap();
     }
-    let counts: Vec<usize> = lb.origins().await.unwrap().iter().map(|s| s.streams).collect();
-    assert_eq!(counts, [10, 10], "this proxy counts its own placements without reloading");
+    let counts: Vec<usize> = lb
+        .origins()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.streams)
+        .collect();
+    assert_eq!(
+        counts,
+        [10, 10],
+        "this proxy counts its own placements without reloading"
+    );
 }
 
 #[tokio::test]
 async fn sessions_expire_when_idle_and_renew_when_used() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("sessions"), config(300.0, 2.0, 3600.0), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("sessions"),
+        config(300.0, 2.0, 3600.0),
+        StrategyKind::Random,
+    )
+    .await;
     let a = origin("a", "1");
     lb.register(a.clone()).await.unwrap();
-    let hls = HlsSession { key: key("cam"), origin: a.id.clone() };
+    let hls = HlsSession {
+        key: key("cam"),
+        origin: a.id.clone(),
+    };
     lb.put_hls("tok", &hls).await.unwrap();
-    let rtc = RtcSession { key: key("cam"), origin: a.id.clone(), server_ufrag: "srv".into(), client_ufrag: "cli".into(), server_pwd: "pwd".into() };
+    let rtc = RtcSession {
+        key: key("cam"),
+        origin: a.id.clone(),
+        server_ufrag: "srv".into(),
+        client_ufrag: "cli".into(),
+        server_pwd: "pwd".into(),
+    };
     lb.put_rtc("srv", &rtc).await.unwrap();
     sleep(1.2).await;
-    assert_eq!(lb.hls("tok").await.unwrap(), Some(hls.clone()), "used within the TTL: renewed");
+    assert_eq!(
+        lb.hls("tok").await.unwrap(),
+        Some(hls.clone()),
+        "used within the TTL: renewed"
+    );
     sleep(1.2).await;
     assert_eq!(lb.hls("tok").await.unwrap(), Some(hls));
-    assert_eq!(lb.rtc("srv").await.unwrap(), None, "unused for 2.4 s: expired");
+    assert_eq!(
+        lb.rtc("srv").await.unwrap(),
+        None,
+        "unused for 2.4 s: expired"
+    );
     lb.put_rtc("srv", &rtc).await.unwrap();
     assert_eq!(lb.rtc("srv").await.unwrap(), Some(rtc));
     lb.remove_rtc("srv").await.unwrap();
@@ -339,7 +540,13 @@ async fn sessions_expire_when_idle_and_renew_when_used() {
 #[tokio::test]
 async fn placements_expire_unless_picked_or_touched() {
     let redis = shared_redis();
-    let lb = balancer(&redis, &unique_prefix("placements"), config(300.0, 120.0, 1.5), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("placements"),
+        config(300.0, 120.0, 1.5),
+        StrategyKind::Random,
+    )
+    .await;
     lb.register(origin("a", "1")).await.unwrap();
     let (touched, picked, idle) = (key("touched"), key("picked"), key("idle"));
     for k in [&touched, &picked, &idle] {
@@ -349,17 +556,39 @@ async fn placements_expire_unless_picked_or_touched() {
     lb.touch(std::slice::from_ref(&touched)).await.unwrap();
     lb.pick(&picked, PickIntent::Play).await.unwrap();
     sleep(0.9).await;
-    let keys: Vec<StreamKey> = lb.placements().await.unwrap().into_iter().map(|p| p.key).collect();
+    let keys: Vec<StreamKey> = lb
+        .placements()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
     assert_eq!(keys, [picked, touched]);
-    assert_eq!(lb.origins().await.unwrap()[0].streams, 2, "the idle placement no longer counts");
+    assert_eq!(
+        lb.origins().await.unwrap()[0].streams,
+        2,
+        "the idle placement no longer counts"
+    );
 }
 
 #[tokio::test]
 async fn two_proxies_share_origins_placements_and_sessions() {
     let redis = shared_redis();
     let prefix = unique_prefix("cross");
-    let one = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
-    let two = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
+    let one = balancer(
+        &redis,
+        &prefix,
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
+    let two = balancer(
+        &redis,
+        &prefix,
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     let (a, b) = (origin("a", "1"), origin("b", "1"));
     one.register(a.clone()).await.unwrap();
     one.register(b.clone()).await.unwrap();
@@ -369,12 +598,24 @@ async fn two_proxies_share_origins_placements_and_sessions() {
         let placed = one.pick(&k, PickIntent::Publish).await.unwrap();
         assert_eq!(two.pick(&k, PickIntent::Play).await.unwrap(), placed);
     }
-    assert_eq!(two.placements().await.unwrap(), one.placements().await.unwrap());
+    assert_eq!(
+        two.placements().await.unwrap(),
+        one.placements().await.unwrap()
+    );
 
-    let hls = HlsSession { key: key("s1"), origin: a.id.clone() };
+    let hls = HlsSession {
+        key: key("s1"),
+        origin: a.id.clone(),
+    };
     two.put_hls("tok", &hls).await.unwrap();
     assert_eq!(one.hls("tok").await.unwrap(), Some(hls));
-    let rtc = RtcSession { key: key("s1"), origin: b.id.clone(), server_ufrag: "su".into(), client_ufrag: "cu".into(), server_pwd: "pw".into() };
+    let rtc = RtcSession {
+        key: key("s1"),
+        origin: b.id.clone(),
+        server_ufrag: "su".into(),
+        client_ufrag: "cu".into(),
+        server_pwd: "pw".into(),
+    };
     one.put_rtc("su", &rtc).await.unwrap();
     assert_eq!(two.rtc("su").await.unwrap(), Some(rtc));
     two.remove_rtc("su").await.unwrap();
@@ -383,7 +624,13 @@ async fn two_proxies_share_origins_placements_and_sessions() {
     // `one` chose from a snapshot taken before the drain; Redis refuses the stale choice.
     two.set_draining(&a.id, true).await.unwrap();
     for n in 0..10 {
-        assert_eq!(one.pick(&key(&format!("new{n}")), PickIntent::Publish).await.unwrap().id, b.id);
+        assert_eq!(
+            one.pick(&key(&format!("new{n}")), PickIntent::Publish)
+                .await
+                .unwrap()
+                .id,
+            b.id
+        );
     }
     assert!(one.origin(&a.id).await.unwrap().unwrap().draining);
 }
@@ -397,7 +644,15 @@ async fn proxies_racing_for_new_streams_agree() {
     let prefix = unique_prefix("race");
     let mut proxies = Vec::new();
     for _ in 0..PROXIES {
-        proxies.push(Arc::new(balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await));
+        proxies.push(Arc::new(
+            balancer(
+                &redis,
+                &prefix,
+                BalancerConfig::default(),
+                StrategyKind::Random,
+            )
+            .await,
+        ));
     }
     for s in ["a", "b", "c", "d"] {
         proxies[0].register(origin(s, "1")).await.unwrap();
@@ -442,7 +697,10 @@ async fn proxies_racing_for_new_streams_agree() {
     assert_eq!(decided.len(), STREAMS);
     let placements = proxies[0].placements().await.unwrap();
     assert_eq!(placements.len(), STREAMS);
-    assert!(placements.iter().all(|p| decided[&p.key] == p.origin), "what they returned is what Redis holds");
+    assert!(
+        placements.iter().all(|p| decided[&p.key] == p.origin),
+        "what they returned is what Redis holds"
+    );
 
     // An origin drains: every proxy's publishers move at once, and again all agree.
     let drained = origin("a", "1").id;
@@ -454,7 +712,13 @@ async fn proxies_racing_for_new_streams_agree() {
     let (moved, disagreements) = tally(results);
     assert_eq!(disagreements, 0, "proxies disagreed on re-placements");
     assert!(moved.values().all(|id| *id != drained));
-    let counted: usize = proxies[2].origins().await.unwrap().iter().map(|s| s.streams).sum();
+    let counted: usize = proxies[2]
+        .origins()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.streams)
+        .sum();
     assert_eq!(counted, STREAMS, "every move left its old origin's count");
 }
 
@@ -462,30 +726,73 @@ async fn proxies_racing_for_new_streams_agree() {
 async fn values_it_cannot_read_are_skipped_not_fatal() {
     let redis = shared_redis();
     let prefix = unique_prefix("foreign");
-    let lb = balancer(&redis, &prefix, BalancerConfig::default(), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &prefix,
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     let raw = raw_client(&redis).await;
-    let _: () = raw.set(format!("{prefix}spbhid:bad"), "{not json", None, None, false).await.unwrap();
-    let _: () = raw.sadd(format!("{prefix}all-servers"), "junk").await.unwrap();
-    let _: () = raw.set(format!("{prefix}server:junk"), "[1,2]", None, None, false).await.unwrap();
+    let _: () = raw
+        .set(
+            format!("{prefix}spbhid:bad"),
+            "{not json",
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let _: () = raw
+        .sadd(format!("{prefix}all-servers"), "junk")
+        .await
+        .unwrap();
+    let _: () = raw
+        .set(format!("{prefix}server:junk"), "[1,2]", None, None, false)
+        .await
+        .unwrap();
     assert_eq!(lb.hls("bad").await.unwrap(), None);
     lb.register(origin("a", "1")).await.unwrap();
     assert_eq!(lb.origins().await.unwrap().len(), 1);
-    assert_eq!(lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().server, "a");
+    assert_eq!(
+        lb.pick(&key("cam"), PickIntent::Publish)
+            .await
+            .unwrap()
+            .server,
+        "a"
+    );
 }
 
 #[tokio::test]
 async fn connect_fails_fast_without_redis() {
-    let cfg = RedisBalancerConfig { port: free_port(), connect_timeout: Duration::from_secs(1), command_timeout: Duration::from_secs(1), ..Default::default() };
+    let cfg = RedisBalancerConfig {
+        port: free_port(),
+        connect_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
     let started = Instant::now();
-    let result = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build()).await;
+    let result =
+        RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build()).await;
     assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn redis_down_fails_fast_then_recovers_by_itself() {
     let mut redis = RedisServer::start();
-    let lb = balancer(&redis, &unique_prefix("down"), BalancerConfig::default(), StrategyKind::Random).await;
+    let lb = balancer(
+        &redis,
+        &unique_prefix("down"),
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
     let a = origin("a", "1");
     lb.register(a.clone()).await.unwrap();
     lb.pick(&key("cam"), PickIntent::Publish).await.unwrap();
@@ -495,11 +802,22 @@ async fn redis_down_fails_fast_then_recovers_by_itself() {
     let started = Instant::now();
     let picked = lb.pick(&key("cam"), PickIntent::Play).await;
     assert!(matches!(picked, Err(Error::Unavailable(_))), "{picked:?}");
-    assert!(started.elapsed() < bounded, "pick took {:?} with Redis down", started.elapsed());
+    assert!(
+        started.elapsed() < bounded,
+        "pick took {:?} with Redis down",
+        started.elapsed()
+    );
     let started = Instant::now();
     let registered = lb.register(a.clone()).await;
-    assert!(matches!(registered, Err(Error::Unavailable(_))), "{registered:?}");
-    assert!(started.elapsed() < bounded, "register took {:?} with Redis down", started.elapsed());
+    assert!(
+        matches!(registered, Err(Error::Unavailable(_))),
+        "{registered:?}"
+    );
+    assert!(
+        started.elapsed() < bounded,
+        "register took {:?} with Redis down",
+        started.elapsed()
+    );
     assert!(matches!(lb.hls("tok").await, Err(Error::Unavailable(_))));
 
     // Back on the same port, empty: the origin re-registers (as its next heartbeat would)
@@ -517,6 +835,9 @@ async fn redis_down_fails_fast_then_recovers_by_itself() {
         }
     };
     assert_eq!(recovered.unwrap().id, a.id);
-    eprintln!("recovered {:?} after redis-server restarted", restarted.elapsed());
+    eprintln!(
+        "recovered {:?} after redis-server restarted",
+        restarted.elapsed()
+    );
     drop(redis);
 }

@@ -54,6 +54,12 @@ pub const SETTINGS: &[Setting] = &[
     s("origin_ttl", "PROXY_ORIGIN_TTL", "300s", "a registered origin is alive while its last heartbeat is younger"),
     s("session_ttl", "PROXY_SESSION_TTL", "120s", "HLS and WebRTC sessions expire after this long unused"),
     s("placement_ttl", "PROXY_PLACEMENT_TTL", "1h", "a stream's placement is forgotten after this long with no session"),
+    s("max_connections", "PROXY_MAX_CONNECTIONS", "10000", "most client connections (all TCP listeners together) at once"),
+    s("handshake_timeout", "PROXY_HANDSHAKE_TIMEOUT", "10s", "time a client has to say which stream it wants"),
+    s("origin_connect_timeout", "PROXY_ORIGIN_CONNECT_TIMEOUT", "5s", "time an origin has to accept and answer the proxy"),
+    s("idle_timeout", "PROXY_IDLE_TIMEOUT", "30s", "a relay with no traffic either way for this long is closed"),
+    s("rtc_candidate", "PROXY_RTC_CANDIDATE", "", "IP or host put in WebRTC answers' candidates (default: the WebRTC listen IP, or 127.0.0.1 if it is a wildcard)"),
+    s("rtc_tcp_candidates", "PROXY_RTC_TCP_CANDIDATES", "off", "keep the origin's TCP candidates in WebRTC answers (the proxy relays UDP only)"),
 ];
 
 /// The resolved configuration.
@@ -74,6 +80,13 @@ pub struct Config {
     pub system_api_token: Option<String>,
     /// Origins from the file and the default backend, with whether each starts draining.
     pub static_origins: Vec<(Origin, bool)>,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub origin_connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// The address WebRTC answers name, if set.
+    pub rtc_candidate: Option<String>,
+    pub rtc_tcp_candidates: bool,
 }
 
 /// Which balancer to run.
@@ -242,6 +255,13 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
     }
 
     let static_files = Some(PathBuf::from(value("static_files").0)).filter(|p| !p.as_os_str().is_empty());
+    let max_connections = parse("max_connections", &|v| match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err("expected a positive number".into()),
+    })?
+    .parse()
+    .unwrap_or(1);
+    let rtc_tcp_candidates = parse("rtc_tcp_candidates", &|v| parse_bool(v).map(|_| ()))?;
     Ok(Config {
         rtmp_listen: listen("rtmp_server", any)?,
         http_listen: listen("http_server", any)?,
@@ -257,6 +277,12 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         force_quit,
         system_api_token: Some(value("system_api_token").0).filter(|t| !t.is_empty()),
         static_origins,
+        max_connections,
+        handshake_timeout: duration("handshake_timeout")?,
+        origin_connect_timeout: duration("origin_connect_timeout")?,
+        idle_timeout: duration("idle_timeout")?,
+        rtc_candidate: Some(value("rtc_candidate").0).filter(|c| !c.is_empty()),
+        rtc_tcp_candidates: parse_bool(&rtc_tcp_candidates).unwrap_or(false),
     })
 }
 

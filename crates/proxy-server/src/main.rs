@@ -6,7 +6,12 @@
 mod api;
 mod config;
 mod lifecycle;
+mod media_http;
+mod origin_link;
+mod rtmp;
 mod sessions;
+mod srt;
+mod webrtc;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use lb_core::Balancer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
 
 use crate::config::{BalancerKind, Config};
 use crate::lifecycle::Lifecycle;
@@ -27,6 +33,8 @@ pub struct Context {
     pub balancer: Arc<dyn Balancer>,
     pub sessions: Sessions,
     pub lifecycle: Lifecycle,
+    /// One permit per client connection, across the TCP listeners.
+    pub connections: Arc<Semaphore>,
 }
 
 fn main() -> ExitCode {
@@ -70,7 +78,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         tracing::info!(origin = %origin.id, draining, "static origin");
     }
-    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new() });
+    let connections = Arc::new(Semaphore::new(config.max_connections));
+    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new(), connections });
 
     if let Some(addr) = ctx.config.system_api_listen {
         let listener = bind_tcp("system-api", addr).await?;
@@ -86,6 +95,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    rtmp::start(ctx.clone()).await?;
+    media_http::start(ctx.clone()).await?;
+    webrtc::start(ctx.clone()).await?;
+    srt::start(ctx.clone()).await?;
     tokio::spawn(keep_live_placements(ctx.clone()));
     tracing::info!("ready");
 
@@ -112,6 +125,14 @@ pub async fn bind_tcp(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListene
     let local = listener.local_addr()?;
     tracing::info!("listening name={name} addr={local}");
     Ok(listener)
+}
+
+/// Binds a UDP socket and says where, like [`bind_tcp`].
+pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
+    let local = socket.local_addr()?;
+    tracing::info!("listening name={name} addr={local}");
+    Ok(socket)
 }
 
 /// Keeps the balancer from forgetting where streams with live sessions are.

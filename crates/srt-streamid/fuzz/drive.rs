@@ -27,7 +27,9 @@ pub fn packet_and_handshake(data: &[u8]) {
         assert_eq!(dest_socket_id(&copy), Some(0x1234_5678));
     }
 
-    let Ok(hs) = Handshake::parse(data) else { return };
+    let Ok(hs) = Handshake::parse(data) else {
+        return;
+    };
     assert_eq!(hs.to_vec(), data, "handshake re-encodes exactly");
     for e in hs.extensions {
         let _ = (e.srt_hs(), e.key_material(), e.group(), e.text());
@@ -39,24 +41,44 @@ pub fn packet_and_handshake(data: &[u8]) {
     let listener = Listener::new(SynCookies::new([9; 32]), 7);
     if let Ok(answer) = listener.answer_induction(&hs, peer, now) {
         let answer = Handshake::parse(&answer).expect("induction answer parses");
-        let echo = Handshake { kind: HandshakeType::Conclusion, version: 5, ..answer };
-        assert!(listener.accept_conclusion(echo, peer, now).is_ok(), "our own cookie verifies");
+        let echo = Handshake {
+            kind: HandshakeType::Conclusion,
+            version: 5,
+            ..answer
+        };
+        assert!(
+            listener.accept_conclusion(echo, peer, now).is_ok(),
+            "our own cookie verifies"
+        );
     }
     let _ = listener.accept_conclusion(hs, peer, now);
-    Handshake::parse(&listener.reject(&hs, peer, RejectReason::NotFound, now)).expect("rejection parses");
+    Handshake::parse(&listener.reject(&hs, peer, RejectReason::NotFound, now))
+        .expect("rejection parses");
 
     // The same bytes play the client's conclusion and then every origin answer.
-    let accepted = Accepted { handshake: hs, streamid: None };
-    let ids = SessionIds { toward_client: 1, toward_origin: hs.header.dest_socket_id };
+    let accepted = Accepted {
+        handshake: hs,
+        streamid: None,
+    };
+    let ids = SessionIds {
+        toward_client: 1,
+        toward_origin: hs.header.dest_socket_id,
+    };
     let mut session = Session::new(&accepted, peer, peer, ids);
     if let Some(first) = session.to_origin(now) {
         Handshake::parse(&first).expect("our induction parses");
     }
     for _ in 0..3 {
         match session.on_origin(&hs, now) {
-            Ok(OriginStep::SendToOrigin(b)) | Ok(OriginStep::Connected { to_client: b, .. }) | Ok(OriginStep::Rejected { to_client: b, .. }) => {
+            Ok(OriginStep::SendToOrigin(b))
+            | Ok(OriginStep::Connected { to_client: b, .. })
+            | Ok(OriginStep::Rejected { to_client: b, .. }) => {
                 let out = Handshake::parse(&b).expect("what we send parses");
-                assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes(), "extensions pass untouched");
+                assert_eq!(
+                    out.extensions.as_bytes(),
+                    hs.extensions.as_bytes(),
+                    "extensions pass untouched"
+                );
             }
             Ok(OriginStep::Nothing) | Err(_) => {}
         }
@@ -66,7 +88,9 @@ pub fn packet_and_handshake(data: &[u8]) {
 
 /// The streamid grammar on any UTF-8 text, and the SID word packing round trip.
 pub fn streamid(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(sid) = StreamId::parse(text) {
         assert!(text.len() <= MAX_STREAMID_LEN);
         let _ = sid.custom("secret");

@@ -13,19 +13,24 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
-        let (head, tail) = self
-            .rest
-            .split_at_checked(n)
-            .ok_or(Error::Truncated { what, needed: n, available: self.rest.len() })?;
+        let (head, tail) = self.rest.split_at_checked(n).ok_or(Error::Truncated {
+            what,
+            needed: n,
+            available: self.rest.len(),
+        })?;
         self.rest = tail;
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<&'a [u8; N], Error> {
-        let (head, tail) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(Error::Truncated { what, needed: N, available: self.rest.len() })?;
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<&'a [u8; N], Error> {
+        let (head, tail) = self.rest.split_first_chunk::<N>().ok_or(Error::Truncated {
+            what,
+            needed: N,
+            available: self.rest.len(),
+        })?;
         self.rest = tail;
         Ok(head)
     }
@@ -61,7 +66,14 @@ mod tests {
     fn reads_are_bounded() {
         let mut r = Reader::new(&[0, 1, 2, 3, 4]);
         assert_eq!(r.u32("w").unwrap(), 0x0001_0203);
-        assert_eq!(r.u16("h"), Err(Error::Truncated { what: "h", needed: 2, available: 1 }));
+        assert_eq!(
+            r.u16("h"),
+            Err(Error::Truncated {
+                what: "h",
+                needed: 2,
+                available: 1
+            })
+        );
         assert_eq!(r.take(1, "b").unwrap(), &[4]);
         assert!(r.rest().is_empty());
         assert_eq!(word(&[1, 2, 3, 4, 5, 6, 7, 8], 1), 0x0506_0708);

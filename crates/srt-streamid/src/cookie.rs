@@ -42,7 +42,10 @@ impl SynCookies {
         for (dst, src) in block.iter_mut().zip(key) {
             *dst = src;
         }
-        SynCookies { keyed: <HmacSha256 as KeyInit>::new(&block.into()), bucket_secs: bucket.as_secs().max(1) }
+        SynCookies {
+            keyed: <HmacSha256 as KeyInit>::new(&block.into()),
+            bucket_secs: bucket.as_secs().max(1),
+        }
     }
 
     /// The cookie for `peer` at time `now` (any clock, as long as it is the same one that
@@ -54,7 +57,10 @@ impl SynCookies {
     /// True if `cookie` is what `peer` got in this bucket or the previous one.
     pub fn verify(&self, peer: SocketAddr, cookie: u32, now: Duration) -> bool {
         let bucket = self.bucket(now);
-        cookie == self.mac(peer, bucket) || bucket.checked_sub(1).is_some_and(|prev| cookie == self.mac(peer, prev))
+        cookie == self.mac(peer, bucket)
+            || bucket
+                .checked_sub(1)
+                .is_some_and(|prev| cookie == self.mac(peer, prev))
     }
 
     fn bucket(&self, now: Duration) -> u64 {
@@ -85,7 +91,9 @@ impl SynCookies {
 impl fmt::Debug for SynCookies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the key.
-        f.debug_struct("SynCookies").field("bucket_secs", &self.bucket_secs).finish_non_exhaustive()
+        f.debug_struct("SynCookies")
+            .field("bucket_secs", &self.bucket_secs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,13 +112,28 @@ mod tests {
         let t = Duration::from_secs(1_000_000);
         let cookie = c.generate(peer, t);
         assert!(c.verify(peer, cookie, t));
-        assert!(c.verify(peer, cookie, t + Duration::from_secs(60)), "previous bucket");
-        assert!(!c.verify(peer, cookie, t + Duration::from_secs(120)), "two buckets later");
+        assert!(
+            c.verify(peer, cookie, t + Duration::from_secs(60)),
+            "previous bucket"
+        );
+        assert!(
+            !c.verify(peer, cookie, t + Duration::from_secs(120)),
+            "two buckets later"
+        );
         assert!(!c.verify(addr("192.0.2.1:5001"), cookie, t), "other port");
-        assert!(!c.verify(addr("192.0.2.2:5000"), cookie, t), "other address");
-        assert!(!SynCookies::new([8; 32]).verify(peer, cookie, t), "other key");
+        assert!(
+            !c.verify(addr("192.0.2.2:5000"), cookie, t),
+            "other address"
+        );
+        assert!(
+            !SynCookies::new([8; 32]).verify(peer, cookie, t),
+            "other key"
+        );
         assert!(!c.verify(peer, cookie ^ 1, t));
-        assert_eq!(c.generate(peer, Duration::ZERO), c.generate(peer, Duration::from_secs(59)));
+        assert_eq!(
+            c.generate(peer, Duration::ZERO),
+            c.generate(peer, Duration::from_secs(59))
+        );
     }
 
     #[test]
@@ -121,7 +144,10 @@ mod tests {
         reference.update(&[0, 0, 0, 0, 0, 0, 0, 1, 4, 192, 0, 2, 1, 0x13, 0x88]);
         let digest = reference.finalize().into_bytes();
         let expected = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        assert_eq!(c.generate(addr("192.0.2.1:5000"), Duration::from_secs(60)), expected);
+        assert_eq!(
+            c.generate(addr("192.0.2.1:5000"), Duration::from_secs(60)),
+            expected
+        );
         assert!(!format!("{c:?}").contains('7'));
     }
 

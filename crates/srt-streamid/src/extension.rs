@@ -134,7 +134,12 @@ impl<'a> Extension<'a> {
             let flags = r.u32("HSREQ").map_err(short)?;
             let recv_latency_ms = r.u16("HSREQ").map_err(short)?;
             let send_latency_ms = r.u16("HSREQ").map_err(short)?;
-            Ok(SrtHs { srt_version, flags, recv_latency_ms, send_latency_ms })
+            Ok(SrtHs {
+                srt_version,
+                flags,
+                recv_latency_ms,
+                send_latency_ms,
+            })
         })
     }
 
@@ -171,8 +176,14 @@ impl<'a> Extension<'a> {
         (self.ext_type == ExtensionType::Group).then(|| {
             let mut r = Reader::new(self.contents);
             let id = r.u32("GROUP").map_err(|_| self.too_short(8))?;
-            let [group_type, flags, w_hi, w_lo] = r.u32("GROUP").map_err(|_| self.too_short(8))?.to_be_bytes();
-            Ok(Group { id, group_type, flags, weight: u16::from_be_bytes([w_hi, w_lo]) })
+            let [group_type, flags, w_hi, w_lo] =
+                r.u32("GROUP").map_err(|_| self.too_short(8))?.to_be_bytes();
+            Ok(Group {
+                id,
+                group_type,
+                flags,
+                weight: u16::from_be_bytes([w_hi, w_lo]),
+            })
         })
     }
 
@@ -188,7 +199,11 @@ impl<'a> Extension<'a> {
     }
 
     fn too_short(&self, needed: usize) -> Error {
-        Error::ExtensionTooShort { ext_type: self.ext_type.to_u16(), len: self.contents.len(), needed }
+        Error::ExtensionTooShort {
+            ext_type: self.ext_type.to_u16(),
+            len: self.contents.len(),
+            needed,
+        }
     }
 }
 
@@ -197,7 +212,10 @@ impl<'a> Extension<'a> {
 /// padded with NULs.
 pub fn decode_text(contents: &[u8], what: &'static str) -> Result<String, Error> {
     if contents.len() > MAX_STREAMID_LEN {
-        return Err(Error::StreamIdTooLong { len: contents.len(), max: MAX_STREAMID_LEN });
+        return Err(Error::StreamIdTooLong {
+            len: contents.len(),
+            max: MAX_STREAMID_LEN,
+        });
     }
     let mut out = Vec::with_capacity(contents.len());
     for chunk in contents.chunks(4) {
@@ -212,7 +230,10 @@ pub fn decode_text(contents: &[u8], what: &'static str) -> Result<String, Error>
 /// Packs text the way libsrt does (see [`decode_text`]); at most [`MAX_STREAMID_LEN`] bytes.
 pub fn encode_text(text: &str) -> Result<Vec<u8>, Error> {
     if text.len() > MAX_STREAMID_LEN {
-        return Err(Error::StreamIdTooLong { len: text.len(), max: MAX_STREAMID_LEN });
+        return Err(Error::StreamIdTooLong {
+            len: text.len(),
+            max: MAX_STREAMID_LEN,
+        });
     }
     let mut out = Vec::with_capacity(text.len().div_ceil(4) * 4);
     for chunk in text.as_bytes().chunks(4) {
@@ -226,11 +247,17 @@ pub fn encode_text(text: &str) -> Result<Vec<u8>, Error> {
 }
 
 /// Appends one block (header + contents) to `out`.
-pub fn push_extension(out: &mut Vec<u8>, ext_type: ExtensionType, contents: &[u8]) -> Result<(), Error> {
+pub fn push_extension(
+    out: &mut Vec<u8>,
+    ext_type: ExtensionType,
+    contents: &[u8],
+) -> Result<(), Error> {
     let words = u16::try_from(contents.len() / 4)
         .ok()
         .filter(|_| contents.len() % 4 == 0)
-        .ok_or(Error::BadExtensionLength { len: contents.len() })?;
+        .ok_or(Error::BadExtensionLength {
+            len: contents.len(),
+        })?;
     out.extend_from_slice(&ext_type.to_u16().to_be_bytes());
     out.extend_from_slice(&words.to_be_bytes());
     out.extend_from_slice(contents);
@@ -253,17 +280,25 @@ impl<'a> Extensions<'a> {
         let mut count = 0;
         while !r.rest().is_empty() {
             if r.rest().len() < 4 {
-                return Err(Error::TrailingBytes { len: r.rest().len() });
+                return Err(Error::TrailingBytes {
+                    len: r.rest().len(),
+                });
             }
             count += 1;
             if count > MAX_EXTENSIONS {
-                return Err(Error::TooManyExtensions { max: MAX_EXTENSIONS });
+                return Err(Error::TooManyExtensions {
+                    max: MAX_EXTENSIONS,
+                });
             }
             let ext_type = r.u16("extension type")?;
             let words = r.u16("extension length")?;
             let available = r.rest().len();
             r.take(usize::from(words) * 4, "extension")
-                .map_err(|_| Error::ExtensionOverrun { ext_type, words, available })?;
+                .map_err(|_| Error::ExtensionOverrun {
+                    ext_type,
+                    words,
+                    available,
+                })?;
         }
         Ok(Extensions { bytes })
     }
@@ -295,7 +330,9 @@ impl<'a> Extensions<'a> {
 
     /// The streamid, if a SID block is present.
     pub fn streamid(&self) -> Result<Option<String>, Error> {
-        self.find(ExtensionType::Sid).and_then(|e| e.text()).transpose()
+        self.find(ExtensionType::Sid)
+            .and_then(|e| e.text())
+            .transpose()
     }
 }
 
@@ -324,7 +361,11 @@ impl<'a> Iterator for ExtensionIter<'a> {
         let contents = r.take(len, "").ok()?;
         let raw = all.get(..4 + len)?;
         self.rest = r.rest();
-        Some(Extension { ext_type, contents, raw })
+        Some(Extension {
+            ext_type,
+            contents,
+            raw,
+        })
     }
 }
 
@@ -343,12 +384,44 @@ mod tests {
     fn captured_blocks_typed_views() {
         let exts = Extensions::parse(ext_area()).unwrap();
         let kinds: Vec<_> = exts.iter().map(|e| e.ext_type).collect();
-        assert_eq!(kinds, [ExtensionType::HsReq, ExtensionType::Sid, ExtensionType::KmReq]);
-        let hs = exts.find(ExtensionType::HsReq).unwrap().srt_hs().unwrap().unwrap();
-        assert_eq!(hs, SrtHs { srt_version: 0x010501, flags: 0xbf, recv_latency_ms: 120, send_latency_ms: 0 });
-        assert_eq!(exts.streamid().unwrap().as_deref(), Some("#!::r=live/livestream,m=publish"));
-        let km = exts.find(ExtensionType::KmReq).unwrap().key_material().unwrap().unwrap().unwrap();
-        assert_eq!((km.version, km.packet_type, km.sign, km.key_flags), (1, 2, 0x2029, 1));
+        assert_eq!(
+            kinds,
+            [
+                ExtensionType::HsReq,
+                ExtensionType::Sid,
+                ExtensionType::KmReq
+            ]
+        );
+        let hs = exts
+            .find(ExtensionType::HsReq)
+            .unwrap()
+            .srt_hs()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hs,
+            SrtHs {
+                srt_version: 0x010501,
+                flags: 0xbf,
+                recv_latency_ms: 120,
+                send_latency_ms: 0
+            }
+        );
+        assert_eq!(
+            exts.streamid().unwrap().as_deref(),
+            Some("#!::r=live/livestream,m=publish")
+        );
+        let km = exts
+            .find(ExtensionType::KmReq)
+            .unwrap()
+            .key_material()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (km.version, km.packet_type, km.sign, km.key_flags),
+            (1, 2, 0x2029, 1)
+        );
         assert_eq!((km.cipher, km.salt_len, km.key_len), (2, 16, 16));
         let raw: Vec<u8> = exts.iter().flat_map(|e| e.raw.iter().copied()).collect();
         assert_eq!(raw, ext_area(), "blocks tile the area exactly");
@@ -362,33 +435,81 @@ mod tests {
         for s in ["", "a", "abcd", "abcde", "#!::r=live/livestream,m=publish"] {
             assert_eq!(decode_text(&encode_text(s).unwrap(), "SID").unwrap(), s);
         }
-        assert!(matches!(encode_text(&"x".repeat(513)), Err(Error::StreamIdTooLong { len: 513, max: 512 })));
+        assert!(matches!(
+            encode_text(&"x".repeat(513)),
+            Err(Error::StreamIdTooLong { len: 513, max: 512 })
+        ));
         assert!(encode_text(&"x".repeat(512)).is_ok());
-        assert_eq!(decode_text(&[0xff, 0xfe, 0, 0], "SID"), Err(Error::NotUtf8 { what: "SID" }));
+        assert_eq!(
+            decode_text(&[0xff, 0xfe, 0, 0], "SID"),
+            Err(Error::NotUtf8 { what: "SID" })
+        );
     }
 
     #[test]
     fn malformed_areas_are_named() {
-        assert_eq!(Extensions::parse(&[0, 5, 0, 2, 1, 2, 3, 4]), Err(Error::ExtensionOverrun { ext_type: 5, words: 2, available: 4 }));
-        assert_eq!(Extensions::parse(&[0, 5, 0]), Err(Error::TrailingBytes { len: 3 }));
+        assert_eq!(
+            Extensions::parse(&[0, 5, 0, 2, 1, 2, 3, 4]),
+            Err(Error::ExtensionOverrun {
+                ext_type: 5,
+                words: 2,
+                available: 4
+            })
+        );
+        assert_eq!(
+            Extensions::parse(&[0, 5, 0]),
+            Err(Error::TrailingBytes { len: 3 })
+        );
         let many: Vec<u8> = std::iter::repeat_n([0u8, 9, 0, 0], 17).flatten().collect();
-        assert_eq!(Extensions::parse(&many), Err(Error::TooManyExtensions { max: 16 }));
+        assert_eq!(
+            Extensions::parse(&many),
+            Err(Error::TooManyExtensions { max: 16 })
+        );
         let short = Extensions::parse(&[0, 1, 0, 1, 0, 0, 0, 1]).unwrap();
-        assert!(matches!(short.iter().next().unwrap().srt_hs(), Some(Err(Error::ExtensionTooShort { .. }))));
+        assert!(matches!(
+            short.iter().next().unwrap().srt_hs(),
+            Some(Err(Error::ExtensionTooShort { .. }))
+        ));
     }
 
     #[test]
     fn built_blocks_parse_back() {
         let mut out = Vec::new();
-        push_extension(&mut out, ExtensionType::Sid, &encode_text("live/a").unwrap()).unwrap();
+        push_extension(
+            &mut out,
+            ExtensionType::Sid,
+            &encode_text("live/a").unwrap(),
+        )
+        .unwrap();
         push_extension(&mut out, ExtensionType::Group, &[0, 0, 0, 7, 2, 0, 0, 1]).unwrap();
         push_extension(&mut out, ExtensionType::KmRsp, &[0, 0, 0, 4]).unwrap();
-        assert_eq!(push_extension(&mut out, ExtensionType::Sid, &[1, 2, 3]), Err(Error::BadExtensionLength { len: 3 }));
+        assert_eq!(
+            push_extension(&mut out, ExtensionType::Sid, &[1, 2, 3]),
+            Err(Error::BadExtensionLength { len: 3 })
+        );
         let exts = Extensions::parse(&out).unwrap();
         assert_eq!(exts.streamid().unwrap().as_deref(), Some("live/a"));
-        let g = exts.find(ExtensionType::Group).unwrap().group().unwrap().unwrap();
-        assert_eq!(g, Group { id: 7, group_type: 2, flags: 0, weight: 1 });
-        let km = exts.find(ExtensionType::KmRsp).unwrap().key_material().unwrap().unwrap();
+        let g = exts
+            .find(ExtensionType::Group)
+            .unwrap()
+            .group()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            g,
+            Group {
+                id: 7,
+                group_type: 2,
+                flags: 0,
+                weight: 1
+            }
+        );
+        let km = exts
+            .find(ExtensionType::KmRsp)
+            .unwrap()
+            .key_material()
+            .unwrap()
+            .unwrap();
         assert_eq!(km, Err(KeyMaterialState(4)));
     }
 

@@ -58,7 +58,9 @@ impl HandshakeType {
             1 => HandshakeType::Induction,
             0xFFFF_FFFF => HandshakeType::Conclusion,
             0xFFFF_FFFE => HandshakeType::Agreement,
-            v => RejectReason::from_wire(v).map_or(HandshakeType::Other(v), HandshakeType::Rejection),
+            v => {
+                RejectReason::from_wire(v).map_or(HandshakeType::Other(v), HandshakeType::Rejection)
+            }
         }
     }
 
@@ -101,7 +103,9 @@ impl PeerIp {
     pub fn to_ip(&self) -> IpAddr {
         let octets = swap_words(self.0);
         match octets {
-            [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+            [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] => {
+                IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+            }
             _ => IpAddr::V6(Ipv6Addr::from(octets)),
         }
     }
@@ -152,7 +156,10 @@ impl<'a> Handshake<'a> {
     /// [`MAX_HANDSHAKE_LEN`] bytes whose extension blocks tile the rest exactly.
     pub fn parse(datagram: &'a [u8]) -> Result<Self, Error> {
         if datagram.len() > MAX_HANDSHAKE_LEN {
-            return Err(Error::HandshakeTooLong { len: datagram.len(), max: MAX_HANDSHAKE_LEN });
+            return Err(Error::HandshakeTooLong {
+                len: datagram.len(),
+                max: MAX_HANDSHAKE_LEN,
+            });
         }
         let packet = Packet::parse(datagram)?;
         let header = packet
@@ -161,7 +168,11 @@ impl<'a> Handshake<'a> {
             .ok_or(Error::NotHandshake)?;
         let mut r = Reader::new(packet.payload());
         if packet.payload().len() < CIF_LEN {
-            return Err(Error::Truncated { what: "handshake CIF", needed: CIF_LEN, available: packet.payload().len() });
+            return Err(Error::Truncated {
+                what: "handshake CIF",
+                needed: CIF_LEN,
+                available: packet.payload().len(),
+            });
         }
         Ok(Handshake {
             header,
@@ -180,7 +191,13 @@ impl<'a> Handshake<'a> {
     }
 
     /// What a caller sends first: version 4, `UDT_DGRAM`, no cookie, to socket id 0.
-    pub fn caller_induction(socket_id: u32, initial_seq: u32, mtu: u32, flow_window: u32, peer: IpAddr) -> Self {
+    pub fn caller_induction(
+        socket_id: u32,
+        initial_seq: u32,
+        mtu: u32,
+        flow_window: u32,
+        peer: IpAddr,
+    ) -> Self {
         Handshake {
             header: ControlHeader::new(control_type::HANDSHAKE),
             version: 4,
@@ -201,7 +218,10 @@ impl<'a> Handshake<'a> {
     /// the type replaced by the reason and no extensions, addressed to the requester.
     pub fn rejection(&self, reason: RejectReason) -> Handshake<'static> {
         Handshake {
-            header: ControlHeader { dest_socket_id: self.socket_id, ..self.header },
+            header: ControlHeader {
+                dest_socket_id: self.socket_id,
+                ..self.header
+            },
             kind: HandshakeType::Rejection(reason),
             ..self.without_extensions()
         }
@@ -220,7 +240,11 @@ impl<'a> Handshake<'a> {
     /// Header and CIF, without the extensions (all of an induction or a rejection).
     pub fn encode_base(&self) -> [u8; BASE_LEN] {
         let mut out = [0u8; BASE_LEN];
-        let header = ControlHeader { control_type: control_type::HANDSHAKE, ..self.header }.encode();
+        let header = ControlHeader {
+            control_type: control_type::HANDSHAKE,
+            ..self.header
+        }
+        .encode();
         let words = [
             self.version,
             u32::from(self.encryption) << 16 | u32::from(self.extension_field),
@@ -256,7 +280,10 @@ impl<'a> Handshake<'a> {
     }
 
     fn without_extensions(&self) -> Handshake<'static> {
-        Handshake { extensions: Extensions::EMPTY, ..*self }
+        Handshake {
+            extensions: Extensions::EMPTY,
+            ..*self
+        }
     }
 }
 
@@ -268,10 +295,14 @@ mod tests {
     const INDUCTION: &[u8] = include_bytes!("../tests/data/ffmpeg_induction.bin");
     const CONCLUSION: &[u8] = include_bytes!("../tests/data/ffmpeg_conclusion.bin");
     const KM_CONCLUSION: &[u8] = include_bytes!("../tests/data/ffmpeg_passphrase_conclusion.bin");
-    const LISTENER_INDUCTION: &[u8] = include_bytes!("../tests/data/libsrt_listener_induction_response.bin");
-    const LISTENER_CONCLUSION: &[u8] = include_bytes!("../tests/data/libsrt_listener_conclusion_response.bin");
-    const LISTENER_KM: &[u8] = include_bytes!("../tests/data/libsrt_listener_km_conclusion_response.bin");
-    const LISTENER_REJECT: &[u8] = include_bytes!("../tests/data/libsrt_listener_reject_conclusion_response.bin");
+    const LISTENER_INDUCTION: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_induction_response.bin");
+    const LISTENER_CONCLUSION: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_conclusion_response.bin");
+    const LISTENER_KM: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_km_conclusion_response.bin");
+    const LISTENER_REJECT: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_reject_conclusion_response.bin");
     const SESSION_CONCLUSION: &[u8] = include_bytes!("../tests/data/session_c2o_handshake_1.bin");
     const ALL: [&[u8]; 8] = [
         INDUCTION,
@@ -288,40 +319,87 @@ mod tests {
     fn ffmpeg_induction() {
         let hs = Handshake::parse(INDUCTION).unwrap();
         assert_eq!(hs.header.dest_socket_id, 0);
-        assert_eq!((hs.version, hs.encryption, hs.extension_field), (4, 0, UDT_DGRAM));
+        assert_eq!(
+            (hs.version, hs.encryption, hs.extension_field),
+            (4, 0, UDT_DGRAM)
+        );
         assert_eq!(hs.kind, HandshakeType::Induction);
-        assert_eq!((hs.initial_seq, hs.mtu, hs.flow_window), (0x4c83_0098, 1500, 8192));
+        assert_eq!(
+            (hs.initial_seq, hs.mtu, hs.flow_window),
+            (0x4c83_0098, 1500, 8192)
+        );
         assert_eq!((hs.socket_id, hs.cookie), (0x1547_7ebe, 0));
         assert_eq!(hs.peer_ip.to_ip(), IpAddr::from([127, 0, 0, 1]));
         assert_eq!(hs.peer_ip, PeerIp::from_ip(IpAddr::from([127, 0, 0, 1])));
         assert!(hs.extensions.is_empty());
-        let same = Handshake::caller_induction(0x1547_7ebe, 0x4c83_0098, 1500, 8192, [127, 0, 0, 1].into());
-        let with_ts = Handshake { header: ControlHeader { timestamp: hs.header.timestamp, ..same.header }, ..same };
-        assert_eq!(with_ts.to_vec(), INDUCTION, "our caller induction is libsrt's, byte for byte");
+        let same = Handshake::caller_induction(
+            0x1547_7ebe,
+            0x4c83_0098,
+            1500,
+            8192,
+            [127, 0, 0, 1].into(),
+        );
+        let with_ts = Handshake {
+            header: ControlHeader {
+                timestamp: hs.header.timestamp,
+                ..same.header
+            },
+            ..same
+        };
+        assert_eq!(
+            with_ts.to_vec(),
+            INDUCTION,
+            "our caller induction is libsrt's, byte for byte"
+        );
     }
 
     #[test]
     fn ffmpeg_conclusion_with_and_without_km() {
         let hs = Handshake::parse(CONCLUSION).unwrap();
         assert_eq!(hs.kind, HandshakeType::Conclusion);
-        assert_eq!((hs.version, hs.extension_field), (5, ext_flags::HSREQ | ext_flags::CONFIG));
-        assert_eq!(hs.cookie, 0x5EC0_C0DE, "echoes the cookie capture.py handed out");
-        assert_eq!(hs.streamid().unwrap().as_deref(), Some("#!::r=live/livestream,m=publish"));
+        assert_eq!(
+            (hs.version, hs.extension_field),
+            (5, ext_flags::HSREQ | ext_flags::CONFIG)
+        );
+        assert_eq!(
+            hs.cookie, 0x5EC0_C0DE,
+            "echoes the cookie capture.py handed out"
+        );
+        assert_eq!(
+            hs.streamid().unwrap().as_deref(),
+            Some("#!::r=live/livestream,m=publish")
+        );
         let km = Handshake::parse(KM_CONCLUSION).unwrap();
-        assert_eq!(km.extension_field, ext_flags::HSREQ | ext_flags::KMREQ | ext_flags::CONFIG);
+        assert_eq!(
+            km.extension_field,
+            ext_flags::HSREQ | ext_flags::KMREQ | ext_flags::CONFIG
+        );
         assert!(km.extensions.find(ExtensionType::KmReq).is_some());
     }
 
     #[test]
     fn libsrt_listener_answers() {
         let ind = Handshake::parse(LISTENER_INDUCTION).unwrap();
-        assert_eq!((ind.version, ind.extension_field, ind.kind), (5, SRT_MAGIC, HandshakeType::Induction));
+        assert_eq!(
+            (ind.version, ind.extension_field, ind.kind),
+            (5, SRT_MAGIC, HandshakeType::Induction)
+        );
         assert_eq!(ind.header.dest_socket_id, 0x1547_7ebe);
         let con = Handshake::parse(LISTENER_CONCLUSION).unwrap();
         assert_eq!(con.kind, HandshakeType::Conclusion);
-        let hsrsp = con.extensions.find(ExtensionType::HsRsp).unwrap().srt_hs().unwrap().unwrap();
+        let hsrsp = con
+            .extensions
+            .find(ExtensionType::HsRsp)
+            .unwrap()
+            .srt_hs()
+            .unwrap()
+            .unwrap();
         assert_eq!((hsrsp.recv_latency_ms, hsrsp.send_latency_ms), (120, 120));
-        assert!(Handshake::parse(LISTENER_KM).unwrap().extensions.find(ExtensionType::KmRsp).is_some());
+        assert!(Handshake::parse(LISTENER_KM)
+            .unwrap()
+            .extensions
+            .find(ExtensionType::KmRsp)
+            .is_some());
         let rej = Handshake::parse(LISTENER_REJECT).unwrap();
         assert_eq!(rej.kind, HandshakeType::Rejection(RejectReason::Unsecure));
         assert_eq!(rej.kind.to_wire(), 1011);
@@ -345,7 +423,10 @@ mod tests {
         let back = Handshake::parse(&bytes).unwrap();
         assert_eq!(back.kind.to_wire(), 2404);
         assert_eq!(back.header.dest_socket_id, req.socket_id);
-        assert_eq!((back.initial_seq, back.socket_id, back.cookie), (req.initial_seq, req.socket_id, req.cookie));
+        assert_eq!(
+            (back.initial_seq, back.socket_id, back.cookie),
+            (req.initial_seq, req.socket_id, req.cookie)
+        );
     }
 
     #[test]
@@ -361,11 +442,20 @@ mod tests {
         assert_eq!(Handshake::parse(&[0u8; 64]), Err(Error::NotHandshake));
         let keepalive = ControlHeader::new(control_type::KEEPALIVE).encode();
         assert_eq!(Handshake::parse(&keepalive), Err(Error::NotHandshake));
-        assert!(matches!(Handshake::parse(INDUCTION.get(..40).unwrap()), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            Handshake::parse(INDUCTION.get(..40).unwrap()),
+            Err(Error::Truncated { .. })
+        ));
         let big = [INDUCTION, &[0u8; 1500]].concat();
-        assert!(matches!(Handshake::parse(&big), Err(Error::HandshakeTooLong { .. })));
+        assert!(matches!(
+            Handshake::parse(&big),
+            Err(Error::HandshakeTooLong { .. })
+        ));
         let stray = [CONCLUSION, &[0u8; 2]].concat();
-        assert_eq!(Handshake::parse(&stray), Err(Error::TrailingBytes { len: 2 }));
+        assert_eq!(
+            Handshake::parse(&stray),
+            Err(Error::TrailingBytes { len: 2 })
+        );
     }
 
     proptest::proptest! {

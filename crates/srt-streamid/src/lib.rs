@@ -102,7 +102,15 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod codec;
 pub mod cookie;
@@ -119,8 +127,8 @@ pub use error::Error;
 pub use extension::{Extension, ExtensionType, Extensions};
 pub use handshake::{Handshake, HandshakeType, PeerIp};
 pub use packet::{
-    classify, dest_socket_id, set_dest_socket_id, ControlHeader, DataHeader, Header, KeyFlags, Packet, PacketKind,
-    PacketPosition, HEADER_LEN,
+    classify, dest_socket_id, set_dest_socket_id, ControlHeader, DataHeader, Header, KeyFlags,
+    Packet, PacketKind, PacketPosition, HEADER_LEN,
 };
 pub use proxy::{Accepted, Listener, OriginStep, Outcome, Relay, Session, SessionIds};
 pub use reject::RejectReason;

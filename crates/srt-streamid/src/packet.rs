@@ -155,11 +155,14 @@ impl<'a> Packet<'a> {
     /// Checks there is a whole header; nothing else can be wrong with a header.
     #[inline]
     pub fn parse(datagram: &'a [u8]) -> Result<Self, Error> {
-        let (head, payload) = datagram.split_first_chunk::<HEADER_LEN>().ok_or(Error::Truncated {
-            what: "packet header",
-            needed: HEADER_LEN,
-            available: datagram.len(),
-        })?;
+        let (head, payload) =
+            datagram
+                .split_first_chunk::<HEADER_LEN>()
+                .ok_or(Error::Truncated {
+                    what: "packet header",
+                    needed: HEADER_LEN,
+                    available: datagram.len(),
+                })?;
         Ok(Packet { head, payload })
     }
 
@@ -284,14 +287,22 @@ impl DataHeader {
             | kk << 27
             | u32::from(self.retransmitted) << 26
             | (self.msg_number & 0x03FF_FFFF);
-        header_bytes(self.seq_number & !CONTROL_BIT, w1, self.timestamp, self.dest_socket_id)
+        header_bytes(
+            self.seq_number & !CONTROL_BIT,
+            w1,
+            self.timestamp,
+            self.dest_socket_id,
+        )
     }
 }
 
 impl ControlHeader {
     /// A header of this control type, other fields zero.
     pub fn new(control_type: u16) -> Self {
-        ControlHeader { control_type, ..ControlHeader::default() }
+        ControlHeader {
+            control_type,
+            ..ControlHeader::default()
+        }
     }
 
     /// Data, handshake, keep-alive, ...
@@ -301,7 +312,8 @@ impl ControlHeader {
 
     /// The 16 header bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let w0 = CONTROL_BIT | u32::from(self.control_type & 0x7FFF) << 16 | u32::from(self.subtype);
+        let w0 =
+            CONTROL_BIT | u32::from(self.control_type & 0x7FFF) << 16 | u32::from(self.subtype);
         header_bytes(w0, self.type_info, self.timestamp, self.dest_socket_id)
     }
 }
@@ -333,9 +345,11 @@ pub fn dest_socket_id(datagram: &[u8]) -> Option<u32> {
 #[inline]
 pub fn set_dest_socket_id(datagram: &mut [u8], id: u32) -> Result<(), Error> {
     let available = datagram.len();
-    let slot = datagram
-        .get_mut(DEST_ID_RANGE)
-        .ok_or(Error::Truncated { what: "packet header", needed: HEADER_LEN, available })?;
+    let slot = datagram.get_mut(DEST_ID_RANGE).ok_or(Error::Truncated {
+        what: "packet header",
+        needed: HEADER_LEN,
+        available,
+    })?;
     slot.copy_from_slice(&id.to_be_bytes());
     Ok(())
 }
@@ -380,7 +394,9 @@ mod tests {
             let p = Packet::parse(bytes).unwrap();
             assert_eq!(p.kind(), kind);
             assert_eq!(classify(bytes), Some(kind));
-            let Header::Control(h) = p.header() else { panic!("control") };
+            let Header::Control(h) = p.header() else {
+                panic!("control")
+            };
             assert_eq!(h.kind(), kind);
             assert_eq!(&h.encode(), p.header_bytes());
         }
@@ -404,13 +420,23 @@ mod tests {
 
     #[test]
     fn other_control_types_and_user_subtype() {
-        let h = ControlHeader { control_type: control_type::USER_DEFINED, subtype: 3, ..ControlHeader::default() };
+        let h = ControlHeader {
+            control_type: control_type::USER_DEFINED,
+            subtype: 3,
+            ..ControlHeader::default()
+        };
         let bytes = h.encode();
         let p = Packet::parse(&bytes).unwrap();
         assert_eq!(p.kind(), PacketKind::Other(0x7FFF));
         assert_eq!(p.control_header(), Some(h));
-        assert_eq!(classify(&ControlHeader::new(control_type::KEEPALIVE).encode()), Some(PacketKind::KeepAlive));
-        assert_eq!(classify(&ControlHeader::new(control_type::NAK).encode()), Some(PacketKind::Nak));
+        assert_eq!(
+            classify(&ControlHeader::new(control_type::KEEPALIVE).encode()),
+            Some(PacketKind::KeepAlive)
+        );
+        assert_eq!(
+            classify(&ControlHeader::new(control_type::NAK).encode()),
+            Some(PacketKind::Nak)
+        );
     }
 
     proptest::proptest! {

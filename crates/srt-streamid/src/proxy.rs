@@ -65,7 +65,11 @@ impl Accepted<'_> {
 impl Listener {
     /// A listener handing out `cookies` and calling itself `socket_id` in its inductions.
     pub fn new(cookies: SynCookies, socket_id: u32) -> Self {
-        Listener { cookies, socket_id, encryption: 0 }
+        Listener {
+            cookies,
+            socket_id,
+            encryption: 0,
+        }
     }
 
     /// Advertises a key length in induction answers (`PBKEYLEN / 8`: 2, 3 or 4; 0, the
@@ -77,15 +81,27 @@ impl Listener {
 
     /// The answer to a caller's induction: version 5, the SRT magic, a cookie bound to
     /// `peer` and the current bucket. Stores nothing.
-    pub fn answer_induction(&self, induction: &Handshake<'_>, peer: SocketAddr, now: Duration) -> Result<[u8; BASE_LEN], Error> {
+    pub fn answer_induction(
+        &self,
+        induction: &Handshake<'_>,
+        peer: SocketAddr,
+        now: Duration,
+    ) -> Result<[u8; BASE_LEN], Error> {
         if induction.kind != HandshakeType::Induction {
-            return Err(Error::UnexpectedHandshake { expected: "induction", got: induction.kind });
+            return Err(Error::UnexpectedHandshake {
+                expected: "induction",
+                got: induction.kind,
+            });
         }
         if !(4..=5).contains(&induction.version) {
             return Err(Error::UnsupportedVersion(induction.version));
         }
         let answer = Handshake {
-            header: ControlHeader { timestamp: timestamp(now), dest_socket_id: induction.socket_id, ..induction.header },
+            header: ControlHeader {
+                timestamp: timestamp(now),
+                dest_socket_id: induction.socket_id,
+                ..induction.header
+            },
             version: 5,
             encryption: self.encryption,
             extension_field: SRT_MAGIC,
@@ -101,25 +117,47 @@ impl Listener {
 
     /// Checks a caller's conclusion: HSv5, a cookie this listener gave `peer` recently,
     /// and a decodable SID block if there is one.
-    pub fn accept_conclusion<'a>(&self, conclusion: Handshake<'a>, peer: SocketAddr, now: Duration) -> Result<Accepted<'a>, Error> {
+    pub fn accept_conclusion<'a>(
+        &self,
+        conclusion: Handshake<'a>,
+        peer: SocketAddr,
+        now: Duration,
+    ) -> Result<Accepted<'a>, Error> {
         if conclusion.kind != HandshakeType::Conclusion {
-            return Err(Error::UnexpectedHandshake { expected: "conclusion", got: conclusion.kind });
+            return Err(Error::UnexpectedHandshake {
+                expected: "conclusion",
+                got: conclusion.kind,
+            });
         }
         if conclusion.version != 5 {
             return Err(Error::UnsupportedVersion(conclusion.version));
         }
         if !self.cookies.verify(peer, conclusion.cookie, now) {
-            return Err(Error::BadCookie { cookie: conclusion.cookie });
+            return Err(Error::BadCookie {
+                cookie: conclusion.cookie,
+            });
         }
         let streamid = conclusion.streamid()?;
-        Ok(Accepted { handshake: conclusion, streamid })
+        Ok(Accepted {
+            handshake: conclusion,
+            streamid,
+        })
     }
 
     /// A refusal of `request` (bad streamid, no origin...), addressed to the requester.
-    pub fn reject(&self, request: &Handshake<'_>, peer: SocketAddr, reason: RejectReason, now: Duration) -> [u8; BASE_LEN] {
+    pub fn reject(
+        &self,
+        request: &Handshake<'_>,
+        peer: SocketAddr,
+        reason: RejectReason,
+        now: Duration,
+    ) -> [u8; BASE_LEN] {
         let rejection = request.rejection(reason);
         Handshake {
-            header: ControlHeader { timestamp: timestamp(now), ..rejection.header },
+            header: ControlHeader {
+                timestamp: timestamp(now),
+                ..rejection.header
+            },
             socket_id: self.socket_id,
             peer_ip: PeerIp::from_ip(peer.ip()),
             ..rejection
@@ -218,13 +256,21 @@ pub struct Session {
 
 impl Session {
     /// Starts replaying `accepted` (from `client`) to `origin`.
-    pub fn new(accepted: &Accepted<'_>, client: SocketAddr, origin: SocketAddr, ids: SessionIds) -> Self {
+    pub fn new(
+        accepted: &Accepted<'_>,
+        client: SocketAddr,
+        origin: SocketAddr,
+        ids: SessionIds,
+    ) -> Self {
         let hs = accepted.handshake;
         Session {
             client,
             origin,
             ids,
-            conclusion: Handshake { extensions: Extensions::EMPTY, ..hs },
+            conclusion: Handshake {
+                extensions: Extensions::EMPTY,
+                ..hs
+            },
             extensions: hs.extensions.as_bytes().to_vec(),
             state: State::AwaitInduction,
         }
@@ -254,7 +300,9 @@ impl Session {
     pub fn to_origin(&self, now: Duration) -> Option<Vec<u8>> {
         match self.state {
             State::AwaitInduction => Some(self.induction(now).to_vec()),
-            State::AwaitConclusion { origin_cookie } => Some(self.origin_conclusion(origin_cookie, now)),
+            State::AwaitConclusion { origin_cookie } => {
+                Some(self.origin_conclusion(origin_cookie, now))
+            }
             State::Done { .. } => None,
         }
     }
@@ -262,13 +310,19 @@ impl Session {
     /// Advances on a handshake from the origin (sent to `ids.toward_origin`).
     pub fn on_origin(&mut self, hs: &Handshake<'_>, now: Duration) -> Result<OriginStep, Error> {
         if hs.header.dest_socket_id != self.ids.toward_origin {
-            return Err(Error::WrongSocketId { expected: self.ids.toward_origin, got: hs.header.dest_socket_id });
+            return Err(Error::WrongSocketId {
+                expected: self.ids.toward_origin,
+                got: hs.header.dest_socket_id,
+            });
         }
         match (&self.state, hs.kind) {
             (State::Done { .. }, _) => Ok(OriginStep::Nothing),
             (_, HandshakeType::Rejection(reason)) => {
                 let to_client = self.translate(hs);
-                self.state = State::Done { reply: to_client.clone(), outcome: Outcome::Rejected(reason) };
+                self.state = State::Done {
+                    reply: to_client.clone(),
+                    outcome: Outcome::Rejected(reason),
+                };
                 Ok(OriginStep::Rejected { to_client, reason })
             }
             (_, HandshakeType::Induction) => {
@@ -276,16 +330,30 @@ impl Session {
                 if hs.version < 5 {
                     return Err(Error::UnsupportedVersion(hs.version));
                 }
-                self.state = State::AwaitConclusion { origin_cookie: hs.cookie };
-                Ok(OriginStep::SendToOrigin(self.origin_conclusion(hs.cookie, now)))
+                self.state = State::AwaitConclusion {
+                    origin_cookie: hs.cookie,
+                };
+                Ok(OriginStep::SendToOrigin(
+                    self.origin_conclusion(hs.cookie, now),
+                ))
             }
             (State::AwaitConclusion { .. }, HandshakeType::Conclusion) => {
-                let relay = Relay { client_socket_id: self.client_socket_id(), origin_socket_id: hs.socket_id, ids: self.ids };
+                let relay = Relay {
+                    client_socket_id: self.client_socket_id(),
+                    origin_socket_id: hs.socket_id,
+                    ids: self.ids,
+                };
                 let to_client = self.translate(hs);
-                self.state = State::Done { reply: to_client.clone(), outcome: Outcome::Connected(relay) };
+                self.state = State::Done {
+                    reply: to_client.clone(),
+                    outcome: Outcome::Connected(relay),
+                };
                 Ok(OriginStep::Connected { to_client, relay })
             }
-            (_, got) => Err(Error::UnexpectedHandshake { expected: "induction or conclusion answer", got }),
+            (_, got) => Err(Error::UnexpectedHandshake {
+                expected: "induction or conclusion answer",
+                got,
+            }),
         }
     }
 
@@ -302,13 +370,30 @@ impl Session {
 
     fn induction(&self, now: Duration) -> [u8; BASE_LEN] {
         let c = &self.conclusion;
-        let hs = Handshake::caller_induction(self.ids.toward_origin, c.initial_seq, c.mtu, c.flow_window, self.origin.ip());
-        Handshake { header: ControlHeader { timestamp: timestamp(now), ..hs.header }, ..hs }.encode_base()
+        let hs = Handshake::caller_induction(
+            self.ids.toward_origin,
+            c.initial_seq,
+            c.mtu,
+            c.flow_window,
+            self.origin.ip(),
+        );
+        Handshake {
+            header: ControlHeader {
+                timestamp: timestamp(now),
+                ..hs.header
+            },
+            ..hs
+        }
+        .encode_base()
     }
 
     fn origin_conclusion(&self, origin_cookie: u32, now: Duration) -> Vec<u8> {
         Handshake {
-            header: ControlHeader { timestamp: timestamp(now), dest_socket_id: 0, ..self.conclusion.header },
+            header: ControlHeader {
+                timestamp: timestamp(now),
+                dest_socket_id: 0,
+                ..self.conclusion.header
+            },
             socket_id: self.ids.toward_origin,
             cookie: origin_cookie,
             peer_ip: PeerIp::from_ip(self.origin.ip()),
@@ -322,7 +407,10 @@ impl Session {
     /// client's id, with the cookie the client holds and the client's address.
     fn translate(&self, hs: &Handshake<'_>) -> Vec<u8> {
         Handshake {
-            header: ControlHeader { dest_socket_id: self.client_socket_id(), ..hs.header },
+            header: ControlHeader {
+                dest_socket_id: self.client_socket_id(),
+                ..hs.header
+            },
             socket_id: self.ids.toward_client,
             cookie: self.conclusion.cookie,
             peer_ip: PeerIp::from_ip(self.client.ip()),
@@ -340,9 +428,12 @@ mod tests {
     const INDUCTION: &[u8] = include_bytes!("../tests/data/ffmpeg_induction.bin");
     const CONCLUSION: &[u8] = include_bytes!("../tests/data/ffmpeg_conclusion.bin");
     const KM_CONCLUSION: &[u8] = include_bytes!("../tests/data/ffmpeg_passphrase_conclusion.bin");
-    const ORIGIN_INDUCTION: &[u8] = include_bytes!("../tests/data/libsrt_listener_induction_response.bin");
-    const ORIGIN_CONCLUSION: &[u8] = include_bytes!("../tests/data/libsrt_listener_conclusion_response.bin");
-    const ORIGIN_REJECT: &[u8] = include_bytes!("../tests/data/libsrt_listener_reject_conclusion_response.bin");
+    const ORIGIN_INDUCTION: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_induction_response.bin");
+    const ORIGIN_CONCLUSION: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_conclusion_response.bin");
+    const ORIGIN_REJECT: &[u8] =
+        include_bytes!("../tests/data/libsrt_listener_reject_conclusion_response.bin");
     /// The socket id ffmpeg used; the libsrt listener answers were addressed to it.
     const FFMPEG_ID: u32 = 0x1547_7ebe;
     const NOW: Duration = Duration::from_secs(1_700_000_000);
@@ -363,22 +454,38 @@ mod tests {
     fn conclusion_with_our_cookie(bytes: &[u8]) -> Vec<u8> {
         let mut c = bytes.to_vec();
         let cookie = SynCookies::new([1; 32]).generate(client(), NOW);
-        c.get_mut(44..48).unwrap().copy_from_slice(&cookie.to_be_bytes());
+        c.get_mut(44..48)
+            .unwrap()
+            .copy_from_slice(&cookie.to_be_bytes());
         c
     }
 
     #[test]
     fn induction_answer_fields() {
-        let answer = listener().answer_induction(&Handshake::parse(INDUCTION).unwrap(), client(), NOW).unwrap();
+        let answer = listener()
+            .answer_induction(&Handshake::parse(INDUCTION).unwrap(), client(), NOW)
+            .unwrap();
         let hs = Handshake::parse(&answer).unwrap();
-        assert_eq!((hs.version, hs.extension_field, hs.encryption), (5, SRT_MAGIC, 0));
+        assert_eq!(
+            (hs.version, hs.extension_field, hs.encryption),
+            (5, SRT_MAGIC, 0)
+        );
         assert_eq!(hs.kind, HandshakeType::Induction);
-        assert_eq!((hs.header.dest_socket_id, hs.socket_id), (FFMPEG_ID, 0xAAAA_0001));
+        assert_eq!(
+            (hs.header.dest_socket_id, hs.socket_id),
+            (FFMPEG_ID, 0xAAAA_0001)
+        );
         assert_eq!(hs.cookie, SynCookies::new([1; 32]).generate(client(), NOW));
         assert_eq!(hs.peer_ip.to_ip(), client().ip());
         let ffmpeg = Handshake::parse(INDUCTION).unwrap();
-        assert_eq!((hs.initial_seq, hs.mtu, hs.flow_window), (ffmpeg.initial_seq, ffmpeg.mtu, ffmpeg.flow_window));
-        let with_key = listener().with_encryption(2).answer_induction(&ffmpeg, client(), NOW).unwrap();
+        assert_eq!(
+            (hs.initial_seq, hs.mtu, hs.flow_window),
+            (ffmpeg.initial_seq, ffmpeg.mtu, ffmpeg.flow_window)
+        );
+        let with_key = listener()
+            .with_encryption(2)
+            .answer_induction(&ffmpeg, client(), NOW)
+            .unwrap();
         assert_eq!(Handshake::parse(&with_key).unwrap().encryption, 2);
     }
 
@@ -386,24 +493,47 @@ mod tests {
     fn conclusion_checks() {
         let l = listener();
         let good = conclusion_with_our_cookie(CONCLUSION);
-        let accepted = l.accept_conclusion(Handshake::parse(&good).unwrap(), client(), NOW).unwrap();
-        assert_eq!(accepted.streamid.as_deref(), Some("#!::r=live/livestream,m=publish"));
+        let accepted = l
+            .accept_conclusion(Handshake::parse(&good).unwrap(), client(), NOW)
+            .unwrap();
+        assert_eq!(
+            accepted.streamid.as_deref(),
+            Some("#!::r=live/livestream,m=publish")
+        );
         let sid = accepted.parse_streamid().unwrap().unwrap();
         assert_eq!(sid.resource.as_deref(), Some("live/livestream"));
-        assert!(l.accept_conclusion(Handshake::parse(&good).unwrap(), client(), NOW + Duration::from_secs(61)).is_ok());
+        assert!(l
+            .accept_conclusion(
+                Handshake::parse(&good).unwrap(),
+                client(),
+                NOW + Duration::from_secs(61)
+            )
+            .is_ok());
         let spoofed: SocketAddr = "127.0.0.2:40000".parse().unwrap();
         assert_eq!(
-            l.accept_conclusion(Handshake::parse(&good).unwrap(), spoofed, NOW).unwrap_err(),
-            Error::BadCookie { cookie: Handshake::parse(&good).unwrap().cookie }
+            l.accept_conclusion(Handshake::parse(&good).unwrap(), spoofed, NOW)
+                .unwrap_err(),
+            Error::BadCookie {
+                cookie: Handshake::parse(&good).unwrap().cookie
+            }
         );
-        assert!(matches!(l.accept_conclusion(Handshake::parse(CONCLUSION).unwrap(), client(), NOW), Err(Error::BadCookie { .. })));
+        assert!(matches!(
+            l.accept_conclusion(Handshake::parse(CONCLUSION).unwrap(), client(), NOW),
+            Err(Error::BadCookie { .. })
+        ));
         assert!(matches!(
             l.accept_conclusion(Handshake::parse(INDUCTION).unwrap(), client(), NOW),
-            Err(Error::UnexpectedHandshake { expected: "conclusion", .. })
+            Err(Error::UnexpectedHandshake {
+                expected: "conclusion",
+                ..
+            })
         ));
         assert!(matches!(
             l.answer_induction(&Handshake::parse(CONCLUSION).unwrap(), client(), NOW),
-            Err(Error::UnexpectedHandshake { expected: "induction", .. })
+            Err(Error::UnexpectedHandshake {
+                expected: "induction",
+                ..
+            })
         ));
     }
 
@@ -412,7 +542,10 @@ mod tests {
         let req = Handshake::parse(CONCLUSION).unwrap();
         let bytes = listener().reject(&req, client(), RejectReason::Unavailable, NOW);
         let rej = Handshake::parse(&bytes).unwrap();
-        assert_eq!(rej.kind, HandshakeType::Rejection(RejectReason::Unavailable));
+        assert_eq!(
+            rej.kind,
+            HandshakeType::Rejection(RejectReason::Unavailable)
+        );
         assert_eq!(rej.kind.to_wire(), 2503);
         assert_eq!(rej.header.dest_socket_id, FFMPEG_ID);
         assert!(rej.extensions.is_empty());
@@ -421,8 +554,14 @@ mod tests {
     /// The captured libsrt listener answers were made for ffmpeg's socket id, so a session
     /// using that id toward the origin can be driven by them unchanged.
     fn session(conclusion: &[u8]) -> Session {
-        let accepted = Accepted { handshake: Handshake::parse(conclusion).unwrap(), streamid: None };
-        let ids = SessionIds { toward_client: 0xBBBB_0002, toward_origin: FFMPEG_ID };
+        let accepted = Accepted {
+            handshake: Handshake::parse(conclusion).unwrap(),
+            streamid: None,
+        };
+        let ids = SessionIds {
+            toward_client: 0xBBBB_0002,
+            toward_origin: FFMPEG_ID,
+        };
         Session::new(&accepted, client(), origin(), ids)
     }
 
@@ -436,32 +575,66 @@ mod tests {
     fn replay_to_a_libsrt_origin() {
         let mut s = session(CONCLUSION);
         // Our induction to the origin is what libsrt itself sent, apart from the timestamp.
-        assert_eq!(without_timestamp(&s.to_origin(NOW).unwrap()), without_timestamp(INDUCTION));
+        assert_eq!(
+            without_timestamp(&s.to_origin(NOW).unwrap()),
+            without_timestamp(INDUCTION)
+        );
 
-        let step = s.on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW).unwrap();
-        let OriginStep::SendToOrigin(conclusion) = step else { panic!("{step:?}") };
-        assert_eq!(s.to_origin(NOW), Some(conclusion.clone()), "retransmission timer resends it");
+        let step = s
+            .on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW)
+            .unwrap();
+        let OriginStep::SendToOrigin(conclusion) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            s.to_origin(NOW),
+            Some(conclusion.clone()),
+            "retransmission timer resends it"
+        );
         let mut expected = without_timestamp(CONCLUSION);
-        expected.get_mut(44..48).unwrap().copy_from_slice(ORIGIN_INDUCTION.get(44..48).unwrap());
-        assert_eq!(without_timestamp(&conclusion), expected, "the client's conclusion with the origin's cookie");
+        expected
+            .get_mut(44..48)
+            .unwrap()
+            .copy_from_slice(ORIGIN_INDUCTION.get(44..48).unwrap());
+        assert_eq!(
+            without_timestamp(&conclusion),
+            expected,
+            "the client's conclusion with the origin's cookie"
+        );
 
-        let step = s.on_origin(&Handshake::parse(ORIGIN_CONCLUSION).unwrap(), NOW).unwrap();
-        let OriginStep::Connected { to_client, relay } = step else { panic!("{step:?}") };
+        let step = s
+            .on_origin(&Handshake::parse(ORIGIN_CONCLUSION).unwrap(), NOW)
+            .unwrap();
+        let OriginStep::Connected { to_client, relay } = step else {
+            panic!("{step:?}")
+        };
         let origin_hs = Handshake::parse(ORIGIN_CONCLUSION).unwrap();
         let reply = Handshake::parse(&to_client).unwrap();
         assert_eq!(reply.header.dest_socket_id, FFMPEG_ID);
         assert_eq!(reply.socket_id, 0xBBBB_0002);
         assert_eq!(reply.cookie, 0x5EC0_C0DE, "the cookie the client holds");
-        assert_eq!(reply.extensions.as_bytes(), origin_hs.extensions.as_bytes(), "HSRSP byte for byte");
+        assert_eq!(
+            reply.extensions.as_bytes(),
+            origin_hs.extensions.as_bytes(),
+            "HSRSP byte for byte"
+        );
         assert_eq!(relay.origin_socket_id, origin_hs.socket_id);
         assert_eq!(relay.client_socket_id, FFMPEG_ID);
         assert_eq!(s.outcome(), Some(Outcome::Connected(relay)));
         assert_eq!(s.to_origin(NOW), None);
 
-        let again = s.on_origin(&Handshake::parse(ORIGIN_CONCLUSION).unwrap(), NOW).unwrap();
+        let again = s
+            .on_origin(&Handshake::parse(ORIGIN_CONCLUSION).unwrap(), NOW)
+            .unwrap();
         assert_eq!(again, OriginStep::Nothing);
-        assert_eq!(s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()), Some(to_client.as_slice()));
-        assert_eq!(s.answer_retransmit(&Handshake::parse(INDUCTION).unwrap()), None);
+        assert_eq!(
+            s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()),
+            Some(to_client.as_slice())
+        );
+        assert_eq!(
+            s.answer_retransmit(&Handshake::parse(INDUCTION).unwrap()),
+            None
+        );
 
         let mut data = include_bytes!("../tests/data/session_c2o_data_0.bin").to_vec();
         relay.client_to_origin(&mut data).unwrap();
@@ -474,23 +647,42 @@ mod tests {
     fn km_extensions_pass_through() {
         let mut s = session(KM_CONCLUSION);
         let _ = s.to_origin(NOW);
-        let OriginStep::SendToOrigin(c) = s.on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW).unwrap() else {
+        let OriginStep::SendToOrigin(c) = s
+            .on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW)
+            .unwrap()
+        else {
             panic!()
         };
-        assert_eq!(c.get(64..), KM_CONCLUSION.get(64..), "HSREQ, SID and KMREQ untouched");
+        assert_eq!(
+            c.get(64..),
+            KM_CONCLUSION.get(64..),
+            "HSREQ, SID and KMREQ untouched"
+        );
     }
 
     #[test]
     fn origin_rejection_reaches_the_client() {
         let mut s = session(CONCLUSION);
-        let _ = s.on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW).unwrap();
-        let step = s.on_origin(&Handshake::parse(ORIGIN_REJECT).unwrap(), NOW).unwrap();
-        let OriginStep::Rejected { to_client, reason } = step else { panic!("{step:?}") };
+        let _ = s
+            .on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW)
+            .unwrap();
+        let step = s
+            .on_origin(&Handshake::parse(ORIGIN_REJECT).unwrap(), NOW)
+            .unwrap();
+        let OriginStep::Rejected { to_client, reason } = step else {
+            panic!("{step:?}")
+        };
         assert_eq!(reason, RejectReason::Unsecure);
         let hs = Handshake::parse(&to_client).unwrap();
-        assert_eq!((hs.kind.to_wire(), hs.header.dest_socket_id), (1011, FFMPEG_ID));
+        assert_eq!(
+            (hs.kind.to_wire(), hs.header.dest_socket_id),
+            (1011, FFMPEG_ID)
+        );
         assert_eq!(s.outcome(), Some(Outcome::Rejected(RejectReason::Unsecure)));
-        assert_eq!(s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()), Some(to_client.as_slice()));
+        assert_eq!(
+            s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()),
+            Some(to_client.as_slice())
+        );
     }
 
     #[test]
@@ -500,15 +692,27 @@ mod tests {
         set_dest_socket_id(&mut other, 5).unwrap();
         assert_eq!(
             s.on_origin(&Handshake::parse(&other).unwrap(), NOW),
-            Err(Error::WrongSocketId { expected: FFMPEG_ID, got: 5 })
+            Err(Error::WrongSocketId {
+                expected: FFMPEG_ID,
+                got: 5
+            })
         );
         assert!(matches!(
             s.on_origin(&Handshake::parse(ORIGIN_CONCLUSION).unwrap(), NOW),
             Err(Error::UnexpectedHandshake { .. })
         ));
         let mut v4 = ORIGIN_INDUCTION.to_vec();
-        v4.get_mut(16..20).unwrap().copy_from_slice(&4u32.to_be_bytes());
-        assert_eq!(s.on_origin(&Handshake::parse(&v4).unwrap(), NOW), Err(Error::UnsupportedVersion(4)));
-        assert_eq!(s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()), None, "pending: nothing to repeat");
+        v4.get_mut(16..20)
+            .unwrap()
+            .copy_from_slice(&4u32.to_be_bytes());
+        assert_eq!(
+            s.on_origin(&Handshake::parse(&v4).unwrap(), NOW),
+            Err(Error::UnsupportedVersion(4))
+        );
+        assert_eq!(
+            s.answer_retransmit(&Handshake::parse(CONCLUSION).unwrap()),
+            None,
+            "pending: nothing to repeat"
+        );
     }
 }

@@ -138,14 +138,20 @@ const TABLE: &[(RejectReason, u32)] = &[
 impl RejectReason {
     /// From a libsrt reason code; unknown codes are kept in [`RejectReason::Other`].
     pub fn from_code(code: u32) -> Self {
-        TABLE.iter().find(|(_, c)| *c == code).map_or(RejectReason::Other(code), |(r, _)| *r)
+        TABLE
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map_or(RejectReason::Other(code), |(r, _)| *r)
     }
 
     /// The libsrt reason code (`srt_getrejectreason()`).
     pub fn code(self) -> u32 {
         match self {
             RejectReason::Other(code) => code,
-            named => TABLE.iter().find(|(r, _)| *r == named).map_or(0, |(_, c)| *c),
+            named => TABLE
+                .iter()
+                .find(|(r, _)| *r == named)
+                .map_or(0, |(_, c)| *c),
         }
     }
 
@@ -154,7 +160,9 @@ impl RejectReason {
     /// Codes so large that the sum would not stay a positive `i32` (libsrt reads the
     /// field signed) are clamped to `i32::MAX`.
     pub fn wire(self) -> u32 {
-        self.code().saturating_add(FAILURE_TYPES).min(i32::MAX as u32)
+        self.code()
+            .saturating_add(FAILURE_TYPES)
+            .min(i32::MAX as u32)
     }
 
     /// The reason a wire handshake type carries, if it is a rejection (`>= 1000` read as
@@ -178,9 +186,16 @@ mod tests {
         assert_eq!(RejectReason::NotFound.wire(), 2404);
         assert_eq!(RejectReason::BadGateway.wire(), 2502);
         assert_eq!(RejectReason::Unavailable.wire(), 2503);
-        assert_eq!(RejectReason::from_wire(3042), Some(RejectReason::Other(2042)));
+        assert_eq!(
+            RejectReason::from_wire(3042),
+            Some(RejectReason::Other(2042))
+        );
         assert_eq!(RejectReason::from_wire(999), None);
-        assert_eq!(RejectReason::from_wire(0xFFFF_FFFF), None, "conclusion is -1, not a rejection");
+        assert_eq!(
+            RejectReason::from_wire(0xFFFF_FFFF),
+            None,
+            "conclusion is -1, not a rejection"
+        );
         assert_eq!(RejectReason::Other(u32::MAX).wire(), i32::MAX as u32);
     }
 

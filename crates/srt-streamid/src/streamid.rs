@@ -51,14 +51,21 @@ impl StreamId {
     /// with mode `request`.
     pub fn parse(input: &str) -> Result<Self, Error> {
         if input.len() > MAX_STREAMID_LEN {
-            return Err(Error::StreamIdTooLong { len: input.len(), max: MAX_STREAMID_LEN });
+            return Err(Error::StreamIdTooLong {
+                len: input.len(),
+                max: MAX_STREAMID_LEN,
+            });
         }
         let Some(body) = input.strip_prefix("#!::") else {
             let resource = (!input.is_empty()).then(|| input.to_owned());
-            return Ok(StreamId { resource, ..StreamId::default() });
+            return Ok(StreamId {
+                resource,
+                ..StreamId::default()
+            });
         };
-        let (_, pairs) = all_consuming(key_values)(body)
-            .map_err(|_| Error::StreamIdSyntax(format!("expected key=value[,key=value...] in {input:?}")))?;
+        let (_, pairs) = all_consuming(key_values)(body).map_err(|_| {
+            Error::StreamIdSyntax(format!("expected key=value[,key=value...] in {input:?}"))
+        })?;
         let mut sid = StreamId::default();
         for (key, value) in pairs {
             let value = value.to_owned();
@@ -77,7 +84,10 @@ impl StreamId {
 
     /// The value of a custom key, if present.
     pub fn custom(&self, key: &str) -> Option<&str> {
-        self.custom.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.custom
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -101,7 +111,10 @@ fn key_values(input: &str) -> IResult<&str, Vec<(&str, &str)>> {
 
 fn key_value(input: &str) -> IResult<&str, (&str, &str)> {
     separated_pair(
-        preceded(take_while(|c: char| c == ' '), take_while1(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')),
+        preceded(
+            take_while(|c: char| c == ' '),
+            take_while1(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        ),
         char('='),
         take_while(|c: char| c != ','),
     )(input)
@@ -113,7 +126,10 @@ mod tests {
 
     #[test]
     fn haivision_form_with_all_standard_keys() {
-        let sid = StreamId::parse("#!::r=live/livestream,m=publish,h=a.example.com,u=alice,s=42,t=stream").unwrap();
+        let sid = StreamId::parse(
+            "#!::r=live/livestream,m=publish,h=a.example.com,u=alice,s=42,t=stream",
+        )
+        .unwrap();
         assert_eq!(sid.resource.as_deref(), Some("live/livestream"));
         assert_eq!(sid.mode, Mode::Publish);
         assert_eq!(sid.host.as_deref(), Some("a.example.com"));
@@ -145,11 +161,23 @@ mod tests {
 
     #[test]
     fn errors_are_named() {
-        assert_eq!(StreamId::parse("#!::m=sideways").unwrap_err(), Error::UnknownMode("sideways".into()));
-        assert!(matches!(StreamId::parse("#!::novalue"), Err(Error::StreamIdSyntax(_))));
-        assert!(matches!(StreamId::parse("#!::"), Err(Error::StreamIdSyntax(_))));
+        assert_eq!(
+            StreamId::parse("#!::m=sideways").unwrap_err(),
+            Error::UnknownMode("sideways".into())
+        );
+        assert!(matches!(
+            StreamId::parse("#!::novalue"),
+            Err(Error::StreamIdSyntax(_))
+        ));
+        assert!(matches!(
+            StreamId::parse("#!::"),
+            Err(Error::StreamIdSyntax(_))
+        ));
         let long = format!("#!::r={}", "a".repeat(600));
-        assert!(matches!(StreamId::parse(&long), Err(Error::StreamIdTooLong { len: 606, max: 512 })));
+        assert!(matches!(
+            StreamId::parse(&long),
+            Err(Error::StreamIdTooLong { len: 606, max: 512 })
+        ));
     }
 
     proptest::proptest! {

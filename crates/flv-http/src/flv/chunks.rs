@@ -88,7 +88,9 @@ impl Chunks {
         self.len -= n;
         let mut left = n;
         while left > 0 {
-            let Some(front) = self.queue.front_mut() else { break };
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
             if front.len() > left {
                 let _ = front.split_to(left);
                 break;

@@ -315,7 +315,13 @@ pub(crate) fn video_info(body: &[u8]) -> Option<VideoInfo> {
             VideoPacket::CodedFrames
         };
         let codec = Some(codec);
-        return Some(VideoInfo { frame_type, codec, packet, enhanced: false, multitrack: false });
+        return Some(VideoInfo {
+            frame_type,
+            codec,
+            packet,
+            enhanced: false,
+            multitrack: false,
+        });
     }
 
     let frame_type = FrameType::from_bits((b0 >> 4) & 0x07);
@@ -344,7 +350,13 @@ pub(crate) fn video_info(body: &[u8]) -> Option<VideoInfo> {
         4 => VideoPacket::Metadata,
         other => VideoPacket::Other(other),
     };
-    Some(VideoInfo { frame_type, codec, packet, enhanced: true, multitrack })
+    Some(VideoInfo {
+        frame_type,
+        codec,
+        packet,
+        enhanced: true,
+        multitrack,
+    })
 }
 
 /// Reads the codec facts of an audio tag body; `None` if the body is too short to tell.
@@ -364,7 +376,12 @@ pub(crate) fn audio_info(body: &[u8]) -> Option<AudioInfo> {
             AudioPacket::Frames
         };
         let codec = Some(codec);
-        return Some(AudioInfo { codec, packet, enhanced: false, multitrack: false });
+        return Some(AudioInfo {
+            codec,
+            packet,
+            enhanced: false,
+            multitrack: false,
+        });
     }
 
     let mut packet_type = skip_mod_ex(&mut c, b0 & 0x0F)?;
@@ -388,7 +405,12 @@ pub(crate) fn audio_info(body: &[u8]) -> Option<AudioInfo> {
         4 => AudioPacket::MultichannelConfig,
         other => AudioPacket::Other(other),
     };
-    Some(AudioInfo { codec, packet, enhanced: true, multitrack })
+    Some(AudioInfo {
+        codec,
+        packet,
+        enhanced: true,
+        multitrack,
+    })
 }
 
 #[cfg(test)]

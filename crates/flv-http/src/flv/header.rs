@@ -56,10 +56,18 @@ mod tests {
         let h = FlvHeader::parse(&raw);
         assert_eq!(
             h,
-            Some(FlvHeader { version: 1, has_audio: true, has_video: true, data_offset: 9 })
+            Some(FlvHeader {
+                version: 1,
+                has_audio: true,
+                has_video: true,
+                data_offset: 9
+            })
         );
         let out = h.map(|h| h.to_bytes());
-        assert_eq!(out.as_deref(), Some(&b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"[..]));
+        assert_eq!(
+            out.as_deref(),
+            Some(&b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"[..])
+        );
         assert_eq!(FlvHeader::parse(b"FLX\x01\x05\x00\x00\x00\x09"), None);
     }
 }

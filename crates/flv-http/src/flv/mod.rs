@@ -6,7 +6,9 @@ mod header;
 mod reader;
 mod tag;
 
-pub use codec::{AudioCodec, AudioInfo, AudioPacket, FourCc, FrameType, VideoCodec, VideoInfo, VideoPacket};
+pub use codec::{
+    AudioCodec, AudioInfo, AudioPacket, FourCc, FrameType, VideoCodec, VideoInfo, VideoPacket,
+};
 pub use header::FlvHeader;
 pub use reader::{FlvReader, ReaderConfig, DEFAULT_MAX_TAG_SIZE, MAX_DATA_OFFSET};
 pub use tag::{FlvTag, TagKind, TAG_HEADER_LEN};

@@ -76,8 +76,17 @@ impl FlvReader {
 
     /// A reader with the given settings.
     pub fn with_config(config: ReaderConfig) -> Self {
-        let state = if config.expect_header { State::Header } else { State::Tags };
-        FlvReader { config, chunks: Chunks::default(), state, header: None }
+        let state = if config.expect_header {
+            State::Header
+        } else {
+            State::Tags
+        };
+        FlvReader {
+            config,
+            chunks: Chunks::default(),
+            state,
+            header: None,
+        }
     }
 
     /// Appends received bytes without copying them.
@@ -151,7 +160,8 @@ impl FlvReader {
         }
         self.chunks.skip(HEADER_LEN);
         self.header = Some(header);
-        let extra = usize::try_from(header.data_offset - 9).map_err(|_| Error::BadDataOffset(header.data_offset))?;
+        let extra = usize::try_from(header.data_offset - 9)
+            .map_err(|_| Error::BadDataOffset(header.data_offset))?;
         Ok(Some(extra + PREV_SIZE_LEN))
     }
 
@@ -163,7 +173,10 @@ impl FlvReader {
         let [s0, s1, s2] = size;
         let data_size = u32::from_be_bytes([0, s0, s1, s2]);
         if data_size > self.config.max_tag_size {
-            return Err(Error::TagTooLarge { size: data_size, max: self.config.max_tag_size });
+            return Err(Error::TagTooLarge {
+                size: data_size,
+                max: self.config.max_tag_size,
+            });
         }
         let body_len = usize::try_from(data_size).map_err(|_| Error::TagTooLarge {
             size: data_size,
@@ -178,7 +191,10 @@ impl FlvReader {
         })?;
         let expected = data_size + 11;
         if self.config.strict_previous_tag_size && tag.previous_tag_size != expected {
-            return Err(Error::PreviousTagSizeMismatch { expected, found: tag.previous_tag_size });
+            return Err(Error::PreviousTagSizeMismatch {
+                expected,
+                found: tag.previous_tag_size,
+            });
         }
         Ok(Some(tag))
     }

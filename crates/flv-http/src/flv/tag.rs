@@ -87,13 +87,20 @@ impl FlvTag {
 
     /// The tag body (DataSize bytes), sharing the tag's buffer.
     pub fn body(&self) -> Bytes {
-        let end = self.raw.len().saturating_sub(PREV_SIZE_LEN).max(TAG_HEADER_LEN);
+        let end = self
+            .raw
+            .len()
+            .saturating_sub(PREV_SIZE_LEN)
+            .max(TAG_HEADER_LEN);
         self.raw.slice(TAG_HEADER_LEN.min(end)..end)
     }
 
     /// DataSize: the body length.
     pub fn data_size(&self) -> u32 {
-        let len = self.raw.len().saturating_sub(TAG_HEADER_LEN + PREV_SIZE_LEN);
+        let len = self
+            .raw
+            .len()
+            .saturating_sub(TAG_HEADER_LEN + PREV_SIZE_LEN);
         u32::try_from(len).unwrap_or(u32::MAX)
     }
 
@@ -108,12 +115,14 @@ impl FlvTag {
 
     /// A video decoder configuration (AVC/HEVC sequence header, Enhanced SequenceStart).
     pub fn is_video_sequence_header(&self) -> bool {
-        self.video.is_some_and(|v| v.packet == VideoPacket::SequenceHeader)
+        self.video
+            .is_some_and(|v| v.packet == VideoPacket::SequenceHeader)
     }
 
     /// An audio decoder configuration (AAC sequence header, Enhanced SequenceStart).
     pub fn is_audio_sequence_header(&self) -> bool {
-        self.audio.is_some_and(|a| a.packet == AudioPacket::SequenceHeader)
+        self.audio
+            .is_some_and(|a| a.packet == AudioPacket::SequenceHeader)
     }
 
     /// Either sequence header.
@@ -133,8 +142,7 @@ impl FlvTag {
 
     /// An AAC sequence header (legacy or `mp4a`).
     pub fn is_aac_sequence_header(&self) -> bool {
-        self.is_audio_sequence_header()
-            && self.audio.and_then(|a| a.codec) == Some(AudioCodec::Aac)
+        self.is_audio_sequence_header() && self.audio.and_then(|a| a.codec) == Some(AudioCodec::Aac)
     }
 
     /// A script tag named `onMetaData` (or `@setDataFrame`, which wraps it).
@@ -144,8 +152,12 @@ impl FlvTag {
         }
         let body = self.body();
         // AMF0 string marker, 16-bit length, name.
-        let Some((&0x02, rest)) = body.split_first() else { return false };
-        let Some((len, name)) = rest.split_first_chunk::<2>() else { return false };
+        let Some((&0x02, rest)) = body.split_first() else {
+            return false;
+        };
+        let Some((len, name)) = rest.split_first_chunk::<2>() else {
+            return false;
+        };
         let len = usize::from(u16::from_be_bytes(*len));
         matches!(name.get(..len), Some(b"onMetaData" | b"@setDataFrame"))
     }
@@ -162,7 +174,19 @@ mod tests {
     fn tag(kind: u8, ts: u32, body: &[u8]) -> FlvTag {
         let size = u32::try_from(body.len()).unwrap_or(0).to_be_bytes();
         let ts_bytes = ts.to_be_bytes();
-        let mut raw = vec![kind, size[1], size[2], size[3], ts_bytes[1], ts_bytes[2], ts_bytes[3], ts_bytes[0], 0, 0, 0];
+        let mut raw = vec![
+            kind,
+            size[1],
+            size[2],
+            size[3],
+            ts_bytes[1],
+            ts_bytes[2],
+            ts_bytes[3],
+            ts_bytes[0],
+            0,
+            0,
+            0,
+        ];
         raw.extend_from_slice(body);
         raw.extend_from_slice(&(11 + u32::try_from(body.len()).unwrap_or(0)).to_be_bytes());
         match FlvTag::from_raw(Bytes::from(raw)) {

@@ -11,10 +11,17 @@ fn get(path: &str, query: Option<&str>, host: Option<&str>) -> MediaRequest {
 
 #[test]
 fn flv_stream_with_port_and_query() {
-    let r = get("/live/livestream.flv", Some("token=1"), Some("127.0.0.1:8080"));
+    let r = get(
+        "/live/livestream.flv",
+        Some("token=1"),
+        Some("127.0.0.1:8080"),
+    );
     assert_eq!(r.kind, Kind::Flv);
     assert_eq!(r.vhost.as_deref(), Some("127.0.0.1"));
-    assert_eq!((r.app.as_str(), r.stream.as_str(), r.extension.as_str()), ("live", "livestream", "flv"));
+    assert_eq!(
+        (r.app.as_str(), r.stream.as_str(), r.extension.as_str()),
+        ("live", "livestream", "flv")
+    );
     assert_eq!(r.token, None);
 }
 
@@ -27,23 +34,41 @@ fn nested_app_and_double_slashes() {
 
 #[test]
 fn vhost_query_overrides_host() {
-    let r = get("/live/s.m3u8", Some("vhost=a.example.com&x=1"), Some("b.example.com:80"));
+    let r = get(
+        "/live/s.m3u8",
+        Some("vhost=a.example.com&x=1"),
+        Some("b.example.com:80"),
+    );
     assert_eq!(r.kind, Kind::HlsPlaylist);
     assert_eq!(r.vhost.as_deref(), Some("a.example.com"));
-    let r = get("/live/s.m3u8", Some("domain=c.example.com"), Some("b.example.com"));
+    let r = get(
+        "/live/s.m3u8",
+        Some("domain=c.example.com"),
+        Some("b.example.com"),
+    );
     assert_eq!(r.vhost.as_deref(), Some("c.example.com"));
 }
 
 #[test]
 fn ipv6_host() {
-    assert_eq!(get("/a/b.flv", None, Some("[::1]:8080")).vhost.as_deref(), Some("::1"));
-    assert_eq!(get("/a/b.flv", None, Some("::1")).vhost.as_deref(), Some("::1"));
+    assert_eq!(
+        get("/a/b.flv", None, Some("[::1]:8080")).vhost.as_deref(),
+        Some("::1")
+    );
+    assert_eq!(
+        get("/a/b.flv", None, Some("::1")).vhost.as_deref(),
+        Some("::1")
+    );
 }
 
 #[test]
 fn bad_hosts() {
     for host in ["a b", "a/b", "[::1", "h:port", ":80"] {
-        assert_eq!(classify("GET", "/a/b.flv", None, Some(host)), Err(Error::InvalidHost), "{host}");
+        assert_eq!(
+            classify("GET", "/a/b.flv", None, Some(host)),
+            Err(Error::InvalidHost),
+            "{host}"
+        );
     }
     assert_eq!(get("/a/b.flv", None, Some(" ")).vhost, None);
 }
@@ -55,14 +80,23 @@ fn ts_disambiguation() {
     assert_eq!(seg.kind, Kind::HlsSegment);
     assert_eq!(seg.token.as_deref(), Some("abc"));
     assert_eq!(seg.segment_stream_guess(), Some("livestream"));
-    assert_eq!(get("/live/livestream-12.ts", Some("hls_ctx=x1"), None).kind, Kind::HlsSegment);
+    assert_eq!(
+        get("/live/livestream-12.ts", Some("hls_ctx=x1"), None).kind,
+        Kind::HlsSegment
+    );
     // An empty token is no token.
-    assert_eq!(get("/live/livestream.ts", Some("spbhid="), None).kind, Kind::Ts);
+    assert_eq!(
+        get("/live/livestream.ts", Some("spbhid="), None).kind,
+        Kind::Ts
+    );
     let custom = Classifier::new().with_token_param("tok");
     let r = custom.classify("GET", "/live/s-1.ts", Some("tok=9"), None);
     assert_eq!(r.map(|r| r.kind), Ok(Kind::HlsSegment));
     assert_eq!(get("/live/s.aac", None, None).kind, Kind::Ts);
-    assert_eq!(get("/live/s-3.aac", Some("spbhid=t"), None).kind, Kind::HlsSegment);
+    assert_eq!(
+        get("/live/s-3.aac", Some("spbhid=t"), None).kind,
+        Kind::HlsSegment
+    );
 }
 
 #[test]
@@ -84,7 +118,12 @@ fn hls_files() {
 
 #[test]
 fn query_identity_for_whip() {
-    let r = classify("POST", "/rtc/v1/whip/", Some("app=live&stream=livestream"), Some("h"));
+    let r = classify(
+        "POST",
+        "/rtc/v1/whip/",
+        Some("app=live&stream=livestream"),
+        Some("h"),
+    );
     let r = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.kind, Kind::Other);
     assert_eq!((r.app.as_str(), r.stream.as_str()), ("live", "livestream"));
@@ -95,7 +134,10 @@ fn query_identity_for_whip() {
 #[test]
 fn path_carrying_query_and_fragment() {
     let r = get("/live/s.flv?vhost=v.example.com#frag", None, None);
-    assert_eq!((r.stream.as_str(), r.vhost.as_deref()), ("s", Some("v.example.com")));
+    assert_eq!(
+        (r.stream.as_str(), r.vhost.as_deref()),
+        ("s", Some("v.example.com"))
+    );
     let r = get("/live/s.flv?vhost=ignored", Some(""), None);
     assert_eq!(r.vhost, None);
 }
@@ -112,14 +154,38 @@ fn rejects() {
     let cases: [(&str, &str, Option<&str>, Error); 7] = [
         ("G T", "/a/b.flv", None, Error::InvalidMethod),
         ("", "/a/b.flv", None, Error::InvalidMethod),
-        ("GET", "a/b.flv", None, Error::InvalidPath("does not start with '/'")),
-        ("GET", "/a/../b.flv", None, Error::InvalidPath("dot segment")),
-        ("GET", "/a/%2e%2E/b.flv", None, Error::InvalidPath("dot segment")),
-        ("GET", "/live/.flv", None, Error::InvalidPath("empty stream name")),
+        (
+            "GET",
+            "a/b.flv",
+            None,
+            Error::InvalidPath("does not start with '/'"),
+        ),
+        (
+            "GET",
+            "/a/../b.flv",
+            None,
+            Error::InvalidPath("dot segment"),
+        ),
+        (
+            "GET",
+            "/a/%2e%2E/b.flv",
+            None,
+            Error::InvalidPath("dot segment"),
+        ),
+        (
+            "GET",
+            "/live/.flv",
+            None,
+            Error::InvalidPath("empty stream name"),
+        ),
         ("GET", "/a/b%zz.flv", None, Error::InvalidPercentEncoding),
     ];
     for (method, path, query, err) in cases {
-        assert_eq!(classify(method, path, query, None), Err(err), "{method} {path}");
+        assert_eq!(
+            classify(method, path, query, None),
+            Err(err),
+            "{method} {path}"
+        );
     }
     assert_eq!(
         classify("GET", "/a/x%2Fy.flv", None, None),
@@ -138,16 +204,28 @@ fn rejects() {
 #[test]
 fn limits() {
     let long = format!("/{}.flv", "a".repeat(MAX_PATH_LEN));
-    assert!(matches!(classify("GET", &long, None, None), Err(Error::TooLong { what: "path", .. })));
+    assert!(matches!(
+        classify("GET", &long, None, None),
+        Err(Error::TooLong { what: "path", .. })
+    ));
     let deep = "/a".repeat(MAX_SEGMENTS + 1);
     assert!(matches!(
         classify("GET", &deep, None, None),
-        Err(Error::TooLong { what: "path segments", .. })
+        Err(Error::TooLong {
+            what: "path segments",
+            ..
+        })
     ));
     let q = "x".repeat(MAX_QUERY_LEN + 1);
-    assert!(matches!(classify("GET", "/a/b.flv", Some(&q), None), Err(Error::TooLong { .. })));
+    assert!(matches!(
+        classify("GET", "/a/b.flv", Some(&q), None),
+        Err(Error::TooLong { .. })
+    ));
     let h = "h".repeat(MAX_HOST_LEN + 1);
-    assert!(matches!(classify("GET", "/a/b.flv", None, Some(&h)), Err(Error::TooLong { .. })));
+    assert!(matches!(
+        classify("GET", "/a/b.flv", None, Some(&h)),
+        Err(Error::TooLong { .. })
+    ));
 }
 
 #[test]

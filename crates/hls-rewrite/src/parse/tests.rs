@@ -12,17 +12,32 @@ fn media_playlist_lines_and_uris() {
     assert!(!p.bom);
     assert_eq!(p.kind(), PlaylistKind::Media);
     assert_eq!(p.lines.len(), 7);
-    assert_eq!(p.lines[1].kind, LineKind::Tag { name: "EXT-X-VERSION", value: Some("3") });
+    assert_eq!(
+        p.lines[1].kind,
+        LineKind::Tag {
+            name: "EXT-X-VERSION",
+            value: Some("3")
+        }
+    );
     assert_eq!(p.lines[2].kind, LineKind::Comment);
     assert_eq!(p.lines[3].kind, LineKind::Blank);
     assert_eq!(p.lines[0].ending, "\r\n");
     assert_eq!(p.lines[6].ending, "");
-    assert_eq!(p.lines[6].kind, LineKind::Tag { name: "EXT-X-ENDLIST", value: None });
+    assert_eq!(
+        p.lines[6].kind,
+        LineKind::Tag {
+            name: "EXT-X-ENDLIST",
+            value: None
+        }
+    );
     let uris: Vec<_> = p.uris().collect();
     assert_eq!(uris.len(), 1);
     assert_eq!(uris[0].value, "livestream-0.ts?hls_ctx=x");
     assert_eq!(uris[0].context, UriContext::Segment);
-    assert_eq!(p.lines[5].text.get(uris[0].range.clone()), Some(uris[0].value));
+    assert_eq!(
+        p.lines[5].text.get(uris[0].range.clone()),
+        Some(uris[0].value)
+    );
 }
 
 #[test]
@@ -73,7 +88,13 @@ fn bom_and_leading_blanks() {
     assert!(p.bom);
     assert!(p.is_extm3u());
     assert_eq!(p.lines[0].text, "#EXTM3U");
-    assert_eq!(p.lines[1].kind, LineKind::Tag { name: "EXTINF", value: Some("1,") });
+    assert_eq!(
+        p.lines[1].kind,
+        LineKind::Tag {
+            name: "EXTINF",
+            value: Some("1,")
+        }
+    );
     assert_eq!(p.lines[2].uri.as_ref().map(|u| u.range.clone()), Some(1..7));
 }
 
@@ -93,11 +114,23 @@ fn tag_without_uri_attribute_and_unknown_tags() {
 
 #[test]
 fn limits() {
-    let options = Options { max_size: 10, ..Options::default() };
-    assert_eq!(parse_with("#EXTM3U\nabcdef\n", &options), Err(Error::TooLarge { size: 15, max: 10 }));
-    let options = Options { max_lines: 2, ..Options::default() };
+    let options = Options {
+        max_size: 10,
+        ..Options::default()
+    };
+    assert_eq!(
+        parse_with("#EXTM3U\nabcdef\n", &options),
+        Err(Error::TooLarge { size: 15, max: 10 })
+    );
+    let options = Options {
+        max_lines: 2,
+        ..Options::default()
+    };
     assert!(parse_with("a\nb\n", &options).is_ok());
-    assert_eq!(parse_with("a\nb\nc", &options), Err(Error::TooManyLines { max: 2 }));
+    assert_eq!(
+        parse_with("a\nb\nc", &options),
+        Err(Error::TooManyLines { max: 2 })
+    );
 }
 
 #[test]

@@ -147,7 +147,10 @@ fn master_with_renditions_and_iframes() {
 
 #[test]
 fn bom_kept() {
-    assert_eq!(rw("\u{feff}#EXTM3U\nseg.ts"), "\u{feff}#EXTM3U\nseg.ts?spbhid=T0k");
+    assert_eq!(
+        rw("\u{feff}#EXTM3U\nseg.ts"),
+        "\u{feff}#EXTM3U\nseg.ts?spbhid=T0k"
+    );
 }
 
 #[test]
@@ -156,12 +159,24 @@ fn bad_arguments() {
     assert_eq!(rewrite(p, "spbhid", "", "/"), Err(Error::InvalidToken));
     assert_eq!(rewrite(p, "spbhid", "a\"b", "/"), Err(Error::InvalidToken));
     assert_eq!(rewrite(p, "spbhid", "a&b=c", "/"), Err(Error::InvalidToken));
-    assert_eq!(rewrite(p, "spbhid", &"t".repeat(MAX_TOKEN_LEN + 1), "/"), Err(Error::InvalidToken));
+    assert_eq!(
+        rewrite(p, "spbhid", &"t".repeat(MAX_TOKEN_LEN + 1), "/"),
+        Err(Error::InvalidToken)
+    );
     assert_eq!(rewrite(p, "", "t", "/"), Err(Error::InvalidParam));
     assert_eq!(rewrite(p, "a=b", "t", "/"), Err(Error::InvalidParam));
-    assert_eq!(rewrite_bytes(b"#EXTM3U\n\xff\n", "spbhid", "t", "/"), Err(Error::NotUtf8));
-    let resolve = Options { relative_uris: RelativeUris::Resolve, ..Options::default() };
-    assert_eq!(rewrite_with(p, "spbhid", "t", "live/x.m3u8", &resolve), Err(Error::InvalidBasePath));
+    assert_eq!(
+        rewrite_bytes(b"#EXTM3U\n\xff\n", "spbhid", "t", "/"),
+        Err(Error::NotUtf8)
+    );
+    let resolve = Options {
+        relative_uris: RelativeUris::Resolve,
+        ..Options::default()
+    };
+    assert_eq!(
+        rewrite_with(p, "spbhid", "t", "live/x.m3u8", &resolve),
+        Err(Error::InvalidBasePath)
+    );
     assert_eq!(
         rewrite_with(p, "spbhid", "t", "/live/x.m3u8?q=1", &resolve).as_deref(),
         Ok("#EXTM3U\n/live/a.ts?spbhid=t\n")
@@ -172,7 +187,11 @@ fn bad_arguments() {
 
 #[test]
 fn output_growth_is_bounded() {
-    let resolve = Options { relative_uris: RelativeUris::Resolve, max_size: 64, ..Options::default() };
+    let resolve = Options {
+        relative_uris: RelativeUris::Resolve,
+        max_size: 64,
+        ..Options::default()
+    };
     let base = format!("/{}/x.m3u8", "d".repeat(1000));
     let r = rewrite_with("a\nb\nc\n", "spbhid", "t", &base, &resolve);
     assert!(matches!(r, Err(Error::TooLarge { max: 256, .. })), "{r:?}");
@@ -180,7 +199,8 @@ fn output_growth_is_bounded() {
 
 fn uri_strategy() -> impl Strategy<Value = String> {
     let path = "[a-zA-Z0-9_./-]{1,20}";
-    let query = proptest::option::of("[a-z_]{1,6}=[a-zA-Z0-9]{0,6}(&[a-zA-Z_]{1,6}=[0-9]{0,3}){0,2}");
+    let query =
+        proptest::option::of("[a-z_]{1,6}=[a-zA-Z0-9]{0,6}(&[a-zA-Z_]{1,6}=[0-9]{0,3}){0,2}");
     let prefix = prop_oneof![
         Just(String::new()),
         Just("/".to_string()),
@@ -198,7 +218,8 @@ fn line_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
         uri_strategy(),
         uri_strategy().prop_map(|u| format!("#EXT-X-MAP:URI=\"{u}\",BYTERANGE=\"1@0\"")),
-        uri_strategy().prop_map(|u| format!("#EXT-X-PART:DURATION=0.5,URI=\"{u}\",INDEPENDENT=YES")),
+        uri_strategy()
+            .prop_map(|u| format!("#EXT-X-PART:DURATION=0.5,URI=\"{u}\",INDEPENDENT=YES")),
         uri_strategy().prop_map(|u| format!("#EXT-X-MEDIA:TYPE=AUDIO,NAME=\"a,b\",URI=\"{u}\"")),
         uri_strategy().prop_map(|u| format!("#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"a,b\"\n{u}")),
         "#EXTINF:[0-9]{1,2}\\.[0-9]{3},[ a-z]{0,8}",

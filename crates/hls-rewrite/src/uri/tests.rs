@@ -1,7 +1,12 @@
 use super::*;
 
 fn rewrite_one(uri: &str, options: &Options) -> Option<String> {
-    let target = Target { param: "spbhid", token: "T", base_path: "/live/sub/s.m3u8", options };
+    let target = Target {
+        param: "spbhid",
+        token: "T",
+        base_path: "/live/sub/s.m3u8",
+        options,
+    };
     let mut out = String::new();
     push_rewritten(&mut out, uri, &target).then_some(out)
 }
@@ -12,9 +17,18 @@ fn default(uri: &str) -> Option<String> {
 
 #[test]
 fn relative_and_absolute_paths() {
-    assert_eq!(default("livestream-0.ts").as_deref(), Some("livestream-0.ts?spbhid=T"));
-    assert_eq!(default("../a/b.m3u8").as_deref(), Some("../a/b.m3u8?spbhid=T"));
-    assert_eq!(default("/live/s.m3u8?hls_ctx=0u6c1xr3").as_deref(), Some("/live/s.m3u8?hls_ctx=0u6c1xr3&spbhid=T"));
+    assert_eq!(
+        default("livestream-0.ts").as_deref(),
+        Some("livestream-0.ts?spbhid=T")
+    );
+    assert_eq!(
+        default("../a/b.m3u8").as_deref(),
+        Some("../a/b.m3u8?spbhid=T")
+    );
+    assert_eq!(
+        default("/live/s.m3u8?hls_ctx=0u6c1xr3").as_deref(),
+        Some("/live/s.m3u8?hls_ctx=0u6c1xr3&spbhid=T")
+    );
     assert_eq!(default("a.ts?").as_deref(), Some("a.ts?spbhid=T"));
     assert_eq!(default("a.ts?x=1&").as_deref(), Some("a.ts?x=1&spbhid=T"));
     assert_eq!(default("a.ts#t=10").as_deref(), Some("a.ts?spbhid=T#t=10"));
@@ -23,9 +37,15 @@ fn relative_and_absolute_paths() {
 
 #[test]
 fn existing_token_is_replaced() {
-    assert_eq!(default("a.ts?spbhid=OLD&x=1").as_deref(), Some("a.ts?x=1&spbhid=T"));
+    assert_eq!(
+        default("a.ts?spbhid=OLD&x=1").as_deref(),
+        Some("a.ts?x=1&spbhid=T")
+    );
     assert_eq!(default("a.ts?spbhid=OLD").as_deref(), Some("a.ts?spbhid=T"));
-    assert_eq!(default("a.ts?spbhidx=1").as_deref(), Some("a.ts?spbhidx=1&spbhid=T"));
+    assert_eq!(
+        default("a.ts?spbhidx=1").as_deref(),
+        Some("a.ts?spbhidx=1&spbhid=T")
+    );
 }
 
 #[test]
@@ -38,42 +58,88 @@ fn ll_hls_params_untouched() {
 
 #[test]
 fn absolute_urls_become_paths() {
-    assert_eq!(default("http://origin:8080/live/x.ts").as_deref(), Some("/live/x.ts?spbhid=T"));
-    assert_eq!(default("HTTPS://user@origin/live/x.ts?a=1").as_deref(), Some("/live/x.ts?a=1&spbhid=T"));
-    assert_eq!(default("//cdn.example.com/x.ts").as_deref(), Some("/x.ts?spbhid=T"));
+    assert_eq!(
+        default("http://origin:8080/live/x.ts").as_deref(),
+        Some("/live/x.ts?spbhid=T")
+    );
+    assert_eq!(
+        default("HTTPS://user@origin/live/x.ts?a=1").as_deref(),
+        Some("/live/x.ts?a=1&spbhid=T")
+    );
+    assert_eq!(
+        default("//cdn.example.com/x.ts").as_deref(),
+        Some("/x.ts?spbhid=T")
+    );
     assert_eq!(default("http://origin").as_deref(), Some("/?spbhid=T"));
-    assert_eq!(default("http://origin?a=1").as_deref(), Some("/?a=1&spbhid=T"));
+    assert_eq!(
+        default("http://origin?a=1").as_deref(),
+        Some("/?a=1&spbhid=T")
+    );
 }
 
 #[test]
 fn other_schemes_untouched() {
-    for uri in ["skd://key-id", "data:text/plain;base64,AAAA", "urn:x", "ftp://h/x", "http:relative", ""] {
+    for uri in [
+        "skd://key-id",
+        "data:text/plain;base64,AAAA",
+        "urn:x",
+        "ftp://h/x",
+        "http:relative",
+        "",
+    ] {
         assert_eq!(default(uri), None, "{uri}");
     }
 }
 
 #[test]
 fn absolute_url_policies() {
-    let keep = Options { absolute_urls: AbsoluteUrls::Keep, ..Options::default() };
+    let keep = Options {
+        absolute_urls: AbsoluteUrls::Keep,
+        ..Options::default()
+    };
     assert_eq!(rewrite_one("http://origin/x.ts", &keep), None);
     assert_eq!(rewrite_one("x.ts", &keep).as_deref(), Some("x.ts?spbhid=T"));
     let hosts = AbsoluteUrls::ToPathForHosts(vec!["origin".into(), "Other.example:8080".into()]);
-    let listed = Options { absolute_urls: hosts, ..Options::default() };
-    assert_eq!(rewrite_one("http://ORIGIN:1985/x.ts", &listed).as_deref(), Some("/x.ts?spbhid=T"));
-    assert_eq!(rewrite_one("http://other.example:8080/y.ts", &listed).as_deref(), Some("/y.ts?spbhid=T"));
+    let listed = Options {
+        absolute_urls: hosts,
+        ..Options::default()
+    };
+    assert_eq!(
+        rewrite_one("http://ORIGIN:1985/x.ts", &listed).as_deref(),
+        Some("/x.ts?spbhid=T")
+    );
+    assert_eq!(
+        rewrite_one("http://other.example:8080/y.ts", &listed).as_deref(),
+        Some("/y.ts?spbhid=T")
+    );
     assert_eq!(rewrite_one("http://other.example/y.ts", &listed), None);
     assert_eq!(rewrite_one("https://keys.example.com/k", &listed), None);
-    let v6 = Options { absolute_urls: AbsoluteUrls::ToPathForHosts(vec!["::1".into()]), ..Options::default() };
-    assert_eq!(rewrite_one("http://[::1]:8080/z.ts", &v6).as_deref(), Some("/z.ts?spbhid=T"));
+    let v6 = Options {
+        absolute_urls: AbsoluteUrls::ToPathForHosts(vec!["::1".into()]),
+        ..Options::default()
+    };
+    assert_eq!(
+        rewrite_one("http://[::1]:8080/z.ts", &v6).as_deref(),
+        Some("/z.ts?spbhid=T")
+    );
 }
 
 #[test]
 fn resolving_relative_uris() {
-    let resolve = Options { relative_uris: RelativeUris::Resolve, ..Options::default() };
+    let resolve = Options {
+        relative_uris: RelativeUris::Resolve,
+        ..Options::default()
+    };
     let r = |uri: &str| rewrite_one(uri, &resolve);
     assert_eq!(r("s-1.ts").as_deref(), Some("/live/sub/s-1.ts?spbhid=T"));
-    assert_eq!(r("./a/./b.ts").as_deref(), Some("/live/sub/a/b.ts?spbhid=T"));
-    assert_eq!(r("../x.m3u8?a=1").as_deref(), Some("/live/x.m3u8?a=1&spbhid=T"));
+    assert_eq!(
+        r("./a/./b.ts").as_deref(),
+        Some("/live/sub/a/b.ts?spbhid=T")
+    );
+    assert_eq!(
+        r("../x.m3u8?a=1").as_deref(),
+        Some("/live/x.m3u8?a=1&spbhid=T")
+    );
     assert_eq!(r("../../../../x.ts").as_deref(), Some("/x.ts?spbhid=T"));
     assert_eq!(r("a/..").as_deref(), Some("/live/sub/?spbhid=T"));
     assert_eq!(r("?x=1").as_deref(), Some("/live/sub/s.m3u8?x=1&spbhid=T"));

@@ -4,4 +4,8 @@
 //! One test binary for the crate; each area is a module.
 
 mod harness;
+mod media_http;
+mod rtmp;
+mod srt;
 mod system_api;
+mod webrtc;

@@ -348,8 +348,12 @@ impl ClientSession {
 
     fn on_message(&mut self, msg: Message) -> Result<(), Error> {
         if msg.is_control() {
-            // Applied by the reader or answered by the leg; each leg negotiates its own.
-            return Ok(());
+            // Protocol control was applied by the reader and pings answered by the leg: each
+            // leg negotiates its own. Stream events (Stream Begin...) concern the client.
+            return match Control::decode(&msg)? {
+                Some(Control::UserControl(ev)) if ev.stream_id().is_some() => self.forward(msg),
+                _ => Ok(()),
+            };
         }
         if !msg.is_command() {
             let media = matches!(msg.type_id, types::AUDIO | types::VIDEO | types::DATA_AMF0 | types::DATA_AMF3 | types::AGGREGATE);

