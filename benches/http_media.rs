@@ -1,2 +1,185 @@
-//! placeholder: replaced by the crate's owner
-fn main() {}
+//! HTTP media benches: HLS playlist rewrites per second (a live 10-segment media playlist
+//! and an LL-HLS one), FLV tag reading throughput, and request classification.
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+/// SRS-style media playlist: 10 segments carrying `hls_ctx`.
+fn media_playlist() -> String {
+    let mut p = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:1200\n#EXT-X-TARGETDURATION:10\n",
+    );
+    for seq in 1200..1210 {
+        p.push_str(&format!(
+            "#EXTINF:10.000, no desc\nlivestream-{seq}.ts?hls_ctx=0u6c1xr3\n"
+        ));
+    }
+    p
+}
+
+/// LL-HLS media playlist: fMP4 init, 4 full segments, parts of the last 2, a preload
+/// hint and rendition reports.
+fn ll_hls_playlist() -> String {
+    let mut p = String::from(concat!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-VERSION:9\n",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0,CAN-SKIP-UNTIL=12.0\n",
+        "#EXT-X-PART-INF:PART-TARGET=0.33334\n#EXT-X-MEDIA-SEQUENCE:266\n",
+        "#EXT-X-PROGRAM-DATE-TIME:2026-11-22T00:00:00.000Z\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+    ));
+    for seq in 266..270 {
+        if seq >= 268 {
+            for part in 0..12 {
+                let independent = if part % 4 == 0 {
+                    ",INDEPENDENT=YES"
+                } else {
+                    ""
+                };
+                p.push_str(&format!(
+                    "#EXT-X-PART:DURATION=0.33334,URI=\"filePart{seq}.{part}.mp4\"{independent}\n"
+                ));
+            }
+        }
+        p.push_str(&format!("#EXTINF:4.00008,\nfileSequence{seq}.mp4\n"));
+    }
+    for part in 0..2 {
+        p.push_str(&format!(
+            "#EXT-X-PART:DURATION=0.33334,URI=\"filePart270.{part}.mp4\"\n"
+        ));
+    }
+    p.push_str("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"filePart270.2.mp4\"\n");
+    p.push_str("#EXT-X-RENDITION-REPORT:URI=\"../1M/live.m3u8\",LAST-MSN=270,LAST-PART=1\n");
+    p.push_str("#EXT-X-RENDITION-REPORT:URI=\"../4M/live.m3u8\",LAST-MSN=270,LAST-PART=1\n");
+    p
+}
+
+fn tag(out: &mut Vec<u8>, kind: u8, ts: u32, body: &[u8]) {
+    let size = u32::try_from(body.len()).unwrap_or(0);
+    let [_, s0, s1, s2] = size.to_be_bytes();
+    let [e, t0, t1, t2] = ts.to_be_bytes();
+    out.extend_from_slice(&[kind, s0, s1, s2, t0, t1, t2, e, 0, 0, 0]);
+    out.extend_from_slice(body);
+    out.extend_from_slice(&(size + 11).to_be_bytes());
+}
+
+/// About 20 s of a 2 Mbit/s, 25 fps H.264 + AAC stream with a keyframe every second.
+fn flv_stream() -> Vec<u8> {
+    let mut out = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+    tag(
+        &mut out,
+        18,
+        0,
+        b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09",
+    );
+    tag(&mut out, 9, 0, &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff]);
+    tag(&mut out, 8, 0, &[0xAF, 0, 0x12, 0x10]);
+    let mut audio_ts = 0;
+    for frame in 0..500u32 {
+        let ts = frame * 40;
+        let key = frame % 25 == 0;
+        let size = if key {
+            40_000
+        } else {
+            8_000 + (frame as usize * 37) % 4_000
+        };
+        let mut body = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        body.resize(size, 0x55);
+        tag(&mut out, 9, ts, &body);
+        while audio_ts <= ts {
+            tag(
+                &mut out,
+                8,
+                audio_ts,
+                &[0xAF, 1, 0x21, 0x10, 0x04, 0x60].repeat(60),
+            );
+            audio_ts += 23;
+        }
+    }
+    out
+}
+
+fn rewrites(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hls_rewrite");
+    for (name, playlist) in [
+        ("media_10_segments", media_playlist()),
+        ("ll_hls", ll_hls_playlist()),
+    ] {
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                hls_rewrite::rewrite(
+                    black_box(&playlist),
+                    "spbhid",
+                    "k2x9c7q1",
+                    "/live/livestream.m3u8",
+                )
+            })
+        });
+    }
+    let query = "hls_ctx=0u6c1xr3&spbhid=k2x9c7q1&_HLS_msn=270&_HLS_part=2";
+    group.bench_function("extract_and_strip_token", |b| {
+        b.iter(|| {
+            let token = hls_rewrite::extract_token(black_box(query), "spbhid");
+            (token, hls_rewrite::strip_token(black_box(query), "spbhid"))
+        })
+    });
+    group.finish();
+}
+
+fn flv_reading(c: &mut Criterion) {
+    let stream = Bytes::from(flv_stream());
+    let mut group = c.benchmark_group("flv_read");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    for (name, chunk) in [("bytes_64k_chunks", 65_536), ("bytes_1400_chunks", 1_400)] {
+        let chunks: Vec<Bytes> = (0..stream.len())
+            .step_by(chunk)
+            .map(|start| stream.slice(start..(start + chunk).min(stream.len())))
+            .collect();
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || chunks.clone(),
+                |chunks| {
+                    let mut reader = flv_http::FlvReader::new();
+                    let mut keyframes = 0;
+                    for chunk in chunks {
+                        reader.push(chunk);
+                        while let Ok(Some(tag)) = reader.next_tag() {
+                            keyframes += usize::from(tag.is_keyframe());
+                        }
+                    }
+                    keyframes
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.bench_function("slices_4096_copied", |b| {
+        b.iter(|| {
+            let mut reader = flv_http::FlvReader::new();
+            let mut tags = 0;
+            for piece in stream.chunks(4096) {
+                reader.push_slice(piece);
+                while let Ok(Some(_)) = reader.next_tag() {
+                    tags += 1;
+                }
+            }
+            tags
+        })
+    });
+    group.finish();
+}
+
+fn classification(c: &mut Criterion) {
+    c.bench_function("classify/hls_segment", |b| {
+        b.iter(|| {
+            flv_http::classify(
+                "GET",
+                black_box("/live/livestream-1203.ts"),
+                Some("hls_ctx=0u6c1xr3&spbhid=k2x9c7q1"),
+                Some("live.example.com:8080"),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, rewrites, flv_reading, classification);
+criterion_main!(benches);

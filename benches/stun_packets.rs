@@ -35,7 +35,10 @@ fn srs_answer() -> String {
         "v=0\r\no=SRS/6.0.145(Bee) 107783412304512 2 IN IP4 0.0.0.0\r\ns=SRSPublishSession\r\n\
          t=0 0\r\na=ice-lite\r\na=group:BUNDLE 0 1\r\na=msid-semantic: WMS live/livestream\r\n",
     );
-    for (mid, media, pt, codec) in [(0, "audio", 111, "opus/48000/2"), (1, "video", 106, "H264/90000")] {
+    for (mid, media, pt, codec) in [
+        (0, "audio", 111, "opus/48000/2"),
+        (1, "video", 106, "H264/90000"),
+    ] {
         sdp.push_str(&format!(
             "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{SERVER_UFRAG}\r\n\
              a=ice-pwd:{SERVER_PWD}\r\n\

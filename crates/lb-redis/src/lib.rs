@@ -79,6 +79,8 @@
 //! forgotten every origin: registered origins come back with their next heartbeat, static
 //! ones must be registered again by whoever configured them.
 
+#![warn(missing_docs)]
+
 mod balancer;
 mod config;
 mod keys;

@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config, KeysInterface, SetsInterface};
+use fred::types::{ClusterHash, CustomCommand};
 use lb_core::{
     Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, PickIntent,
     Registration, RtcSession, StrategyKind, StreamKey,
@@ -22,6 +24,8 @@ const REDIS_SERVER: &str = "redis-server";
 struct RedisServer {
     child: Child,
     port: u16,
+    /// A scratch directory (cluster and sentinel state), removed on drop.
+    dir: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -30,8 +34,9 @@ impl RedisServer {
     }
 
     fn start_on(port: u16) -> Self {
-        let spawned = Command::new(REDIS_SERVER)
-            .args([
+        Self::spawn(
+            port,
+            &[
                 "--port",
                 &port.to_string(),
                 "--bind",
@@ -40,7 +45,14 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
-            ])
+            ],
+            None,
+        )
+    }
+
+    fn spawn(port: u16, args: &[&str], dir: Option<PathBuf>) -> Self {
+        let spawned = Command::new(REDIS_SERVER)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -52,7 +64,7 @@ impl RedisServer {
                  install it with `apt-get install redis-server`"
             ),
         };
-        let mut server = RedisServer { child, port };
+        let mut server = RedisServer { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -71,6 +83,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Sends a signal to the server, as an operator's `kill` would.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -80,7 +101,16 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_prefix(test));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 /// A port nothing listens on right now: bound by the OS, then released.
@@ -658,13 +688,14 @@ async fn proxies_racing_for_new_streams_agree() {
         proxies[0].register(origin(s, "1")).await.unwrap();
     }
 
-    // Every task of every proxy picks every stream, starting at a different one.
+    // Every task picks every stream; task t of each proxy starts at the same stream as task
+    // t of the others, so the proxies meet on each new stream at the same moment.
     let race = |intent: PickIntent| {
         let mut tasks = Vec::new();
-        for (p, lb) in proxies.iter().enumerate() {
+        for lb in &proxies {
             for t in 0..TASKS_PER_PROXY {
                 let lb = lb.clone();
-                let start = (p * TASKS_PER_PROXY + t) * 7;
+                let start = t * (STREAMS / TASKS_PER_PROXY);
                 tasks.push(tokio::spawn(async move {
                     let mut seen = Vec::new();
                     for n in 0..STREAMS {
@@ -840,4 +871,157 @@ async fn redis_down_fails_fast_then_recovers_by_itself() {
         restarted.elapsed()
     );
     drop(redis);
+}
+
+#[tokio::test]
+async fn redis_that_stops_answering_fails_fast_then_recovers() {
+    let redis = RedisServer::start();
+    let lb = balancer(
+        &redis,
+        &unique_prefix("frozen"),
+        BalancerConfig::default(),
+        StrategyKind::Random,
+    )
+    .await;
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    lb.pick(&key("cam"), PickIntent::Publish).await.unwrap();
+
+    // Frozen, as behind a partition: the sockets stay open but nothing answers.
+    redis.signal("-STOP");
+    let started = Instant::now();
+    let picked = lb.pick(&key("cam"), PickIntent::Play).await;
+    assert!(matches!(picked, Err(Error::Unavailable(_))), "{picked:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pick took {:?} with Redis frozen",
+        started.elapsed()
+    );
+    let placed = lb.placements().await;
+    assert!(matches!(placed, Err(Error::Unavailable(_))), "{placed:?}");
+
+    redis.signal("-CONT");
+    let thawed = Instant::now();
+    loop {
+        match lb.pick(&key("cam"), PickIntent::Play).await {
+            Ok(origin) => break assert_eq!(origin.id, a.id, "the data survived the freeze"),
+            Err(e) if thawed.elapsed() < Duration::from_secs(15) => {
+                assert!(matches!(e, Error::Unavailable(_)), "{e}");
+                sleep(0.2).await;
+            }
+            Err(e) => panic!("not recovered 15 s after Redis resumed: {e}"),
+        }
+    }
+    eprintln!(
+        "recovered {:?} after redis-server resumed",
+        thawed.elapsed()
+    );
+}
+
+/// Exercises what a fleet does through the balancer, on any topology.
+async fn exercise(lb: &RedisBalancer) {
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    let mut keys = Vec::new();
+    for n in 0..20 {
+        let k = key(&format!("s{n}"));
+        let placed = lb.pick(&k, PickIntent::Publish).await.unwrap();
+        assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap(), placed);
+        keys.push(k);
+    }
+    lb.touch(&keys).await.unwrap();
+    assert_eq!(lb.placements().await.unwrap().len(), 20);
+    lb.set_draining(&a.id, true).await.unwrap();
+    assert_eq!(
+        lb.pick(&key("new"), PickIntent::Publish).await.unwrap().id,
+        b.id
+    );
+    let hls = HlsSession {
+        key: key("s1"),
+        origin: a.id.clone(),
+    };
+    lb.put_hls("tok", &hls).await.unwrap();
+    assert_eq!(lb.hls("tok").await.unwrap(), Some(hls));
+    let streams: usize = lb.origins().await.unwrap().iter().map(|s| s.streams).sum();
+    assert_eq!(streams, 21);
+}
+
+#[tokio::test]
+async fn works_on_a_redis_cluster() {
+    let port = free_port();
+    let dir = scratch_dir("cluster");
+    let nodes = dir.join("nodes.conf");
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-announce-ip",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        nodes.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let redis = RedisServer::spawn(port, &args, Some(dir.clone()));
+    // A one-node cluster holding every slot: enough to catch keys of one script landing in
+    // different slots, which Redis refuses in cluster mode whatever the number of nodes.
+    let raw = raw_client(&redis).await;
+    let cluster = || CustomCommand::new_static("CLUSTER", ClusterHash::Random, false);
+    let _: () = raw
+        .custom(cluster(), vec!["ADDSLOTSRANGE", "0", "16383"])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = raw.custom(cluster(), vec!["INFO"]).await.unwrap();
+        if info.contains("cluster_state:ok") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the one-node cluster did not come up: {info}"
+        );
+        sleep(0.05).await;
+    }
+    let mut cfg = redis_config(&redis, "cl-");
+    cfg.url = Some(format!("redis-cluster://127.0.0.1:{port}"));
+    let lb = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build())
+        .await
+        .unwrap();
+    exercise(&lb).await;
+}
+
+#[tokio::test]
+async fn works_behind_redis_sentinel() {
+    let master = RedisServer::start();
+    let port = free_port();
+    let dir = scratch_dir("sentinel");
+    let conf = dir.join("sentinel.conf");
+    let text = format!(
+        "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+        dir.display(),
+        master.port
+    );
+    std::fs::write(&conf, text).unwrap();
+    let _sentinel = RedisServer::spawn(
+        port,
+        &[conf.to_str().unwrap(), "--sentinel"],
+        Some(dir.clone()),
+    );
+    let mut cfg = redis_config(&master, &unique_prefix("sentinel"));
+    cfg.url = Some(format!(
+        "redis-sentinel://127.0.0.1:{port}/0?sentinelServiceName=mymaster"
+    ));
+    let lb = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build())
+        .await
+        .unwrap();
+    exercise(&lb).await;
 }

@@ -3,8 +3,10 @@
 //!
 //! This binary wires; protocol logic lives in the protocol crates.
 
+mod accept;
 mod api;
 mod config;
+mod forward;
 mod lifecycle;
 mod media_http;
 mod origin_link;

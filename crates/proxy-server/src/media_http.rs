@@ -1,11 +1,269 @@
 //! HTTP-FLV / HTTP-TS / HLS front-end (PROXY_HTTP_SERVER).
+//!
+//! `.flv` and `.ts` streams are relayed from the stream's origin as they arrive. Playlists
+//! are fetched, rewritten so every URI carries an affinity token, and returned; segment
+//! requests carrying the token go to the origin that served the playlist, whatever proxy
+//! of the fleet receives them.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use flv_http::{Classifier, Kind, MediaRequest};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+use crate::forward::{self, add_forwarded_for, full, strip_hop_by_hop, ForwardError, ProxyBody, Relayed};
+use crate::origin_link::{pick, LinkError};
+use crate::sessions::Protocol;
 use crate::Context;
+
+/// The query parameter carrying the HLS affinity token (the reference's name).
+const TOKEN_PARAM: &str = hls_rewrite::DEFAULT_TOKEN_PARAM;
+/// LL-HLS blocking playlist requests may be held this long by the origin.
+const PLAYLIST_WAIT: Duration = Duration::from_secs(30);
 
 /// Binds the listener, if configured, and serves it until shutdown.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
-    let _ = ctx;
+    let Some(addr) = ctx.config.http_listen else {
+        return Ok(());
+    };
+    let listener = crate::bind_tcp("http", addr).await?;
+    crate::accept::serve_tcp(ctx, listener, "http", serve_connection);
     Ok(())
+}
+
+async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
+    let timeout = ctx.config.handshake_timeout;
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(ctx, peer, req).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("http connection ended: {e}");
+    }
+}
+
+async fn handle(ctx: Arc<Context>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+    let mut response = route(&ctx, peer, req).await.unwrap_or_else(|refusal| refusal.into_response());
+    add_cors(response.headers_mut());
+    response
+}
+
+async fn route(ctx: &Arc<Context>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+    if req.method() == Method::OPTIONS {
+        return Ok(Response::new(full(Bytes::new())));
+    }
+    if req.uri().path() == "/api/v1/versions" {
+        return Ok(json_response(StatusCode::OK, crate::api::version_body()));
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let classified = Classifier::new().classify(req.method().as_str(), req.uri().path(), req.uri().query(), host.as_deref());
+    let media = match classified {
+        Ok(media) if media.kind != Kind::Other => media,
+        _ => return serve_static(ctx, req).await,
+    };
+    match media.kind {
+        Kind::Flv | Kind::Ts => relay_stream(ctx, peer, req, &media).await,
+        Kind::HlsPlaylist => relay_playlist(ctx, peer, req, &media).await,
+        Kind::HlsSegment => relay_segment(ctx, peer, req, &media).await,
+        Kind::Other => Err(Refusal::new(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+fn key_of(media: &MediaRequest, stream: &str) -> Result<StreamKey, Refusal> {
+    StreamKey::new(media.vhost.as_deref(), &media.app, stream).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// A live `.flv` / `.ts` stream: relayed chunk by chunk for as long as the viewer reads.
+async fn relay_stream(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+    let key = key_of(media, &media.stream)?;
+    let origin = pick(ctx, &key, PickIntent::Play).await?;
+    let protocol = if media.kind == Kind::Flv { Protocol::HttpFlv } else { Protocol::HttpTs };
+    let query = req.uri().query().map(str::to_owned);
+    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
+    tracing::info!(stream = %key, origin = %origin.id, status = response.status().as_u16(), "{protocol:?} viewer");
+    let session = ctx.sessions.open(protocol, key, origin.id.clone(), peer, PickIntent::Play);
+    Ok(relayed(response, session))
+}
+
+/// A playlist: fetched whole (bounded), rewritten with the affinity token, returned.
+async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+    let key = key_of(media, &media.stream)?;
+    let (origin, token) = match &media.token {
+        Some(token) => (origin_of_token(ctx, token).await?, token.clone()),
+        None => {
+            let origin = pick(ctx, &key, PickIntent::Play).await?;
+            let token = new_token();
+            ctx.balancer
+                .put_hls(&token, &HlsSession { key: key.clone(), origin: origin.id.clone() })
+                .await
+                .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?;
+            (origin, token)
+        }
+    };
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
+    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
+    let (mut parts, body) = response.into_parts();
+    let body = tokio::time::timeout(PLAYLIST_WAIT, Limited::new(body, hls_rewrite::DEFAULT_MAX_SIZE).collect())
+        .await
+        .map_err(|_| Refusal::new(StatusCode::GATEWAY_TIMEOUT, "origin did not finish the playlist in time"))?
+        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("reading the playlist from the origin: {e}")))?
+        .to_bytes();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.status.is_success() {
+        return Ok(Response::from_parts(parts, full(body)));
+    }
+    let rewritten = hls_rewrite::rewrite_bytes(&body, TOKEN_PARAM, &token, &path)
+        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin sent a playlist that cannot be rewritten: {e}")))?;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    tracing::debug!(stream = %key, origin = %origin.id, "playlist");
+    Ok(Response::from_parts(parts, full(rewritten)))
+}
+
+/// A segment, init segment, key or part: to the origin its token names.
+async fn relay_segment(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+    let origin = match &media.token {
+        Some(token) => origin_of_token(ctx, token).await?,
+        // A player that dropped the token (or an SRS hls_ctx URL used directly): route by
+        // the stream the segment name suggests.
+        None => {
+            let stream = media.segment_stream_guess().unwrap_or(&media.stream);
+            pick(ctx, &key_of(media, stream)?, PickIntent::Play).await?
+        }
+    };
+    let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
+    let query = req.uri().query().map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
+    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
+    let session = ctx.sessions.open(Protocol::Hls, key, origin.id.clone(), peer, PickIntent::Play);
+    Ok(relayed(response, session))
+}
+
+async fn origin_of_token(ctx: &Context, token: &str) -> Result<Origin, Refusal> {
+    let session = ctx
+        .balancer
+        .hls(token)
+        .await
+        .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown or expired HLS session; reload the playlist"))?;
+    match ctx.balancer.origin(&session.origin).await.map_err(|e| Refusal::from(LinkError::Unavailable(e)))? {
+        Some(status) if status.alive => Ok(status.origin),
+        _ => Err(Refusal::new(StatusCode::NOT_FOUND, "the origin of this HLS session is gone; reload the playlist")),
+    }
+}
+
+/// Forwards the client's request (method, path, the given query, end-to-end headers) to
+/// the origin's HTTP endpoint.
+async fn send_to_origin(ctx: &Context, peer: SocketAddr, origin: &Origin, req: Request<Incoming>, query: Option<&str>) -> Result<Response<Incoming>, Refusal> {
+    let (parts, _body) = req.into_parts();
+    let target = match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}?{q}", parts.uri.path()),
+        None => parts.uri.path().to_owned(),
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    add_forwarded_for(&mut headers, peer);
+    let mut request = Request::builder()
+        .method(parts.method)
+        .uri(target)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    *request.headers_mut() = headers;
+    Ok(forward::send(ctx, origin, &origin.http, "http", request).await?)
+}
+
+fn relayed(response: Response<Incoming>, session: crate::sessions::SessionGuard) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Relayed::new(body, session).boxed_unsync())
+}
+
+async fn serve_static(ctx: &Context, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+    let Some(dir) = ctx.config.static_files.as_ref().filter(|d| d.is_dir()) else {
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "not a stream (.flv, .ts, .m3u8) and no static files configured"));
+    };
+    let response = tower_http::services::ServeDir::new(dir)
+        .oneshot(req)
+        .await
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
+}
+
+fn new_token() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric).take(16).collect()
+}
+
+/// CORS as SRS does it, so browser players (hls.js, mpegts.js) work; the origin's own
+/// CORS headers win.
+fn add_cors(headers: &mut HeaderMap) {
+    let defaults = [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, OPTIONS"),
+        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type"),
+        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range"),
+    ];
+    for (name, value) in defaults {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A request the proxy answers itself, with a status and a short reason.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal { status, reason: reason.into() }
+    }
+
+    fn into_response(self) -> Response<ProxyBody> {
+        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
+        json_response(self.status, serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }))
+    }
+}
+
+impl From<LinkError> for Refusal {
+    fn from(e: LinkError) -> Self {
+        let status = match e {
+            LinkError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
+
+impl From<ForwardError> for Refusal {
+    fn from(e: ForwardError) -> Self {
+        match e {
+            ForwardError::Link(link) => link.into(),
+            ForwardError::Origin(reason) => Refusal::new(StatusCode::BAD_GATEWAY, reason),
+        }
+    }
 }

@@ -48,8 +48,7 @@ pub fn classify(datagram: &[u8]) -> PacketKind {
 pub fn is_rtcp(datagram: &[u8]) -> bool {
     match datagram {
         [first, second, ..] => {
-            PacketKind::from_first_byte(*first) == PacketKind::Rtp
-                && (192..=223).contains(second)
+            PacketKind::from_first_byte(*first) == PacketKind::Rtp && (192..=223).contains(second)
         }
         _ => false,
     }

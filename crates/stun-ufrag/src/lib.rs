@@ -53,6 +53,6 @@ pub mod stun;
 pub use demux::{classify, PacketKind};
 pub use error::Error;
 pub use stun::{
-    attr_type, BindingRequest, Class, IceRole, IceUsername, IntegrityKey, Message,
-    MessageBuilder, MessageType, Method, TransactionId,
+    attr_type, BindingRequest, Class, IceRole, IceUsername, IntegrityKey, Message, MessageBuilder,
+    MessageType, Method, TransactionId,
 };

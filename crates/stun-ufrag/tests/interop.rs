@@ -69,7 +69,8 @@ fn oracle_tid(tid: [u8; 12]) -> stun_codec::TransactionId {
     stun_codec::TransactionId::new(tid)
 }
 
-const CHROME_CHECK_HEX: &str = "000100542112a44271374b78326d50397642346e0006000d326d3875366230353a4573417700\
+const CHROME_CHECK_HEX: &str =
+    "000100542112a44271374b78326d50397642346e0006000d326d3875366230353a4573417700\
     0000c05700040001000a802a00085c3a9e1f0b7d246800250000002400046e7f1eff00080014d396610af4\
     fa5edd235d20454199233c4d5570ab80280004effb11d1";
 
@@ -132,7 +133,10 @@ fn chrome_style_check_is_verified_by_us_and_by_the_oracle() {
     let o = oracle_decode(bytes);
     assert_eq!(o.class(), MessageClass::Request);
     assert_eq!(o.method(), BINDING);
-    assert_eq!(o.get_attribute::<Username>().unwrap().name(), "2m8u6b05:EsAw");
+    assert_eq!(
+        o.get_attribute::<Username>().unwrap().name(),
+        "2m8u6b05:EsAw"
+    );
     assert_eq!(o.get_attribute::<Priority>().unwrap().prio(), 1_853_824_767);
     assert!(o.get_attribute::<UseCandidate>().is_some());
     o.get_attribute::<MessageIntegrity>()
@@ -165,7 +169,10 @@ fn oracle_request_is_parsed_and_verified_by_us() {
     assert_eq!(m.software().unwrap(), Some("oracle"));
     m.verify_password(b"the-server-password-123").unwrap();
     m.verify_fingerprint().unwrap();
-    assert_eq!(m.verify_password(b"the-server-password-124"), Err(Error::IntegrityMismatch));
+    assert_eq!(
+        m.verify_password(b"the-server-password-124"),
+        Err(Error::IntegrityMismatch)
+    );
 }
 
 #[test]
@@ -190,7 +197,10 @@ fn responses_cross_check() {
         let resp = binding_success_response(&req, addr, &key, &mut out).unwrap();
         let o = oracle_decode(resp);
         assert_eq!(o.class(), MessageClass::SuccessResponse);
-        assert_eq!(o.get_attribute::<XorMappedAddress>().unwrap().address(), addr);
+        assert_eq!(
+            o.get_attribute::<XorMappedAddress>().unwrap().address(),
+            addr
+        );
         o.get_attribute::<MessageIntegrity>()
             .unwrap()
             .check_short_term_credential("pw")
@@ -208,7 +218,9 @@ fn responses_cross_check() {
     m.verify_password(b"pw").unwrap();
     m.verify_fingerprint().unwrap();
 
-    let v6: SocketAddr = "[2001:db8:1234:5678:11:2233:4455:6677]:32853".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8:1234:5678:11:2233:4455:6677]:32853"
+        .parse()
+        .unwrap();
     let mut o = OracleMessage::new(MessageClass::SuccessResponse, BINDING, oracle_tid([5; 12]));
     o.add_attribute(XorMappedAddress::new(v6));
     let bytes = oracle_sign(o, "pw");
@@ -344,7 +356,11 @@ fn proxy_flow_routes_authentic_checks_only() {
     let mut out = [0u8; 64];
     let resp = binding_error_response(&msg, 401, "Unauthorized", &mut out).unwrap();
     assert_eq!(
-        Message::parse(resp).unwrap().error_code().unwrap().map(|e| e.code),
+        Message::parse(resp)
+            .unwrap()
+            .error_code()
+            .unwrap()
+            .map(|e| e.code),
         Some(401)
     );
 }

@@ -1,5 +1,9 @@
 -- Shared by every script (prepended to each). Keys are built as keys.rs builds them.
 
+-- TIME before a write is refused by Redis 3.2 to 4 unless effects are replicated (the
+-- default, and the only mode, from Redis 5 on, where this is a no-op).
+if redis.replicate_commands then redis.replicate_commands() end
+
 -- Redis's clock, not the proxy's: proxies with skewed clocks then agree on who is alive.
 local function now_ms()
   local t = redis.call('TIME')

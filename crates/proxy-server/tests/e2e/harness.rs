@@ -260,3 +260,143 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// nginx with Debian's nginx-rtmp module: an RTMP origin that also writes HLS, served by
+/// nginx's HTTP server. Runs in the foreground in its own directory; stopped on drop.
+pub struct NginxRtmp {
+    pub rtmp_port: u16,
+    pub http_port: u16,
+    pub dir: TempDir,
+    _process: Process,
+}
+
+impl NginxRtmp {
+    /// Starts nginx-rtmp; `on_publish` is an HTTP URL nginx asks before accepting a
+    /// publisher (answering non-2xx refuses it).
+    pub fn start(on_publish: Option<&str>) -> Self {
+        let nginx = require_program("nginx", "nginx libnginx-mod-rtmp");
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(std::path::Path::new(module).exists(), "this test needs nginx's RTMP module: run `apt-get install -y libnginx-mod-rtmp`");
+        let dir = TempDir::new("nginx");
+        let (rtmp_port, http_port) = (free_port(), free_port());
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("hls")).unwrap();
+        let on_publish = on_publish.map(|url| format!("on_publish {url};")).unwrap_or_default();
+        let conf = format!(
+            r#"load_module {module};
+daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{rtmp_port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            {on_publish}
+            hls on;
+            hls_path {d}/hls;
+            hls_fragment 1s;
+            hls_playlist_length 6s;
+        }}
+    }}
+}}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+    server {{
+        listen 127.0.0.1:{http_port};
+        location /live/ {{
+            alias {d}/hls/;
+            add_header Cache-Control no-cache;
+        }}
+    }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p").arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).arg("-e").arg(dir.path().join("error.log"));
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let process = Process::spawn("nginx", &mut cmd);
+        let up = wait_for(Duration::from_secs(10), || {
+            (TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok() && TcpStream::connect(("127.0.0.1", http_port)).is_ok()).then_some(())
+        });
+        if up.is_none() {
+            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            panic!("nginx-rtmp did not start; error.log:\n{log}");
+        }
+        NginxRtmp { rtmp_port, http_port, dir, _process: process }
+    }
+
+    /// nginx's access log (the requests the proxy forwarded).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// The `[[origins]]` entry listing this nginx as a static origin.
+    pub fn origin_toml(&self, name: &str) -> String {
+        format!("[[origins]]\nname = \"{name}\"\nrtmp = {}\nhttp = {}\n", self.rtmp_port, self.http_port)
+    }
+}
+
+/// ffmpeg publishing a generated H.264/AAC clip (lavfi test sources) to `url` for
+/// `seconds`, in real time unless `realtime` is false. The output format follows the URL
+/// scheme unless `format` is given.
+pub fn ffmpeg_publish(url: &str, seconds: u32, realtime: bool, format: &str) -> Process {
+    let ffmpeg = require_program("ffmpeg", "ffmpeg");
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    cmd.args(["-f", "lavfi", "-i", &format!("testsrc=size=320x240:rate=25:duration={seconds}")]);
+    cmd.args(["-f", "lavfi", "-i", &format!("sine=frequency=440:sample_rate=44100:duration={seconds}")]);
+    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"]);
+    cmd.args(["-c:a", "aac", "-b:a", "64k", "-f"]);
+    // `format` may carry output options after the format name ("flv -listen 1").
+    cmd.args(format.split_whitespace());
+    cmd.arg(url);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    Process::spawn("ffmpeg publisher", &mut cmd)
+}
+
+/// Plays `url` with ffmpeg for up to `seconds` of media and returns the number of video
+/// frames decoded (0 if it could not play), with ffmpeg's stderr for diagnostics.
+pub fn ffmpeg_count_frames(url: &str, seconds: u32) -> (u64, String) {
+    let ffmpeg = require_program("ffmpeg", "ffmpeg");
+    let output = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-rw_timeout", "10000000", "-i", url, "-t", &seconds.to_string(), "-map", "0:v:0", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ffmpeg");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let frames = stderr
+        .rsplit("frame=")
+        .next()
+        .filter(|_| stderr.contains("frame="))
+        .and_then(|tail| tail.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (frames, stderr)
+}
+
+/// Waits until something listens on 127.0.0.1:`port` without connecting to it (some
+/// servers, like ffmpeg's `-listen 1`, serve only their first client).
+pub fn wait_listening(port: u16, timeout: Duration) -> bool {
+    let needle = format!(":{port:04X} ");
+    wait_for(timeout, || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        // Field 4 is the state; 0A is LISTEN.
+        table.lines().any(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.len() > 3 && format!("{} ", fields[1]).ends_with(&needle) && fields[3] == "0A"
+        })
+        .then_some(())
+    })
+    .is_some()
+}

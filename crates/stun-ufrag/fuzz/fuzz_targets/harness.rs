@@ -27,16 +27,35 @@ pub fn stun(data: &[u8]) {
         assert_eq!(a.offset, covered);
         covered += 4 + (a.value.len() + 3) / 4 * 4;
         count += 1;
-        let _ = (a.as_u32(), a.as_u64(), a.as_str(), a.as_address(), a.as_error_code());
+        let _ = (
+            a.as_u32(),
+            a.as_u64(),
+            a.as_str(),
+            a.as_address(),
+            a.as_error_code(),
+        );
     }
     assert_eq!(covered, data.len());
     assert!(count <= MAX_ATTRIBUTES);
 
-    let _ = (msg.priority(), msg.ice_controlling(), msg.ice_controlled(), msg.use_candidate());
-    let _ = (msg.error_code(), msg.xor_mapped_address(), msg.mapped_address(), msg.software());
+    let _ = (
+        msg.priority(),
+        msg.ice_controlling(),
+        msg.ice_controlled(),
+        msg.use_candidate(),
+    );
+    let _ = (
+        msg.error_code(),
+        msg.xor_mapped_address(),
+        msg.mapped_address(),
+        msg.software(),
+    );
     let key = IntegrityKey::new(b"fuzzpassword0123456789");
     let verified = msg.verify_integrity(&key).is_ok();
-    assert_eq!(verified, msg.verify_password(b"fuzzpassword0123456789").is_ok());
+    assert_eq!(
+        verified,
+        msg.verify_password(b"fuzzpassword0123456789").is_ok()
+    );
     let _ = msg.verify_fingerprint();
 
     let mut buf = [0u8; 1024];
@@ -53,7 +72,9 @@ pub fn stun(data: &[u8]) {
             use_candidate: msg.use_candidate(),
             network_info: Some((1, 10)),
         };
-        let signed = req.encode(&key, &mut buf).expect("a parsed username always fits");
+        let signed = req
+            .encode(&key, &mut buf)
+            .expect("a parsed username always fits");
         let again = Message::parse(signed).expect("our own request parses");
         assert_eq!(again.ice_username(), Ok(user));
         assert!(again.verify_integrity(&key).is_ok());
@@ -67,7 +88,8 @@ pub fn stun(data: &[u8]) {
 }
 
 fn non_candidate_lines(s: &str) -> impl Iterator<Item = &str> {
-    s.split_inclusive('\n').filter(|l| !l.starts_with("a=candidate:"))
+    s.split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=candidate:"))
 }
 
 /// SDP credential reading and candidate rewriting on arbitrary text.
@@ -84,7 +106,11 @@ pub fn sdp(data: &[u8]) {
         CandidateAddr::named("rtc.example.com", 443),
     ];
     for public in &publics {
-        for tcp in [TcpCandidates::Drop, TcpCandidates::Keep, TcpCandidates::Rewrite(443)] {
+        for tcp in [
+            TcpCandidates::Drop,
+            TcpCandidates::Keep,
+            TcpCandidates::Rewrite(443),
+        ] {
             let full = sdp::rewrite_candidates(text, public, tcp);
             let frag = sdp::rewrite_sdpfrag_candidates(text, public, tcp);
             if let Ok(out) = &full {
@@ -92,7 +118,10 @@ pub fn sdp(data: &[u8]) {
             }
             let Ok(out) = frag else { continue };
             assert!(non_candidate_lines(&out).eq(non_candidate_lines(text)));
-            for line in out.split_inclusive('\n').filter(|l| l.starts_with("a=candidate:")) {
+            for line in out
+                .split_inclusive('\n')
+                .filter(|l| l.starts_with("a=candidate:"))
+            {
                 let content = line.strip_suffix('\n').unwrap_or(line);
                 let content = content.strip_suffix('\r').unwrap_or(content);
                 let c = sdp::Candidate::parse(content).expect("rewritten candidates parse");

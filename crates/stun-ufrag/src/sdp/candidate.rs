@@ -329,13 +329,11 @@ fn rewrite(body: &str, public: &CandidateAddr, tcp: TcpCandidates) -> Result<Str
                 out.push_str(line.full);
                 continue;
             }
-            (Transport::Tcp, TcpCandidates::Rewrite(tcp_port)) if host_only => {
-                match c.tcp_type {
-                    Some("active") => (1, c.port),
-                    Some("so") => (2, tcp_port),
-                    _ => (3, tcp_port),
-                }
-            }
+            (Transport::Tcp, TcpCandidates::Rewrite(tcp_port)) if host_only => match c.tcp_type {
+                Some("active") => (1, c.port),
+                Some("so") => (2, tcp_port),
+                _ => (3, tcp_port),
+            },
             _ => continue,
         };
         let key = (c.component, flavour);
@@ -345,7 +343,10 @@ fn rewrite(body: &str, public: &CandidateAddr, tcp: TcpCandidates) -> Result<Str
         seen.push(key);
         let bad = Error::BadCandidate { line: line.number };
         let before = line.content.get(..c.address_span.0).ok_or(bad)?;
-        let between = line.content.get(c.address_span.1..c.port_span.0).ok_or(bad)?;
+        let between = line
+            .content
+            .get(c.address_span.1..c.port_span.0)
+            .ok_or(bad)?;
         let after = line.full.get(c.port_span.1..).ok_or(bad)?;
         out.push_str(before);
         out.push_str(&host);
@@ -362,8 +363,10 @@ mod tests {
 
     #[test]
     fn parses_srs_host_candidate() {
-        let c = Candidate::parse("a=candidate:0 1 udp 2130706431 192.168.3.6 8000 typ host generation 0")
-            .unwrap();
+        let c = Candidate::parse(
+            "a=candidate:0 1 udp 2130706431 192.168.3.6 8000 typ host generation 0",
+        )
+        .unwrap();
         assert_eq!(c.foundation, "0");
         assert_eq!(c.component, 1);
         assert_eq!(c.transport, Transport::Udp);
@@ -391,8 +394,12 @@ mod tests {
         assert!(c.is_mdns());
         assert_eq!(c.ip(), None);
 
-        let c = Candidate::parse("a=candidate:2 1 udp 2122262783 2001:db8::5 50000 typ host").unwrap();
-        assert_eq!(c.socket_addr(), Some("[2001:db8::5]:50000".parse().unwrap()));
+        let c =
+            Candidate::parse("a=candidate:2 1 udp 2122262783 2001:db8::5 50000 typ host").unwrap();
+        assert_eq!(
+            c.socket_addr(),
+            Some("[2001:db8::5]:50000".parse().unwrap())
+        );
     }
 
     #[test]

@@ -86,17 +86,15 @@ fn check_full_sdp(sdp: &str) -> Result<(), Error> {
 }
 
 pub(crate) fn lines(body: &str) -> impl Iterator<Item = Line<'_>> {
-    body.split_inclusive('\n')
-        .enumerate()
-        .map(|(i, full)| {
-            let content = full.strip_suffix('\n').unwrap_or(full);
-            let content = content.strip_suffix('\r').unwrap_or(content);
-            Line {
-                full,
-                content,
-                number: i + 1,
-            }
-        })
+    body.split_inclusive('\n').enumerate().map(|(i, full)| {
+        let content = full.strip_suffix('\n').unwrap_or(full);
+        let content = content.strip_suffix('\r').unwrap_or(content);
+        Line {
+            full,
+            content,
+            number: i + 1,
+        }
+    })
 }
 
 fn attribute_value<'a>(content: &'a str, name: &str) -> Option<&'a str> {

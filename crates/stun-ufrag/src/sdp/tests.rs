@@ -176,12 +176,15 @@ fn obs_offer_credentials_are_session_level() {
     assert_eq!((c.ufrag, c.pwd), ("k2Zq", "9JdQ3hX7v1sYbNwE5tLpR0aC"));
     let all = section_credentials(OBS_OFFER).unwrap();
     assert_eq!(all[0].ufrag, Some("k2Zq"));
-    assert!(all[1..].iter().all(|s| s.ufrag.is_none() && s.pwd.is_none()));
+    assert!(all[1..]
+        .iter()
+        .all(|s| s.ufrag.is_none() && s.pwd.is_none()));
 }
 
 #[test]
 fn media_level_wins_over_session_level() {
-    let sdp = "v=0\r\na=ice-ufrag:sess\r\na=ice-pwd:sesspwd\r\nm=audio 9 X 0\r\na=ice-ufrag:med1\r\n\
+    let sdp =
+        "v=0\r\na=ice-ufrag:sess\r\na=ice-pwd:sesspwd\r\nm=audio 9 X 0\r\na=ice-ufrag:med1\r\n\
                m=video 9 X 0\r\na=ice-ufrag:med2\r\na=ice-pwd:med2pwd\r\n";
     let c = ice_credentials(sdp).unwrap();
     // First section's own ufrag, inherited pwd.
@@ -190,7 +193,10 @@ fn media_level_wins_over_session_level() {
 
 #[test]
 fn credential_errors() {
-    assert_eq!(ice_credentials("v=0\r\nm=audio 9 X 0\r\n"), Err(Error::MissingIceUfrag));
+    assert_eq!(
+        ice_credentials("v=0\r\nm=audio 9 X 0\r\n"),
+        Err(Error::MissingIceUfrag)
+    );
     assert_eq!(
         ice_credentials("v=0\r\na=ice-ufrag:abcd\r\n"),
         Err(Error::MissingIcePwd)
@@ -204,7 +210,10 @@ fn credential_errors() {
         Err(Error::BadIceCredential { line: 2 })
     );
     let long = format!("v=0\na=ice-ufrag:{}\n", "a".repeat(257));
-    assert_eq!(ice_credentials(&long), Err(Error::BadIceCredential { line: 2 }));
+    assert_eq!(
+        ice_credentials(&long),
+        Err(Error::BadIceCredential { line: 2 })
+    );
     assert_eq!(ice_credentials("hello"), Err(Error::NotSdp));
     // Trailing blanks are tolerated.
     let c = ice_credentials("v=0\r\na=ice-ufrag:abcd \r\na=ice-pwd:efgh\t\r\n").unwrap();
@@ -219,7 +228,10 @@ fn credential_errors() {
 #[test]
 fn size_and_line_limits() {
     let big = format!("v=0\r\n{}", "a=x\r\n".repeat(MAX_SDP_LEN / 5));
-    assert!(matches!(ice_credentials(&big), Err(Error::SdpTooLarge { .. })));
+    assert!(matches!(
+        ice_credentials(&big),
+        Err(Error::SdpTooLarge { .. })
+    ));
     assert!(matches!(
         rewrite_candidates(&big, &public_v4(), TcpCandidates::Drop),
         Err(Error::SdpTooLarge { .. })
@@ -251,22 +263,34 @@ fn rewrites_srs_answer_exactly() {
             "",
         );
     assert_eq!(out, expected);
-    assert_eq!(ice_credentials(&out).unwrap(), ice_credentials(SRS_ANSWER).unwrap());
+    assert_eq!(
+        ice_credentials(&out).unwrap(),
+        ice_credentials(SRS_ANSWER).unwrap()
+    );
 }
 
 #[test]
 fn rewrites_to_ipv6_and_names() {
     let v6 = CandidateAddr::new("2001:db8::10".parse().unwrap(), 8000);
     let out = rewrite_candidates(SRS_ANSWER, &v6, TcpCandidates::Drop).unwrap();
-    assert!(out.contains("a=candidate:0 1 udp 2130706431 2001:db8::10 8000 typ host generation 0\r\n"));
+    assert!(
+        out.contains("a=candidate:0 1 udp 2130706431 2001:db8::10 8000 typ host generation 0\r\n")
+    );
     assert!(!out.contains("[2001"));
 
     let named = CandidateAddr::named("rtc.example.com", 443);
     let out = rewrite_candidates(SRS_ANSWER, &named, TcpCandidates::Drop).unwrap();
-    assert!(out.contains("a=candidate:0 1 udp 2130706431 rtc.example.com 443 typ host generation 0\r\n"));
+    assert!(out
+        .contains("a=candidate:0 1 udp 2130706431 rtc.example.com 443 typ host generation 0\r\n"));
 
-    let from_sock: CandidateAddr = "198.51.100.1:9000".parse::<std::net::SocketAddr>().unwrap().into();
-    assert_eq!(from_sock.host, CandidateHost::Ip(IpAddr::from([198, 51, 100, 1])));
+    let from_sock: CandidateAddr = "198.51.100.1:9000"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
+    assert_eq!(
+        from_sock.host,
+        CandidateHost::Ip(IpAddr::from([198, 51, 100, 1]))
+    );
 }
 
 #[test]
@@ -290,7 +314,9 @@ fn rewrites_chrome_offer_and_handles_every_candidate_kind() {
 
     let tcp = rewrite_candidates(CHROME_OFFER, &public_v4(), TcpCandidates::Rewrite(443)).unwrap();
     // Active candidates keep the discard port.
-    assert!(tcp.contains("a=candidate:2999745851 1 tcp 1518280447 203.0.113.10 9 typ host tcptype active"));
+    assert!(tcp.contains(
+        "a=candidate:2999745851 1 tcp 1518280447 203.0.113.10 9 typ host tcptype active"
+    ));
 }
 
 #[test]
@@ -323,7 +349,10 @@ fn line_endings_and_missing_final_newline_are_preserved() {
 
     let sdp = "v=0\r\na=x\na=candidate:0 1 udp 1 10.0.0.1 5 typ host";
     let out = rewrite_candidates(sdp, &public_v4(), TcpCandidates::Drop).unwrap();
-    assert_eq!(out, "v=0\r\na=x\na=candidate:0 1 udp 1 203.0.113.10 18000 typ host");
+    assert_eq!(
+        out,
+        "v=0\r\na=x\na=candidate:0 1 udp 1 203.0.113.10 18000 typ host"
+    );
 }
 
 #[test]
@@ -340,7 +369,10 @@ fn origin_candidates_are_listed() {
     let cands = candidates(SRS_ANSWER).unwrap();
     assert_eq!(cands.len(), 4);
     assert_eq!(cands[0].0, Section::Media(0));
-    assert_eq!(cands[0].1.socket_addr(), Some("192.168.3.6:8000".parse().unwrap()));
+    assert_eq!(
+        cands[0].1.socket_addr(),
+        Some("192.168.3.6:8000".parse().unwrap())
+    );
     assert_eq!(cands[3].0, Section::Media(1));
 }
 

@@ -119,7 +119,12 @@ impl<'a> RawAttribute<'a> {
         let family = self.value.get(1).copied().ok_or(self.bad_len())?;
         let port = be16(self.value, 2).ok_or(self.bad_len())?;
         let mask = xor_mask(xor);
-        let port = port ^ if xor.is_some() { (MAGIC_COOKIE >> 16) as u16 } else { 0 };
+        let port = port
+            ^ if xor.is_some() {
+                (MAGIC_COOKIE >> 16) as u16
+            } else {
+                0
+            };
         let ip = match (family, self.value.get(4..)) {
             (0x01, Some(addr)) => {
                 let a: [u8; 4] = addr.try_into().map_err(|_| self.bad_len())?;

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::attr::{attr_type, xor_mask};
 use super::integrity::{self, IntegrityKey, HMAC_SHA1_LEN};
 use super::{padded, Message, MessageType, TransactionId, HEADER_LEN, MAGIC_COOKIE};
-use super::{MAX_USERNAME_LEN, Class};
+use super::{Class, MAX_USERNAME_LEN};
 use crate::Error;
 
 /// Longest ERROR-CODE reason phrase, per RFC 5389 §15.6 (128 characters, 763 bytes).
@@ -62,22 +62,26 @@ impl<'b> MessageBuilder<'b> {
     /// Reserves an attribute of `value_len` bytes (plus zero padding), updates the header
     /// length, and returns the value slot.
     fn reserve(&mut self, attr_type: u16, value_len: usize) -> Result<&mut [u8], Error> {
-        let value_len16 = u16::try_from(value_len).map_err(|_| Error::InvalidValue { attr_type })?;
+        let value_len16 =
+            u16::try_from(value_len).map_err(|_| Error::InvalidValue { attr_type })?;
         let end = self.len + 4 + padded(value_len);
         let body_len =
             u16::try_from(end - HEADER_LEN).map_err(|_| Error::InvalidValue { attr_type })?;
         let available = self.buf.len();
         if end > available {
-            return Err(Error::BufferTooSmall { needed: end, available });
+            return Err(Error::BufferTooSmall {
+                needed: end,
+                available,
+            });
         }
         if let Some(len_field) = self.buf.get_mut(2..4) {
             len_field.copy_from_slice(&body_len.to_be_bytes());
         }
         let start = std::mem::replace(&mut self.len, end);
-        let slot = self
-            .buf
-            .get_mut(start..end)
-            .ok_or(Error::BufferTooSmall { needed: end, available })?;
+        let slot = self.buf.get_mut(start..end).ok_or(Error::BufferTooSmall {
+            needed: end,
+            available,
+        })?;
         let (head, value) = slot.split_at_mut(4);
         head.copy_from_slice(&[
             (attr_type >> 8) as u8,
@@ -107,7 +111,11 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Appends USERNAME `<server ufrag>:<client ufrag>` as an ICE client writes it.
-    pub fn ice_username(&mut self, server_ufrag: &str, client_ufrag: &str) -> Result<&mut Self, Error> {
+    pub fn ice_username(
+        &mut self,
+        server_ufrag: &str,
+        client_ufrag: &str,
+    ) -> Result<&mut Self, Error> {
         let total = server_ufrag.len() + 1 + client_ufrag.len();
         if total > MAX_USERNAME_LEN {
             return Err(Error::InvalidValue {
@@ -201,7 +209,11 @@ impl<'b> MessageBuilder<'b> {
         xor: Option<&TransactionId>,
     ) -> Result<&mut Self, Error> {
         let mask = xor_mask(xor);
-        let port_mask = if xor.is_some() { (MAGIC_COOKIE >> 16) as u16 } else { 0 };
+        let port_mask = if xor.is_some() {
+            (MAGIC_COOKIE >> 16) as u16
+        } else {
+            0
+        };
         let mut value = [0u8; 20];
         let (family, ip_len) = match addr.ip() {
             IpAddr::V4(ip) => {
@@ -310,7 +322,9 @@ impl BindingRequest<'_> {
         if self.use_candidate {
             b.use_candidate()?;
         }
-        b.priority(self.priority)?.message_integrity(key)?.fingerprint()?;
+        b.priority(self.priority)?
+            .message_integrity(key)?
+            .fingerprint()?;
         Ok(b.finish())
     }
 }

@@ -54,7 +54,8 @@ pub(crate) fn verify_hmac(msg: &[u8], at: usize, key: &IntegrityKey) -> Result<(
         .get(at + 4..at + 4 + HMAC_SHA1_LEN)
         .ok_or(Error::IntegrityMismatch)?;
     let mac = key.mac_prefix(msg, at).ok_or(Error::IntegrityMismatch)?;
-    mac.verify_slice(expected).map_err(|_| Error::IntegrityMismatch)
+    mac.verify_slice(expected)
+        .map_err(|_| Error::IntegrityMismatch)
 }
 
 /// The HMAC a MESSAGE-INTEGRITY attribute appended at `at` must carry.
@@ -94,7 +95,11 @@ const fn crc_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[0][i] = c;
@@ -182,6 +187,9 @@ mod tests {
 
     #[test]
     fn key_debug_hides_password() {
-        assert_eq!(format!("{:?}", IntegrityKey::new(b"secret")), "IntegrityKey(..)");
+        assert_eq!(
+            format!("{:?}", IntegrityKey::new(b"secret")),
+            "IntegrityKey(..)"
+        );
     }
 }

@@ -85,7 +85,10 @@ impl MessageType {
             _ => Class::ErrorResponse,
         };
         let method = (raw & 0x000F) | ((raw >> 1) & 0x0070) | ((raw >> 2) & 0x0F80);
-        MessageType { class, method: Method(method) }
+        MessageType {
+            class,
+            method: Method(method),
+        }
     }
 
     /// Encodes to the first two header bytes. Method bits above the 12th are dropped.
@@ -160,18 +163,24 @@ pub(crate) const fn padded(len: usize) -> usize {
 impl<'a> Message<'a> {
     /// Parses one STUN message that must fill the whole datagram.
     pub fn parse(datagram: &'a [u8]) -> Result<Self, Error> {
-        let header = datagram
-            .get(..HEADER_LEN)
-            .ok_or(Error::TooShort { len: datagram.len() })?;
-        let raw_type = be16(header, 0).ok_or(Error::TooShort { len: datagram.len() })?;
+        let header = datagram.get(..HEADER_LEN).ok_or(Error::TooShort {
+            len: datagram.len(),
+        })?;
+        let raw_type = be16(header, 0).ok_or(Error::TooShort {
+            len: datagram.len(),
+        })?;
         if raw_type & 0xC000 != 0 {
             return Err(Error::NotStun);
         }
-        let cookie = be32(header, 4).ok_or(Error::TooShort { len: datagram.len() })?;
+        let cookie = be32(header, 4).ok_or(Error::TooShort {
+            len: datagram.len(),
+        })?;
         if cookie != MAGIC_COOKIE {
             return Err(Error::BadMagicCookie(cookie));
         }
-        let declared = be16(header, 2).ok_or(Error::TooShort { len: datagram.len() })?;
+        let declared = be16(header, 2).ok_or(Error::TooShort {
+            len: datagram.len(),
+        })?;
         if declared % 4 != 0 {
             return Err(Error::UnalignedLength(declared));
         }
@@ -204,14 +213,16 @@ impl<'a> Message<'a> {
             }
             count += 1;
             if count > MAX_ATTRIBUTES {
-                return Err(Error::TooManyAttributes { max: MAX_ATTRIBUTES });
+                return Err(Error::TooManyAttributes {
+                    max: MAX_ATTRIBUTES,
+                });
             }
             let attr_type = be16(bytes, offset).ok_or(Error::TruncatedAttribute {
                 attr_type: 0,
                 offset,
             })?;
-            let len = be16(bytes, offset + 2)
-                .ok_or(Error::TruncatedAttribute { attr_type, offset })?;
+            let len =
+                be16(bytes, offset + 2).ok_or(Error::TruncatedAttribute { attr_type, offset })?;
             let len = usize::from(len);
             let value_start = offset + 4;
             let next = value_start + padded(len);
@@ -365,17 +376,23 @@ impl<'a> Message<'a> {
 
     /// ICE PRIORITY (0x0024).
     pub fn priority(&self) -> Result<Option<u32>, Error> {
-        self.get(attr_type::PRIORITY).map(|a| a.as_u32()).transpose()
+        self.get(attr_type::PRIORITY)
+            .map(|a| a.as_u32())
+            .transpose()
     }
 
     /// ICE-CONTROLLING tie-breaker (0x802A).
     pub fn ice_controlling(&self) -> Result<Option<u64>, Error> {
-        self.get(attr_type::ICE_CONTROLLING).map(|a| a.as_u64()).transpose()
+        self.get(attr_type::ICE_CONTROLLING)
+            .map(|a| a.as_u64())
+            .transpose()
     }
 
     /// ICE-CONTROLLED tie-breaker (0x8029).
     pub fn ice_controlled(&self) -> Result<Option<u64>, Error> {
-        self.get(attr_type::ICE_CONTROLLED).map(|a| a.as_u64()).transpose()
+        self.get(attr_type::ICE_CONTROLLED)
+            .map(|a| a.as_u64())
+            .transpose()
     }
 
     /// True if USE-CANDIDATE (0x0025) is present (the controlling agent nominates).
@@ -385,7 +402,9 @@ impl<'a> Message<'a> {
 
     /// ERROR-CODE (0x0009) of an error response.
     pub fn error_code(&self) -> Result<Option<ErrorCode<'a>>, Error> {
-        self.get(attr_type::ERROR_CODE).map(|a| a.as_error_code()).transpose()
+        self.get(attr_type::ERROR_CODE)
+            .map(|a| a.as_error_code())
+            .transpose()
     }
 
     /// XOR-MAPPED-ADDRESS (0x0020), decoded with this message's transaction id.
@@ -398,12 +417,16 @@ impl<'a> Message<'a> {
 
     /// MAPPED-ADDRESS (0x0001).
     pub fn mapped_address(&self) -> Result<Option<std::net::SocketAddr>, Error> {
-        self.get(attr_type::MAPPED_ADDRESS).map(|a| a.as_address()).transpose()
+        self.get(attr_type::MAPPED_ADDRESS)
+            .map(|a| a.as_address())
+            .transpose()
     }
 
     /// SOFTWARE (0x8022) as UTF-8.
     pub fn software(&self) -> Result<Option<&'a str>, Error> {
-        self.get(attr_type::SOFTWARE).map(|a| a.as_str()).transpose()
+        self.get(attr_type::SOFTWARE)
+            .map(|a| a.as_str())
+            .transpose()
     }
 }
 

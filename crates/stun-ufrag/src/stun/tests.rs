@@ -6,49 +6,46 @@ const RFC5769_PASSWORD: &[u8] = b"VOkJxbRl1RmTxUk/WvJxBt";
 /// RFC 5769 §2.1: request with SOFTWARE, PRIORITY, ICE-CONTROLLED, USERNAME "evtj:h6vY"
 /// (padded with spaces, which padding may be), MESSAGE-INTEGRITY, FINGERPRINT.
 pub(crate) const RFC5769_REQUEST: [u8; 108] = [
-    0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
-    0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74,
-    0x65, 0x73, 0x74, 0x20, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e,
-    0x00, 0x01, 0xff, 0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36,
-    0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76, 0x59, 0x20, 0x20,
-    0x20, 0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e,
-    0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49, 0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5,
-    0x7a, 0x3b, 0xcf,
+    0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86,
+    0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73,
+    0x74, 0x20, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff,
+    0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36, 0x00, 0x06, 0x00, 0x09,
+    0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76, 0x59, 0x20, 0x20, 0x20, 0x00, 0x08, 0x00, 0x14,
+    0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e, 0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49,
+    0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf,
 ];
 
 /// RFC 5769 §2.2: IPv4 success response, XOR-MAPPED-ADDRESS 192.0.2.1:32853.
 const RFC5769_RESPONSE_V4: [u8; 80] = [
-    0x01, 0x01, 0x00, 0x3c, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
-    0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76,
-    0x65, 0x63, 0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1,
-    0x12, 0xa6, 0x43, 0x00, 0x08, 0x00, 0x14, 0x2b, 0x91, 0xf5, 0x99, 0xfd, 0x9e, 0x90, 0xc3,
-    0x8c, 0x74, 0x89, 0xf9, 0x2a, 0xf9, 0xba, 0x53, 0xf0, 0x6b, 0xe7, 0xd7, 0x80, 0x28, 0x00,
-    0x04, 0xc0, 0x7d, 0x4c, 0x96,
+    0x01, 0x01, 0x00, 0x3c, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86,
+    0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63,
+    0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43,
+    0x00, 0x08, 0x00, 0x14, 0x2b, 0x91, 0xf5, 0x99, 0xfd, 0x9e, 0x90, 0xc3, 0x8c, 0x74, 0x89, 0xf9,
+    0x2a, 0xf9, 0xba, 0x53, 0xf0, 0x6b, 0xe7, 0xd7, 0x80, 0x28, 0x00, 0x04, 0xc0, 0x7d, 0x4c, 0x96,
 ];
 
 /// RFC 5769 §2.3: IPv6 success response, XOR-MAPPED-ADDRESS
 /// [2001:db8:1234:5678:11:2233:4455:6677]:32853.
 const RFC5769_RESPONSE_V6: [u8; 92] = [
-    0x01, 0x01, 0x00, 0x48, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
-    0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76,
-    0x65, 0x63, 0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01,
-    0x13, 0xa9, 0xfa, 0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25, 0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9,
-    0x00, 0x08, 0x00, 0x14, 0xa3, 0x82, 0x95, 0x4e, 0x4b, 0xe6, 0x7b, 0xf1, 0x17, 0x84, 0xc9,
-    0x7c, 0x82, 0x92, 0xc2, 0x75, 0xbf, 0xe3, 0xed, 0x41, 0x80, 0x28, 0x00, 0x04, 0xc8, 0xfb,
-    0x0b, 0x4c,
+    0x01, 0x01, 0x00, 0x48, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86,
+    0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63,
+    0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01, 0x13, 0xa9, 0xfa,
+    0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25, 0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9, 0x00, 0x08, 0x00, 0x14,
+    0xa3, 0x82, 0x95, 0x4e, 0x4b, 0xe6, 0x7b, 0xf1, 0x17, 0x84, 0xc9, 0x7c, 0x82, 0x92, 0xc2, 0x75,
+    0xbf, 0xe3, 0xed, 0x41, 0x80, 0x28, 0x00, 0x04, 0xc8, 0xfb, 0x0b, 0x4c,
 ];
 
 /// RFC 5769 §2.4: long-term credentials; USERNAME is "マトリックス", REALM "example.org",
 /// no FINGERPRINT.
 const RFC5769_LONG_TERM: [u8; 116] = [
-    0x00, 0x01, 0x00, 0x60, 0x21, 0x12, 0xa4, 0x42, 0x78, 0xad, 0x34, 0x33, 0xc6, 0xad, 0x72,
-    0xc0, 0x29, 0xda, 0x41, 0x2e, 0x00, 0x06, 0x00, 0x12, 0xe3, 0x83, 0x9e, 0xe3, 0x83, 0x88,
-    0xe3, 0x83, 0xaa, 0xe3, 0x83, 0x83, 0xe3, 0x82, 0xaf, 0xe3, 0x82, 0xb9, 0x00, 0x00, 0x00,
-    0x15, 0x00, 0x1c, 0x66, 0x2f, 0x2f, 0x34, 0x39, 0x39, 0x6b, 0x39, 0x35, 0x34, 0x64, 0x36,
-    0x4f, 0x4c, 0x33, 0x34, 0x6f, 0x4c, 0x39, 0x46, 0x53, 0x54, 0x76, 0x79, 0x36, 0x34, 0x73,
-    0x41, 0x00, 0x14, 0x00, 0x0b, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72,
-    0x67, 0x00, 0x00, 0x08, 0x00, 0x14, 0xf6, 0x70, 0x24, 0x65, 0x6d, 0xd6, 0x4a, 0x3e, 0x02,
-    0xb8, 0xe0, 0x71, 0x2e, 0x85, 0xc9, 0xa2, 0x8c, 0xa8, 0x96, 0x66,
+    0x00, 0x01, 0x00, 0x60, 0x21, 0x12, 0xa4, 0x42, 0x78, 0xad, 0x34, 0x33, 0xc6, 0xad, 0x72, 0xc0,
+    0x29, 0xda, 0x41, 0x2e, 0x00, 0x06, 0x00, 0x12, 0xe3, 0x83, 0x9e, 0xe3, 0x83, 0x88, 0xe3, 0x83,
+    0xaa, 0xe3, 0x83, 0x83, 0xe3, 0x82, 0xaf, 0xe3, 0x82, 0xb9, 0x00, 0x00, 0x00, 0x15, 0x00, 0x1c,
+    0x66, 0x2f, 0x2f, 0x34, 0x39, 0x39, 0x6b, 0x39, 0x35, 0x34, 0x64, 0x36, 0x4f, 0x4c, 0x33, 0x34,
+    0x6f, 0x4c, 0x39, 0x46, 0x53, 0x54, 0x76, 0x79, 0x36, 0x34, 0x73, 0x41, 0x00, 0x14, 0x00, 0x0b,
+    0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67, 0x00, 0x00, 0x08, 0x00, 0x14,
+    0xf6, 0x70, 0x24, 0x65, 0x6d, 0xd6, 0x4a, 0x3e, 0x02, 0xb8, 0xe0, 0x71, 0x2e, 0x85, 0xc9, 0xa2,
+    0x8c, 0xa8, 0x96, 0x66,
 ];
 
 const RFC5769_TID: [u8; 12] = [
@@ -71,9 +68,13 @@ fn rfc5769_sample_request() {
     assert_eq!(m.ice_controlling().unwrap(), None);
     assert!(!m.use_candidate());
     m.verify_password(RFC5769_PASSWORD).unwrap();
-    m.verify_integrity(&IntegrityKey::new(RFC5769_PASSWORD)).unwrap();
+    m.verify_integrity(&IntegrityKey::new(RFC5769_PASSWORD))
+        .unwrap();
     m.verify_fingerprint().unwrap();
-    assert_eq!(m.verify_password(b"VOkJxbRl1RmTxUk/WvJxBT"), Err(Error::IntegrityMismatch));
+    assert_eq!(
+        m.verify_password(b"VOkJxbRl1RmTxUk/WvJxBT"),
+        Err(Error::IntegrityMismatch)
+    );
     let types: Vec<u16> = m.attributes().map(|a| a.attr_type).collect();
     assert_eq!(types, [0x8022, 0x0024, 0x8029, 0x0006, 0x0008, 0x8028]);
 }
@@ -93,7 +94,11 @@ fn rfc5769_sample_responses() {
     let m = Message::parse(&RFC5769_RESPONSE_V6).unwrap();
     assert_eq!(
         m.xor_mapped_address().unwrap(),
-        Some("[2001:db8:1234:5678:11:2233:4455:6677]:32853".parse().unwrap())
+        Some(
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853"
+                .parse()
+                .unwrap()
+        )
     );
     m.verify_password(RFC5769_PASSWORD).unwrap();
     m.verify_fingerprint().unwrap();
@@ -105,12 +110,21 @@ fn rfc5769_long_term_credentials() {
     assert_eq!(m.username_bytes(), Some("マトリックス".as_bytes()));
     // Not an ICE username: no colon.
     assert_eq!(m.ice_username(), Err(Error::BadUsername));
-    assert_eq!(m.get(attr_type::REALM).unwrap().as_str().unwrap(), "example.org");
-    assert_eq!(m.verify_fingerprint(), Err(Error::MissingAttribute(attr_type::FINGERPRINT)));
+    assert_eq!(
+        m.get(attr_type::REALM).unwrap().as_str().unwrap(),
+        "example.org"
+    );
+    assert_eq!(
+        m.verify_fingerprint(),
+        Err(Error::MissingAttribute(attr_type::FINGERPRINT))
+    );
     // Long-term key = MD5(username ":" realm ":" password) (RFC 5389 §15.4).
     let key = md5::compute("マトリックス:example.org:TheMatrIX".as_bytes());
     m.verify_password(&key.0).unwrap();
-    assert_eq!(m.verify_password(b"TheMatrIX"), Err(Error::IntegrityMismatch));
+    assert_eq!(
+        m.verify_password(b"TheMatrIX"),
+        Err(Error::IntegrityMismatch)
+    );
 }
 
 #[test]
@@ -131,8 +145,14 @@ fn every_single_bit_flip_breaks_integrity_or_parsing() {
 #[test]
 fn header_validation() {
     let good = RFC5769_REQUEST;
-    assert_eq!(Message::parse(&good[..19]), Err(Error::TooShort { len: 19 }));
-    assert!(matches!(Message::parse(&[]), Err(Error::TooShort { len: 0 })));
+    assert_eq!(
+        Message::parse(&good[..19]),
+        Err(Error::TooShort { len: 19 })
+    );
+    assert!(matches!(
+        Message::parse(&[]),
+        Err(Error::TooShort { len: 0 })
+    ));
 
     let mut b = good;
     b[0] |= 0x40;
@@ -140,63 +160,102 @@ fn header_validation() {
 
     let mut b = good;
     b[4] = 0;
-    assert!(matches!(Message::parse(&b), Err(Error::BadMagicCookie(0x0012a442))));
+    assert!(matches!(
+        Message::parse(&b),
+        Err(Error::BadMagicCookie(0x0012a442))
+    ));
 
     let mut b = good;
     b[3] = 0x57;
-    assert!(matches!(Message::parse(&b), Err(Error::UnalignedLength(0x57))));
+    assert!(matches!(
+        Message::parse(&b),
+        Err(Error::UnalignedLength(0x57))
+    ));
 
     let mut b = good;
     b[3] = 0x54;
     assert!(matches!(
         Message::parse(&b),
-        Err(Error::LengthMismatch { declared: 0x54, actual: 0x58 })
+        Err(Error::LengthMismatch {
+            declared: 0x54,
+            actual: 0x58
+        })
     ));
     // Trailing bytes are not tolerated either.
     let mut long = good.to_vec();
     long.extend_from_slice(&[0; 4]);
-    assert!(matches!(Message::parse(&long), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        Message::parse(&long),
+        Err(Error::LengthMismatch { .. })
+    ));
 }
 
 #[test]
 fn attribute_validation() {
     let mut buf = [0u8; 64];
     // An attribute whose length runs past the end.
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([1; 12]))
-        .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([1; 12]),
+    )
+    .unwrap();
     b.priority(5).unwrap();
     let mut msg = b.finish().to_vec();
     msg[23] = 8;
     assert!(matches!(
         Message::parse(&msg),
-        Err(Error::TruncatedAttribute { attr_type: 0x0024, offset: 20 })
+        Err(Error::TruncatedAttribute {
+            attr_type: 0x0024,
+            offset: 20
+        })
     ));
 
     // Something after FINGERPRINT.
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([1; 12]))
-        .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([1; 12]),
+    )
+    .unwrap();
     b.fingerprint().unwrap().priority(1).unwrap();
-    assert_eq!(Message::parse(b.finish()).unwrap_err(), Error::FingerprintNotLast);
+    assert_eq!(
+        Message::parse(b.finish()).unwrap_err(),
+        Error::FingerprintNotLast
+    );
 
     // MESSAGE-INTEGRITY of the wrong size.
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([1; 12]))
-        .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([1; 12]),
+    )
+    .unwrap();
     b.attribute(attr_type::MESSAGE_INTEGRITY, &[0; 16]).unwrap();
     assert_eq!(
         Message::parse(b.finish()).unwrap_err(),
-        Error::BadAttributeLength { attr_type: 8, len: 16 }
+        Error::BadAttributeLength {
+            attr_type: 8,
+            len: 16
+        }
     );
 
     // Too many attributes.
     let mut big = [0u8; 1024];
-    let mut b =
-        MessageBuilder::new(&mut big, MessageType::BINDING_REQUEST, TransactionId([1; 12])).unwrap();
+    let mut b = MessageBuilder::new(
+        &mut big,
+        MessageType::BINDING_REQUEST,
+        TransactionId([1; 12]),
+    )
+    .unwrap();
     for _ in 0..=MAX_ATTRIBUTES {
         b.use_candidate().unwrap();
     }
     assert_eq!(
         Message::parse(b.finish()).unwrap_err(),
-        Error::TooManyAttributes { max: MAX_ATTRIBUTES }
+        Error::TooManyAttributes {
+            max: MAX_ATTRIBUTES
+        }
     );
 }
 
@@ -204,8 +263,12 @@ fn attribute_validation() {
 fn attributes_after_integrity_are_ignored_except_fingerprint() {
     let key = IntegrityKey::new(b"pw");
     let mut buf = [0u8; 256];
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([2; 12]))
-        .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([2; 12]),
+    )
+    .unwrap();
     b.priority(7)
         .unwrap()
         .message_integrity(&key)
@@ -229,8 +292,12 @@ fn attributes_after_integrity_are_ignored_except_fingerprint() {
 #[test]
 fn integrity_sha256_is_recognised() {
     let mut buf = [0u8; 256];
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([2; 12]))
-        .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([2; 12]),
+    )
+    .unwrap();
     b.ice_username("a", "b")
         .unwrap()
         .message_integrity(&IntegrityKey::new(b"k"))
@@ -243,12 +310,20 @@ fn integrity_sha256_is_recognised() {
     assert!(m.has_integrity() && m.has_integrity_sha256() && m.has_fingerprint());
     m.verify_password(b"k").unwrap();
 
-    let mut b = MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([2; 12]))
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([2; 12]),
+    )
+    .unwrap();
+    b.attribute(attr_type::MESSAGE_INTEGRITY_SHA256, &[9; 12])
         .unwrap();
-    b.attribute(attr_type::MESSAGE_INTEGRITY_SHA256, &[9; 12]).unwrap();
     assert!(matches!(
         Message::parse(b.finish()),
-        Err(Error::BadAttributeLength { attr_type: 0x001C, len: 12 })
+        Err(Error::BadAttributeLength {
+            attr_type: 0x001C,
+            len: 12
+        })
     ));
 }
 
@@ -259,7 +334,10 @@ fn message_type_codec() {
     assert_eq!(MessageType::BINDING_SUCCESS.to_u16(), 0x0101);
     assert_eq!(MessageType::BINDING_ERROR.to_u16(), 0x0111);
     // TURN Allocate (0x003) error response and a method using every bit.
-    assert_eq!(MessageType::new(Class::ErrorResponse, Method(0x003)).to_u16(), 0x0113);
+    assert_eq!(
+        MessageType::new(Class::ErrorResponse, Method(0x003)).to_u16(),
+        0x0113
+    );
     for raw in 0..0x4000u16 {
         assert_eq!(MessageType::from_u16(raw).to_u16(), raw);
     }
@@ -280,15 +358,23 @@ fn error_and_success_responses() {
 
     let bad = ErrorCode::BAD_REQUEST;
     let resp = binding_error_response(&req, bad.code, bad.reason, &mut buf).unwrap();
-    assert_eq!(Message::parse(resp).unwrap().error_code().unwrap(), Some(bad));
+    assert_eq!(
+        Message::parse(resp).unwrap().error_code().unwrap(),
+        Some(bad)
+    );
 
     assert_eq!(
         binding_error_response(&req, 200, "OK", &mut buf),
-        Err(Error::InvalidValue { attr_type: attr_type::ERROR_CODE })
+        Err(Error::InvalidValue {
+            attr_type: attr_type::ERROR_CODE
+        })
     );
 
     let key = IntegrityKey::new(RFC5769_PASSWORD);
-    for addr in ["192.0.2.1:32853", "[2001:db8:1234:5678:11:2233:4455:6677]:32853"] {
+    for addr in [
+        "192.0.2.1:32853",
+        "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+    ] {
         let addr = addr.parse().unwrap();
         let resp = binding_success_response(&req, addr, &key, &mut buf).unwrap();
         let m = Message::parse(resp).unwrap();
@@ -302,9 +388,12 @@ fn error_and_success_responses() {
 #[test]
 fn builder_reproduces_rfc5769_ipv4_response() {
     let mut buf = [0u8; 128];
-    let mut b =
-        MessageBuilder::new(&mut buf, MessageType::BINDING_SUCCESS, TransactionId(RFC5769_TID))
-            .unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_SUCCESS,
+        TransactionId(RFC5769_TID),
+    )
+    .unwrap();
     b.attribute(attr_type::SOFTWARE, b"test vector")
         .unwrap()
         .xor_mapped_address("192.0.2.1:32853".parse().unwrap())
@@ -326,16 +415,30 @@ fn builder_reproduces_rfc5769_ipv4_response() {
 fn builder_reports_small_buffers() {
     let mut tiny = [0u8; 10];
     assert_eq!(
-        MessageBuilder::new(&mut tiny, MessageType::BINDING_REQUEST, TransactionId([0; 12]))
-            .unwrap_err(),
-        Error::BufferTooSmall { needed: 20, available: 10 }
+        MessageBuilder::new(
+            &mut tiny,
+            MessageType::BINDING_REQUEST,
+            TransactionId([0; 12])
+        )
+        .unwrap_err(),
+        Error::BufferTooSmall {
+            needed: 20,
+            available: 10
+        }
     );
     let mut buf = [0u8; 30];
-    let mut b =
-        MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([0; 12])).unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([0; 12]),
+    )
+    .unwrap();
     assert_eq!(
         b.message_integrity(&IntegrityKey::new(b"x")).unwrap_err(),
-        Error::BufferTooSmall { needed: 44, available: 30 }
+        Error::BufferTooSmall {
+            needed: 44,
+            available: 30
+        }
     );
     // A failed append leaves the message as it was.
     assert_eq!(b.len(), 20);
@@ -343,8 +446,12 @@ fn builder_reports_small_buffers() {
     Message::parse(b.finish()).unwrap();
 
     let mut buf = vec![0u8; 70_000];
-    let mut b =
-        MessageBuilder::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([0; 12])).unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([0; 12]),
+    )
+    .unwrap();
     assert!(b.attribute(0x8000, &[0; 65_000]).is_ok());
     assert_eq!(
         b.attribute(0x8000, &[0; 1_000]).unwrap_err(),
@@ -352,7 +459,9 @@ fn builder_reports_small_buffers() {
     );
     assert_eq!(
         b.username(&"u".repeat(513)).unwrap_err(),
-        Error::InvalidValue { attr_type: attr_type::USERNAME }
+        Error::InvalidValue {
+            attr_type: attr_type::USERNAME
+        }
     );
 }
 
@@ -360,12 +469,18 @@ fn builder_reports_small_buffers() {
 fn ice_username_split() {
     assert_eq!(
         IceUsername::parse(b"srv:cli").unwrap(),
-        IceUsername { server: "srv", client: "cli" }
+        IceUsername {
+            server: "srv",
+            client: "cli"
+        }
     );
     // Split at the first colon only.
     assert_eq!(
         IceUsername::parse(b"srv:cli:x").unwrap(),
-        IceUsername { server: "srv", client: "cli:x" }
+        IceUsername {
+            server: "srv",
+            client: "cli:x"
+        }
     );
     for bad in [&b""[..], b"nocolon", b":cli", b"srv:", b"\xff:x"] {
         assert_eq!(IceUsername::parse(bad), Err(Error::BadUsername), "{bad:?}");

@@ -1,0 +1,173 @@
+//! HTTP reverse-proxy plumbing shared by the media and WHIP/WHEP front-ends: one request
+//! to an origin over a fresh connection, headers cleaned of hop-by-hop fields, and a
+//! response body that releases the origin connection the moment the client goes away.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use lb_core::{Endpoint, Origin};
+
+use crate::origin_link::{connect_tcp, LinkError};
+use crate::sessions::{SessionGuard, Traffic};
+use crate::Context;
+
+/// The error type of response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type every proxied response has.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Adds the client to `X-Forwarded-For` (appending to what an earlier proxy wrote).
+pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) if !earlier.is_empty() => format!("{earlier}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+/// A body from a full buffer.
+pub fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Sends one request to the origin over a new connection and returns its response, with
+/// a body that keeps the origin connection (and the session) alive only while it is read.
+pub async fn send<B>(ctx: &Context, origin: &Origin, endpoints: &[Endpoint], protocol: &'static str, request: Request<B>) -> Result<Response<Incoming>, ForwardError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stream, endpoint) = connect_tcp(ctx, origin, endpoints, protocol).await?;
+    let timeout = ctx.config.origin_connect_timeout;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ForwardError::Origin(format!("{endpoint}: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("origin connection ended: {e}");
+        }
+    });
+    // The origin must start answering within the timeout; the body may then take forever
+    // (a live stream, an LL-HLS blocking playlist has its own longer wait).
+    match tokio::time::timeout(timeout.max(std::time::Duration::from_secs(1)) * 4, sender.send_request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(ForwardError::Origin(format!("{endpoint}: {e}"))),
+        Err(_) => Err(ForwardError::Origin(format!("{endpoint}: no response headers within {:?}", timeout * 4))),
+    }
+}
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("origin failed: {0}")]
+    Origin(String),
+}
+
+/// A response body that counts what it carries and holds the session open while it is
+/// streamed: when the client goes away, hyper drops it, which drops the origin's body and
+/// with it the origin connection.
+pub struct Relayed {
+    inner: Incoming,
+    traffic: Arc<Traffic>,
+    _session: SessionGuard,
+}
+
+impl Relayed {
+    pub fn new(inner: Incoming, session: SessionGuard) -> Self {
+        Relayed { inner, traffic: session.traffic().clone(), _session: session }
+    }
+}
+
+impl Body for Relayed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.traffic.to_client.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("cookie", HeaderValue::from_static("a=b"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["cookie"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = HeaderMap::new();
+        add_forwarded_for(&mut h, "127.0.0.9:5000".parse().unwrap());
+        add_forwarded_for(&mut h, "127.0.0.10:5000".parse().unwrap());
+        assert_eq!(h["x-forwarded-for"], "127.0.0.9, 127.0.0.10");
+    }
+}
