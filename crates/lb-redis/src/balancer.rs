@@ -102,8 +102,8 @@ impl RedisBalancer {
         Ok(balancer)
     }
 
-    /// Closes the connections. Dropping the balancer without it leaves the reconnecting
-    /// connection tasks to the runtime.
+    /// Closes the connections and waits (at most the command timeout) for Redis to
+    /// acknowledge. Dropping the balancer closes them too, in the background.
     pub async fn close(&self) {
         let _ = tokio::time::timeout(self.command_timeout, self.pool.quit()).await;
     }
@@ -381,6 +381,18 @@ impl Balancer for RedisBalancer {
             self.pool.del::<(), _>(self.keys.rtc(server_ufrag)),
         )
         .await
+    }
+}
+
+impl Drop for RedisBalancer {
+    fn drop(&mut self) {
+        // fred's connection tasks outlive the last handle and would keep reconnecting.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, wait) = (self.pool.clone(), self.command_timeout);
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(wait, pool.quit()).await;
+            });
+        }
     }
 }
 

@@ -115,7 +115,7 @@ impl RedisBalancerConfig {
 
     /// The key prefix actually used, given whether Redis is a cluster.
     pub(crate) fn effective_prefix(&self, clustered: bool) -> String {
-        if false && clustered && !has_hash_tag(&self.prefix) {
+        if clustered && !has_hash_tag(&self.prefix) {
             format!("{{{}}}", self.prefix)
         } else {
             self.prefix.clone()

@@ -838,6 +838,7 @@ async fn redis_down_fails_fast_then_recovers_by_itself() {
         "pick took {:?} with Redis down",
         started.elapsed()
     );
+    eprintln!("pick failed after {:?} with Redis down", started.elapsed());
     let started = Instant::now();
     let registered = lb.register(a.clone()).await;
     assert!(
@@ -947,55 +948,83 @@ async fn exercise(lb: &RedisBalancer) {
     assert_eq!(streams, 21);
 }
 
-#[tokio::test]
-async fn works_on_a_redis_cluster() {
+/// A cluster node of our own, in its own scratch directory.
+fn cluster_node() -> RedisServer {
     let port = free_port();
     let dir = scratch_dir("cluster");
     let nodes = dir.join("nodes.conf");
+    let port_arg = port.to_string();
     let args = [
         "--port",
-        &port.to_string(),
+        &port_arg,
         "--bind",
         "127.0.0.1",
         "--save",
         "",
         "--appendonly",
         "no",
-        "--cluster-announce-ip",
-        "127.0.0.1",
         "--cluster-enabled",
         "yes",
+        "--cluster-announce-ip",
+        "127.0.0.1",
         "--cluster-config-file",
         nodes.to_str().unwrap(),
         "--dir",
         dir.to_str().unwrap(),
     ];
-    let redis = RedisServer::spawn(port, &args, Some(dir.clone()));
-    // A one-node cluster holding every slot: enough to catch keys of one script landing in
-    // different slots, which Redis refuses in cluster mode whatever the number of nodes.
-    let raw = raw_client(&redis).await;
+    RedisServer::spawn(port, &args, Some(dir.clone()))
+}
+
+#[tokio::test]
+async fn works_on_a_redis_cluster() {
+    // Three primaries sharing the slots: a script touching keys of another node's slot
+    // fails, so this catches any key left out of the fleet's hash tag.
+    let nodes = [cluster_node(), cluster_node(), cluster_node()];
     let cluster = || CustomCommand::new_static("CLUSTER", ClusterHash::Random, false);
-    let _: () = raw
-        .custom(cluster(), vec!["ADDSLOTSRANGE", "0", "16383"])
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = raw.custom(cluster(), vec!["INFO"]).await.unwrap();
-        if info.contains("cluster_state:ok") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the one-node cluster did not come up: {info}"
-        );
-        sleep(0.05).await;
+    let mut clients = Vec::new();
+    for (node, (first, last)) in
+        nodes
+            .iter()
+            .zip([("0", "5460"), ("5461", "10922"), ("10923", "16383")])
+    {
+        let raw = raw_client(node).await;
+        let _: () = raw
+            .custom(cluster(), vec!["ADDSLOTSRANGE", first, last])
+            .await
+            .unwrap();
+        clients.push(raw);
     }
-    let mut cfg = redis_config(&redis, "cl-");
-    cfg.url = Some(format!("redis-cluster://127.0.0.1:{port}"));
+    for node in &nodes[1..] {
+        let port = node.port.to_string();
+        let _: () = clients[0]
+            .custom(cluster(), vec!["MEET", "127.0.0.1", &port])
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for raw in &clients {
+        loop {
+            let info: String = raw.custom(cluster(), vec!["INFO"]).await.unwrap();
+            if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not come up: {info}"
+            );
+            sleep(0.1).await;
+        }
+    }
+    let mut cfg = redis_config(&nodes[0], "cl-");
+    cfg.url = Some(format!("redis-cluster://127.0.0.1:{}", nodes[0].port));
     let lb = RedisBalancer::connect(cfg, BalancerConfig::default(), StrategyKind::Random.build())
         .await
         .unwrap();
+    assert_eq!(
+        lb.prefix(),
+        "{cl-}",
+        "one hash tag keeps every key of the fleet in one slot"
+    );
     exercise(&lb).await;
 }
 

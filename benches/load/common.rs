@@ -1,0 +1,107 @@
+//! What the load generators share: starting the proxy binary, reading its CPU time and
+//! memory from /proc, and a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The proxy under test, killed on drop.
+pub struct ProxyProcess {
+    pub child: Child,
+    pub addrs: Vec<(String, SocketAddr)>,
+}
+
+impl ProxyProcess {
+    /// Starts `binary` with every listener on 127.0.0.1:0 plus `args`, and waits for "ready".
+    pub fn start(binary: &Path, args: &[&str], workdir: &Path) -> Self {
+        let mut cmd = Command::new(binary);
+        for flag in ["rtmp-server", "http-server", "http-api", "webrtc-server", "srt-server", "system-api"] {
+            cmd.arg(format!("--{flag}")).arg("127.0.0.1:0");
+        }
+        cmd.args(args).current_dir(workdir).env("RUST_LOG", "warn,proxy_server=info");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let stderr = child.stderr.take().expect("piped");
+        let mut addrs = Vec::new();
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening name=").nth(1) {
+                if let Some((name, addr)) = rest.split_once(" addr=") {
+                    addrs.push((name.to_owned(), addr.trim().parse().expect("address")));
+                }
+            }
+            if line.contains(" ready") {
+                break;
+            }
+        }
+        // Keep draining stderr so the proxy never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        ProxyProcess { child, addrs }
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a).unwrap_or_else(|| panic!("no {name} listener"))
+    }
+
+    /// CPU seconds (user + system) the process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id())
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / clock_ticks() as f64
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// The proxy binary: `--proxy PATH`, else target/release/proxy-server.
+pub fn proxy_binary(args: &[String]) -> std::path::PathBuf {
+    args.windows(2)
+        .find(|w| w[0] == "--proxy")
+        .map(|w| w[1].clone().into())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server"))
+}
+
+/// `--NAME VALUE` as a number, or the default.
+pub fn arg_num(args: &[String], name: &str, default: u64) -> u64 {
+    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
+}
+
+pub fn sleep(d: Duration) {
+    std::thread::sleep(d)
+}

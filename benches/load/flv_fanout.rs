@@ -1,0 +1,144 @@
+//! HTTP-FLV fan-out load: one stream, many concurrent viewers, straight to the origin and
+//! then through the proxy, in one run. Reports the proxy's CPU and memory per viewer and
+//! the throughput ratio (proxied / direct).
+//!
+//! The origin is a FAKE, written here: it replays an FLV clip (made by ffmpeg) to every
+//! viewer at a fixed bitrate, because no packaged program serves one HTTP-FLV stream to
+//! many clients (ffmpeg's `-listen 1` serves one).
+//!
+//! `cargo build --release -p proxy-server -p proxy-benches && target/release/flv-fanout
+//!  [--viewers 200] [--seconds 10] [--kbps 2000]`
+
+#[path = "common.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let viewers = common::arg_num(&args, "--viewers", 200) as usize;
+    let seconds = common::arg_num(&args, "--seconds", 10);
+    let kbps = common::arg_num(&args, "--kbps", 2000);
+    let binary = common::proxy_binary(&args);
+    assert!(binary.exists(), "build the proxy first: cargo build --release -p proxy-server ({} is missing)", binary.display());
+    let clip = make_clip();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let origin = runtime.block_on(start_fake_origin(clip, kbps));
+
+    let workdir = std::env::temp_dir().join(format!("flv-fanout-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).expect("workdir");
+    std::fs::write(workdir.join("proxy.toml"), format!("[[origins]]\nname = \"fake\"\nhttp = {}\n", origin.port())).expect("config");
+    let proxy = common::ProxyProcess::start(&binary, &["--config", "proxy.toml", "--max-connections", "100000"], &workdir);
+    let proxied_addr = proxy.addr("http");
+
+    println!("HTTP-FLV fan-out: {viewers} viewers x {seconds} s at {kbps} kbit/s each");
+    let direct = runtime.block_on(run_viewers(origin, viewers, seconds));
+    let rss_before = proxy.rss_kib();
+    let cpu_before = proxy.cpu_seconds();
+    let run = runtime.spawn(run_viewers(proxied_addr, viewers, seconds));
+    common::sleep(Duration::from_secs(seconds) / 2);
+    let rss_loaded = proxy.rss_kib();
+    let proxied = runtime.block_on(run).expect("viewers");
+    let cpu = proxy.cpu_seconds() - cpu_before;
+
+    let mb = proxied.bytes as f64 / 1e6;
+    println!("direct : {:>8.1} MB received, {} viewers finished", direct.bytes as f64 / 1e6, direct.finished);
+    println!("proxied: {:>8.1} MB received, {} viewers finished", mb, proxied.finished);
+    println!("throughput ratio proxied/direct: {:.3}", proxied.bytes as f64 / direct.bytes.max(1) as f64);
+    println!("proxy CPU: {:.2} s total, {:.4} s per MB relayed, {:.2} ms per viewer-second", cpu, cpu / mb.max(1e-9), cpu * 1000.0 / (viewers as f64 * seconds as f64));
+    println!("proxy RSS: {rss_before} KiB idle, {rss_loaded} KiB with {viewers} viewers ({:.1} KiB per viewer)", rss_loaded.saturating_sub(rss_before) as f64 / viewers as f64);
+    let _ = std::fs::remove_dir_all(&workdir);
+    drop(proxy);
+}
+
+struct Outcome {
+    bytes: u64,
+    finished: usize,
+}
+
+async fn run_viewers(addr: SocketAddr, viewers: usize, seconds: u64) -> Outcome {
+    let total = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for n in 0..viewers {
+        let total = total.clone();
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut stream) = TcpStream::connect(addr).await else { return false };
+            let request = format!("GET /live/stream.flv?viewer={n} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            if stream.write_all(request.as_bytes()).await.is_err() {
+                return false;
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            while Instant::now() < deadline {
+                match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return false,
+                    Ok(Ok(n)) => {
+                        total.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => break,
+                }
+            }
+            true
+        }));
+    }
+    let mut finished = 0;
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            finished += 1;
+        }
+    }
+    Outcome { bytes: total.load(Ordering::Relaxed), finished }
+}
+
+async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let clip = clip.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                if stream.read(&mut head).await.is_err() {
+                    return;
+                }
+                let reply = "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
+                if stream.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Paced at the bitrate, in 100 ms slices, looping the clip.
+                let slice = (kbps * 1000 / 8 / 10) as usize;
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut offset = 0;
+                loop {
+                    tick.tick().await;
+                    let end = (offset + slice).min(clip.len());
+                    if stream.write_all(&clip[offset..end]).await.is_err() {
+                        return;
+                    }
+                    offset = if end == clip.len() { 13 } else { end };
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn make_clip() -> Arc<Vec<u8>> {
+    let path = std::env::temp_dir().join(format!("flv-fanout-{}.flv", std::process::id()));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25:duration=10"])
+        .args(["-f", "lavfi", "-i", "sine=duration=10", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1500k", "-c:a", "aac", "-f", "flv"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg is needed to make the clip: apt-get install -y ffmpeg");
+    assert!(status.success(), "ffmpeg failed to make the clip");
+    let bytes = std::fs::read(&path).expect("clip");
+    let _ = std::fs::remove_file(&path);
+    Arc::new(bytes)
+}
