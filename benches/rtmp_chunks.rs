@@ -74,7 +74,11 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let client = Leg::new(reader(chunk_size), ChunkWriter::new(), 1);
-                    let origin = Leg::new(ChunkReader::new(), ChunkWriter::with_chunk_size(4096).unwrap(), 7);
+                    let origin = Leg::new(
+                        ChunkReader::new(),
+                        ChunkWriter::with_chunk_size(4096).unwrap(),
+                        7,
+                    );
                     Relay::new(client, origin)
                 },
                 |mut relay| {

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use srt_streamid::{
-    classify, dest_socket_id, Accepted, Handshake, Listener, OriginStep, Packet, PacketKind, Relay, Session,
-    SessionIds, StreamId, SynCookies,
+    classify, dest_socket_id, Accepted, Handshake, Listener, OriginStep, Packet, PacketKind, Relay,
+    Session, SessionIds, StreamId, SynCookies,
 };
 
 const DATA: &[u8] = include_bytes!("../crates/srt-streamid/tests/data/session_c2o_data_0.bin");
 const ACK: &[u8] = include_bytes!("../crates/srt-streamid/tests/data/session_o2c_ack_0.bin");
 const INDUCTION: &[u8] = include_bytes!("../crates/srt-streamid/tests/data/ffmpeg_induction.bin");
-const KM_CONCLUSION: &[u8] = include_bytes!("../crates/srt-streamid/tests/data/ffmpeg_passphrase_conclusion.bin");
+const KM_CONCLUSION: &[u8] =
+    include_bytes!("../crates/srt-streamid/tests/data/ffmpeg_passphrase_conclusion.bin");
 const ORIGIN_INDUCTION: &[u8] =
     include_bytes!("../crates/srt-streamid/tests/data/libsrt_listener_induction_response.bin");
 const ORIGIN_CONCLUSION: &[u8] =
@@ -38,12 +39,21 @@ fn per_packet(c: &mut Criterion) {
         })
     });
     g.bench_function("data header decode (all fields)", |b| {
-        b.iter(|| black_box(Packet::parse(black_box(DATA)).expect("packet").data_header()))
+        b.iter(|| {
+            black_box(
+                Packet::parse(black_box(DATA))
+                    .expect("packet")
+                    .data_header(),
+            )
+        })
     });
     let relay = Relay {
         client_socket_id: 0x1111,
         origin_socket_id: 0x2222,
-        ids: SessionIds { toward_client: 0x3333, toward_origin: 0x4444 },
+        ids: SessionIds {
+            toward_client: 0x3333,
+            toward_origin: 0x4444,
+        },
     };
     let mut buf = DATA.to_vec();
     g.bench_function("relay: classify + dest id lookup + rewrite", |b| {
@@ -58,7 +68,13 @@ fn per_packet(c: &mut Criterion) {
         })
     });
     g.bench_function("control (ACK) header decode", |b| {
-        b.iter(|| black_box(Packet::parse(black_box(ACK)).expect("packet").control_header()))
+        b.iter(|| {
+            black_box(
+                Packet::parse(black_box(ACK))
+                    .expect("packet")
+                    .control_header(),
+            )
+        })
     });
     g.finish();
 }
@@ -84,7 +100,13 @@ fn per_handshake(c: &mut Criterion) {
     let listener = Listener::new(SynCookies::new([42; 32]), 0x1000_0001);
     let induction = Handshake::parse(INDUCTION).expect("induction");
     g.bench_function("listener: answer induction", |b| {
-        b.iter(|| black_box(listener.answer_induction(black_box(&induction), client(), NOW).expect("answer")))
+        b.iter(|| {
+            black_box(
+                listener
+                    .answer_induction(black_box(&induction), client(), NOW)
+                    .expect("answer"),
+            )
+        })
     });
     let mut conclusion = KM_CONCLUSION.to_vec();
     let cookie = SynCookies::new([42; 32]).generate(client(), NOW);
@@ -92,18 +114,35 @@ fn per_handshake(c: &mut Criterion) {
     g.bench_function("listener: accept conclusion (cookie + SID)", |b| {
         b.iter(|| {
             let hs = Handshake::parse(black_box(&conclusion)).expect("handshake");
-            black_box(listener.accept_conclusion(hs, client(), NOW).expect("accepted"))
+            black_box(
+                listener
+                    .accept_conclusion(hs, client(), NOW)
+                    .expect("accepted"),
+            )
         })
     });
 
     // The libsrt origin answers were addressed to ffmpeg's socket id, so use it toward the origin.
-    let accepted = Accepted { handshake: Handshake::parse(KM_CONCLUSION).expect("handshake"), streamid: None };
-    let ids = SessionIds { toward_client: 0x2000_0002, toward_origin: induction.socket_id };
-    let (origin_ind, origin_con) =
-        (Handshake::parse(ORIGIN_INDUCTION).expect("hs"), Handshake::parse(ORIGIN_CONCLUSION).expect("hs"));
+    let accepted = Accepted {
+        handshake: Handshake::parse(KM_CONCLUSION).expect("handshake"),
+        streamid: None,
+    };
+    let ids = SessionIds {
+        toward_client: 0x2000_0002,
+        toward_origin: induction.socket_id,
+    };
+    let (origin_ind, origin_con) = (
+        Handshake::parse(ORIGIN_INDUCTION).expect("hs"),
+        Handshake::parse(ORIGIN_CONCLUSION).expect("hs"),
+    );
     g.bench_function("session: replay to origin and translate answer", |b| {
         b.iter(|| {
-            let mut s = Session::new(&accepted, client(), "198.51.100.9:10080".parse().expect("addr"), ids);
+            let mut s = Session::new(
+                &accepted,
+                client(),
+                "198.51.100.9:10080".parse().expect("addr"),
+                ids,
+            );
             let first = s.to_origin(NOW);
             let step1 = s.on_origin(&origin_ind, NOW).expect("step");
             let step2 = s.on_origin(&origin_con, NOW).expect("step");
@@ -120,8 +159,12 @@ fn per_cookie(c: &mut Criterion) {
     let cookies = SynCookies::new([42; 32]);
     let good = cookies.generate(client(), NOW);
     let previous = cookies.generate(client(), NOW - Duration::from_secs(60));
-    g.bench_function("generate (HMAC-SHA256)", |b| b.iter(|| black_box(cookies.generate(black_box(client()), NOW))));
-    g.bench_function("verify, current bucket", |b| b.iter(|| black_box(cookies.verify(client(), black_box(good), NOW))));
+    g.bench_function("generate (HMAC-SHA256)", |b| {
+        b.iter(|| black_box(cookies.generate(black_box(client()), NOW)))
+    });
+    g.bench_function("verify, current bucket", |b| {
+        b.iter(|| black_box(cookies.verify(client(), black_box(good), NOW)))
+    });
     g.bench_function("verify, previous bucket", |b| {
         b.iter(|| black_box(cookies.verify(client(), black_box(previous), NOW)))
     });

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flv_http::{fuzzing, FlvReader, FlvTag, TagKind, VideoCodec};
+use flv_http::{fuzzing, FlvReader, FlvTag, TagKind, VideoCodec, VideoPacket};
 
 /// Runs a tool, failing loudly (never skipping) when it is not installed.
 fn run(tool: &str, args: &[&str]) -> Vec<u8> {
@@ -129,40 +129,17 @@ fn check_against_ffprobe(name: &str, extra: &[&str], codec: VideoCodec) {
             reference
         );
     }
-    let frames = |kind| {
-        reference
-            .iter()
-            .filter(|t| t.kind == kind && !t.is_sequence_header())
-            .count()
+    let count = |pred: fn(&FlvTag) -> bool| reference.iter().filter(|t| pred(t)).count();
+    let coded = |t: &FlvTag| {
+        t.video
+            .is_some_and(|v| v.packet == VideoPacket::CodedFrames)
     };
-    let coded_video = reference
-        .iter()
-        .filter(|t| {
-            t.video
-                .is_some_and(|v| v.packet == flv_http::VideoPacket::CodedFrames)
-        })
-        .count();
-    assert_eq!(coded_video, video, "video frames");
-    assert_eq!(
-        reference.iter().filter(|t| t.is_keyframe()).count(),
-        keys,
-        "keyframes"
-    );
-    assert_eq!(frames(TagKind::Audio), audio, "audio frames");
-    assert_eq!(
-        reference
-            .iter()
-            .filter(|t| t.is_video_sequence_header())
-            .count(),
-        1
-    );
-    assert_eq!(
-        reference
-            .iter()
-            .filter(|t| t.is_aac_sequence_header())
-            .count(),
-        1
-    );
+    let audio_frame = |t: &FlvTag| t.kind == TagKind::Audio && !t.is_sequence_header();
+    assert_eq!(count(coded), video, "video frames");
+    assert_eq!(count(FlvTag::is_keyframe), keys, "keyframes");
+    assert_eq!(count(audio_frame), audio, "audio frames");
+    assert_eq!(count(FlvTag::is_video_sequence_header), 1);
+    assert_eq!(count(FlvTag::is_aac_sequence_header), 1);
     assert!(
         reference.first().is_some_and(FlvTag::is_metadata),
         "first tag is onMetaData"
@@ -184,6 +161,7 @@ fn check_against_ffprobe(name: &str, extra: &[&str], codec: VideoCodec) {
         .iter()
         .for_each(|t| rebuilt.extend_from_slice(t.bytes()));
     assert_eq!(rebuilt, data);
+    let _ = std::fs::remove_file(&path);
 }
 
 #[test]

@@ -83,6 +83,11 @@ fn scheme_len(uri: &str) -> Option<usize> {
 fn to_path<'a>(rest: &'a str, policy: &AbsoluteUrls) -> Option<&'a str> {
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
+    // `http://h//x.ts` must not become `//x.ts`: that is a URL of host `x.ts`.
+    let path = match path.trim_start_matches('/') {
+        trimmed if trimmed.len() + 1 < path.len() => path.get(path.len() - trimmed.len() - 1..)?,
+        _ => path,
+    };
     match policy {
         AbsoluteUrls::ToPath => Some(path),
         AbsoluteUrls::Keep => None,

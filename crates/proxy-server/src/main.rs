@@ -37,6 +37,8 @@ pub struct Context {
     pub lifecycle: Lifecycle,
     /// One permit per client connection, across the TCP listeners.
     pub connections: Arc<Semaphore>,
+    /// Routes remembered to ride out an unreachable balancer.
+    pub recent: origin_link::RecentRoutes,
 }
 
 fn main() -> ExitCode {
@@ -81,7 +83,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(origin = %origin.id, draining, "static origin");
     }
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new(), connections });
+    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new(), connections, recent: Default::default() });
 
     if let Some(addr) = ctx.config.system_api_listen {
         let listener = bind_tcp("system-api", addr).await?;
@@ -102,6 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     webrtc::start(ctx.clone()).await?;
     srt::start(ctx.clone()).await?;
     tokio::spawn(keep_live_placements(ctx.clone()));
+    tokio::spawn(keep_static_origins(ctx.clone()));
     tracing::info!("ready");
 
     shutdown_signal().await;
@@ -117,7 +120,54 @@ async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
             tracing::info!(strategy = ?config.strategy, "memory balancer");
             Ok(Arc::new(lb_memory::MemoryBalancer::new(config.balancer_config, config.strategy.build())))
         }
-        BalancerKind::Redis(_) => anyhow::bail!("the redis balancer is not built into this binary yet"),
+        BalancerKind::Redis(redis) => {
+            let settings = lb_redis::RedisBalancerConfig {
+                url: redis.url.clone(),
+                host: redis.host.clone(),
+                port: redis.port,
+                password: redis.password.clone(),
+                db: redis.db,
+                ..lb_redis::RedisBalancerConfig::default()
+            };
+            let shown = settings.url.clone().unwrap_or_else(|| format!("{}:{}/{}", settings.host, settings.port, settings.db));
+            // Redis may come up after the proxy (a fleet starting together): wait for it
+            // rather than exit, saying so.
+            let mut delay = Duration::from_millis(250);
+            loop {
+                match lb_redis::RedisBalancer::connect(settings.clone(), config.balancer_config, config.strategy.build()).await {
+                    Ok(balancer) => {
+                        tracing::info!(redis = %shown, strategy = ?config.strategy, "redis balancer");
+                        return Ok(Arc::new(balancer));
+                    }
+                    Err(e) => {
+                        tracing::warn!(redis = %shown, "cannot reach Redis yet ({e}); retrying in {delay:?}");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keeps static origins registered: a shared balancer (a Redis restarted without
+/// persistence) may forget them, and they have no heartbeat of their own.
+async fn keep_static_origins(ctx: Arc<Context>) {
+    if ctx.config.static_origins.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for (origin, _) in &ctx.config.static_origins {
+            if let Ok(None) = ctx.balancer.origin(&origin.id).await {
+                tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
+                if let Err(e) = ctx.balancer.register(origin.clone()).await {
+                    tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
+                }
+            }
+        }
     }
 }
 
@@ -143,6 +193,8 @@ async fn keep_live_placements(ctx: Arc<Context>) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
+        ctx.recent.placements.sweep();
+        ctx.recent.tokens.sweep();
         let keys = ctx.sessions.live_keys();
         if keys.is_empty() {
             continue;

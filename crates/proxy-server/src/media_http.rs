@@ -110,10 +110,12 @@ async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>,
         None => {
             let origin = pick(ctx, &key, PickIntent::Play).await?;
             let token = new_token();
-            ctx.balancer
-                .put_hls(&token, &HlsSession { key: key.clone(), origin: origin.id.clone() })
-                .await
-                .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?;
+            // Without the shared store the token would not resolve on other proxies; this
+            // proxy still resolves it from its recent routes.
+            if let Err(e) = ctx.balancer.put_hls(&token, &HlsSession { key: key.clone(), origin: origin.id.clone() }).await {
+                tracing::warn!("cannot store HLS session: {e}");
+            }
+            ctx.recent.tokens.remember(token.clone(), &origin);
             (origin, token)
         }
     };
@@ -157,16 +159,9 @@ async fn relay_segment(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, 
 }
 
 async fn origin_of_token(ctx: &Context, token: &str) -> Result<Origin, Refusal> {
-    let session = ctx
-        .balancer
-        .hls(token)
-        .await
-        .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
-        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown or expired HLS session; reload the playlist"))?;
-    match ctx.balancer.origin(&session.origin).await.map_err(|e| Refusal::from(LinkError::Unavailable(e)))? {
-        Some(status) if status.alive => Ok(status.origin),
-        _ => Err(Refusal::new(StatusCode::NOT_FOUND, "the origin of this HLS session is gone; reload the playlist")),
-    }
+    crate::origin_link::origin_of_hls_token(ctx, token)
+        .await?
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown or expired HLS session, or its origin is gone; reload the playlist"))
 }
 
 /// Forwards the client's request (method, path, the given query, end-to-end headers) to

@@ -1,6 +1,9 @@
 //! Reaching the origin of a stream: ask the balancer, then connect to one of the origin's
 //! endpoints for the protocol, within the origin-connect timeout.
 
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
 use tokio::net::TcpStream;
 
@@ -22,11 +25,82 @@ pub enum LinkError {
     Unreachable { origin: String, endpoint: String, reason: String },
 }
 
-/// The origin the balancer places the stream on.
+/// The origin the balancer places the stream on. While the balancer's shared state is
+/// unreachable, a stream this proxy routed recently keeps its origin.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
-    let origin = ctx.balancer.pick(key, intent).await.map_err(LinkError::Unavailable)?;
-    tracing::debug!(stream = %key, origin = %origin.id, ?intent, "picked");
+    match ctx.balancer.pick(key, intent).await {
+        Ok(origin) => {
+            tracing::debug!(stream = %key, origin = %origin.id, ?intent, "picked");
+            ctx.recent.placements.remember(key.clone(), &origin);
+            Ok(origin)
+        }
+        Err(e @ lb_core::Error::Unavailable(_)) => ctx.recent.placements.recall(key).ok_or(LinkError::Unavailable(e)),
+        Err(e) => Err(LinkError::Unavailable(e)),
+    }
+}
+
+/// The live origin of an HLS affinity token, with the same fallback as [`pick`].
+pub async fn origin_of_hls_token(ctx: &Context, token: &str) -> Result<Option<Origin>, LinkError> {
+    let session = match ctx.balancer.hls(token).await {
+        Ok(session) => session,
+        Err(e @ lb_core::Error::Unavailable(_)) => return ctx.recent.tokens.recall(token).map(Some).ok_or(LinkError::Unavailable(e)),
+        Err(e) => return Err(LinkError::Unavailable(e)),
+    };
+    let Some(session) = session else { return Ok(None) };
+    let status = ctx.balancer.origin(&session.origin).await.map_err(LinkError::Unavailable)?;
+    let origin = status.filter(|s| s.alive).map(|s| s.origin);
+    if let Some(origin) = &origin {
+        ctx.recent.tokens.remember(token.to_owned(), origin);
+    }
     Ok(origin)
+}
+
+/// What this proxy routed lately, kept only to ride out an unreachable balancer (a Redis
+/// restart) without breaking viewers who come back for more of the same stream.
+#[derive(Default)]
+pub struct RecentRoutes {
+    pub placements: Recent<StreamKey>,
+    pub tokens: Recent<String>,
+}
+
+/// Entries older than this are not trusted.
+const RECENT_FOR: Duration = Duration::from_secs(120);
+/// Most entries kept; beyond it new routes are not remembered until a sweep.
+const RECENT_MAX: usize = 100_000;
+
+/// A bounded map of recent routes.
+pub struct Recent<K: std::hash::Hash + Eq>(DashMap<K, (Origin, Instant)>);
+
+impl<K: std::hash::Hash + Eq> Default for Recent<K> {
+    fn default() -> Self {
+        Recent(DashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + std::fmt::Debug> Recent<K> {
+    pub fn remember(&self, key: K, origin: &Origin) {
+        if self.0.len() < RECENT_MAX || self.0.contains_key(&key) {
+            self.0.insert(key, (origin.clone(), Instant::now()));
+        }
+    }
+
+    pub fn recall<Q>(&self, key: &Q) -> Option<Origin>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let entry = self.0.get(key)?;
+        let (origin, at) = entry.value();
+        (at.elapsed() < RECENT_FOR).then(|| {
+            tracing::info!(origin = %origin.id, "balancer unavailable: using this proxy's recent route");
+            origin.clone()
+        })
+    }
+
+    /// Forgets what is too old to be trusted.
+    pub fn sweep(&self) {
+        self.0.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+    }
 }
 
 /// Connects to the first of `endpoints` that accepts within the origin-connect timeout.

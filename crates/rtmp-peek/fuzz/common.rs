@@ -13,7 +13,11 @@ use rtmp_peek::{
 /// handshake followed by `data` (so mutations reach the command logic), then, if the
 /// session identified a stream, a relay fed the rest. Nothing here may panic.
 pub fn chunk_reader(data: &[u8]) {
-    let limits = ReaderLimits { max_message_size: 64 * 1024, max_chunk_streams: 8, max_in_progress: 128 * 1024 };
+    let limits = ReaderLimits {
+        max_message_size: 64 * 1024,
+        max_chunk_streams: 8,
+        max_in_progress: 128 * 1024,
+    };
     let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let mut reader = ChunkReader::with_limits(limits);
     'outer: for piece in [&data[..split], &data[split..]] {
@@ -32,7 +36,10 @@ pub fn chunk_reader(data: &[u8]) {
         }
     }
 
-    let config = ServerConfig { reader_limits: limits, ..ServerConfig::default() };
+    let config = ServerConfig {
+        reader_limits: limits,
+        ..ServerConfig::default()
+    };
     let mut session = ServerSession::with_handshake(config, ServerHandshake::with_seed(0));
     let mut handshake = vec![3u8];
     handshake.resize(1 + 2 * PACKET_SIZE, 0);
@@ -54,7 +61,11 @@ pub fn chunk_reader(data: &[u8]) {
     }
     let _ = session.accept();
     let client = session.into_leg();
-    let origin = rtmp_peek::Leg::new(ChunkReader::with_limits(limits), rtmp_peek::ChunkWriter::new(), 7);
+    let origin = rtmp_peek::Leg::new(
+        ChunkReader::with_limits(limits),
+        rtmp_peek::ChunkWriter::new(),
+        7,
+    );
     let mut relay = Relay::new(client, origin);
     if relay.process().is_ok() && relay.feed_client(tail).is_ok() {
         let _ = relay.take_for_origin();
@@ -65,7 +76,11 @@ pub fn chunk_reader(data: &[u8]) {
 /// AMF0 decode; whatever decodes must encode and decode back to the same bytes. Then the
 /// same bytes as a command body.
 pub fn amf0_decode(data: &[u8]) {
-    let limits = Amf0Limits { max_string_len: 4096, max_depth: 16, max_values: 1024 };
+    let limits = Amf0Limits {
+        max_string_len: 4096,
+        max_depth: 16,
+        max_values: 1024,
+    };
     if let Ok(values) = amf0::decode_all(data, &limits) {
         let mut once = Vec::new();
         if amf0::encode_all(&values, &mut once).is_ok() {

@@ -166,7 +166,11 @@ pub struct Amf0Limits {
 
 impl Default for Amf0Limits {
     fn default() -> Self {
-        Amf0Limits { max_string_len: 64 * 1024, max_depth: 32, max_values: 4096 }
+        Amf0Limits {
+            max_string_len: 64 * 1024,
+            max_depth: 32,
+            max_values: 4096,
+        }
     }
 }
 
@@ -193,7 +197,12 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// A decoder over `buf`; the value budget covers the decoder's whole life.
     pub fn new(buf: &'a [u8], limits: &Amf0Limits) -> Self {
-        Decoder { buf, pos: 0, limits: *limits, values_left: limits.max_values }
+        Decoder {
+            buf,
+            pos: 0,
+            limits: *limits,
+            values_left: limits.max_values,
+        }
     }
 
     /// Whether unread bytes remain.
@@ -246,10 +255,15 @@ impl<'a> Decoder<'a> {
 
     fn utf8(&mut self, len: usize) -> Result<String, Error> {
         if len > self.limits.max_string_len {
-            return Err(Error::Amf0StringTooLong { len: len as u64, limit: self.limits.max_string_len });
+            return Err(Error::Amf0StringTooLong {
+                len: len as u64,
+                limit: self.limits.max_string_len,
+            });
         }
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| Error::Amf0Utf8)
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| Error::Amf0Utf8)
     }
 
     fn count_value(&mut self) -> Result<(), Error> {
@@ -465,7 +479,10 @@ mod tests {
                 vec![0x0a, 0, 0, 0, 2, 5, 6],
             ),
             (
-                Value::Date { millis: 0.0, timezone: 0 },
+                Value::Date {
+                    millis: 0.0,
+                    timezone: 0,
+                },
                 vec![0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             ),
         ];
@@ -481,10 +498,16 @@ mod tests {
         let bytes = enc(&Value::string(s.clone()));
         assert_eq!(bytes[0], LONG_STRING);
         assert_eq!(&bytes[1..5], &70_000u32.to_be_bytes());
-        let limits = Amf0Limits { max_string_len: 100_000, ..Default::default() };
+        let limits = Amf0Limits {
+            max_string_len: 100_000,
+            ..Default::default()
+        };
         assert_eq!(decode_all(&bytes, &limits).unwrap(), vec![Value::String(s)]);
         // A short string sent in the long form reads back as a plain string.
-        assert_eq!(dec(&[0x0c, 0, 0, 0, 1, b'z']).unwrap(), vec![Value::string("z")]);
+        assert_eq!(
+            dec(&[0x0c, 0, 0, 0, 1, b'z']).unwrap(),
+            vec![Value::string("z")]
+        );
     }
 
     #[test]
@@ -501,11 +524,17 @@ mod tests {
     fn refuses_references_and_typed_objects() {
         assert_eq!(
             dec(&[0x07, 0, 1]),
-            Err(Error::Amf0Unsupported { marker: 7, name: "reference" })
+            Err(Error::Amf0Unsupported {
+                marker: 7,
+                name: "reference"
+            })
         );
         assert_eq!(
             dec(&[0x10, 0, 1, b'T', 0, 0, 9]),
-            Err(Error::Amf0Unsupported { marker: 0x10, name: "typed object" })
+            Err(Error::Amf0Unsupported {
+                marker: 0x10,
+                name: "typed object"
+            })
         );
         assert!(matches!(dec(&[0x11]), Err(Error::Amf0Unsupported { .. })));
         assert_eq!(dec(&[0x09]), Err(Error::Amf0ObjectEnd));
@@ -513,7 +542,11 @@ mod tests {
 
     #[test]
     fn limits_hold() {
-        let limits = Amf0Limits { max_string_len: 3, max_depth: 2, max_values: 5 };
+        let limits = Amf0Limits {
+            max_string_len: 3,
+            max_depth: 2,
+            max_values: 5,
+        };
         assert!(matches!(
             decode_all(&[2, 0, 4, b'a', b'b', b'c', b'd'], &limits),
             Err(Error::Amf0StringTooLong { len: 4, limit: 3 })
@@ -521,9 +554,15 @@ mod tests {
         // Three nested objects.
         let deep = [3, 0, 1, b'a', 3, 0, 1, b'b', 3, 0, 0, 9, 0, 0, 9, 0, 0, 9];
         assert_eq!(decode_all(&deep, &limits), Err(Error::Amf0TooDeep(2)));
-        assert_eq!(decode_all(&[5; 6], &limits), Err(Error::Amf0TooManyValues(5)));
+        assert_eq!(
+            decode_all(&[5; 6], &limits),
+            Err(Error::Amf0TooManyValues(5))
+        );
         // A strict array claiming 4 billion elements is refused before allocating.
-        assert_eq!(dec(&[0x0a, 0xff, 0xff, 0xff, 0xff, 5]), Err(Error::Amf0Truncated));
+        assert_eq!(
+            dec(&[0x0a, 0xff, 0xff, 0xff, 0xff, 5]),
+            Err(Error::Amf0Truncated)
+        );
         // A long string claiming 4 GiB is refused by the string limit.
         assert!(matches!(
             dec(&[0x0c, 0xff, 0xff, 0xff, 0xff]),
@@ -542,13 +581,17 @@ mod tests {
     pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
         let key = "[a-zA-Z0-9_]{1,8}";
         let leaf = prop_oneof![
-            any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()).prop_map(Value::Number),
+            any::<f64>()
+                .prop_filter("NaN != NaN", |f| !f.is_nan())
+                .prop_map(Value::Number),
             any::<bool>().prop_map(Value::Boolean),
             ".{0,20}".prop_map(Value::String),
             Just(Value::Null),
             Just(Value::Undefined),
-            (any::<i32>(), any::<i16>())
-                .prop_map(|(m, timezone)| Value::Date { millis: f64::from(m), timezone }),
+            (any::<i32>(), any::<i16>()).prop_map(|(m, timezone)| Value::Date {
+                millis: f64::from(m),
+                timezone
+            }),
         ];
         leaf.prop_recursive(4, 48, 6, move |inner| {
             prop_oneof![

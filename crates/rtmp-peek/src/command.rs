@@ -150,7 +150,10 @@ pub enum Command {
 }
 
 fn bad(command: &str, reason: &'static str) -> Error {
-    Error::BadCommand { command: command.to_owned(), reason }
+    Error::BadCommand {
+        command: command.to_owned(),
+        reason,
+    }
 }
 
 fn object_of(value: Value) -> Option<Object> {
@@ -198,13 +201,24 @@ impl Command {
         let number_at = |i: usize| args.get(i).and_then(Value::as_number);
         let typed = match name.as_str() {
             "connect" => {
-                let object = rest.next().and_then(object_of).ok_or_else(|| bad("connect", "no command object"))?;
-                Some(Command::Connect { transaction_id, object, args: rest.collect() })
+                let object = rest
+                    .next()
+                    .and_then(object_of)
+                    .ok_or_else(|| bad("connect", "no command object"))?;
+                Some(Command::Connect {
+                    transaction_id,
+                    object,
+                    args: rest.collect(),
+                })
             }
             "publish" => {
                 let name = string_at(2).ok_or_else(|| bad("publish", "no stream name"))?;
                 let publish_type = args.get(3).and_then(Value::as_str).map(PublishType::parse);
-                Some(Command::Publish { transaction_id, name, publish_type })
+                Some(Command::Publish {
+                    transaction_id,
+                    name,
+                    publish_type,
+                })
             }
             "play" => {
                 let name = string_at(2).ok_or_else(|| bad("play", "no stream name"))?;
@@ -212,16 +226,34 @@ impl Command {
                     Some(Value::Boolean(b)) => Some(*b),
                     _ => None,
                 };
-                Some(Command::Play { transaction_id, name, start: number_at(3), duration: number_at(4), reset })
+                Some(Command::Play {
+                    transaction_id,
+                    name,
+                    start: number_at(3),
+                    duration: number_at(4),
+                    reset,
+                })
             }
             "createStream" => Some(Command::CreateStream {
                 transaction_id,
                 object: rest.next().unwrap_or(Value::Null),
             }),
-            "releaseStream" => string_at(2).map(|name| Command::ReleaseStream { transaction_id, name }),
-            "FCPublish" => string_at(2).map(|name| Command::FcPublish { transaction_id, name }),
-            "FCUnpublish" => string_at(2).map(|name| Command::FcUnpublish { transaction_id, name }),
-            "deleteStream" => number_at(2).map(|stream_id| Command::DeleteStream { transaction_id, stream_id }),
+            "releaseStream" => string_at(2).map(|name| Command::ReleaseStream {
+                transaction_id,
+                name,
+            }),
+            "FCPublish" => string_at(2).map(|name| Command::FcPublish {
+                transaction_id,
+                name,
+            }),
+            "FCUnpublish" => string_at(2).map(|name| Command::FcUnpublish {
+                transaction_id,
+                name,
+            }),
+            "deleteStream" => number_at(2).map(|stream_id| Command::DeleteStream {
+                transaction_id,
+                stream_id,
+            }),
             "_result" => Some(Command::Result {
                 transaction_id,
                 object: rest.next().unwrap_or(Value::Null),
@@ -232,7 +264,14 @@ impl Command {
                 object: rest.next().unwrap_or(Value::Null),
                 args: rest.collect(),
             }),
-            "onStatus" => args.get(2).cloned().and_then(object_of).map(|info| Command::OnStatus { transaction_id, info }),
+            "onStatus" => args
+                .get(2)
+                .cloned()
+                .and_then(object_of)
+                .map(|info| Command::OnStatus {
+                    transaction_id,
+                    info,
+                }),
             _ => None,
         };
         Ok(typed.unwrap_or(Command::Other { name, args }))
@@ -306,23 +345,49 @@ impl Command {
         let n = |t: &f64| Value::Number(*t);
         let s = |s: &String| Value::String(s.clone());
         match self {
-            Command::Connect { transaction_id, object, args } => {
+            Command::Connect {
+                transaction_id,
+                object,
+                args,
+            } => {
                 let mut v = vec![n(transaction_id), Value::Object(object.clone())];
                 v.extend(args.iter().cloned());
                 v
             }
-            Command::CreateStream { transaction_id, object } => vec![n(transaction_id), object.clone()],
-            Command::ReleaseStream { transaction_id, name }
-            | Command::FcPublish { transaction_id, name }
-            | Command::FcUnpublish { transaction_id, name } => vec![n(transaction_id), Value::Null, s(name)],
-            Command::Publish { transaction_id, name, publish_type } => {
+            Command::CreateStream {
+                transaction_id,
+                object,
+            } => vec![n(transaction_id), object.clone()],
+            Command::ReleaseStream {
+                transaction_id,
+                name,
+            }
+            | Command::FcPublish {
+                transaction_id,
+                name,
+            }
+            | Command::FcUnpublish {
+                transaction_id,
+                name,
+            } => vec![n(transaction_id), Value::Null, s(name)],
+            Command::Publish {
+                transaction_id,
+                name,
+                publish_type,
+            } => {
                 let mut v = vec![n(transaction_id), Value::Null, s(name)];
                 if let Some(t) = publish_type {
                     v.push(Value::string(t.as_str()));
                 }
                 v
             }
-            Command::Play { transaction_id, name, start, duration, reset } => {
+            Command::Play {
+                transaction_id,
+                name,
+                start,
+                duration,
+                reset,
+            } => {
                 let mut v = vec![n(transaction_id), Value::Null, s(name)];
                 // Optional arguments are positional: a later one forces the earlier ones.
                 let start = start.or(duration.or(reset.map(|_| 0.0)).map(|_| -2.0));
@@ -332,15 +397,30 @@ impl Command {
                 v.extend(reset.map(Value::Boolean));
                 v
             }
-            Command::DeleteStream { transaction_id, stream_id } => {
+            Command::DeleteStream {
+                transaction_id,
+                stream_id,
+            } => {
                 vec![n(transaction_id), Value::Null, Value::Number(*stream_id)]
             }
-            Command::Result { transaction_id, object, args } | Command::Error { transaction_id, object, args } => {
+            Command::Result {
+                transaction_id,
+                object,
+                args,
+            }
+            | Command::Error {
+                transaction_id,
+                object,
+                args,
+            } => {
                 let mut v = vec![n(transaction_id), object.clone()];
                 v.extend(args.iter().cloned());
                 v
             }
-            Command::OnStatus { transaction_id, info } => {
+            Command::OnStatus {
+                transaction_id,
+                info,
+            } => {
                 vec![n(transaction_id), Value::Null, Value::Object(info.clone())]
             }
             Command::Other { args, .. } => args.clone(),
@@ -358,8 +438,18 @@ impl Command {
     pub fn to_message(&self, stream_id: u32) -> Result<Message, Error> {
         let mut body = BytesMut::new();
         self.encode(&mut body)?;
-        let cs = if stream_id == 0 { csid::COMMAND } else { csid::STREAM };
-        Ok(Message::new(cs, types::COMMAND_AMF0, stream_id, 0, body.freeze()))
+        let cs = if stream_id == 0 {
+            csid::COMMAND
+        } else {
+            csid::STREAM
+        };
+        Ok(Message::new(
+            cs,
+            types::COMMAND_AMF0,
+            stream_id,
+            0,
+            body.freeze(),
+        ))
     }
 
     /// A `connect` as a publisher would send it, with the usual minimal object.
@@ -367,9 +457,16 @@ impl Command {
         let object = Object::new()
             .with("app", Value::string(app))
             .with("type", Value::string("nonprivate"))
-            .with("flashVer", Value::string("FMLE/3.0 (compatible; rtmp-peek)"))
+            .with(
+                "flashVer",
+                Value::string("FMLE/3.0 (compatible; rtmp-peek)"),
+            )
             .with("tcUrl", Value::string(tc_url));
-        Command::Connect { transaction_id: 1.0, object, args: Vec::new() }
+        Command::Connect {
+            transaction_id: 1.0,
+            object,
+            args: Vec::new(),
+        }
     }
 
     /// `_result` for `connect`: success, with the server properties SRS sends.
@@ -379,21 +476,37 @@ impl Command {
 
     /// As [`connect_result`](Self::connect_result), with `extra` appended to the properties
     /// (e.g. Enhanced RTMP's `fourCcList` echoed back).
-    pub fn connect_result_with(transaction_id: f64, object_encoding: f64, extra: Object) -> Command {
+    pub fn connect_result_with(
+        transaction_id: f64,
+        object_encoding: f64,
+        extra: Object,
+    ) -> Command {
         let mut props = Object::new()
             .with("fmsVer", Value::string("FMS/3,5,3,888"))
             .with("capabilities", Value::Number(127.0))
             .with("mode", Value::Number(1.0));
         props.0.extend(extra.0);
-        let info = status_info("status", "NetConnection.Connect.Success", "Connection succeeded.")
-            .with("objectEncoding", Value::Number(object_encoding));
-        Command::Result { transaction_id, object: Value::Object(props), args: vec![Value::Object(info)] }
+        let info = status_info(
+            "status",
+            "NetConnection.Connect.Success",
+            "Connection succeeded.",
+        )
+        .with("objectEncoding", Value::Number(object_encoding));
+        Command::Result {
+            transaction_id,
+            object: Value::Object(props),
+            args: vec![Value::Object(info)],
+        }
     }
 
     /// `_error` for `connect`: `NetConnection.Connect.Rejected` with a description.
     pub fn connect_rejected(transaction_id: f64, description: &str) -> Command {
         let info = status_info("error", "NetConnection.Connect.Rejected", description);
-        Command::Error { transaction_id, object: Value::Null, args: vec![Value::Object(info)] }
+        Command::Error {
+            transaction_id,
+            object: Value::Null,
+            args: vec![Value::Object(info)],
+        }
     }
 
     /// `_result` for `createStream`, returning `stream_id`.
@@ -407,27 +520,46 @@ impl Command {
 
     /// `_result` with no content, SRS's answer to `releaseStream` and `FCPublish`.
     pub fn empty_result(transaction_id: f64) -> Command {
-        Command::Result { transaction_id, object: Value::Null, args: vec![Value::Undefined] }
+        Command::Result {
+            transaction_id,
+            object: Value::Null,
+            args: vec![Value::Undefined],
+        }
     }
 
     /// `onStatus` with the given level, code and description.
     pub fn on_status(level: &str, code: &str, description: &str) -> Command {
-        Command::OnStatus { transaction_id: 0.0, info: status_info(level, code, description) }
+        Command::OnStatus {
+            transaction_id: 0.0,
+            info: status_info(level, code, description),
+        }
     }
 
     /// `onStatus` `NetStream.Publish.Start`.
     pub fn publish_start(stream: &str) -> Command {
-        Command::on_status("status", "NetStream.Publish.Start", &format!("{stream} is now published."))
+        Command::on_status(
+            "status",
+            "NetStream.Publish.Start",
+            &format!("{stream} is now published."),
+        )
     }
 
     /// `onStatus` `NetStream.Play.Reset`.
     pub fn play_reset(stream: &str) -> Command {
-        Command::on_status("status", "NetStream.Play.Reset", &format!("Playing and resetting {stream}."))
+        Command::on_status(
+            "status",
+            "NetStream.Play.Reset",
+            &format!("Playing and resetting {stream}."),
+        )
     }
 
     /// `onStatus` `NetStream.Play.Start`.
     pub fn play_start(stream: &str) -> Command {
-        Command::on_status("status", "NetStream.Play.Start", &format!("Started playing {stream}."))
+        Command::on_status(
+            "status",
+            "NetStream.Play.Start",
+            &format!("Started playing {stream}."),
+        )
     }
 
     /// `onStatus` at level `error` (e.g. `NetStream.Publish.BadName`,
@@ -481,7 +613,10 @@ mod tests {
         let object = Object::new()
             .with("app", Value::string("live"))
             .with("tcUrl", Value::string("rtmp://h/live"))
-            .with("fourCcList", Value::StrictArray(vec![Value::string("hvc1"), Value::string("av01")]))
+            .with(
+                "fourCcList",
+                Value::StrictArray(vec![Value::string("hvc1"), Value::string("av01")]),
+            )
             .with("capsEx", Value::Number(1.0));
         let bytes = amf(&[
             Value::string("connect"),
@@ -492,7 +627,11 @@ mod tests {
         let cmd = Command::decode(&bytes, &lim()).unwrap();
         assert_eq!(
             cmd,
-            Command::Connect { transaction_id: 1.0, object, args: vec![Value::string("extra")] }
+            Command::Connect {
+                transaction_id: 1.0,
+                object,
+                args: vec![Value::string("extra")]
+            }
         );
         assert_eq!(body(&cmd), bytes);
     }
@@ -501,13 +640,17 @@ mod tests {
     fn byte_vector_publish() {
         // "publish", 5, null, "s?k=1", "live"
         let bytes = [
-            2, 0, 7, b'p', b'u', b'b', b'l', b'i', b's', b'h', 0, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 5, 2,
-            0, 5, b's', b'?', b'k', b'=', b'1', 2, 0, 4, b'l', b'i', b'v', b'e',
+            2, 0, 7, b'p', b'u', b'b', b'l', b'i', b's', b'h', 0, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 5,
+            2, 0, 5, b's', b'?', b'k', b'=', b'1', 2, 0, 4, b'l', b'i', b'v', b'e',
         ];
         let cmd = Command::decode(&bytes, &lim()).unwrap();
         assert_eq!(
             cmd,
-            Command::Publish { transaction_id: 5.0, name: "s?k=1".into(), publish_type: Some(PublishType::Live) }
+            Command::Publish {
+                transaction_id: 5.0,
+                name: "s?k=1".into(),
+                publish_type: Some(PublishType::Live)
+            }
         );
         assert_eq!(body(&cmd), bytes);
     }
@@ -516,20 +659,55 @@ mod tests {
     fn round_trips_every_variant() {
         let cmds = vec![
             Command::connect("live", "rtmp://127.0.0.1/live"),
-            Command::CreateStream { transaction_id: 4.0, object: Value::Null },
-            Command::ReleaseStream { transaction_id: 2.0, name: "s".into() },
-            Command::FcPublish { transaction_id: 3.0, name: "s?t=1".into() },
-            Command::FcUnpublish { transaction_id: 6.0, name: "s".into() },
-            Command::Publish { transaction_id: 5.0, name: "s".into(), publish_type: Some(PublishType::Record) },
-            Command::Publish { transaction_id: 5.0, name: "s".into(), publish_type: None },
+            Command::CreateStream {
+                transaction_id: 4.0,
+                object: Value::Null,
+            },
+            Command::ReleaseStream {
+                transaction_id: 2.0,
+                name: "s".into(),
+            },
+            Command::FcPublish {
+                transaction_id: 3.0,
+                name: "s?t=1".into(),
+            },
+            Command::FcUnpublish {
+                transaction_id: 6.0,
+                name: "s".into(),
+            },
+            Command::Publish {
+                transaction_id: 5.0,
+                name: "s".into(),
+                publish_type: Some(PublishType::Record),
+            },
+            Command::Publish {
+                transaction_id: 5.0,
+                name: "s".into(),
+                publish_type: None,
+            },
             Command::Publish {
                 transaction_id: 5.0,
                 name: "s".into(),
                 publish_type: Some(PublishType::Other("x".into())),
             },
-            Command::Play { transaction_id: 0.0, name: "s".into(), start: None, duration: None, reset: None },
-            Command::Play { transaction_id: 0.0, name: "s".into(), start: Some(-2.0), duration: Some(-1.0), reset: Some(true) },
-            Command::DeleteStream { transaction_id: 7.0, stream_id: 1.0 },
+            Command::Play {
+                transaction_id: 0.0,
+                name: "s".into(),
+                start: None,
+                duration: None,
+                reset: None,
+            },
+            Command::Play {
+                transaction_id: 0.0,
+                name: "s".into(),
+                start: Some(-2.0),
+                duration: Some(-1.0),
+                reset: Some(true),
+            },
+            Command::DeleteStream {
+                transaction_id: 7.0,
+                stream_id: 1.0,
+            },
             Command::connect_result(1.0, 0.0),
             Command::connect_rejected(1.0, "no"),
             Command::create_stream_result(4.0, 1),
@@ -537,12 +715,20 @@ mod tests {
             Command::publish_start("s"),
             Command::error_status("NetStream.Publish.BadName", "taken"),
             Command::on_fc_publish("s"),
-            Command::Other { name: "@setDataFrame".into(), args: vec![Value::string("onMetaData")] },
+            Command::Other {
+                name: "@setDataFrame".into(),
+                args: vec![Value::string("onMetaData")],
+            },
         ];
         for cmd in cmds {
             let msg = cmd.to_message(1).unwrap();
             assert_eq!((msg.type_id, msg.stream_id), (20, 1));
-            assert_eq!(Command::from_message(&msg, &lim()).unwrap(), cmd, "{}", cmd.name());
+            assert_eq!(
+                Command::from_message(&msg, &lim()).unwrap(),
+                cmd,
+                "{}",
+                cmd.name()
+            );
         }
     }
 
@@ -560,15 +746,41 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let publish_without_name = amf(&[Value::string("publish"), Value::Number(0.0), Value::Null]);
-        assert!(matches!(Command::decode(&publish_without_name, &lim()), Err(Error::BadCommand { .. })));
+        let publish_without_name =
+            amf(&[Value::string("publish"), Value::Number(0.0), Value::Null]);
+        assert!(matches!(
+            Command::decode(&publish_without_name, &lim()),
+            Err(Error::BadCommand { .. })
+        ));
         let connect_without_txn = amf(&[Value::string("connect")]);
-        assert!(matches!(Command::decode(&connect_without_txn, &lim()), Err(Error::BadCommand { .. })));
+        assert!(matches!(
+            Command::decode(&connect_without_txn, &lim()),
+            Err(Error::BadCommand { .. })
+        ));
         assert!(Command::decode(&amf(&[Value::Null]), &lim()).is_err());
         assert!(Command::decode(&[], &lim()).is_err());
-        let odd_status = amf(&[Value::string("onStatus"), Value::Number(0.0), Value::Null, Value::Null]);
-        assert!(matches!(Command::decode(&odd_status, &lim()).unwrap(), Command::Other { .. }));
-        let amf3 = Message::new(3, types::COMMAND_AMF3, 0, 0, [&[0u8][..], &body(&Command::empty_result(2.0))].concat().into());
-        assert_eq!(Command::from_message(&amf3, &lim()).unwrap(), Command::empty_result(2.0));
+        let odd_status = amf(&[
+            Value::string("onStatus"),
+            Value::Number(0.0),
+            Value::Null,
+            Value::Null,
+        ]);
+        assert!(matches!(
+            Command::decode(&odd_status, &lim()).unwrap(),
+            Command::Other { .. }
+        ));
+        let amf3 = Message::new(
+            3,
+            types::COMMAND_AMF3,
+            0,
+            0,
+            [&[0u8][..], &body(&Command::empty_result(2.0))]
+                .concat()
+                .into(),
+        );
+        assert_eq!(
+            Command::from_message(&amf3, &lim()).unwrap(),
+            Command::empty_result(2.0)
+        );
     }
 }

@@ -27,9 +27,8 @@ pub const RTMP_VERSION: u8 = 3;
 const DIGEST_LEN: usize = 32;
 
 const KEY_TAIL: [u8; 32] = [
-    0xf0, 0xee, 0xc2, 0x4a, 0x80, 0x68, 0xbe, 0xe8, 0x2e, 0x00, 0xd0, 0xd1, 0x02, 0x9e, 0x7e,
-    0x57, 0x6e, 0xec, 0x5d, 0x2d, 0x29, 0x80, 0x6f, 0xab, 0x93, 0xb8, 0xe6, 0x36, 0xcf, 0xeb,
-    0x31, 0xae,
+    0xf0, 0xee, 0xc2, 0x4a, 0x80, 0x68, 0xbe, 0xe8, 0x2e, 0x00, 0xd0, 0xd1, 0x02, 0x9e, 0x7e, 0x57,
+    0x6e, 0xec, 0x5d, 0x2d, 0x29, 0x80, 0x6f, 0xab, 0x93, 0xb8, 0xe6, 0x36, 0xcf, 0xeb, 0x31, 0xae,
 ];
 const FMS_TEXT: &[u8; 36] = b"Genuine Adobe Flash Media Server 001";
 const FP_TEXT: &[u8; 30] = b"Genuine Adobe Flash Player 001";
@@ -114,7 +113,11 @@ fn sign_packet(
 }
 
 /// Builds a digest-form C2/S2 answering a peer packet whose digest was `peer_digest`.
-fn answer_packet(rng: &mut fastrand::Rng, peer_digest: &[u8], full_key: &[u8]) -> Result<Box<[u8; PACKET_SIZE]>, Error> {
+fn answer_packet(
+    rng: &mut fastrand::Rng,
+    peer_digest: &[u8],
+    full_key: &[u8],
+) -> Result<Box<[u8; PACKET_SIZE]>, Error> {
     let mut p = Box::new([0u8; PACKET_SIZE]);
     rng.fill(&mut p[..]);
     let key = hmac(full_key, &[peer_digest])?;
@@ -179,7 +182,11 @@ impl ServerHandshake {
 
     /// A server handshake drawing its random bytes from `rng` (for reproducible tests).
     pub fn with_rng(rng: fastrand::Rng) -> Self {
-        ServerHandshake { state: ServerState::WaitC0C1, rng, form: None }
+        ServerHandshake {
+            state: ServerState::WaitC0C1,
+            rng,
+            form: None,
+        }
     }
 
     /// A server handshake with a fixed seed: reproducible S1/S2 for tests and fuzzing.
@@ -205,7 +212,9 @@ impl ServerHandshake {
                 ServerState::WaitC0C1 => {
                     // Refuse non-RTMP input (an HTTP request, TLS) on its first byte.
                     check_version(input)?;
-                    let Some(c1) = packet_at(input, 1) else { return Ok(false) };
+                    let Some(c1) = packet_at(input, 1) else {
+                        return Ok(false);
+                    };
                     input.advance(1 + PACKET_SIZE);
                     self.answer(&c1, out)?;
                     self.state = ServerState::WaitC2;
@@ -228,7 +237,11 @@ impl ServerHandshake {
         let mut s1 = Box::new([0u8; PACKET_SIZE]);
         self.rng.fill(&mut s1[8..]);
         // A zero version means the client wants the plain echo handshake.
-        let found = if c1[4..8] == [0; 4] { None } else { find_digest(c1, &full_key(FP_TEXT)[..30])? };
+        let found = if c1[4..8] == [0; 4] {
+            None
+        } else {
+            find_digest(c1, &full_key(FP_TEXT)[..30])?
+        };
         match found {
             None => {
                 self.form = Some(HandshakeForm::Simple);
@@ -272,7 +285,12 @@ impl ClientHandshake {
 
     /// As [`new`](Self::new), drawing random bytes from `rng`.
     pub fn with_rng(digest: bool, rng: fastrand::Rng) -> Self {
-        ClientHandshake { state: ClientState::Start, rng, digest, form: None }
+        ClientHandshake {
+            state: ClientState::Start,
+            rng,
+            digest,
+            form: None,
+        }
     }
 
     /// As [`new`](Self::new), with a fixed seed: a reproducible C1/C2.
@@ -298,7 +316,12 @@ impl ClientHandshake {
         let mut c1 = Box::new([0u8; PACKET_SIZE]);
         self.rng.fill(&mut c1[8..]);
         if self.digest {
-            sign_packet(&mut c1, CLIENT_VERSION, Schema::Schema1, &full_key(FP_TEXT)[..30])?;
+            sign_packet(
+                &mut c1,
+                CLIENT_VERSION,
+                Schema::Schema1,
+                &full_key(FP_TEXT)[..30],
+            )?;
         }
         out.reserve(1 + PACKET_SIZE);
         out.extend_from_slice(&[RTMP_VERSION]);
@@ -316,7 +339,9 @@ impl ClientHandshake {
             return Ok(true);
         }
         check_version(input)?;
-        let Some(s1) = packet_at(input, 1) else { return Ok(false) };
+        let Some(s1) = packet_at(input, 1) else {
+            return Ok(false);
+        };
         if input.len() < 1 + 2 * PACKET_SIZE {
             return Ok(false);
         }
@@ -375,10 +400,16 @@ mod tests {
     fn refuses_other_versions_on_the_first_byte() {
         let mut server = ServerHandshake::new();
         let mut input = BytesMut::from(&b"G"[..]);
-        assert_eq!(server.process(&mut input, &mut BytesMut::new()), Err(Error::UnsupportedVersion(b'G')));
+        assert_eq!(
+            server.process(&mut input, &mut BytesMut::new()),
+            Err(Error::UnsupportedVersion(b'G'))
+        );
         let mut client = ClientHandshake::new(false);
         let mut input = BytesMut::from(&[6u8][..]);
-        assert_eq!(client.process(&mut input, &mut BytesMut::new()), Err(Error::UnsupportedVersion(6)));
+        assert_eq!(
+            client.process(&mut input, &mut BytesMut::new()),
+            Err(Error::UnsupportedVersion(6))
+        );
     }
 
     fn run(digest: bool, split: usize) -> (ClientHandshake, ServerHandshake, Vec<u8>, Vec<u8>) {
@@ -425,7 +456,9 @@ mod tests {
         let s1: [u8; PACKET_SIZE] = s0s1s2[1..1 + PACKET_SIZE].try_into().unwrap();
         let s2 = &s0s1s2[1 + PACKET_SIZE..];
         assert_eq!(&s1[4..8], &SERVER_VERSION);
-        let (schema, _) = find_digest(&s1, &full_key(FMS_TEXT)[..36]).unwrap().unwrap();
+        let (schema, _) = find_digest(&s1, &full_key(FMS_TEXT)[..36])
+            .unwrap()
+            .unwrap();
         assert_eq!(schema, Schema::Schema1);
         let c1_digest = &c1[digest_offset(&c1, Schema::Schema1)..][..32];
         let key = hmac(&full_key(FMS_TEXT), &[c1_digest]).unwrap();
@@ -436,7 +469,13 @@ mod tests {
     fn digest_schema0_is_recognised() {
         let mut c1 = Box::new([0u8; PACKET_SIZE]);
         fastrand::Rng::with_seed(1).fill(&mut c1[8..]);
-        sign_packet(&mut c1, CLIENT_VERSION, Schema::Schema0, &full_key(FP_TEXT)[..30]).unwrap();
+        sign_packet(
+            &mut c1,
+            CLIENT_VERSION,
+            Schema::Schema0,
+            &full_key(FP_TEXT)[..30],
+        )
+        .unwrap();
         let mut input = BytesMut::new();
         input.extend_from_slice(&[3]);
         input.extend_from_slice(&c1[..]);
@@ -454,6 +493,9 @@ mod tests {
         let mut out = BytesMut::new();
         server.process(&mut input, &mut out).unwrap();
         assert_eq!(server.form(), Some(HandshakeForm::Simple));
-        assert_eq!(&out[1 + PACKET_SIZE + 4..1 + PACKET_SIZE + 8], &[1, 2, 3, 4]);
+        assert_eq!(
+            &out[1 + PACKET_SIZE + 4..1 + PACKET_SIZE + 8],
+            &[1, 2, 3, 4]
+        );
     }
 }

@@ -70,7 +70,13 @@ pub struct Message {
 impl Message {
     /// A message on chunk stream `csid`.
     pub fn new(csid: u32, type_id: u8, stream_id: u32, timestamp: u32, payload: Bytes) -> Self {
-        Message { csid, type_id, stream_id, timestamp, payload }
+        Message {
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            payload,
+        }
     }
 
     /// Whether this is a command message (AMF0 or AMF3 flavour).
@@ -163,16 +169,20 @@ impl UserControl {
             UserControl::StreamEof(_) => UserControl::StreamEof(new),
             UserControl::StreamDry(_) => UserControl::StreamDry(new),
             UserControl::StreamIsRecorded(_) => UserControl::StreamIsRecorded(new),
-            UserControl::SetBufferLength { millis, .. } => {
-                UserControl::SetBufferLength { stream_id: new, millis }
-            }
+            UserControl::SetBufferLength { millis, .. } => UserControl::SetBufferLength {
+                stream_id: new,
+                millis,
+            },
             other => other,
         }
     }
 }
 
 fn be32(p: &[u8], what: &'static str) -> Result<u32, Error> {
-    let b: [u8; 4] = p.get(..4).and_then(|s| s.try_into().ok()).ok_or(Error::MalformedMessage(what))?;
+    let b: [u8; 4] = p
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Error::MalformedMessage(what))?;
     Ok(u32::from_be_bytes(b))
 }
 
@@ -190,10 +200,14 @@ impl Control {
             }
             types::ABORT => Control::Abort(be32(p, "Abort")?),
             types::ACKNOWLEDGEMENT => Control::Acknowledgement(be32(p, "Acknowledgement")?),
-            types::WINDOW_ACK_SIZE => Control::WindowAckSize(be32(p, "Window Acknowledgement Size")?),
+            types::WINDOW_ACK_SIZE => {
+                Control::WindowAckSize(be32(p, "Window Acknowledgement Size")?)
+            }
             types::SET_PEER_BANDWIDTH => Control::SetPeerBandwidth {
                 size: be32(p, "Set Peer Bandwidth")?,
-                limit_type: *p.get(4).ok_or(Error::MalformedMessage("Set Peer Bandwidth"))?,
+                limit_type: *p
+                    .get(4)
+                    .ok_or(Error::MalformedMessage("Set Peer Bandwidth"))?,
             },
             types::USER_CONTROL => Control::UserControl(decode_user_control(p)?),
             _ => return Ok(None),
@@ -256,7 +270,10 @@ fn decode_user_control(p: &[u8]) -> Result<UserControl, Error> {
             for (dst, src) in padded.iter_mut().zip(data) {
                 *dst = *src;
             }
-            UserControl::Other { event, data: u32::from_be_bytes(padded) }
+            UserControl::Other {
+                event,
+                data: u32::from_be_bytes(padded),
+            }
         }
     })
 }
@@ -293,23 +310,57 @@ mod tests {
             (Control::SetChunkSize(4096), 1, vec![0, 0, 0x10, 0]),
             (Control::Abort(3), 2, vec![0, 0, 0, 3]),
             (Control::Acknowledgement(0x01020304), 3, vec![1, 2, 3, 4]),
-            (Control::WindowAckSize(2_500_000), 5, vec![0, 0x26, 0x25, 0xa0]),
             (
-                Control::SetPeerBandwidth { size: 2_500_000, limit_type: 2 },
+                Control::WindowAckSize(2_500_000),
+                5,
+                vec![0, 0x26, 0x25, 0xa0],
+            ),
+            (
+                Control::SetPeerBandwidth {
+                    size: 2_500_000,
+                    limit_type: 2,
+                },
                 6,
                 vec![0, 0x26, 0x25, 0xa0, 2],
             ),
-            (Control::UserControl(UserControl::StreamBegin(1)), 4, vec![0, 0, 0, 0, 0, 1]),
-            (Control::UserControl(UserControl::StreamEof(1)), 4, vec![0, 1, 0, 0, 0, 1]),
-            (Control::UserControl(UserControl::StreamDry(1)), 4, vec![0, 2, 0, 0, 0, 1]),
             (
-                Control::UserControl(UserControl::SetBufferLength { stream_id: 1, millis: 3000 }),
+                Control::UserControl(UserControl::StreamBegin(1)),
+                4,
+                vec![0, 0, 0, 0, 0, 1],
+            ),
+            (
+                Control::UserControl(UserControl::StreamEof(1)),
+                4,
+                vec![0, 1, 0, 0, 0, 1],
+            ),
+            (
+                Control::UserControl(UserControl::StreamDry(1)),
+                4,
+                vec![0, 2, 0, 0, 0, 1],
+            ),
+            (
+                Control::UserControl(UserControl::SetBufferLength {
+                    stream_id: 1,
+                    millis: 3000,
+                }),
                 4,
                 vec![0, 3, 0, 0, 0, 1, 0, 0, 0x0b, 0xb8],
             ),
-            (Control::UserControl(UserControl::StreamIsRecorded(1)), 4, vec![0, 4, 0, 0, 0, 1]),
-            (Control::UserControl(UserControl::PingRequest(7)), 4, vec![0, 6, 0, 0, 0, 7]),
-            (Control::UserControl(UserControl::PingResponse(7)), 4, vec![0, 7, 0, 0, 0, 7]),
+            (
+                Control::UserControl(UserControl::StreamIsRecorded(1)),
+                4,
+                vec![0, 4, 0, 0, 0, 1],
+            ),
+            (
+                Control::UserControl(UserControl::PingRequest(7)),
+                4,
+                vec![0, 6, 0, 0, 0, 7],
+            ),
+            (
+                Control::UserControl(UserControl::PingResponse(7)),
+                4,
+                vec![0, 7, 0, 0, 0, 7],
+            ),
             (
                 Control::UserControl(UserControl::Other { event: 31, data: 1 }),
                 4,
@@ -326,7 +377,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert_eq!(Control::decode(&msg(1, &[0, 0, 0, 0])), Err(Error::InvalidChunkSize(0)));
+        assert_eq!(
+            Control::decode(&msg(1, &[0, 0, 0, 0])),
+            Err(Error::InvalidChunkSize(0))
+        );
         assert_eq!(
             Control::decode(&msg(1, &[0x80, 0, 0, 1])),
             Err(Error::InvalidChunkSize(0x8000_0001))
@@ -339,7 +393,10 @@ mod tests {
         // Short unknown events keep what they have.
         assert_eq!(
             Control::decode(&msg(4, &[0, 32, 1])),
-            Ok(Some(Control::UserControl(UserControl::Other { event: 32, data: 0x0100_0000 })))
+            Ok(Some(Control::UserControl(UserControl::Other {
+                event: 32,
+                data: 0x0100_0000
+            })))
         );
     }
 }

@@ -16,23 +16,41 @@ use rtmp_peek::*;
 // ---------------------------------------------------------------- helpers
 
 fn publisher(stream: &str) -> ClientSession {
-    let req = OriginRequest::new(StreamKind::Publish, "live", "rtmp://127.0.0.1/live", stream).unwrap();
-    ClientSession::with_handshake(req, ClientConfig::default(), ClientHandshake::with_seed(false, 1)).unwrap()
+    let req =
+        OriginRequest::new(StreamKind::Publish, "live", "rtmp://127.0.0.1/live", stream).unwrap();
+    ClientSession::with_handshake(
+        req,
+        ClientConfig::default(),
+        ClientHandshake::with_seed(false, 1),
+    )
+    .unwrap()
 }
 
 fn player(stream: &str) -> ClientSession {
-    let req = OriginRequest::new(StreamKind::Play, "live", "rtmp://127.0.0.1/live", stream).unwrap();
-    ClientSession::with_handshake(req, ClientConfig::default(), ClientHandshake::with_seed(true, 2)).unwrap()
+    let req =
+        OriginRequest::new(StreamKind::Play, "live", "rtmp://127.0.0.1/live", stream).unwrap();
+    ClientSession::with_handshake(
+        req,
+        ClientConfig::default(),
+        ClientHandshake::with_seed(true, 2),
+    )
+    .unwrap()
 }
 
 fn server(stream_id: u32) -> ServerSession {
-    let config = ServerConfig { stream_id, ..ServerConfig::default() };
+    let config = ServerConfig {
+        stream_id,
+        ..ServerConfig::default()
+    };
     ServerSession::with_handshake(config, ServerHandshake::with_seed(3))
 }
 
 /// Shuttles bytes between a client and a server session until both are quiet. Returns the
 /// events of each side and every byte the client sent.
-fn pump(client: &mut ClientSession, server: &mut ServerSession) -> (Vec<ClientEvent>, Vec<ServerEvent>, Vec<u8>) {
+fn pump(
+    client: &mut ClientSession,
+    server: &mut ServerSession,
+) -> (Vec<ClientEvent>, Vec<ServerEvent>, Vec<u8>) {
     let (mut ce, mut se, mut sent) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         let c = client.take_output();
@@ -63,7 +81,10 @@ fn read_all(leg: &mut Leg) -> Vec<Message> {
 }
 
 fn commands(msgs: &[Message]) -> Vec<Command> {
-    msgs.iter().filter(|m| m.is_command()).map(|m| Command::from_message(m, &Amf0Limits::default()).unwrap()).collect()
+    msgs.iter()
+        .filter(|m| m.is_command())
+        .map(|m| Command::from_message(m, &Amf0Limits::default()).unwrap())
+        .collect()
 }
 
 /// Client -> proxy front (ServerSession) -> proxy origin leg (ClientSession) -> origin.
@@ -81,7 +102,13 @@ fn chain(client: ClientSession, origin_stream_id: u32) -> Chain {
     let (_, events, _) = pump(&mut client, &mut front);
     let id = identified(events);
     let leg = ClientSession::new(id.origin_request(), ClientConfig::default()).unwrap();
-    Chain { client, front, leg, origin: server(origin_stream_id), id }
+    Chain {
+        client,
+        front,
+        leg,
+        origin: server(origin_stream_id),
+        id,
+    }
 }
 
 impl Chain {
@@ -90,7 +117,19 @@ impl Chain {
         let (mut events, origin_events, _) = pump(&mut self.leg, &mut self.origin);
         let origin_id = identified(origin_events);
         // The origin sees the client's own messages, moved to the stream the origin created.
-        let moved: Vec<Message> = self.id.replay.iter().cloned().map(|m| if m.stream_id == 1 { m.with_stream_id(origin_id.stream_id) } else { m }).collect();
+        let moved: Vec<Message> = self
+            .id
+            .replay
+            .iter()
+            .cloned()
+            .map(|m| {
+                if m.stream_id == 1 {
+                    m.with_stream_id(origin_id.stream_id)
+                } else {
+                    m
+                }
+            })
+            .collect();
         assert_eq!(origin_id.replay, moved);
         answer(&mut self.origin);
         let out = self.origin.take_output();
@@ -123,32 +162,68 @@ fn publisher_meets_server() {
     assert!(matches!(server_events[0], ServerEvent::Connected { ref app, .. } if app == "live"));
     let id = identified(server_events);
     assert_eq!(id.kind, StreamKind::Publish);
-    assert_eq!((id.app.as_str(), id.tc_url.as_str()), ("live", "rtmp://127.0.0.1/live"));
-    assert_eq!((id.stream.as_str(), id.stream_name(), id.stream_query()), ("stream?token=abc", "stream", Some("token=abc")));
-    let names: Vec<String> = commands(&id.replay).iter().map(|c| c.name().to_owned()).collect();
-    assert_eq!(names, ["connect", "releaseStream", "FCPublish", "createStream", "publish"]);
+    assert_eq!(
+        (id.app.as_str(), id.tc_url.as_str()),
+        ("live", "rtmp://127.0.0.1/live")
+    );
+    assert_eq!(
+        (id.stream.as_str(), id.stream_name(), id.stream_query()),
+        ("stream?token=abc", "stream", Some("token=abc"))
+    );
+    let names: Vec<String> = commands(&id.replay)
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "connect",
+            "releaseStream",
+            "FCPublish",
+            "createStream",
+            "publish"
+        ]
+    );
     // Nothing said Publish.Start yet.
-    assert!(!events.iter().any(|e| matches!(e, ClientEvent::Accepted { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Accepted { .. })));
     srv.accept().unwrap();
     let out = srv.take_output();
     client.feed(&out).unwrap();
     let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
-    assert!(matches!(events.last(), Some(ClientEvent::Accepted { stream_id: 1, status: Some(s) }) if s.code() == Some("NetStream.Publish.Start")));
+    assert!(
+        matches!(events.last(), Some(ClientEvent::Accepted { stream_id: 1, status: Some(s) }) if s.code() == Some("NetStream.Publish.Start"))
+    );
 }
 
 #[test]
 fn publish_through_the_proxy_and_relay() {
     let mut c = chain(publisher("cam?token=1"), 7);
     let leg_events = c.run_origin_leg(|o| o.accept().unwrap());
-    assert!(matches!(&leg_events[0], ClientEvent::Connected { result } if result.code() == Some("NetConnection.Connect.Success")));
+    assert!(
+        matches!(&leg_events[0], ClientEvent::Connected { result } if result.code() == Some("NetConnection.Connect.Success"))
+    );
     assert!(leg_events.contains(&ClientEvent::StreamCreated { stream_id: 7 }));
-    assert!(matches!(leg_events.last(), Some(ClientEvent::Accepted { stream_id: 7, .. })));
+    assert!(matches!(
+        leg_events.last(),
+        Some(ClientEvent::Accepted { stream_id: 7, .. })
+    ));
     // onFCPublish and onStatus reach the client, on the client's stream id.
-    let forwarded: Vec<&Message> = leg_events.iter().filter_map(|e| match e { ClientEvent::Forward(m) => Some(m), _ => None }).collect();
+    let forwarded: Vec<&Message> = leg_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Forward(m) => Some(m),
+            _ => None,
+        })
+        .collect();
     assert_eq!(forwarded.len(), 2);
     assert_eq!(forwarded[1].stream_id, 1);
     let client_events = c.client_events();
-    assert!(matches!(client_events.last(), Some(ClientEvent::Accepted { stream_id: 1, .. })));
+    assert!(matches!(
+        client_events.last(),
+        Some(ClientEvent::Accepted { stream_id: 1, .. })
+    ));
 
     // Relay: client stream 1 <-> origin stream 7.
     let mut relay = Relay::new(c.front.into_leg(), c.leg.into_leg());
@@ -157,41 +232,81 @@ fn publish_through_the_proxy_and_relay() {
     let mut origin_leg = c.origin.into_leg();
     let video = Message::new(6, types::VIDEO, 1, 40, Bytes::from(vec![0x17; 10_000]));
     client_leg.send(&video).unwrap();
-    client_leg.send(&Control::UserControl(UserControl::PingRequest(5)).to_message()).unwrap();
+    client_leg
+        .send(&Control::UserControl(UserControl::PingRequest(5)).to_message())
+        .unwrap();
     relay.feed_client(&client_leg.take_output()).unwrap();
     // The ping was answered on the client leg, not forwarded.
     client_leg.feed(&relay.take_for_client());
     let back = read_all(&mut client_leg);
-    assert_eq!(Control::decode(&back[0]).unwrap(), Some(Control::UserControl(UserControl::PingResponse(5))));
+    assert_eq!(
+        Control::decode(&back[0]).unwrap(),
+        Some(Control::UserControl(UserControl::PingResponse(5)))
+    );
     origin_leg.feed(&relay.take_for_origin());
     let got = read_all(&mut origin_leg);
     assert_eq!(got, vec![video.clone().with_stream_id(7)]);
 
     // Origin -> client: stream events are rewritten too.
-    origin_leg.send(&Control::UserControl(UserControl::StreamEof(7)).to_message()).unwrap();
-    origin_leg.send(&Command::on_status("status", "NetStream.Unpublish.Success", "bye").to_message(7).unwrap()).unwrap();
+    origin_leg
+        .send(&Control::UserControl(UserControl::StreamEof(7)).to_message())
+        .unwrap();
+    origin_leg
+        .send(
+            &Command::on_status("status", "NetStream.Unpublish.Success", "bye")
+                .to_message(7)
+                .unwrap(),
+        )
+        .unwrap();
     relay.feed_origin(&origin_leg.take_output()).unwrap();
     client_leg.feed(&relay.take_for_client());
     let got = read_all(&mut client_leg);
-    assert_eq!(Control::decode(&got[0]).unwrap(), Some(Control::UserControl(UserControl::StreamEof(1))));
+    assert_eq!(
+        Control::decode(&got[0]).unwrap(),
+        Some(Control::UserControl(UserControl::StreamEof(1)))
+    );
     assert_eq!(got[1].stream_id, 1);
 
     // deleteStream's argument follows the mapping.
-    client_leg.send(&Command::DeleteStream { transaction_id: 9.0, stream_id: 1.0 }.to_message(0).unwrap()).unwrap();
+    client_leg
+        .send(
+            &Command::DeleteStream {
+                transaction_id: 9.0,
+                stream_id: 1.0,
+            }
+            .to_message(0)
+            .unwrap(),
+        )
+        .unwrap();
     relay.feed_client(&client_leg.take_output()).unwrap();
     origin_leg.feed(&relay.take_for_origin());
     let got = commands(&read_all(&mut origin_leg));
-    assert_eq!(got, vec![Command::DeleteStream { transaction_id: 9.0, stream_id: 7.0 }]);
+    assert_eq!(
+        got,
+        vec![Command::DeleteStream {
+            transaction_id: 9.0,
+            stream_id: 7.0
+        }]
+    );
 }
 
 #[test]
 fn origin_rejection_reaches_the_client() {
     let mut c = chain(publisher("taken"), 1);
-    let leg_events = c.run_origin_leg(|o| o.reject("NetStream.Publish.BadName", "stream taken").unwrap());
-    assert!(matches!(leg_events.last(), Some(ClientEvent::Rejected { stage: SetupStage::Start, reply }) if reply.code() == Some("NetStream.Publish.BadName")));
+    let leg_events = c.run_origin_leg(|o| {
+        o.reject("NetStream.Publish.BadName", "stream taken")
+            .unwrap()
+    });
+    assert!(
+        matches!(leg_events.last(), Some(ClientEvent::Rejected { stage: SetupStage::Start, reply }) if reply.code() == Some("NetStream.Publish.BadName"))
+    );
     let client_events = c.client_events();
-    assert!(!client_events.iter().any(|e| matches!(e, ClientEvent::Accepted { .. })));
-    assert!(matches!(client_events.last(), Some(ClientEvent::Rejected { reply, .. }) if reply.description() == Some("stream taken")));
+    assert!(!client_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Accepted { .. })));
+    assert!(
+        matches!(client_events.last(), Some(ClientEvent::Rejected { reply, .. }) if reply.description() == Some("stream taken"))
+    );
 }
 
 /// An origin that refuses `connect`, written with the chunk layer directly.
@@ -208,8 +323,12 @@ fn connect_rejection_reaches_the_client() {
         if hs.process(&mut input, &mut out).unwrap() {
             reader.feed(&input.split());
             while let Some(msg) = reader.next_message().unwrap() {
-                if let Ok(Command::Connect { transaction_id, .. }) = Command::from_message(&msg, &Amf0Limits::default()) {
-                    let mut reply = Command::connect_rejected(transaction_id, "bad token").to_message(0).unwrap();
+                if let Ok(Command::Connect { transaction_id, .. }) =
+                    Command::from_message(&msg, &Amf0Limits::default())
+                {
+                    let mut reply = Command::connect_rejected(transaction_id, "bad token")
+                        .to_message(0)
+                        .unwrap();
                     reply.csid = 3;
                     writer.write(&reply, &mut out).unwrap();
                 }
@@ -218,8 +337,16 @@ fn connect_rejection_reaches_the_client() {
         c.leg.feed(&out.split()).unwrap();
         leg_events.extend(std::iter::from_fn(|| c.leg.poll_event()));
     }
-    assert!(matches!(leg_events.last(), Some(ClientEvent::Rejected { stage: SetupStage::Connect, .. })));
-    let ClientEvent::Forward(status) = &leg_events[leg_events.len() - 2] else { panic!("no forward") };
+    assert!(matches!(
+        leg_events.last(),
+        Some(ClientEvent::Rejected {
+            stage: SetupStage::Connect,
+            ..
+        })
+    ));
+    let ClientEvent::Forward(status) = &leg_events[leg_events.len() - 2] else {
+        panic!("no forward")
+    };
     let status = Command::from_message(status, &Amf0Limits::default()).unwrap();
     assert_eq!(status.code(), Some("NetConnection.Connect.Rejected"));
     assert_eq!(status.description(), Some("bad token"));
@@ -229,14 +356,32 @@ fn connect_rejection_reaches_the_client() {
 fn play_through_the_proxy() {
     let mut c = chain(player("movie?k=v"), 5);
     assert_eq!(c.id.kind, StreamKind::Play);
-    assert_eq!(c.front.handshake_form(), Some(HandshakeForm::Digest(rtmp_peek::handshake::Schema::Schema1)));
+    assert_eq!(
+        c.front.handshake_form(),
+        Some(HandshakeForm::Digest(rtmp_peek::handshake::Schema::Schema1))
+    );
     let leg_events = c.run_origin_leg(|o| o.accept().unwrap());
-    let forwarded: Vec<&Message> = leg_events.iter().filter_map(|e| match e { ClientEvent::Forward(m) => Some(m), _ => None }).collect();
+    let forwarded: Vec<&Message> = leg_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Forward(m) => Some(m),
+            _ => None,
+        })
+        .collect();
     // Stream Begin (rewritten from 5 to 1), Play.Reset, Play.Start.
-    assert_eq!(Control::decode(forwarded[0]).unwrap(), Some(Control::UserControl(UserControl::StreamBegin(1))));
+    assert_eq!(
+        Control::decode(forwarded[0]).unwrap(),
+        Some(Control::UserControl(UserControl::StreamBegin(1)))
+    );
     assert!(forwarded[1..].iter().all(|m| m.stream_id == 1));
-    assert!(matches!(leg_events.last(), Some(ClientEvent::Accepted { stream_id: 5, .. })));
-    assert!(matches!(c.client_events().last(), Some(ClientEvent::Accepted { .. })));
+    assert!(matches!(
+        leg_events.last(),
+        Some(ClientEvent::Accepted { stream_id: 5, .. })
+    ));
+    assert!(matches!(
+        c.client_events().last(),
+        Some(ClientEvent::Accepted { .. })
+    ));
 }
 
 #[test]
@@ -244,31 +389,52 @@ fn connect_keeps_enhanced_rtmp_fields_and_echoes_them() {
     let object = Object::new()
         .with("app", Value::string("live"))
         .with("tcUrl", Value::string("rtmp://h/live"))
-        .with("fourCcList", Value::StrictArray(vec![Value::string("hvc1")]))
+        .with(
+            "fourCcList",
+            Value::StrictArray(vec![Value::string("hvc1")]),
+        )
         .with("capsEx", Value::Number(2.0));
     let mut req = OriginRequest::new(StreamKind::Publish, "live", "rtmp://h/live", "s").unwrap();
-    let connect = Command::Connect { transaction_id: 1.0, object: object.clone(), args: vec![] };
+    let connect = Command::Connect {
+        transaction_id: 1.0,
+        object: object.clone(),
+        args: vec![],
+    };
     req.replay[0] = connect.to_message(0).unwrap();
     let mut client = ClientSession::new(req, ClientConfig::default()).unwrap();
     let mut srv = server(1);
     let (events, server_events, _) = pump(&mut client, &mut srv);
     let id = identified(server_events);
     assert_eq!(id.connect_object(), Some(&object));
-    let ClientEvent::Connected { result: Command::Result { object: Value::Object(props), .. } } = &events[0] else { panic!() };
+    let ClientEvent::Connected {
+        result: Command::Result {
+            object: Value::Object(props),
+            ..
+        },
+    } = &events[0]
+    else {
+        panic!()
+    };
     assert_eq!(props.get("fourCcList"), object.get("fourCcList"));
     assert_eq!(props.get("capsEx"), Some(&Value::Number(2.0)));
 }
 
 #[test]
 fn server_session_limits() {
-    let config = ServerConfig { max_pending_bytes: 10, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_pending_bytes: 10,
+        ..ServerConfig::default()
+    };
     let mut srv = ServerSession::with_handshake(config, ServerHandshake::with_seed(0));
     let mut client = publisher("s");
     pump(&mut client, &mut srv);
     assert!(srv.is_identified());
     assert_eq!(srv.feed(&[0u8; 11]), Err(Error::BufferFull(10)));
 
-    let config = ServerConfig { max_setup_messages: 2, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_setup_messages: 2,
+        ..ServerConfig::default()
+    };
     let mut srv = ServerSession::with_handshake(config, ServerHandshake::with_seed(0));
     let mut client = publisher("s");
     let mut bytes = Vec::new();
@@ -317,11 +483,19 @@ mod oracle {
     use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
     use rml_rtmp::messages::MessagePayload;
     use rml_rtmp::rml_amf0::{self, Amf0Value};
-    use rml_rtmp::sessions::{ClientSession as RmlClient, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+    use rml_rtmp::sessions::{
+        ClientSession as RmlClient, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+        PublishRequestType,
+    };
     use rml_rtmp::time::RtmpTimestamp;
 
     fn payload(type_id: u8, stream: u32, ts: u32, data: Vec<u8>) -> MessagePayload {
-        MessagePayload { timestamp: RtmpTimestamp::new(ts), type_id, message_stream_id: stream, data: data.into() }
+        MessagePayload {
+            timestamp: RtmpTimestamp::new(ts),
+            type_id,
+            message_stream_id: stream,
+            data: data.into(),
+        }
     }
 
     #[test]
@@ -331,21 +505,36 @@ mod oracle {
         let mut expected = Vec::new();
         // Header compression (fmt 1-3) kicks in for repeated types on one chunk stream.
         for i in 0..40u32 {
-            let (t, len) = if i % 3 == 0 { (types::AUDIO, 50 + i as usize) } else { (types::VIDEO, 300 + 97 * i as usize) };
+            let (t, len) = if i % 3 == 0 {
+                (types::AUDIO, 50 + i as usize)
+            } else {
+                (types::VIDEO, 300 + 97 * i as usize)
+            };
             let ts = if i > 30 { 0x00ff_fff0 + i * 40 } else { i * 40 };
             let p = payload(t, 1, ts, vec![i as u8; len]);
             expected.push((t, 1u32, ts, p.data.clone()));
             wire.extend(ser.serialize(&p, false, false).unwrap().bytes);
             if i == 20 {
-                wire.extend(ser.set_max_chunk_size(1000, RtmpTimestamp::new(0)).unwrap().bytes);
-                expected.push((types::SET_CHUNK_SIZE, 0, 0, Bytes::from_static(&[0, 0, 0x03, 0xe8])));
+                wire.extend(
+                    ser.set_max_chunk_size(1000, RtmpTimestamp::new(0))
+                        .unwrap()
+                        .bytes,
+                );
+                expected.push((
+                    types::SET_CHUNK_SIZE,
+                    0,
+                    0,
+                    Bytes::from_static(&[0, 0, 0x03, 0xe8]),
+                ));
             }
         }
         let mut reader = ChunkReader::new();
         for piece in wire.chunks(777) {
             reader.feed(piece);
         }
-        let got: Vec<_> = std::iter::from_fn(|| reader.next_message().unwrap()).map(|m| (m.type_id, m.stream_id, m.timestamp, m.payload)).collect();
+        let got: Vec<_> = std::iter::from_fn(|| reader.next_message().unwrap())
+            .map(|m| (m.type_id, m.stream_id, m.timestamp, m.payload))
+            .collect();
         assert_eq!(got, expected);
     }
 
@@ -355,7 +544,15 @@ mod oracle {
         let mut de = ChunkDeserializer::new();
         let mut wire = BytesMut::new();
         let msgs: Vec<Message> = (0..20u32)
-            .map(|i| Message::new(4 + i % 3, types::VIDEO, 1, i * 0x0040_0000, Bytes::from(vec![i as u8; 200 * i as usize])))
+            .map(|i| {
+                Message::new(
+                    4 + i % 3,
+                    types::VIDEO,
+                    1,
+                    i * 0x0040_0000,
+                    Bytes::from(vec![i as u8; 200 * i as usize]),
+                )
+            })
             .collect();
         for m in &msgs {
             writer.write(m, &mut wire).unwrap();
@@ -364,9 +561,21 @@ mod oracle {
         let mut input: &[u8] = &wire;
         while let Some(p) = de.get_next_message(input).unwrap() {
             input = &[];
-            got.push(Message::new(0, p.type_id, p.message_stream_id, p.timestamp.value, p.data));
+            got.push(Message::new(
+                0,
+                p.type_id,
+                p.message_stream_id,
+                p.timestamp.value,
+                p.data,
+            ));
         }
-        let expected: Vec<Message> = msgs.into_iter().map(|mut m| { m.csid = 0; m }).collect();
+        let expected: Vec<Message> = msgs
+            .into_iter()
+            .map(|mut m| {
+                m.csid = 0;
+                m
+            })
+            .collect();
         assert_eq!(got, expected);
     }
 
@@ -375,7 +584,9 @@ mod oracle {
             Value::Number(n) => Amf0Value::Number(*n),
             Value::Boolean(b) => Amf0Value::Boolean(*b),
             Value::String(s) => Amf0Value::Utf8String(s.clone()),
-            Value::Object(o) => Amf0Value::Object(o.iter().map(|(k, v)| (k.clone(), to_rml(v))).collect()),
+            Value::Object(o) => {
+                Amf0Value::Object(o.iter().map(|(k, v)| (k.clone(), to_rml(v))).collect())
+            }
             Value::StrictArray(a) => Amf0Value::StrictArray(a.iter().map(to_rml).collect()),
             Value::Null => Amf0Value::Null,
             _ => Amf0Value::Undefined,
@@ -390,11 +601,17 @@ mod oracle {
             Value::string("héllo"),
             Value::Null,
             Value::Undefined,
-            Value::Object(Object::new().with("k", Value::StrictArray(vec![Value::Number(1.0), Value::string("x")]))),
+            Value::Object(Object::new().with(
+                "k",
+                Value::StrictArray(vec![Value::Number(1.0), Value::string("x")]),
+            )),
         ];
         let theirs: Vec<Amf0Value> = values.iter().map(to_rml).collect();
         let their_bytes = rml_amf0::serialize(&theirs).unwrap();
-        assert_eq!(amf0::decode_all(&their_bytes, &Amf0Limits::default()).unwrap(), values);
+        assert_eq!(
+            amf0::decode_all(&their_bytes, &Amf0Limits::default()).unwrap(),
+            values
+        );
         let mut ours = Vec::new();
         amf0::encode_all(&values, &mut ours).unwrap();
         assert_eq!(ours, their_bytes);
@@ -422,18 +639,27 @@ mod oracle {
     fn their_publisher_our_server() {
         let mut hs = Handshake::new(PeerType::Client);
         let mut srv = server(1);
-        srv.feed(&hs.generate_outbound_p0_and_p1().unwrap()).unwrap();
+        srv.feed(&hs.generate_outbound_p0_and_p1().unwrap())
+            .unwrap();
         let (c2, rest) = match hs.process_bytes(&srv.take_output()).unwrap() {
-            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => (response_bytes, remaining_bytes),
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => (response_bytes, remaining_bytes),
             other => panic!("{other:?}"),
         };
         assert!(rest.is_empty());
         srv.feed(&c2).unwrap();
-        let config = ClientSessionConfig { tc_url: Some("rtmp://127.0.0.1/live".into()), ..ClientSessionConfig::new() };
+        let config = ClientSessionConfig {
+            tc_url: Some("rtmp://127.0.0.1/live".into()),
+            ..ClientSessionConfig::new()
+        };
         let (mut client, _) = RmlClient::new(config).unwrap();
         let mut to_server = Vec::new();
         let mut events = Vec::new();
-        let collect = |results: Vec<ClientSessionResult>, to_server: &mut Vec<u8>, events: &mut Vec<ClientSessionEvent>| {
+        let collect = |results: Vec<ClientSessionResult>,
+                       to_server: &mut Vec<u8>,
+                       events: &mut Vec<ClientSessionEvent>| {
             for r in results {
                 match r {
                     ClientSessionResult::OutboundResponse(p) => to_server.extend(p.bytes),
@@ -442,15 +668,31 @@ mod oracle {
                 }
             }
         };
-        collect(vec![client.request_connection("live".into()).unwrap()], &mut to_server, &mut events);
-        let step = |client: &mut RmlClient, srv: &mut ServerSession, to_server: &mut Vec<u8>, events: &mut Vec<ClientSessionEvent>| {
+        collect(
+            vec![client.request_connection("live".into()).unwrap()],
+            &mut to_server,
+            &mut events,
+        );
+        let step = |client: &mut RmlClient,
+                    srv: &mut ServerSession,
+                    to_server: &mut Vec<u8>,
+                    events: &mut Vec<ClientSessionEvent>| {
             srv.feed(&std::mem::take(to_server)).unwrap();
             let results = client.handle_input(&srv.take_output()).unwrap();
             collect(results, to_server, events);
         };
         step(&mut client, &mut srv, &mut to_server, &mut events);
-        assert!(events.contains(&ClientSessionEvent::ConnectionRequestAccepted), "{events:?}");
-        collect(vec![client.request_publishing("cam?k=1".into(), PublishRequestType::Live).unwrap()], &mut to_server, &mut events);
+        assert!(
+            events.contains(&ClientSessionEvent::ConnectionRequestAccepted),
+            "{events:?}"
+        );
+        collect(
+            vec![client
+                .request_publishing("cam?k=1".into(), PublishRequestType::Live)
+                .unwrap()],
+            &mut to_server,
+            &mut events,
+        );
         for _ in 0..3 {
             step(&mut client, &mut srv, &mut to_server, &mut events);
         }
@@ -458,14 +700,29 @@ mod oracle {
         assert_eq!((id.app.as_str(), id.stream.as_str()), ("live", "cam?k=1"));
         srv.accept().unwrap();
         step(&mut client, &mut srv, &mut to_server, &mut events);
-        assert!(events.contains(&ClientSessionEvent::PublishRequestAccepted), "{events:?}");
+        assert!(
+            events.contains(&ClientSessionEvent::PublishRequestAccepted),
+            "{events:?}"
+        );
         let data = Bytes::from(vec![0x27u8; 5000]);
-        collect(vec![client.publish_video_data(data.clone(), RtmpTimestamp::new(80), false).unwrap()], &mut to_server, &mut events);
+        collect(
+            vec![client
+                .publish_video_data(data.clone(), RtmpTimestamp::new(80), false)
+                .unwrap()],
+            &mut to_server,
+            &mut events,
+        );
         let mut leg = srv.into_leg();
         leg.feed(&to_server);
-        let video: Vec<Message> = read_all(&mut leg).into_iter().filter(|m| m.type_id == types::VIDEO).collect();
+        let video: Vec<Message> = read_all(&mut leg)
+            .into_iter()
+            .filter(|m| m.type_id == types::VIDEO)
+            .collect();
         assert_eq!(video.len(), 1);
-        assert_eq!((video[0].stream_id, video[0].timestamp, &video[0].payload), (1, 80, &data));
+        assert_eq!(
+            (video[0].stream_id, video[0].timestamp, &video[0].payload),
+            (1, 80, &data)
+        );
     }
 }
 
@@ -486,14 +743,22 @@ fn ffmpeg_capture_replays() {
         let mut id = None;
         for piece in chunks.by_ref() {
             srv.feed(piece).unwrap();
-            if let Some(ServerEvent::Identified(i)) = std::iter::from_fn(|| srv.poll_event()).find(|e| matches!(e, ServerEvent::Identified(_))) {
+            if let Some(ServerEvent::Identified(i)) = std::iter::from_fn(|| srv.poll_event())
+                .find(|e| matches!(e, ServerEvent::Identified(_)))
+            {
                 id = Some(*i);
                 break;
             }
         }
         let id = id.expect("ffmpeg's publish identified");
-        assert_eq!(srv.handshake_form(), Some(HandshakeForm::Digest(rtmp_peek::handshake::Schema::Schema1)));
-        assert_eq!((id.kind, id.app.as_str(), id.stream.as_str()), (StreamKind::Publish, "live", "stream?token=1"));
+        assert_eq!(
+            srv.handshake_form(),
+            Some(HandshakeForm::Digest(rtmp_peek::handshake::Schema::Schema1))
+        );
+        assert_eq!(
+            (id.kind, id.app.as_str(), id.stream.as_str()),
+            (StreamKind::Publish, "live", "stream?token=1")
+        );
         assert!(id.tc_url.starts_with("rtmp://127.0.0.1:") && id.tc_url.ends_with("/live"));
         assert!(id.connect_object().unwrap().get_str("flashVer").is_some());
         let mut leg = srv.into_leg();
@@ -502,7 +767,12 @@ fn ffmpeg_capture_replays() {
         }
         let msgs = read_all(&mut leg);
         assert!(msgs.iter().any(|m| m.type_id == types::DATA_AMF0));
-        assert!(msgs.iter().filter(|m| m.type_id == types::VIDEO && m.stream_id == 1).count() >= 5);
+        assert!(
+            msgs.iter()
+                .filter(|m| m.type_id == types::VIDEO && m.stream_id == 1)
+                .count()
+                >= 5
+        );
         assert!(msgs.iter().any(|m| m.type_id == types::AUDIO));
     }
 }
@@ -515,27 +785,61 @@ mod live {
     use std::time::Duration;
 
     fn have_ffmpeg() -> bool {
-        Process::new("ffmpeg").arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Process::new("ffmpeg")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Serves one ffmpeg connection with a ServerSession until `stop` says so; returns the
     /// identification and every byte ffmpeg sent.
-    fn serve(args: &[&str], url_path: &str, accept_and_read: bool) -> Option<(Identified, Vec<u8>, Vec<Message>)> {
+    fn serve(
+        args: &[&str],
+        url_path: &str,
+        accept_and_read: bool,
+    ) -> Option<(Identified, Vec<u8>, Vec<Message>)> {
         if !have_ffmpeg() {
             eprintln!("ffmpeg not found: skipping");
             return None;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("rtmp://127.0.0.1:{}{}", listener.local_addr().unwrap().port(), url_path);
+        let url = format!(
+            "rtmp://127.0.0.1:{}{}",
+            listener.local_addr().unwrap().port(),
+            url_path
+        );
         let mut child = Process::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-            .args(args.iter().map(|a| if *a == "URL" { url.as_str() } else { a }))
+            .args(
+                args.iter()
+                    .map(|a| if *a == "URL" { url.as_str() } else { a }),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let (mut sock, _) = listener.accept().unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        // ffmpeg may exit at once (a missing encoder): never wait on accept forever.
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut sock = loop {
+            match listener.accept() {
+                Ok((sock, _)) => break sock,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let exited = child.try_wait().unwrap();
+                    assert!(
+                        exited.is_none() && std::time::Instant::now() < deadline,
+                        "ffmpeg did not connect: {exited:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        sock.set_nonblocking(false).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
         let mut srv = server(1);
         let mut sent = Vec::new();
         let mut buf = vec![0u8; 65536];
@@ -556,7 +860,12 @@ mod live {
             srv.accept().unwrap();
             let mut leg = srv.into_leg();
             sock.write_all(&leg.take_output()).unwrap();
-            while media.iter().filter(|m: &&Message| m.type_id == types::VIDEO).count() < 8 {
+            while media
+                .iter()
+                .filter(|m: &&Message| m.type_id == types::VIDEO)
+                .count()
+                < 8
+            {
                 let n = sock.read(&mut buf).unwrap();
                 if n == 0 {
                     break;
@@ -575,12 +884,43 @@ mod live {
     #[test]
     fn ffmpeg_publishes() {
         let args = [
-            "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i", "sine",
-            "-c:v", "libx264", "-preset", "ultrafast", "-g", "5", "-c:a", "aac", "-t", "2", "-f", "flv", "URL",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "5",
+            "-c:a",
+            "aac",
+            "-t",
+            "2",
+            "-f",
+            "flv",
+            "URL",
         ];
-        let Some((id, sent, media)) = serve(&args, "/live/stream?token=1", true) else { return };
-        assert_eq!((id.kind, id.app.as_str(), id.stream.as_str()), (StreamKind::Publish, "live", "stream?token=1"));
-        assert!(media.iter().filter(|m| m.type_id == types::VIDEO && m.stream_id == id.stream_id).count() >= 8);
+        let Some((id, sent, media)) = serve(&args, "/live/stream?token=1", true) else {
+            return;
+        };
+        assert_eq!(
+            (id.kind, id.app.as_str(), id.stream.as_str()),
+            (StreamKind::Publish, "live", "stream?token=1")
+        );
+        assert!(
+            media
+                .iter()
+                .filter(|m| m.type_id == types::VIDEO && m.stream_id == id.stream_id)
+                .count()
+                >= 8
+        );
         if std::env::var_os("RTMP_PEEK_CAPTURE").is_some() {
             std::fs::write(data_dir().join("ffmpeg_publish.bin"), &sent).unwrap();
         }
@@ -589,21 +929,44 @@ mod live {
     /// ffmpeg checks a digest S1 and S2 when it plays: identification proves it accepted ours.
     #[test]
     fn ffmpeg_plays_with_digest_handshake() {
-        let args = ["-rw_timeout", "5000000", "-i", "URL", "-t", "1", "-f", "null", "-"];
-        let Some((id, _, _)) = serve(&args, "/live/movie?k=2", false) else { return };
-        assert_eq!((id.kind, id.app.as_str(), id.stream.as_str()), (StreamKind::Play, "live", "movie?k=2"));
+        let args = [
+            "-rw_timeout",
+            "5000000",
+            "-i",
+            "URL",
+            "-t",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ];
+        let Some((id, _, _)) = serve(&args, "/live/movie?k=2", false) else {
+            return;
+        };
+        assert_eq!(
+            (id.kind, id.app.as_str(), id.stream.as_str()),
+            (StreamKind::Play, "live", "movie?k=2")
+        );
     }
 }
 
 // ---------------------------------------------------------------- fuzz corpus
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
-    files.into_iter().map(|p| { let b = std::fs::read(&p).unwrap(); (p, b) }).collect()
+    files
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
 }
 
 #[test]
@@ -637,13 +1000,32 @@ fn write_seed_corpus() {
     }
     let mut w = ChunkWriter::with_chunk_size(64).unwrap();
     let mut seed = BytesMut::from(&[0u8][..]);
-    w.write(&Message::new(6, 9, 1, 0x0100_0000, vec![1u8; 200].into()), &mut seed).unwrap();
+    w.write(
+        &Message::new(6, 9, 1, 0x0100_0000, vec![1u8; 200].into()),
+        &mut seed,
+    )
+    .unwrap();
     w.write(&Control::Abort(4).to_message(), &mut seed).unwrap();
     std::fs::write(root.join("chunk_reader/seed-extended"), &seed).unwrap();
     let mut values = Vec::new();
-    Command::connect("live", "rtmp://h/live").encode(&mut values).unwrap();
+    Command::connect("live", "rtmp://h/live")
+        .encode(&mut values)
+        .unwrap();
     std::fs::write(root.join("amf0_decode/seed-connect"), &values).unwrap();
     let mut values = Vec::new();
-    amf0::encode_all(&[Value::EcmaArray(Object::new().with("d", Value::Date { millis: 1.0, timezone: 0 })), Value::StrictArray(vec![Value::Null])], &mut values).unwrap();
+    amf0::encode_all(
+        &[
+            Value::EcmaArray(Object::new().with(
+                "d",
+                Value::Date {
+                    millis: 1.0,
+                    timezone: 0,
+                },
+            )),
+            Value::StrictArray(vec![Value::Null]),
+        ],
+        &mut values,
+    )
+    .unwrap();
     std::fs::write(root.join("amf0_decode/seed-arrays"), &values).unwrap();
 }

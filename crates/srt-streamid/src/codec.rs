@@ -48,7 +48,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Word `i` of a fixed array; the const bound makes the index checked at compile time.
+/// Big-endian word `i` of a fixed-size block. Callers pass constant indices inside the
+/// block, so the `get` folds away; it is there so no index can ever panic.
 #[inline]
 pub(crate) fn word<const N: usize>(bytes: &[u8; N], i: usize) -> u32 {
     let mut w = [0u8; 4];

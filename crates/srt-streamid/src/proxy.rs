@@ -282,6 +282,16 @@ impl Session {
         self.conclusion.socket_id
     }
 
+    /// The client's address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client
+    }
+
+    /// The origin's address.
+    pub fn origin_addr(&self) -> SocketAddr {
+        self.origin
+    }
+
     /// The proxy's ids.
     pub fn ids(&self) -> SessionIds {
         self.ids

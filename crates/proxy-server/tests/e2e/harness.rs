@@ -400,3 +400,48 @@ pub fn wait_listening(port: u16, timeout: Duration) -> bool {
     })
     .is_some()
 }
+
+/// A real redis-server on a free loopback port, without persistence; stopped on drop.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<Process>,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = TempDir::new("redis");
+        let mut redis = RedisServer { port: free_port(), process: None, dir };
+        redis.restart();
+        redis
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as a crash).
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        let binary = require_program("redis-server", "redis-server");
+        let mut cmd = Command::new(binary);
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"]);
+        cmd.current_dir(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        self.process = Some(Process::spawn("redis-server", &mut cmd));
+        let up = wait_for(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", self.port)).ok());
+        assert!(up.is_some(), "redis-server did not start on port {}", self.port);
+    }
+
+    /// The proxy flags that use this server.
+    pub fn proxy_flags(&self) -> Vec<(&'static str, String)> {
+        vec![("load-balancer-type", "redis".into()), ("redis-host", "127.0.0.1".into()), ("redis-port", self.port.to_string())]
+    }
+}
+
+/// Starts a proxy on a shared Redis with extra flags.
+pub fn fleet_proxy(redis: &RedisServer, extra: &[(&str, &str)], config_toml: Option<&str>) -> Proxy {
+    let owned = redis.proxy_flags();
+    let mut flags: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    flags.extend_from_slice(extra);
+    Proxy::start(&flags, &[], config_toml)
+}

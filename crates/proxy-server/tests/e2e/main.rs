@@ -3,6 +3,7 @@
 //!
 //! One test binary for the crate; each area is a module.
 
+mod fleet;
 mod harness;
 mod media_http;
 mod rtmp;

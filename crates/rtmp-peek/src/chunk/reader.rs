@@ -223,7 +223,8 @@ impl ChunkReader {
             Some(self.buf.split_to(n).freeze())
         } else {
             if st.payload.capacity() == 0 {
-                st.payload.reserve((st.length as usize).min(INITIAL_PAYLOAD_CAPACITY));
+                st.payload
+                    .reserve((st.length as usize).min(INITIAL_PAYLOAD_CAPACITY));
             }
             st.payload.extend_from_slice(&self.buf[..n]);
             self.buf.advance(n);
@@ -279,7 +280,9 @@ impl ChunkReader {
     /// Parses one chunk header if it is wholly buffered; returns whether it did.
     fn read_header(&mut self) -> Result<bool, Error> {
         let b = &self.buf[..];
-        let Some(&first) = b.first() else { return Ok(false) };
+        let Some(&first) = b.first() else {
+            return Ok(false);
+        };
         let fmt = first >> 6;
         let (csid, mut pos) = match first & 0x3f {
             0 => match b.get(1) {
@@ -293,7 +296,9 @@ impl ChunkReader {
             n => (u32::from(n), 1),
         };
         let header_len = [11, 7, 3, 0][usize::from(fmt)];
-        let Some(h) = b.get(pos..pos + header_len) else { return Ok(false) };
+        let Some(h) = b.get(pos..pos + header_len) else {
+            return Ok(false);
+        };
         pos += header_len;
 
         let idx = self.streams.iter().position(|s| s.csid == csid);
@@ -315,7 +320,9 @@ impl ChunkReader {
         let ts24 = if fmt < 3 { be24(&h[0..3]) } else { 0 };
         let mut ext = None;
         if (fmt < 3 && ts24 == EXTENDED_TIMESTAMP) || (fmt == 3 && extended) {
-            let Some(e) = b.get(pos..pos + 4) else { return Ok(false) };
+            let Some(e) = b.get(pos..pos + 4) else {
+                return Ok(false);
+            };
             let value = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             // On a continuation chunk some encoders omit the repeated extended timestamp;
             // as SRS does, take the four bytes as one only when they repeat the value.
@@ -342,7 +349,11 @@ impl ChunkReader {
             let field = ext.unwrap_or(ts24);
             st.extended = ext.is_some();
             st.ts_field = field;
-            st.timestamp = if fmt == 0 { field } else { st.timestamp.wrapping_add(field) };
+            st.timestamp = if fmt == 0 {
+                field
+            } else {
+                st.timestamp.wrapping_add(field)
+            };
             if fmt < 2 {
                 st.length = be24(&h[3..6]);
                 st.type_id = h[6];
@@ -382,8 +393,8 @@ fn be24(b: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::message::{Control, UserControl};
-    use bytes::Bytes;
     use crate::ChunkWriter;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     fn read_all(reader: &mut ChunkReader) -> Result<Vec<Message>, Error> {
@@ -401,13 +412,20 @@ mod tests {
     }
 
     fn m(csid: u32, type_id: u8, stream_id: u32, ts: u32, payload: &[u8]) -> Message {
-        Message::new(csid, type_id, stream_id, ts, Bytes::copy_from_slice(payload))
+        Message::new(
+            csid,
+            type_id,
+            stream_id,
+            ts,
+            Bytes::copy_from_slice(payload),
+        )
     }
 
     #[test]
     fn fmt0_single_chunk() {
         let bytes = [
-            0x03, 0, 0, 0x10, 0, 0, 3, 0x14, 1, 0, 0, 0, // fmt 0, csid 3, ts 16, len 3, cmd, msid 1
+            0x03, 0, 0, 0x10, 0, 0, 3, 0x14, 1, 0, 0,
+            0, // fmt 0, csid 3, ts 16, len 3, cmd, msid 1
             b'a', b'b', b'c',
         ];
         assert_eq!(parse(&bytes).unwrap(), vec![m(3, 20, 1, 16, b"abc")]);
@@ -444,7 +462,10 @@ mod tests {
         bytes.extend([0x01, 0xff, 0xff, 0, 0, 1, 0, 0, 1, 8, 0, 0, 0, 0, 2]); // csid 65599
         bytes.extend([0x01, 0x00, 0x01, 0, 0, 1, 0, 0, 1, 8, 0, 0, 0, 0, 3]); // csid 320
         let got = parse(&bytes).unwrap();
-        assert_eq!(got.iter().map(|m| m.csid).collect::<Vec<_>>(), vec![64, 65599, 320]);
+        assert_eq!(
+            got.iter().map(|m| m.csid).collect::<Vec<_>>(),
+            vec![64, 65599, 320]
+        );
     }
 
     #[test]
@@ -460,21 +481,31 @@ mod tests {
         bytes.extend(&a[128..]);
         bytes.push(0xc6);
         bytes.extend(&b[128..]);
-        assert_eq!(parse(&bytes).unwrap(), vec![m(4, 8, 1, 1, &a), m(6, 9, 1, 2, &b)]);
+        assert_eq!(
+            parse(&bytes).unwrap(),
+            vec![m(4, 8, 1, 1, &a), m(6, 9, 1, 2, &b)]
+        );
     }
 
     #[test]
     fn extended_timestamps_on_continuations() {
         let payload = [5u8; 130];
-        let mut bytes = vec![0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0];
+        let mut bytes = vec![
+            0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0,
+        ];
         bytes.extend(&payload[..128]);
         bytes.extend([0xc6, 0x01, 0, 0, 0]);
         bytes.extend(&payload[128..]);
-        assert_eq!(parse(&bytes).unwrap(), vec![m(6, 9, 1, 0x0100_0000, &payload)]);
+        assert_eq!(
+            parse(&bytes).unwrap(),
+            vec![m(6, 9, 1, 0x0100_0000, &payload)]
+        );
 
         // Same message from an encoder that omits the repeat on fmt 3: the four bytes after
         // the basic header are payload, and the next header gives the peek enough to decide.
-        let mut bytes = vec![0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0];
+        let mut bytes = vec![
+            0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0,
+        ];
         bytes.extend(&payload[..128]);
         bytes.push(0xc6);
         bytes.extend(&payload[128..]);
@@ -482,7 +513,10 @@ mod tests {
         r.feed(&bytes);
         assert_eq!(r.next_message().unwrap(), None);
         r.feed(&[0x46, 0, 0]);
-        assert_eq!(r.next_message().unwrap(), Some(m(6, 9, 1, 0x0100_0000, &payload)));
+        assert_eq!(
+            r.next_message().unwrap(),
+            Some(m(6, 9, 1, 0x0100_0000, &payload))
+        );
     }
 
     #[test]
@@ -498,14 +532,18 @@ mod tests {
     fn set_chunk_size_and_abort_applied() {
         let mut w = ChunkWriter::new();
         let mut bytes = BytesMut::new();
-        w.write(&Control::SetChunkSize(300).to_message(), &mut bytes).unwrap();
+        w.write(&Control::SetChunkSize(300).to_message(), &mut bytes)
+            .unwrap();
         let big = m(6, 9, 1, 0, &[9u8; 290]);
         w.write(&big, &mut bytes).unwrap();
         // Start a message on csid 4, abort it, then send a complete one.
         bytes.extend([0x04, 0, 0, 0, 0, 0x01, 0x90, 8, 1, 0, 0, 0]); // 400 bytes
         bytes.extend([1u8; 300]); // first chunk only
         let abort = Control::Abort(4).to_message();
-        ChunkWriter::with_chunk_size(300).unwrap().write(&abort, &mut bytes).unwrap();
+        ChunkWriter::with_chunk_size(300)
+            .unwrap()
+            .write(&abort, &mut bytes)
+            .unwrap();
         bytes.extend([0x04, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7]);
         let mut r = ChunkReader::new();
         r.feed(&bytes);
@@ -523,7 +561,8 @@ mod tests {
         let mut r = ChunkReader::new();
         let mut bytes = BytesMut::new();
         let mut w = ChunkWriter::new();
-        w.write(&Control::WindowAckSize(100).to_message(), &mut bytes).unwrap();
+        w.write(&Control::WindowAckSize(100).to_message(), &mut bytes)
+            .unwrap();
         r.feed(&bytes);
         read_all(&mut r).unwrap();
         assert_eq!(r.window_ack_size(), 100);
@@ -538,8 +577,14 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse(&[0x83, 0, 0, 0]), Err(Error::MissingPreviousHeader { csid: 3, fmt: 2 }));
-        assert_eq!(parse(&[0xc3]), Err(Error::MissingPreviousHeader { csid: 3, fmt: 3 }));
+        assert_eq!(
+            parse(&[0x83, 0, 0, 0]),
+            Err(Error::MissingPreviousHeader { csid: 3, fmt: 2 })
+        );
+        assert_eq!(
+            parse(&[0xc3]),
+            Err(Error::MissingPreviousHeader { csid: 3, fmt: 3 })
+        );
         // Declared 16 MiB - 1 is refused at the header, before any allocation.
         assert!(matches!(
             parse(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 9, 0, 0, 0, 0]),
@@ -555,15 +600,23 @@ mod tests {
             parse(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x80, 0, 0, 0]),
             Err(Error::InvalidChunkSize(0x8000_0000))
         );
-        let mut r = ChunkReader::with_limits(ReaderLimits { max_chunk_streams: 2, ..Default::default() });
-        r.feed(&[0x02, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]);
+        let mut r = ChunkReader::with_limits(ReaderLimits {
+            max_chunk_streams: 2,
+            ..Default::default()
+        });
+        r.feed(&[
+            0x02, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0,
+        ]);
         r.feed(&[0x04, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]);
         assert_eq!(read_all(&mut r), Err(Error::TooManyChunkStreams(2)));
     }
 
     #[test]
     fn in_progress_limit() {
-        let limits = ReaderLimits { max_in_progress: 200, ..Default::default() };
+        let limits = ReaderLimits {
+            max_in_progress: 200,
+            ..Default::default()
+        };
         let mut r = ChunkReader::with_limits(limits);
         for csid in 4..8u8 {
             r.feed(&[csid, 0, 0, 0, 0, 1, 0, 8, 1, 0, 0, 0]);
@@ -575,12 +628,18 @@ mod tests {
     #[test]
     fn fmt1_opens_a_chunk_stream() {
         let got = parse(&[0x42, 0, 0, 0, 0, 0, 6, 4, 0, 6, 0, 0, 0, 1]).unwrap();
-        assert_eq!(Control::decode(&got[0]).unwrap(), Some(Control::UserControl(UserControl::PingRequest(1))));
+        assert_eq!(
+            Control::decode(&got[0]).unwrap(),
+            Some(Control::UserControl(UserControl::PingRequest(1)))
+        );
     }
 
     #[test]
     fn zero_length_message() {
-        assert_eq!(parse(&[0x03, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0]).unwrap(), vec![m(3, 20, 0, 0, &[])]);
+        assert_eq!(
+            parse(&[0x03, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0]).unwrap(),
+            vec![m(3, 20, 0, 0, &[])]
+        );
     }
 
     pub(crate) fn arb_message() -> impl Strategy<Value = Message> {

@@ -27,12 +27,16 @@ impl Default for ChunkWriter {
 impl ChunkWriter {
     /// A writer at the initial chunk size of 128.
     pub fn new() -> Self {
-        ChunkWriter { chunk_size: DEFAULT_CHUNK_SIZE }
+        ChunkWriter {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
     }
 
     /// A writer at `chunk_size`, for when the peer has already been told that size.
     pub fn with_chunk_size(chunk_size: u32) -> Result<Self, Error> {
-        Ok(ChunkWriter { chunk_size: check_chunk_size(chunk_size)? })
+        Ok(ChunkWriter {
+            chunk_size: check_chunk_size(chunk_size)?,
+        })
     }
 
     /// The chunk size in use.
@@ -52,7 +56,11 @@ impl ChunkWriter {
         let len = msg.payload.len();
         let chunks = len.div_ceil(self.chunk_size as usize).max(1);
         let basic = basic_header_len(msg.csid);
-        let ext = if msg.timestamp >= EXTENDED_TIMESTAMP { 4 } else { 0 };
+        let ext = if msg.timestamp >= EXTENDED_TIMESTAMP {
+            4
+        } else {
+            0
+        };
         basic + 11 + ext + (chunks - 1) * (basic + ext) + len
     }
 
@@ -82,7 +90,14 @@ impl ChunkWriter {
 
         let extended = msg.timestamp >= EXTENDED_TIMESTAMP;
         put_basic_header(out, 0, msg.csid);
-        put_u24(out, if extended { EXTENDED_TIMESTAMP } else { msg.timestamp });
+        put_u24(
+            out,
+            if extended {
+                EXTENDED_TIMESTAMP
+            } else {
+                msg.timestamp
+            },
+        );
         put_u24(out, len);
         out.put_u8(msg.type_id);
         out.put_u32_le(msg.stream_id);
@@ -164,13 +179,18 @@ mod tests {
         assert_eq!(&w.to_bytes(&msg).unwrap()[..], &expected);
         assert_eq!(w.encoded_len(&msg), expected.len());
         let msg = Message::new(64, 8, 0, 0, Bytes::new());
-        assert_eq!(&w.to_bytes(&msg).unwrap()[..], &[0x00, 0x00, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]);
+        assert_eq!(
+            &w.to_bytes(&msg).unwrap()[..],
+            &[0x00, 0x00, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0]
+        );
     }
 
     #[test]
     fn set_chunk_size_switches_after_itself() {
         let mut w = ChunkWriter::new();
-        let bytes = w.to_bytes(&Control::SetChunkSize(4096).to_message()).unwrap();
+        let bytes = w
+            .to_bytes(&Control::SetChunkSize(4096).to_message())
+            .unwrap();
         assert_eq!(bytes.len(), 16);
         assert_eq!(w.chunk_size(), 4096);
     }
@@ -181,8 +201,14 @@ mod tests {
         let msg = Message::new(1, 8, 0, 0, Bytes::new());
         assert_eq!(w.to_bytes(&msg), Err(Error::InvalidChunkStreamId(1)));
         let msg = Message::new(3, 8, 0, 0, vec![0u8; 0x100_0000].into());
-        assert!(matches!(w.to_bytes(&msg), Err(Error::MessageTooLarge { .. })));
-        assert_eq!(ChunkWriter::with_chunk_size(0).err(), Some(Error::InvalidChunkSize(0)));
+        assert!(matches!(
+            w.to_bytes(&msg),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        assert_eq!(
+            ChunkWriter::with_chunk_size(0).err(),
+            Some(Error::InvalidChunkSize(0))
+        );
         assert!(w.set_chunk_size(0x8000_0000).is_err());
     }
 }

@@ -57,12 +57,24 @@ impl OriginRequest {
         let mut cmds = vec![Command::connect(app, tc_url)];
         let mut txn = 2.0;
         if kind == StreamKind::Publish {
-            cmds.push(Command::ReleaseStream { transaction_id: 2.0, name: stream.into() });
-            cmds.push(Command::FcPublish { transaction_id: 3.0, name: stream.into() });
+            cmds.push(Command::ReleaseStream {
+                transaction_id: 2.0,
+                name: stream.into(),
+            });
+            cmds.push(Command::FcPublish {
+                transaction_id: 3.0,
+                name: stream.into(),
+            });
             txn = 4.0;
         }
-        cmds.push(Command::CreateStream { transaction_id: txn, object: Value::Null });
-        let mut replay = cmds.iter().map(|c| c.to_message(0)).collect::<Result<Vec<_>, _>>()?;
+        cmds.push(Command::CreateStream {
+            transaction_id: txn,
+            object: Value::Null,
+        });
+        let mut replay = cmds
+            .iter()
+            .map(|c| c.to_message(0))
+            .collect::<Result<Vec<_>, _>>()?;
         let start = match kind {
             StreamKind::Publish => Command::Publish {
                 transaction_id: txn + 1.0,
@@ -78,7 +90,12 @@ impl OriginRequest {
             },
         };
         replay.push(start.to_message(1)?);
-        Ok(OriginRequest { kind, stream: stream.into(), client_stream_id: 1, replay })
+        Ok(OriginRequest {
+            kind,
+            stream: stream.into(),
+            client_stream_id: 1,
+            replay,
+        })
     }
 }
 
@@ -176,11 +193,19 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session with C0 C1 already queued in its output.
     pub fn new(request: OriginRequest, config: ClientConfig) -> Result<Self, Error> {
-        Self::with_handshake(request, config.clone(), ClientHandshake::new(config.digest_handshake))
+        Self::with_handshake(
+            request,
+            config.clone(),
+            ClientHandshake::new(config.digest_handshake),
+        )
     }
 
     /// As [`new`](Self::new), with a given handshake (e.g. seeded for tests).
-    pub fn with_handshake(request: OriginRequest, config: ClientConfig, handshake: ClientHandshake) -> Result<Self, Error> {
+    pub fn with_handshake(
+        request: OriginRequest,
+        config: ClientConfig,
+        handshake: ClientHandshake,
+    ) -> Result<Self, Error> {
         let mut roles = Vec::with_capacity(request.replay.len());
         for msg in &request.replay {
             let role = if msg.is_command() {
@@ -188,7 +213,9 @@ impl ClientSession {
                 let role = match cmd {
                     Command::Connect { .. } => Role::Connect,
                     Command::CreateStream { .. } => Role::CreateStream,
-                    Command::ReleaseStream { .. } | Command::FcPublish { .. } => Role::AnsweredLocally,
+                    Command::ReleaseStream { .. } | Command::FcPublish { .. } => {
+                        Role::AnsweredLocally
+                    }
                     Command::Publish { .. } | Command::Play { .. } => Role::Start,
                     _ => Role::Other,
                 };
@@ -198,8 +225,13 @@ impl ClientSession {
             };
             roles.push(role);
         }
-        if roles.first().map(|r| r.0) != Some(Role::Connect) || !roles.iter().any(|r| r.0 == Role::Start) {
-            return Err(Error::Unexpected { what: "replay without connect or publish/play".into(), state: "new" });
+        if roles.first().map(|r| r.0) != Some(Role::Connect)
+            || !roles.iter().any(|r| r.0 == Role::Start)
+        {
+            return Err(Error::Unexpected {
+                what: "replay without connect or publish/play".into(),
+                state: "new",
+            });
         }
         let reader = ChunkReader::with_limits(config.reader_limits);
         let mut session = ClientSession {
@@ -270,15 +302,21 @@ impl ClientSession {
         loop {
             match self.state {
                 State::Handshake => {
-                    if !self.handshake.process(self.leg.reader.buffer_mut(), &mut self.leg.out)? {
+                    if !self
+                        .handshake
+                        .process(self.leg.reader.buffer_mut(), &mut self.leg.out)?
+                    {
                         return Ok(());
                     }
-                    self.leg.send_control(Control::SetChunkSize(self.chunk_size))?;
+                    self.leg
+                        .send_control(Control::SetChunkSize(self.chunk_size))?;
                     self.state = State::Connecting;
                     self.send_more()?;
                 }
                 State::Connecting | State::Creating | State::Starting => {
-                    let Some(msg) = self.leg.next_message()? else { return Ok(()) };
+                    let Some(msg) = self.leg.next_message()? else {
+                        return Ok(());
+                    };
                     self.on_message(msg)?;
                 }
                 // Whatever follows the verdict belongs to the relay.
@@ -289,13 +327,24 @@ impl ClientSession {
 
     /// Sends replay messages until one whose answer must be awaited.
     fn send_more(&mut self) -> Result<(), Error> {
-        while let (Some(msg), Some(&(role, txn))) = (self.request.replay.get(self.next), self.roles.get(self.next)) {
+        while let (Some(msg), Some(&(role, txn))) = (
+            self.request.replay.get(self.next),
+            self.roles.get(self.next),
+        ) {
             let mut msg = msg.clone();
             if let Some(origin) = self.origin_stream_id {
-                msg = rewrite_stream_id(msg, self.request.client_stream_id, origin, &self.amf0_limits)?;
+                msg = rewrite_stream_id(
+                    msg,
+                    self.request.client_stream_id,
+                    origin,
+                    &self.amf0_limits,
+                )?;
             }
             if role == Role::Start && self.origin_stream_id.is_none() && msg.stream_id != 0 {
-                return Err(Error::Unexpected { what: "publish/play before createStream".into(), state: "replay" });
+                return Err(Error::Unexpected {
+                    what: "publish/play before createStream".into(),
+                    state: "replay",
+                });
             }
             self.leg.send(&msg)?;
             self.next += 1;
@@ -321,7 +370,12 @@ impl ClientSession {
 
     fn forward(&mut self, msg: Message) -> Result<(), Error> {
         let msg = match self.origin_stream_id {
-            Some(origin) => rewrite_stream_id(msg, origin, self.request.client_stream_id, &self.amf0_limits)?,
+            Some(origin) => rewrite_stream_id(
+                msg,
+                origin,
+                self.request.client_stream_id,
+                &self.amf0_limits,
+            )?,
             None => msg,
         };
         self.events.push_back(ClientEvent::Forward(msg));
@@ -330,10 +384,14 @@ impl ClientSession {
 
     fn reject(&mut self, stage: SetupStage, reply: Command) -> Result<(), Error> {
         let info = reply.info().cloned().unwrap_or_default();
-        let status = Command::OnStatus { transaction_id: 0.0, info };
+        let status = Command::OnStatus {
+            transaction_id: 0.0,
+            info,
+        };
         let msg = status.to_message(self.request.client_stream_id)?;
         self.events.push_back(ClientEvent::Forward(msg));
-        self.events.push_back(ClientEvent::Rejected { stage, reply });
+        self.events
+            .push_back(ClientEvent::Rejected { stage, reply });
         self.state = State::Done;
         Ok(())
     }
@@ -356,7 +414,14 @@ impl ClientSession {
             };
         }
         if !msg.is_command() {
-            let media = matches!(msg.type_id, types::AUDIO | types::VIDEO | types::DATA_AMF0 | types::DATA_AMF3 | types::AGGREGATE);
+            let media = matches!(
+                msg.type_id,
+                types::AUDIO
+                    | types::VIDEO
+                    | types::DATA_AMF0
+                    | types::DATA_AMF3
+                    | types::AGGREGATE
+            );
             self.forward(msg)?;
             if media && self.state == State::Starting && self.request.kind == StreamKind::Play {
                 self.accept(None)?;
@@ -373,7 +438,8 @@ impl ClientSession {
                     if is_error {
                         return self.reject(SetupStage::Connect, cmd);
                     }
-                    self.events.push_back(ClientEvent::Connected { result: cmd });
+                    self.events
+                        .push_back(ClientEvent::Connected { result: cmd });
                     return self.send_more();
                 }
                 if self.state == State::Creating && txn.is_some() && txn == self.create_txn {
@@ -386,10 +452,15 @@ impl ClientSession {
                     };
                     let id = id
                         .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
-                        .ok_or_else(|| Error::BadCommand { command: "_result".into(), reason: "createStream answer without a stream id" })?;
+                        .ok_or_else(|| Error::BadCommand {
+                            command: "_result".into(),
+                            reason: "createStream answer without a stream id",
+                        })?;
                     self.origin_stream_id = Some(id as u32);
                     self.leg.stream_id = id as u32;
-                    self.events.push_back(ClientEvent::StreamCreated { stream_id: id as u32 });
+                    self.events.push_back(ClientEvent::StreamCreated {
+                        stream_id: id as u32,
+                    });
                     self.state = State::Starting;
                     return self.send_more();
                 }
@@ -406,7 +477,10 @@ impl ClientSession {
                     let stage = self.stage();
                     return self.reject(stage, cmd);
                 }
-                let start = matches!(cmd.code(), Some("NetStream.Publish.Start" | "NetStream.Play.Start"));
+                let start = matches!(
+                    cmd.code(),
+                    Some("NetStream.Publish.Start" | "NetStream.Play.Start")
+                );
                 self.forward(msg)?;
                 if start && self.state == State::Starting {
                     self.accept(Some(cmd))?;
@@ -419,7 +493,8 @@ impl ClientSession {
 
     fn accept(&mut self, status: Option<Command>) -> Result<(), Error> {
         let stream_id = self.origin_stream_id.unwrap_or(0);
-        self.events.push_back(ClientEvent::Accepted { status, stream_id });
+        self.events
+            .push_back(ClientEvent::Accepted { status, stream_id });
         self.state = State::Done;
         Ok(())
     }

@@ -32,7 +32,12 @@ pub struct Leg {
 impl Leg {
     /// A leg from its parts (for owners that drive the chunk layer themselves).
     pub fn new(reader: ChunkReader, writer: ChunkWriter, stream_id: u32) -> Self {
-        Leg { reader, writer, out: BytesMut::new(), stream_id }
+        Leg {
+            reader,
+            writer,
+            out: BytesMut::new(),
+            stream_id,
+        }
     }
 
     /// Message stream id of the media stream on this leg.
@@ -64,12 +69,15 @@ impl Leg {
     /// when the peer's window is crossed, as every RTMP endpoint must, and still returns
     /// the message.
     pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
-        let Some(msg) = self.reader.next_message()? else { return Ok(None) };
+        let Some(msg) = self.reader.next_message()? else {
+            return Ok(None);
+        };
         if let Some(seq) = self.reader.ack_due() {
             self.send_control(Control::Acknowledgement(seq))?;
         }
         if msg.type_id == crate::message::types::USER_CONTROL {
-            if let Some(Control::UserControl(UserControl::PingRequest(t))) = Control::decode(&msg)? {
+            if let Some(Control::UserControl(UserControl::PingRequest(t))) = Control::decode(&msg)?
+            {
                 self.send_control(Control::UserControl(UserControl::PingResponse(t)))?;
             }
         }

@@ -19,7 +19,12 @@ use crate::{Amf0Limits, Error, Message};
 /// Moves `msg` from message stream `from` to `to`: its header, the stream id inside User
 /// Control stream events, and `deleteStream`/`closeStream`'s argument. Messages about other
 /// streams (connection-level ones with id 0 among them) are returned unchanged.
-pub fn rewrite_stream_id(mut msg: Message, from: u32, to: u32, limits: &Amf0Limits) -> Result<Message, Error> {
+pub fn rewrite_stream_id(
+    mut msg: Message,
+    from: u32,
+    to: u32,
+    limits: &Amf0Limits,
+) -> Result<Message, Error> {
     if from == to {
         return Ok(msg);
     }
@@ -36,9 +41,16 @@ pub fn rewrite_stream_id(mut msg: Message, from: u32, to: u32, limits: &Amf0Limi
             }
         }
         types::COMMAND_AMF0 => {
-            if let Ok(Command::DeleteStream { transaction_id, stream_id }) = Command::decode(&msg.payload, limits) {
+            if let Ok(Command::DeleteStream {
+                transaction_id,
+                stream_id,
+            }) = Command::decode(&msg.payload, limits)
+            {
                 if stream_id == f64::from(from) {
-                    let cmd = Command::DeleteStream { transaction_id, stream_id: f64::from(to) };
+                    let cmd = Command::DeleteStream {
+                        transaction_id,
+                        stream_id: f64::from(to),
+                    };
                     let mut body = BytesMut::new();
                     cmd.encode(&mut body)?;
                     msg.payload = body.freeze();
@@ -81,7 +93,11 @@ impl Relay {
     /// [`ClientSession::into_leg`](super::ClientSession::into_leg)). Call
     /// [`process`](Self::process) once at the start: the legs may hold bytes already.
     pub fn new(client: Leg, origin: Leg) -> Self {
-        Relay { client, origin, limits: Amf0Limits::default() }
+        Relay {
+            client,
+            origin,
+            limits: Amf0Limits::default(),
+        }
     }
 
     /// Processes what both legs have buffered.
@@ -169,7 +185,12 @@ impl Relay {
     }
 }
 
-fn translate(msg: Message, from: u32, to: u32, limits: &Amf0Limits) -> Result<Option<Message>, Error> {
+fn translate(
+    msg: Message,
+    from: u32,
+    to: u32,
+    limits: &Amf0Limits,
+) -> Result<Option<Message>, Error> {
     match msg.type_id {
         types::SET_CHUNK_SIZE
         | types::ABORT
@@ -177,12 +198,18 @@ fn translate(msg: Message, from: u32, to: u32, limits: &Amf0Limits) -> Result<Op
         | types::WINDOW_ACK_SIZE
         | types::SET_PEER_BANDWIDTH => Ok(None),
         types::USER_CONTROL => match Control::decode(&msg)? {
-            Some(Control::UserControl(UserControl::PingRequest(_) | UserControl::PingResponse(_))) => Ok(None),
+            Some(Control::UserControl(
+                UserControl::PingRequest(_) | UserControl::PingResponse(_),
+            )) => Ok(None),
             _ => rewrite_stream_id(msg, from, to, limits).map(Some),
         },
         // Media is the hot path: only the header changes.
         types::AUDIO | types::VIDEO | types::AGGREGATE | types::DATA_AMF0 => {
-            Ok(Some(if msg.stream_id == from { msg.with_stream_id(to) } else { msg }))
+            Ok(Some(if msg.stream_id == from {
+                msg.with_stream_id(to)
+            } else {
+                msg
+            }))
         }
         _ => rewrite_stream_id(msg, from, to, limits).map(Some),
     }

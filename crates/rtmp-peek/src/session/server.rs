@@ -11,7 +11,12 @@ use crate::message::{types, Control, UserControl};
 use crate::{Amf0Limits, ChunkReader, ChunkWriter, Error, Message, Object, ReaderLimits, Value};
 
 /// Connect properties of Enhanced RTMP that a local connect answer echoes back.
-const ENHANCED_RTMP_KEYS: [&str; 4] = ["fourCcList", "videoFourCcInfoMap", "audioFourCcInfoMap", "capsEx"];
+const ENHANCED_RTMP_KEYS: [&str; 4] = [
+    "fourCcList",
+    "videoFourCcInfoMap",
+    "audioFourCcInfoMap",
+    "capsEx",
+];
 
 /// Settings of a [`ServerSession`].
 #[derive(Debug, Clone)]
@@ -133,7 +138,9 @@ pub fn split_query(s: &str) -> (&str, Option<&str>) {
 
 fn app_from_tc_url(tc_url: &str) -> String {
     let rest = tc_url.split_once("://").map_or(tc_url, |(_, r)| r);
-    rest.split_once('/').map(|(_, path)| path.to_owned()).unwrap_or_default()
+    rest.split_once('/')
+        .map(|(_, path)| path.to_owned())
+        .unwrap_or_default()
 }
 
 /// What a [`ServerSession`] reports.
@@ -223,11 +230,11 @@ impl ServerSession {
     pub fn feed(&mut self, data: &[u8]) -> Result<(), Error> {
         match self.state {
             State::Closed => return Err(Error::Closed),
-            State::Identified => {
-                if self.leg.reader.buffered() + data.len() > self.config.max_pending_bytes {
-                    self.state = State::Closed;
-                    return Err(Error::BufferFull(self.config.max_pending_bytes));
-                }
+            State::Identified
+                if self.leg.reader.buffered() + data.len() > self.config.max_pending_bytes =>
+            {
+                self.state = State::Closed;
+                return Err(Error::BufferFull(self.config.max_pending_bytes));
             }
             _ => {}
         }
@@ -305,15 +312,20 @@ impl ServerSession {
         let id = self.leg.stream_id;
         match self.kind {
             Some(StreamKind::Publish) => {
-                self.leg.send(&Command::on_fc_publish(&self.stream).to_message(0)?)?;
+                self.leg
+                    .send(&Command::on_fc_publish(&self.stream).to_message(0)?)?;
                 self.send_command(&Command::publish_start(&self.stream))
             }
             Some(StreamKind::Play) => {
-                self.leg.send_control(Control::UserControl(UserControl::StreamBegin(id)))?;
+                self.leg
+                    .send_control(Control::UserControl(UserControl::StreamBegin(id)))?;
                 self.send_command(&Command::play_reset(&self.stream))?;
                 self.send_command(&Command::play_start(&self.stream))
             }
-            None => Err(Error::Unexpected { what: "accept".into(), state: self.state.name() }),
+            None => Err(Error::Unexpected {
+                what: "accept".into(),
+                state: self.state.name(),
+            }),
         }
     }
 
@@ -328,13 +340,18 @@ impl ServerSession {
         loop {
             match self.state {
                 State::Handshake => {
-                    if !self.handshake.process(self.leg.reader.buffer_mut(), &mut self.leg.out)? {
+                    if !self
+                        .handshake
+                        .process(self.leg.reader.buffer_mut(), &mut self.leg.out)?
+                    {
                         return Ok(());
                     }
                     self.state = State::WaitConnect;
                 }
                 State::WaitConnect | State::WaitStream => {
-                    let Some(msg) = self.leg.next_message()? else { return Ok(()) };
+                    let Some(msg) = self.leg.next_message()? else {
+                        return Ok(());
+                    };
                     self.on_message(msg)?;
                 }
                 State::Identified | State::Closed => return Ok(()),
@@ -346,7 +363,9 @@ impl ServerSession {
         match msg.type_id {
             types::USER_CONTROL => {
                 // A player's buffer length concerns the stream: the origin should hear it.
-                if let Some(Control::UserControl(UserControl::SetBufferLength { .. })) = Control::decode(&msg)? {
+                if let Some(Control::UserControl(UserControl::SetBufferLength { .. })) =
+                    Control::decode(&msg)?
+                {
                     if self.state == State::WaitStream {
                         self.record(msg)?;
                     }
@@ -357,7 +376,10 @@ impl ServerSession {
                 let cmd = Command::from_message(&msg, &self.config.amf0_limits)?;
                 self.on_command(cmd, msg)
             }
-            types::DATA_AMF0 | types::DATA_AMF3 | types::SHARED_OBJECT_AMF0 | types::SHARED_OBJECT_AMF3
+            types::DATA_AMF0
+            | types::DATA_AMF3
+            | types::SHARED_OBJECT_AMF0
+            | types::SHARED_OBJECT_AMF3
                 if self.state == State::WaitStream =>
             {
                 self.record(msg)
@@ -373,7 +395,14 @@ impl ServerSession {
             state: state.name(),
         };
         match (self.state, &cmd) {
-            (State::WaitConnect, Command::Connect { transaction_id, object, .. }) => {
+            (
+                State::WaitConnect,
+                Command::Connect {
+                    transaction_id,
+                    object,
+                    ..
+                },
+            ) => {
                 let txn = *transaction_id;
                 let encoding = object.get_number("objectEncoding").unwrap_or(0.0);
                 let mut extra = Object::new();
@@ -387,14 +416,18 @@ impl ServerSession {
                 let (app, tc_url) = app_and_tc_url(object);
                 self.record(msg)?;
                 self.connect = Some(cmd);
-                self.leg.send_control(Control::WindowAckSize(self.config.window_ack_size))?;
+                self.leg
+                    .send_control(Control::WindowAckSize(self.config.window_ack_size))?;
                 self.leg.send_control(Control::SetPeerBandwidth {
                     size: self.config.peer_bandwidth,
                     limit_type: 2,
                 })?;
-                self.leg.send_control(Control::SetChunkSize(self.config.chunk_size))?;
-                self.leg.send(&Command::connect_result_with(txn, encoding, extra).to_message(0)?)?;
-                self.events.push_back(ServerEvent::Connected { app, tc_url });
+                self.leg
+                    .send_control(Control::SetChunkSize(self.config.chunk_size))?;
+                self.leg
+                    .send(&Command::connect_result_with(txn, encoding, extra).to_message(0)?)?;
+                self.events
+                    .push_back(ServerEvent::Connected { app, tc_url });
                 self.state = State::WaitStream;
                 Ok(())
             }
@@ -435,11 +468,20 @@ impl ServerSession {
         }
     }
 
-    fn identify(&mut self, kind: StreamKind, stream: String, request: Command, msg: Message) -> Result<(), Error> {
+    fn identify(
+        &mut self,
+        kind: StreamKind,
+        stream: String,
+        request: Command,
+        msg: Message,
+    ) -> Result<(), Error> {
         let stream_id = msg.stream_id;
         self.record(msg)?;
         let Some(connect) = self.connect.clone() else {
-            return Err(Error::Unexpected { what: "publish or play".into(), state: self.state.name() });
+            return Err(Error::Unexpected {
+                what: "publish or play".into(),
+                state: self.state.name(),
+            });
         };
         let (app, tc_url) = match &connect {
             Command::Connect { object, .. } => app_and_tc_url(object),
@@ -450,16 +492,17 @@ impl ServerSession {
         self.stream = stream.clone();
         self.state = State::Identified;
         let replay = std::mem::take(&mut self.replay);
-        self.events.push_back(ServerEvent::Identified(Box::new(Identified {
-            kind,
-            tc_url,
-            app,
-            stream,
-            stream_id,
-            connect,
-            request,
-            replay,
-        })));
+        self.events
+            .push_back(ServerEvent::Identified(Box::new(Identified {
+                kind,
+                tc_url,
+                app,
+                stream,
+                stream_id,
+                connect,
+                request,
+                replay,
+            })));
         Ok(())
     }
 
@@ -509,7 +552,10 @@ mod tests {
     #[test]
     fn refuses_non_rtmp_and_commands_before_connect() {
         let mut s = ServerSession::new(ServerConfig::default());
-        assert_eq!(s.feed(b"GET / HTTP/1.1\r\n"), Err(Error::UnsupportedVersion(b'G')));
+        assert_eq!(
+            s.feed(b"GET / HTTP/1.1\r\n"),
+            Err(Error::UnsupportedVersion(b'G'))
+        );
         assert_eq!(s.feed(&[3]), Err(Error::Closed));
     }
 }

@@ -25,7 +25,7 @@ pub fn stun(data: &[u8]) {
     let mut count = 0;
     for a in msg.attributes() {
         assert_eq!(a.offset, covered);
-        covered += 4 + (a.value.len() + 3) / 4 * 4;
+        covered += 4 + a.value.len().div_ceil(4) * 4;
         count += 1;
         let _ = (
             a.as_u32(),

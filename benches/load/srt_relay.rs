@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the load generator of this protocol.
+fn main() {}

@@ -1,0 +1,109 @@
+//! Many proxies, one fleet: proxies sharing one real redis-server behave as one.
+
+use std::time::Duration;
+
+use crate::harness::{ffmpeg_count_frames, ffmpeg_publish, fleet_proxy, free_port, http, wait_for, NginxRtmp, Proxy, RedisServer};
+
+fn register(proxy: &Proxy, server: &str, rtmp: u16, http_port: u16) {
+    let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["{rtmp}"],"http":["{http_port}"]}}"#);
+    let r = http("POST", proxy.addr("system-api"), "/api/v1/srs/register", &[], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn placements(proxy: &Proxy) -> Vec<(String, String)> {
+    let r = http("GET", proxy.addr("system-api"), "/api/v1/streams", &[], b"");
+    let mut list: Vec<(String, String)> = r.json()["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (s["stream"].as_str().unwrap_or("").to_owned(), s["origin"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    list.sort();
+    list
+}
+
+#[test]
+fn an_origin_registered_through_one_proxy_serves_hls_through_another() {
+    let redis = RedisServer::start();
+    let nginx = NginxRtmp::start(None);
+    let _publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port), 40, true, "flv");
+    let a = fleet_proxy(&redis, &[], None);
+    let b = fleet_proxy(&redis, &[], None);
+    register(&a, "nginx", nginx.rtmp_port, nginx.http_port);
+    let seen_by_b = http("GET", b.addr("system-api"), "/api/v1/servers", &[], b"").json();
+    assert_eq!(seen_by_b["data"][0]["id"], "nginx-s-1", "B sees the origin A registered: {seen_by_b}");
+
+    // The playlist through A, its segments through B: B resolves A's token through Redis.
+    let playlist = wait_for(Duration::from_secs(20), || {
+        let r = http("GET", a.addr("http"), "/live/cam.m3u8", &[], b"");
+        (r.status == 200 && r.text().contains(".ts")).then(|| r.text())
+    })
+    .unwrap_or_else(|| panic!("no playlist through A; log:\n{}", a.log_text()));
+    let segment = playlist.lines().find(|l| !l.starts_with('#') && l.contains("spbhid=")).expect("a tokenised segment").to_owned();
+    let path = if segment.starts_with('/') { segment } else { format!("/live/{segment}") };
+    let r = http("GET", b.addr("http"), &path, &[], b"");
+    assert_eq!(r.status, 200, "segment through B: {}", r.text());
+    assert_eq!(r.body.first(), Some(&0x47));
+    assert_eq!(placements(&a), placements(&b));
+}
+
+#[test]
+fn concurrent_first_picks_through_three_proxies_agree() {
+    let redis = RedisServer::start();
+    let proxies: Vec<Proxy> = (0..3).map(|_| fleet_proxy(&redis, &[("origin-connect-timeout", "1s")], None)).collect();
+    // Origins on closed ports: each request places its stream, then fails fast with 502.
+    for n in 0..4 {
+        register(&proxies[0], &format!("o{n}"), free_port(), free_port());
+    }
+    let streams = 40;
+    std::thread::scope(|scope| {
+        for (i, proxy) in proxies.iter().enumerate() {
+            let addr = proxy.addr("http");
+            scope.spawn(move || {
+                for n in 0..streams {
+                    let s = (n + i * 7) % streams;
+                    let r = http("GET", addr, &format!("/live/s{s}.flv"), &[], b"");
+                    assert_eq!(r.status, 502, "{}", r.text());
+                }
+            });
+        }
+    });
+    let views: Vec<Vec<(String, String)>> = proxies.iter().map(placements).collect();
+    assert_eq!(views[0].len(), streams);
+    assert!(views.iter().all(|v| v == &views[0]), "every proxy sees the same placements");
+    let origins: std::collections::HashSet<&str> = views[0].iter().map(|(_, o)| o.as_str()).collect();
+    assert!(origins.len() > 1, "new streams are spread over the origins: {origins:?}");
+}
+
+#[test]
+fn a_live_relay_survives_redis_going_away_and_new_streams_recover() {
+    let mut redis = RedisServer::start();
+    let nginx = NginxRtmp::start(None);
+    let _publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port), 60, true, "flv");
+    let proxy = fleet_proxy(&redis, &[], Some(&nginx.origin_toml("nginx")));
+    let http_addr = proxy.addr("http");
+    wait_for(Duration::from_secs(20), || (http("GET", http_addr, "/live/cam.m3u8", &[], b"").status == 200).then_some(()))
+        .unwrap_or_else(|| panic!("no playlist; log:\n{}", proxy.log_text()));
+
+    // A player decoding through the proxy while Redis dies under it.
+    let url = format!("http://{http_addr}/live/cam.m3u8");
+    let player = std::thread::spawn(move || ffmpeg_count_frames(&url, 6));
+    std::thread::sleep(Duration::from_secs(2));
+    redis.kill();
+    let down = http("GET", http_addr, "/live/other.flv", &[], b"");
+    assert_eq!(down.status, 503, "a new stream while Redis is down: {}", down.text());
+    assert!(down.json()["error"].as_str().unwrap_or("").contains("unavailable"), "{}", down.text());
+    let health = http("GET", proxy.addr("system-api"), "/healthz", &[], b"");
+    assert_eq!(health.status, 503);
+
+    redis.restart();
+    // The static origin comes back by itself (re-added by the proxy), and new streams work.
+    let recovered = wait_for(Duration::from_secs(30), || {
+        let r = http("GET", http_addr, "/live/cam.m3u8", &[], b"");
+        (r.status == 200).then_some(())
+    });
+    assert!(recovered.is_some(), "the proxy did not recover after Redis returned; log:\n{}", proxy.log_text());
+    let (frames, log) = player.join().unwrap();
+    assert!(frames >= 100, "the player kept decoding through the outage: {frames} frames\n{log}");
+}
