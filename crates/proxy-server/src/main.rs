@@ -156,7 +156,7 @@ async fn keep_static_origins(ctx: Arc<Context>) {
     if ctx.config.static_origins.is_empty() {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {
         tick.tick().await;

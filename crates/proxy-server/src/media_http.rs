@@ -109,7 +109,7 @@ async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>,
         Some(token) => (origin_of_token(ctx, token).await?, token.clone()),
         None => {
             let origin = pick(ctx, &key, PickIntent::Play).await?;
-            let token = new_token();
+            let token = hls_token(&key, &origin);
             // Without the shared store the token would not resolve on other proxies; this
             // proxy still resolves it from its recent routes.
             if let Err(e) = ctx.balancer.put_hls(&token, &HlsSession { key: key.clone(), origin: origin.id.clone() }).await {
@@ -201,8 +201,16 @@ async fn serve_static(ctx: &Context, req: Request<Incoming>) -> Result<Response<
     Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
 }
 
-fn new_token() -> String {
-    std::iter::repeat_with(fastrand::alphanumeric).take(16).collect()
+/// The affinity token of a stream on an origin: the same for every playlist request this
+/// process serves (players polling a media playlist do not mint a token per poll), and
+/// unguessable from outside (keyed with a per-process random secret).
+fn hls_token(key: &StreamKey, origin: &Origin) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static SECRET: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    let mut hasher = SECRET.get_or_init(std::hash::RandomState::new).build_hasher();
+    key.hash(&mut hasher);
+    origin.id.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 /// CORS as SRS does it, so browser players (hls.js, mpegts.js) work; the origin's own

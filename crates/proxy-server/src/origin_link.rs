@@ -34,9 +34,15 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
             ctx.recent.placements.remember(key.clone(), &origin);
             Ok(origin)
         }
-        Err(e @ lb_core::Error::Unavailable(_)) => ctx.recent.placements.recall(key).ok_or(LinkError::Unavailable(e)),
+        Err(e) if state_lost(&e) => ctx.recent.placements.recall(key).ok_or(LinkError::Unavailable(e)),
         Err(e) => Err(LinkError::Unavailable(e)),
     }
+}
+
+/// Whether the balancer cannot be asked, or has forgotten every origin (a Redis restarted
+/// without persistence, before the origins' next heartbeats): then recent routes serve.
+fn state_lost(e: &lb_core::Error) -> bool {
+    matches!(e, lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { registered: 0, .. })
 }
 
 /// The live origin of an HLS affinity token, with the same fallback as [`pick`].
@@ -46,9 +52,15 @@ pub async fn origin_of_hls_token(ctx: &Context, token: &str) -> Result<Option<Or
         Err(e @ lb_core::Error::Unavailable(_)) => return ctx.recent.tokens.recall(token).map(Some).ok_or(LinkError::Unavailable(e)),
         Err(e) => return Err(LinkError::Unavailable(e)),
     };
-    let Some(session) = session else { return Ok(None) };
-    let status = ctx.balancer.origin(&session.origin).await.map_err(LinkError::Unavailable)?;
-    let origin = status.filter(|s| s.alive).map(|s| s.origin);
+    let Some(session) = session else {
+        // A token this proxy issued or used lately, that the shared store lost.
+        return Ok(ctx.recent.tokens.recall(token));
+    };
+    let origin = match ctx.balancer.origin(&session.origin).await.map_err(LinkError::Unavailable)? {
+        Some(status) => status.alive.then_some(status.origin),
+        // Known to the session but not to the balancer: forgotten, not dead.
+        None => ctx.recent.tokens.recall(token),
+    };
     if let Some(origin) = &origin {
         ctx.recent.tokens.remember(token.to_owned(), origin);
     }
