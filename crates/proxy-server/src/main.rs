@@ -1,48 +1,10 @@
-//! The media proxy: listens for RTMP, HTTP-FLV/TS, HLS, WebRTC and SRT clients, finds the
-//! origin that holds (or will hold) each stream through the balancer, and relays.
-//!
-//! This binary wires; protocol logic lives in the protocol crates.
+//! The `proxy-server` binary: configuration from flags, environment, `.env` and a TOML
+//! file; logs to stderr (`RUST_LOG`); then [`proxy_server::run`].
 
-mod accept;
-mod api;
-mod config;
-mod forward;
-mod lifecycle;
-mod media_http;
-mod origin_link;
-mod rtmp;
-mod sessions;
-mod srt;
-mod webrtc;
-
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context as _;
-use lb_core::Balancer;
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
-
-use crate::config::{BalancerKind, Config};
-use crate::lifecycle::Lifecycle;
-use crate::sessions::Sessions;
-
-/// What every listener and session shares.
-pub struct Context {
-    pub config: Config,
-    pub balancer: Arc<dyn Balancer>,
-    pub sessions: Sessions,
-    pub lifecycle: Lifecycle,
-    /// One permit per client connection, across the TCP listeners.
-    pub connections: Arc<Semaphore>,
-    /// Routes remembered to ride out an unreachable balancer.
-    pub recent: origin_link::RecentRoutes,
-}
 
 fn main() -> ExitCode {
-    let config = match config::load(std::env::args()) {
+    let config = match proxy_server::load_config(std::env::args()) {
         Ok(config) => config,
         Err(e) => match e.downcast::<clap::Error>() {
             Ok(clap_error) => clap_error.exit(),
@@ -64,164 +26,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(proxy_server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(config: Config) -> anyhow::Result<()> {
-    let balancer = build_balancer(&config).await?;
-    for (origin, draining) in &config.static_origins {
-        balancer.register(origin.clone()).await.with_context(|| format!("adding static origin {}", origin.id))?;
-        if *draining {
-            balancer.set_draining(&origin.id, true).await?;
-        }
-        tracing::info!(origin = %origin.id, draining, "static origin");
-    }
-    let connections = Arc::new(Semaphore::new(config.max_connections));
-    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new(), connections, recent: Default::default() });
-
-    if let Some(addr) = ctx.config.system_api_listen {
-        let listener = bind_tcp("system-api", addr).await?;
-        if ctx.config.system_api_token.is_none() && !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "System API is reachable beyond loopback without a token: anyone who reaches it can register an origin (set PROXY_SYSTEM_API_TOKEN)");
-        }
-        let app = api::router(ctx.clone());
-        let life = ctx.lifecycle.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { life.stopped_accepting().await });
-            if let Err(e) = serve.await {
-                tracing::error!("System API stopped: {e}");
-            }
-        });
-    }
-    rtmp::start(ctx.clone()).await?;
-    media_http::start(ctx.clone()).await?;
-    webrtc::start(ctx.clone()).await?;
-    srt::start(ctx.clone()).await?;
-    tokio::spawn(keep_live_placements(ctx.clone()));
-    tokio::spawn(keep_static_origins(ctx.clone()));
-    tracing::info!("ready");
-
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    ctx.lifecycle.shutdown(ctx.config.grace_quit, ctx.config.force_quit).await;
-    tracing::info!("bye");
-    Ok(())
-}
-
-async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
-    match &config.balancer {
-        BalancerKind::Memory => {
-            tracing::info!(strategy = ?config.strategy, "memory balancer");
-            Ok(Arc::new(lb_memory::MemoryBalancer::new(config.balancer_config, config.strategy.build())))
-        }
-        BalancerKind::Redis(redis) => {
-            let settings = lb_redis::RedisBalancerConfig {
-                url: redis.url.clone(),
-                host: redis.host.clone(),
-                port: redis.port,
-                password: redis.password.clone(),
-                db: redis.db,
-                ..lb_redis::RedisBalancerConfig::default()
-            };
-            let shown = settings.url.clone().unwrap_or_else(|| format!("{}:{}/{}", settings.host, settings.port, settings.db));
-            // Redis may come up after the proxy (a fleet starting together): wait for it
-            // rather than exit, saying so.
-            let mut delay = Duration::from_millis(250);
-            loop {
-                match lb_redis::RedisBalancer::connect(settings.clone(), config.balancer_config, config.strategy.build()).await {
-                    Ok(balancer) => {
-                        tracing::info!(redis = %shown, strategy = ?config.strategy, "redis balancer");
-                        return Ok(Arc::new(balancer));
-                    }
-                    Err(e) => {
-                        tracing::warn!(redis = %shown, "cannot reach Redis yet ({e}); retrying in {delay:?}");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Keeps static origins registered: a shared balancer (a Redis restarted without
-/// persistence) may forget them, and they have no heartbeat of their own.
-async fn keep_static_origins(ctx: Arc<Context>) {
-    if ctx.config.static_origins.is_empty() {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        for (origin, _) in &ctx.config.static_origins {
-            if let Ok(None) = ctx.balancer.origin(&origin.id).await {
-                tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
-                if let Err(e) = ctx.balancer.register(origin.clone()).await {
-                    tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// Binds a TCP listener and says where, in a line tests and operators can rely on.
-pub async fn bind_tcp(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
-    let local = listener.local_addr()?;
-    tracing::info!("listening name={name} addr={local}");
-    Ok(listener)
-}
-
-/// Binds a UDP socket and says where, like [`bind_tcp`].
-pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
-    let local = socket.local_addr()?;
-    tracing::info!("listening name={name} addr={local}");
-    Ok(socket)
-}
-
-/// Keeps the balancer from forgetting where streams with live sessions are.
-async fn keep_live_placements(ctx: Arc<Context>) {
-    let period = (ctx.config.balancer_config.placement_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tick.tick().await;
-        ctx.recent.placements.sweep();
-        ctx.recent.tokens.sweep();
-        let keys = ctx.sessions.live_keys();
-        if keys.is_empty() {
-            continue;
-        }
-        if let Err(e) = ctx.balancer.touch(&keys).await {
-            tracing::warn!("cannot refresh placements of live streams: {e}");
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM: {e}");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
