@@ -14,9 +14,6 @@ pub const DEFAULT_VHOST: &str = "__defaultVhost__";
 /// Longest vhost, app or stream name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
-/// Extensions that name a delivery format, not a different stream.
-const MEDIA_EXTENSIONS: &[&str] = &[".flv", ".ts", ".m3u8", ".m4s", ".mp4", ".m4a", ".m4v", ".aac", ".mp3", ".key"];
-
 /// The identity of a stream: vhost, app and stream, as SRS derives them.
 ///
 /// Queries (auth tokens) and delivery extensions are not part of the key, so
@@ -57,19 +54,13 @@ impl StreamKey {
         Self::new(Some(vhost.as_deref().unwrap_or(host)), app, stream)
     }
 
-    /// From an HTTP request: `Host` header, path (`/live/livestream.flv`) and query.
-    /// The path's last segment is the stream without its media extension; the segments
-    /// before it are the app. `app`, `stream` and `vhost` query parameters override.
+    /// From an HTTP request: `Host` header, path (`/live/livestream.flv`) and query, by
+    /// [`flv_http`]'s rules: the path's last segment is the stream without its media
+    /// extension; the segments before it are the app; `app`, `stream` and `vhost` query
+    /// parameters override.
     pub fn from_http(host: Option<&str>, path: &str, query: Option<&str>) -> Result<Self, Error> {
-        let path = percent_decode(path)?;
-        let path = path.trim_start_matches('/');
-        let (app, file) = path.rsplit_once('/').unwrap_or(("", path));
-        let stream = strip_media_extension(file);
-        let query = query.unwrap_or("");
-        let app = query_param(query, "app").unwrap_or_else(|| app.to_owned());
-        let stream = query_param(query, "stream").unwrap_or_else(|| stream.to_owned());
-        let vhost = query_vhost(query);
-        Self::new(vhost.as_deref().or(host), &app, &stream)
+        let request = flv_http::classify("GET", path, query, host).map_err(|e| Error::InvalidStream(e.to_string()))?;
+        Self::new(request.vhost.as_deref(), &request.app, &request.stream)
     }
 
     /// From a WHIP/WHEP request (`/rtc/v1/whip/?app=live&stream=livestream`): app and
@@ -163,14 +154,6 @@ fn check_name(what: &str, value: &str, may_nest: bool) -> Result<(), Error> {
 
 fn split_query(s: &str) -> (&str, &str) {
     s.split_once('?').unwrap_or((s, ""))
-}
-
-fn strip_media_extension(file: &str) -> &str {
-    MEDIA_EXTENSIONS
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext))
-        .filter(|stem| !stem.is_empty())
-        .unwrap_or(file)
 }
 
 fn query_vhost(query: &str) -> Option<String> {
@@ -271,7 +254,7 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         assert!(StreamKey::from_http(None, "/livestream.flv", None).is_err());
-        assert!(StreamKey::from_http(None, "/live/.flv", None).is_ok_and(|k| k.stream() == ".flv"));
+        assert!(StreamKey::from_http(None, "/live/.flv", None).is_err(), "an empty stream name");
         assert!(StreamKey::from_http(None, "/../x/a.flv", None).is_err());
         assert!(StreamKey::from_rtmp("rtmp://h/live", "").is_err());
         assert!(StreamKey::from_rtmp("rtmp://h/live", "a\u{1}b").is_err());
