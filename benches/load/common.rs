@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each load generator uses its own part
 //! What the load generators share: starting the proxy binary, reading its CPU time and
 //! memory from /proc, and a free loopback port.
 

@@ -40,6 +40,9 @@ pub struct MemoryBalancer {
     epoch: Instant,
     origins: DashMap<OriginId, OriginEntry>,
     placements: DashMap<StreamKey, Timed<OriginId>>,
+    /// Placements per origin, kept in step with `placements` (always updated while the
+    /// placement's entry is locked, so the two never disagree for long).
+    counts: DashMap<OriginId, usize>,
     hls: DashMap<String, Timed<HlsSession>>,
     rtc: DashMap<String, Timed<RtcSession>>,
     /// Milliseconds since `epoch` of the last sweep.
@@ -73,6 +76,7 @@ impl MemoryBalancer {
             epoch,
             origins: DashMap::new(),
             placements: DashMap::new(),
+            counts: DashMap::new(),
             hls: DashMap::new(),
             rtc: DashMap::new(),
             last_sweep_ms: AtomicU64::new(0),
@@ -88,7 +92,19 @@ impl MemoryBalancer {
         self.origins.retain(|_, o| is_alive(o.origin.source, now.duration_since(o.last_seen), cfg.origin_ttl * 2));
         // Never hold one map's lock while taking another's: collect first.
         let known: HashSet<OriginId> = self.origins.iter().map(|o| o.key().clone()).collect();
-        self.placements.retain(|_, p| now.duration_since(p.last_used) < cfg.placement_ttl && known.contains(&p.value));
+        self.placements.retain(|_, p| {
+            let keep = now.duration_since(p.last_used) < cfg.placement_ttl && known.contains(&p.value);
+            if !keep {
+                self.count(&p.value, -1);
+            }
+            keep
+        });
+        self.counts.retain(|id, n| *n > 0 && known.contains(id));
+    }
+
+    fn count(&self, origin: &OriginId, delta: isize) {
+        let mut n = self.counts.entry(origin.clone()).or_insert(0);
+        *n = n.saturating_add_signed(delta);
     }
 
     /// The number of entries held: (origins, placements, HLS sessions, WebRTC sessions).
@@ -123,16 +139,8 @@ impl MemoryBalancer {
         }
     }
 
-    fn stream_counts(&self) -> HashMap<OriginId, usize> {
-        let mut counts = HashMap::new();
-        for p in self.placements.iter() {
-            *counts.entry(p.value.clone()).or_default() += 1;
-        }
-        counts
-    }
-
     fn statuses(&self) -> Vec<OriginStatus> {
-        let counts = self.stream_counts();
+        let counts: HashMap<OriginId, usize> = self.counts.iter().map(|c| (c.key().clone(), *c.value())).collect();
         let now = self.clock.now();
         let mut all: Vec<OriginStatus> = self
             .origins
@@ -222,6 +230,10 @@ impl Balancer for MemoryBalancer {
             }
         }
         let chosen = choose_origin(self.strategy.as_ref(), key, &statuses)?;
+        if let Entry::Occupied(previous) = &entry {
+            self.count(&previous.get().value, -1);
+        }
+        self.count(&chosen.id, 1);
         entry.insert(Timed { value: chosen.id.clone(), last_used: now });
         Ok(chosen.clone())
     }

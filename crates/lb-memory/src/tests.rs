@@ -186,3 +186,29 @@ async fn concurrent_first_picks_agree() {
     assert_eq!(disagreements, 0);
     assert_eq!(decided.len(), 200);
 }
+
+#[tokio::test]
+async fn stream_counts_follow_expiry_and_re_placement() {
+    let (lb, clock) = balancer(StrategyKind::LeastStreams);
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    for n in 0..6 {
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap();
+    }
+    lb.register(b.clone()).await.unwrap();
+    lb.set_draining(&a.id, true).await.unwrap();
+    for n in 0..2 {
+        lb.pick(&key(&format!("s{n}")), PickIntent::Publish).await.unwrap(); // republish moves to b
+    }
+    let counts = |statuses: Vec<lb_core::OriginStatus>| statuses.iter().map(|s| (s.origin.server.clone(), s.streams)).collect::<Vec<_>>();
+    assert_eq!(counts(lb.origins().await.unwrap()), [("a".into(), 4), ("b".into(), 2)]);
+    // Nobody uses the streams for longer than the placement TTL (origins keep heartbeating).
+    for _ in 0..13 {
+        clock.advance(Duration::from_secs(290));
+        lb.register(a.clone()).await.unwrap();
+        lb.register(b.clone()).await.unwrap();
+    }
+    lb.sweep();
+    assert_eq!(counts(lb.origins().await.unwrap()), [("a".into(), 0), ("b".into(), 0)]);
+    assert!(lb.placements().await.unwrap().is_empty());
+}
