@@ -1,0 +1,357 @@
+//! RTMP front-end (PROXY_RTMP_SERVER).
+//!
+//! Per connection, with [`rtmp_peek`] doing all the protocol work:
+//!
+//! 1. **Identify** (within `handshake_timeout`, counted from accept): the handshake,
+//!    `connect`, `releaseStream`, `FCPublish` and `createStream` are answered locally by a
+//!    [`ServerSession`] until the client sends `publish` or `play`. A client that sends
+//!    nothing, drips bytes, or sends something that is not RTMP within the limits of
+//!    `rtmp-peek` (message size, chunk streams, AMF0 nesting, setup size) is closed with a
+//!    log line, and nothing is asked of the balancer.
+//! 2. **Route**: the stream key comes from tcUrl and the stream name
+//!    ([`StreamKey::from_rtmp`]); the balancer picks the origin ([`pick`]); the proxy
+//!    connects to one of its RTMP endpoints ([`connect_tcp`]).
+//! 3. **Replay**: a [`ClientSession`] towards the origin replays the client's own messages
+//!    (the whole `connect` object, the stream name with its query) and reports the origin's
+//!    verdict within `origin_connect_timeout` (counted once the TCP connection is up).
+//!    What the origin says is forwarded to the client, so the client is never told
+//!    `Publish.Start` before the origin said it, and an origin's refusal (an `on_publish`
+//!    hook answering 403...) reaches the client as the origin's own error status.
+//!    When the proxy itself cannot go on (no origin, origin unreachable, origin silent or
+//!    closing), the client gets `onStatus` level `error` (`NetStream.Publish.Rejected` or
+//!    `NetStream.Play.Failed`) with the reason as its description.
+//! 4. **Relay** (see [`relay`]): messages both ways until either side closes, fails, or no
+//!    byte moves for `idle_timeout`. The session is listed in `/api/v1/streams` while the
+//!    relay runs, with its byte counters.
+//!
+//! # Slow peers: backpressure, not drop
+//!
+//! The relay buffers at most [`relay::HIGH_WATER`] bytes (plus one read) per direction.
+//! When a player reads slower than its origin sends, the proxy stops reading from that
+//! origin connection; the origin's TCP send to this player then fills, and the origin
+//! applies its own policy for slow players (nginx-rtmp and SRS drop frames for that player
+//! alone; other players of the stream are not affected, because each player has its own
+//! origin connection). Likewise a slow origin slows down its publisher's TCP send. The
+//! proxy never drops or reorders messages itself: it has no codec knowledge to drop at a
+//! keyframe boundary, and a stalled connection ends by `idle_timeout` anyway.
+//!
+//! # Logs
+//!
+//! Every connection runs in the `conn` span of the accept loop (protocol, peer). A session
+//! logs one line when it starts (stream, origin, publish/play) and one when it ends (bytes
+//! each way, duration, reason); a connection that never becomes a session logs why it was
+//! closed or refused.
+
+pub mod relay;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use lb_core::{PickIntent, StreamKey};
+use rtmp_peek::session::SetupStage;
+use rtmp_peek::{
+    ClientConfig, ClientEvent, ClientSession, Command, Identified, Relay, ServerConfig,
+    ServerEvent, ServerSession, StreamKind,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::origin_link::{connect_tcp, pick, LinkError};
+use crate::sessions::Protocol;
+use crate::Context;
+
+/// How long a refused client gets to read its error status before the socket closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+/// Bounds of the idle timeout a relay applies (a zero setting would end every session at
+/// once; an enormous one would overflow the clock).
+const MIN_IDLE: Duration = Duration::from_secs(1);
+const MAX_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("client closed the connection")]
+    ClientClosed,
+    #[error("client connection failed: {0}")]
+    ClientIo(io::Error),
+    #[error("invalid RTMP from the client: {0}")]
+    ClientProtocol(rtmp_peek::Error),
+    #[error("origin closed the connection")]
+    OriginClosed,
+    #[error("origin connection failed: {0}")]
+    OriginIo(io::Error),
+    #[error("invalid RTMP from the origin: {0}")]
+    OriginProtocol(rtmp_peek::Error),
+    #[error("no bytes either way for {0:?}")]
+    Idle(Duration),
+    #[error("proxy shutting down")]
+    Shutdown,
+}
+
+/// Binds the listener, if configured, and serves it until shutdown.
+pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
+    let Some(addr) = ctx.config.rtmp_listen else {
+        return Ok(());
+    };
+    let listener = crate::bind_tcp("rtmp", addr).await?;
+    crate::accept::serve_tcp(ctx, listener, "rtmp", serve_connection);
+    Ok(())
+}
+
+async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: SocketAddr) {
+    let accepted = Instant::now();
+    let mut front = ServerSession::new(ServerConfig::default());
+    let limit = ctx.config.handshake_timeout;
+    let identified = match tokio::time::timeout(limit, identify(&mut client, &mut front)).await {
+        Ok(Ok(identified)) => identified,
+        Ok(Err(fault)) => {
+            tracing::info!("closed before publish or play: {fault}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(
+                "closed: no handshake, connect and publish or play within the handshake timeout ({limit:?})"
+            );
+            return;
+        }
+    };
+    let intent = match identified.kind {
+        StreamKind::Publish => PickIntent::Publish,
+        StreamKind::Play => PickIntent::Play,
+    };
+    let what = intent_name(intent);
+    let key = match StreamKey::from_rtmp(&identified.tc_url, &identified.stream) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::info!(app = %identified.app, tc_url = %identified.tc_url, "refused {what}: {e}");
+            refuse(client, front, &e.to_string()).await;
+            return;
+        }
+    };
+
+    let origin = match pick(&ctx, &key, intent).await {
+        Ok(origin) => origin,
+        Err(e) => {
+            tracing::info!(stream = %key, "refused {what}: {e}");
+            let reason = match &e {
+                LinkError::Unavailable(lb_core::Error::Unavailable(_)) => {
+                    "no origin available: the balancer cannot be reached".to_owned()
+                }
+                e => e.to_string(),
+            };
+            refuse(client, front, &reason).await;
+            return;
+        }
+    };
+    let (mut upstream, endpoint) = match connect_tcp(&ctx, &origin, &origin.rtmp, "rtmp").await {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::info!(stream = %key, origin = %origin.id, "refused {what}: {e}");
+            let reason = match e {
+                LinkError::NoEndpoint { .. } => "origin has no RTMP endpoint",
+                _ => "origin unreachable",
+            };
+            refuse(client, front, reason).await;
+            return;
+        }
+    };
+
+    // The origin's verdict.
+    let mut leg = match ClientSession::new(identified.origin_request(), ClientConfig::default()) {
+        Ok(leg) => leg,
+        Err(e) => {
+            tracing::warn!(stream = %key, "cannot replay the client's setup: {e}");
+            refuse(client, front, "proxy cannot replay this setup").await;
+            return;
+        }
+    };
+    let limit = ctx.config.origin_connect_timeout;
+    let verdict = tokio::time::timeout(
+        limit,
+        origin_verdict(&mut client, &mut upstream, &mut front, &mut leg),
+    )
+    .await;
+    match verdict {
+        Ok(Ok(Verdict::Accepted)) => {}
+        Ok(Ok(Verdict::Rejected { stage, reply })) => {
+            tracing::info!(
+                stream = %key,
+                origin = %origin.id,
+                code = reply.code().unwrap_or(""),
+                description = reply.description().unwrap_or(""),
+                "refused {what} by the origin (at {})",
+                stage_name(stage)
+            );
+            linger_close(client, front.take_output()).await;
+            return;
+        }
+        Ok(Err(fault @ (Fault::ClientClosed | Fault::ClientIo(_) | Fault::ClientProtocol(_)))) => {
+            tracing::info!(stream = %key, origin = %origin.id, "closed during setup of {what}: {fault}");
+            return;
+        }
+        Ok(Err(fault)) => {
+            tracing::info!(stream = %key, origin = %origin.id, "refused {what}: {fault} before answering");
+            let reason = match fault {
+                Fault::OriginClosed => "origin closed the connection before answering",
+                _ => "origin failed before answering",
+            };
+            refuse(client, front, reason).await;
+            return;
+        }
+        Err(_) => {
+            tracing::info!(stream = %key, origin = %origin.id, "refused {what}: the origin did not answer within {limit:?}");
+            refuse(client, front, "origin did not answer in time").await;
+            return;
+        }
+    }
+
+    // The relay, with the session listed for as long as it runs.
+    let session = ctx
+        .sessions
+        .open(Protocol::Rtmp, key.clone(), origin.id.clone(), peer, intent);
+    tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
+    let started = Instant::now();
+    let mut relay = Relay::new(front.into_leg(), leg.into_leg());
+    let fault = relay::run(
+        &client,
+        &upstream,
+        &mut relay,
+        session.traffic(),
+        ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE),
+        &ctx.lifecycle,
+    )
+    .await;
+    let traffic = session.traffic();
+    tracing::info!(
+        stream = %key,
+        origin = %origin.id,
+        bytes_to_origin = traffic.to_origin.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_to_client = traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
+        seconds = %format!("{:.1}", started.elapsed().as_secs_f64()),
+        setup_ms = (started - accepted).as_millis() as u64,
+        "{what} ended: {fault}"
+    );
+    drop(session);
+}
+
+fn intent_name(intent: PickIntent) -> &'static str {
+    match intent {
+        PickIntent::Publish => "publish",
+        PickIntent::Play => "play",
+    }
+}
+
+fn stage_name(stage: SetupStage) -> &'static str {
+    match stage {
+        SetupStage::Connect => "connect",
+        SetupStage::CreateStream => "createStream",
+        SetupStage::Start => "publish/play",
+    }
+}
+
+/// Reads the client until it sends `publish` or `play`, answering it locally.
+async fn identify(
+    client: &mut TcpStream,
+    front: &mut ServerSession,
+) -> Result<Box<Identified>, Fault> {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        buf.clear();
+        if client.read_buf(&mut buf).await.map_err(Fault::ClientIo)? == 0 {
+            return Err(Fault::ClientClosed);
+        }
+        front.feed(&buf).map_err(Fault::ClientProtocol)?;
+        if front.has_output() {
+            client
+                .write_all(&front.take_output())
+                .await
+                .map_err(Fault::ClientIo)?;
+        }
+        while let Some(event) = front.poll_event() {
+            if let ServerEvent::Identified(identified) = event {
+                return Ok(identified);
+            }
+        }
+    }
+}
+
+enum Verdict {
+    Accepted,
+    Rejected { stage: SetupStage, reply: Command },
+}
+
+/// Drives the origin leg to its verdict, forwarding what the origin says to the client.
+/// The client's bytes meanwhile stay buffered in `front` (bounded) for the relay.
+async fn origin_verdict(
+    client: &mut TcpStream,
+    origin: &mut TcpStream,
+    front: &mut ServerSession,
+    leg: &mut ClientSession,
+) -> Result<Verdict, Fault> {
+    let mut from_origin = BytesMut::with_capacity(16 * 1024);
+    let mut from_client = BytesMut::with_capacity(4 * 1024);
+    loop {
+        if leg.has_output() {
+            origin
+                .write_all(&leg.take_output())
+                .await
+                .map_err(Fault::OriginIo)?;
+        }
+        if front.has_output() {
+            client
+                .write_all(&front.take_output())
+                .await
+                .map_err(Fault::ClientIo)?;
+        }
+        tokio::select! {
+            read = origin.read_buf(&mut from_origin) => {
+                if read.map_err(Fault::OriginIo)? == 0 {
+                    return Err(Fault::OriginClosed);
+                }
+                leg.feed(&from_origin).map_err(Fault::OriginProtocol)?;
+                from_origin.clear();
+            }
+            read = client.read_buf(&mut from_client) => {
+                if read.map_err(Fault::ClientIo)? == 0 {
+                    return Err(Fault::ClientClosed);
+                }
+                front.feed(&from_client).map_err(Fault::ClientProtocol)?;
+                from_client.clear();
+            }
+        }
+        while let Some(event) = leg.poll_event() {
+            match event {
+                ClientEvent::Forward(msg) => front.send(&msg).map_err(Fault::OriginProtocol)?,
+                ClientEvent::Accepted { .. } => return Ok(Verdict::Accepted),
+                ClientEvent::Rejected { stage, reply } => {
+                    return Ok(Verdict::Rejected { stage, reply })
+                }
+                ClientEvent::Connected { .. } | ClientEvent::StreamCreated { .. } => {}
+            }
+        }
+    }
+}
+
+/// Tells the client its stream failed (an `onStatus` error with `reason`), then closes.
+async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
+    if let Err(e) = front.fail(reason) {
+        tracing::debug!("cannot encode the refusal: {e}");
+    }
+    linger_close(client, front.take_output()).await;
+}
+
+/// Sends `last`, half-closes, and waits (briefly) for the client to close its side, so the
+/// last bytes are read rather than lost to a reset.
+async fn linger_close(mut client: TcpStream, last: bytes::Bytes) {
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        client.write_all(&last).await?;
+        client.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while client.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}

@@ -1,0 +1,393 @@
+//! The relay loop: one task, both sockets, readiness-driven.
+//!
+//! Bytes are read straight into the [`Relay`]'s input buffers and written straight from
+//! its output, so a message is copied only by the relay's re-chunking. Memory is bounded
+//! per direction: a side is read only while the output pending for the other side is
+//! below [`HIGH_WATER`], so a peer that reads slowly holds back its counterpart through TCP
+//! (backpressure) instead of growing the proxy's buffers.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use rtmp_peek::Relay;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::Fault;
+use crate::lifecycle::Lifecycle;
+use crate::sessions::Traffic;
+
+/// Output pending for one side above which the other side is no longer read.
+pub const HIGH_WATER: usize = 1024 * 1024;
+/// Most bytes read from a socket at once.
+const READ_SIZE: usize = 64 * 1024;
+/// How long the pending output may take to drain once the session ends.
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
+
+/// Relays until one side closes or fails, or nothing moves for `idle`. Counts the bytes
+/// written to each side into `traffic`. Flushes what is pending (briefly) before returning.
+pub async fn run(
+    client: &TcpStream,
+    origin: &TcpStream,
+    relay: &mut Relay,
+    traffic: &Traffic,
+    idle: Duration,
+    lifecycle: &Lifecycle,
+) -> Fault {
+    let mut state = Pending::default();
+    let fault = relay_loop(client, origin, relay, traffic, idle, lifecycle, &mut state).await;
+    let flush = async {
+        while state.refill(relay) {
+            if !state.to_client.is_empty() {
+                if client.writable().await.is_err() {
+                    break;
+                }
+                match client.try_write(&state.to_client) {
+                    Ok(n) => state.sent_to_client(n, traffic),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => state.to_client = Bytes::new(),
+                }
+            } else if !state.to_origin.is_empty() {
+                if origin.writable().await.is_err() {
+                    break;
+                }
+                match origin.try_write(&state.to_origin) {
+                    Ok(n) => state.sent_to_origin(n, traffic),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => state.to_origin = Bytes::new(),
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(FLUSH_GRACE, flush).await;
+    fault
+}
+
+/// Output taken from the relay and being written.
+#[derive(Default)]
+struct Pending {
+    to_client: Bytes,
+    to_origin: Bytes,
+}
+
+impl Pending {
+    /// Takes more output from the relay where the current piece is done. Whether anything
+    /// is left to write.
+    fn refill(&mut self, relay: &mut Relay) -> bool {
+        if self.to_client.is_empty() && relay.pending_for_client() > 0 {
+            self.to_client = relay.take_for_client();
+        }
+        if self.to_origin.is_empty() && relay.pending_for_origin() > 0 {
+            self.to_origin = relay.take_for_origin();
+        }
+        !self.to_client.is_empty() || !self.to_origin.is_empty()
+    }
+
+    fn sent_to_client(&mut self, n: usize, traffic: &Traffic) {
+        self.to_client.advance(n);
+        traffic.to_client.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn sent_to_origin(&mut self, n: usize, traffic: &Traffic) {
+        self.to_origin.advance(n);
+        traffic.to_origin.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+}
+
+async fn relay_loop(
+    client: &TcpStream,
+    origin: &TcpStream,
+    relay: &mut Relay,
+    traffic: &Traffic,
+    idle: Duration,
+    lifecycle: &Lifecycle,
+    out: &mut Pending,
+) -> Fault {
+    // The legs may hold bytes already (a client that did not wait for the origin's answer,
+    // media an origin sent with its verdict).
+    if let Err(e) = relay.process_client() {
+        return Fault::ClientProtocol(e);
+    }
+    if let Err(e) = relay.process_origin() {
+        return Fault::OriginProtocol(e);
+    }
+    // The idle timer is re-armed only when it fires, not on every byte.
+    let mut last_activity = Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    let forced = lifecycle.forced();
+    tokio::pin!(idle_timer, forced);
+    loop {
+        out.refill(relay);
+        let read_client = out.to_origin.len() + relay.pending_for_origin() < HIGH_WATER;
+        let read_origin = out.to_client.len() + relay.pending_for_client() < HIGH_WATER;
+        tokio::select! {
+            biased;
+            ready = client.writable(), if !out.to_client.is_empty() => {
+                if let Err(e) = ready {
+                    return Fault::ClientIo(e);
+                }
+                match client.try_write(&out.to_client) {
+                    Ok(n) => {
+                        out.sent_to_client(n, traffic);
+                        last_activity = Instant::now();
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Fault::ClientIo(e),
+                }
+            }
+            ready = origin.writable(), if !out.to_origin.is_empty() => {
+                if let Err(e) = ready {
+                    return Fault::OriginIo(e);
+                }
+                match origin.try_write(&out.to_origin) {
+                    Ok(n) => {
+                        out.sent_to_origin(n, traffic);
+                        last_activity = Instant::now();
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Fault::OriginIo(e),
+                }
+            }
+            ready = client.readable(), if read_client => {
+                if let Err(e) = ready {
+                    return Fault::ClientIo(e);
+                }
+                let input = relay.client_input();
+                input.reserve(READ_SIZE);
+                match client.try_read_buf(input) {
+                    Ok(0) => return Fault::ClientClosed,
+                    Ok(_) => {
+                        last_activity = Instant::now();
+                        if let Err(e) = relay.process_client() {
+                            return Fault::ClientProtocol(e);
+                        }
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Fault::ClientIo(e),
+                }
+            }
+            ready = origin.readable(), if read_origin => {
+                if let Err(e) = ready {
+                    return Fault::OriginIo(e);
+                }
+                let input = relay.origin_input();
+                input.reserve(READ_SIZE);
+                match origin.try_read_buf(input) {
+                    Ok(0) => return Fault::OriginClosed,
+                    Ok(_) => {
+                        last_activity = Instant::now();
+                        if let Err(e) = relay.process_origin() {
+                            return Fault::OriginProtocol(e);
+                        }
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Fault::OriginIo(e),
+                }
+            }
+            () = &mut idle_timer => {
+                let quiet = last_activity.elapsed();
+                if quiet >= idle {
+                    return Fault::Idle(idle);
+                }
+                match last_activity.checked_add(idle) {
+                    Some(deadline) => idle_timer.as_mut().reset(deadline),
+                    None => return Fault::Idle(idle),
+                }
+            }
+            () = &mut forced => return Fault::Shutdown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtmp_peek::message::types;
+    use rtmp_peek::{ChunkReader, ChunkWriter, Leg, Message};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A connected pair: (the proxy's end, the peer's end).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        (ours, peer)
+    }
+
+    fn leg(stream_id: u32) -> Leg {
+        Leg::new(ChunkReader::new(), ChunkWriter::new(), stream_id)
+    }
+
+    struct Rig {
+        client: TcpStream,
+        origin: TcpStream,
+        traffic: std::sync::Arc<Traffic>,
+        done: tokio::task::JoinHandle<Fault>,
+    }
+
+    async fn rig(idle: Duration) -> Rig {
+        let (client_ours, client) = pair().await;
+        let (origin_ours, origin) = pair().await;
+        let traffic = std::sync::Arc::new(Traffic::default());
+        let counters = traffic.clone();
+        let done = tokio::spawn(async move {
+            let mut relay = Relay::new(leg(1), leg(7));
+            let life = Lifecycle::new();
+            run(
+                &client_ours,
+                &origin_ours,
+                &mut relay,
+                &counters,
+                idle,
+                &life,
+            )
+            .await
+        });
+        Rig {
+            client,
+            origin,
+            traffic,
+            done,
+        }
+    }
+
+    fn video(ts: u32, size: usize) -> Message {
+        Message::new(6, types::VIDEO, 7, ts, Bytes::from(vec![0x17; size]))
+    }
+
+    /// An origin sends as fast as it can to a player that does not read: the proxy stops
+    /// reading the origin instead of buffering, so the origin's writes block; once the
+    /// player reads, everything flows again, in order and on the player's stream id.
+    #[tokio::test]
+    async fn a_stalled_player_holds_the_origin_back() {
+        let mut rig = rig(Duration::from_secs(30)).await;
+        let mut writer = ChunkWriter::new();
+        let mut sent = 0usize;
+        let mut messages = 0u32;
+        let limit = 64 * 1024 * 1024;
+        loop {
+            let mut wire = bytes::BytesMut::new();
+            writer.write(&video(messages, 60_000), &mut wire).unwrap();
+            let write = rig.origin.write_all(&wire);
+            match tokio::time::timeout(Duration::from_millis(500), write).await {
+                Ok(result) => result.unwrap(),
+                Err(_) => break,
+            }
+            sent += wire.len();
+            messages += 1;
+            assert!(
+                sent < limit,
+                "the origin wrote {sent} bytes to a stalled player unhindered"
+            );
+        }
+        let relayed = rig.traffic.to_client.load(Ordering::Relaxed);
+        // What is in flight: the socket buffers on both hops and the relay's bounded share.
+        assert!(
+            sent < 32 * 1024 * 1024,
+            "{sent} bytes accepted from the origin"
+        );
+        assert!(relayed as usize <= sent);
+
+        // The player reads now: every message arrives.
+        let reading = tokio::spawn(async move {
+            let mut reader = ChunkReader::new();
+            let mut got = 0u32;
+            let mut buf = vec![0u8; 256 * 1024];
+            while got < messages {
+                let n = rig.client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the proxy closed the player after {got} messages");
+                reader.feed(&buf[..n]);
+                while let Some(msg) = reader.next_message().unwrap() {
+                    assert_eq!(
+                        (msg.type_id, msg.stream_id, msg.timestamp),
+                        (types::VIDEO, 1, got)
+                    );
+                    assert_eq!(msg.payload.len(), 60_000);
+                    got += 1;
+                }
+            }
+            (got, rig.client)
+        });
+        let (got, _client) = tokio::time::timeout(Duration::from_secs(20), reading)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, messages);
+        drop(rig.origin);
+        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::OriginClosed), "{fault}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_origin_ends_the_relay_at_once() {
+        let rig = rig(Duration::from_secs(30)).await;
+        drop(rig.origin);
+        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::OriginClosed), "{fault}");
+        drop(rig.client);
+    }
+
+    #[tokio::test]
+    async fn a_dead_client_ends_the_relay_at_once() {
+        let mut rig = rig(Duration::from_secs(30)).await;
+        drop(rig.client);
+        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::ClientClosed), "{fault}");
+        // The proxy closed its origin connection too.
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(3), rig.origin.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+    }
+
+    #[tokio::test]
+    async fn silence_both_ways_ends_the_relay_after_the_idle_timeout() {
+        let mut rig = rig(Duration::from_millis(300)).await;
+        let start = Instant::now();
+        // Traffic keeps it alive...
+        let mut writer = ChunkWriter::new();
+        for ts in 0..6 {
+            let mut wire = bytes::BytesMut::new();
+            writer.write(&video(ts, 100), &mut wire).unwrap();
+            rig.origin.write_all(&wire).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!rig.done.is_finished());
+        // ...silence ends it.
+        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::Idle(_)), "{fault}");
+        assert!(start.elapsed() >= Duration::from_millis(800));
+        assert!(rig.traffic.to_client.load(Ordering::Relaxed) > 600);
+    }
+
+    #[tokio::test]
+    async fn garbage_from_the_origin_ends_the_relay() {
+        let mut rig = rig(Duration::from_secs(30)).await;
+        // fmt 2 on a chunk stream that never had a full header.
+        rig.origin.write_all(&[0x85, 0, 0, 0]).await.unwrap();
+        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::OriginProtocol(_)), "{fault}");
+    }
+}
