@@ -107,3 +107,43 @@ fn a_live_relay_survives_redis_going_away_and_new_streams_recover() {
     let (frames, log) = player.join().unwrap();
     assert!(frames >= 100, "the player kept decoding through the outage: {frames} frames\n{log}");
 }
+
+#[test]
+fn rtmp_published_through_one_proxy_plays_through_another() {
+    let redis = RedisServer::start();
+    let (nginx_a, nginx_b) = (NginxRtmp::start(None), NginxRtmp::start(None));
+    let a = fleet_proxy(&redis, &[], None);
+    let b = fleet_proxy(&redis, &[], None);
+    register(&a, "nginx-a", nginx_a.rtmp_port, nginx_a.http_port);
+    register(&b, "nginx-b", nginx_b.rtmp_port, nginx_b.http_port);
+    let _publisher = ffmpeg_publish(&format!("rtmp://{}/live/cam?token=abc", a.addr("rtmp")), 30, true, "flv");
+    let placed = wait_for(Duration::from_secs(10), || placements(&b).into_iter().find(|(s, _)| s.ends_with("/live/cam")))
+        .unwrap_or_else(|| panic!("B never saw the placement; A's log:\n{}", a.log_text()));
+    std::thread::sleep(Duration::from_secs(1));
+    let (frames, log) = ffmpeg_count_frames(&format!("rtmp://{}/live/cam", b.addr("rtmp")), 2);
+    assert!(frames >= 25, "played {frames} frames through B from {}; ffmpeg said:\n{log}\nB's log:\n{}", placed.1, b.log_text());
+    let started = b.log_text().lines().find(|l| l.contains("play started")).map(str::to_owned).unwrap_or_default();
+    assert!(started.contains(&format!("origin={}", placed.1)), "B relayed from the origin A placed the stream on: {started}");
+}
+
+#[test]
+fn an_origin_that_stops_heartbeating_leaves_every_proxy_and_its_streams_move() {
+    let redis = RedisServer::start();
+    let a = fleet_proxy(&redis, &[("origin-ttl", "1s"), ("origin-connect-timeout", "1s")], None);
+    let b = fleet_proxy(&redis, &[("origin-ttl", "1s"), ("origin-connect-timeout", "1s")], None);
+    register(&a, "old", free_port(), free_port());
+    let _ = http("GET", a.addr("http"), "/live/cam.flv", &[], b"");
+    assert_eq!(placements(&b), [("__defaultVhost__/live/cam".to_owned(), "old-s-1".to_owned())]);
+    // Only "new" keeps heartbeating, through B.
+    for _ in 0..8 {
+        register(&b, "new", free_port(), free_port());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for proxy in [&a, &b] {
+        let servers = http("GET", proxy.addr("system-api"), "/api/v1/servers", &[], b"").json();
+        let old = servers["data"].as_array().unwrap().iter().find(|s| s["id"] == "old-s-1").map(|s| s["alive"].clone());
+        assert!(old.is_none() || old == Some(serde_json::Value::Bool(false)), "the silent origin is not alive on any proxy: {servers}");
+    }
+    let _ = http("GET", a.addr("http"), "/live/cam.flv", &[], b"");
+    assert_eq!(placements(&b), [("__defaultVhost__/live/cam".to_owned(), "new-s-1".to_owned())]);
+}
