@@ -1,2 +1,309 @@
-//! Placeholder: replaced by the load generator of this protocol.
-fn main() {}
+//! WebRTC UDP relay load: N clients exchange RTP-sized datagrams (1200 bytes) with an
+//! origin's media port, straight and then through the proxy, in one run. Reports the
+//! packets per second received, the ratio proxied/direct, and the proxy's CPU seconds per
+//! million packets, for both directions (client -> origin: publishers; origin -> client:
+//! players), paced at a fixed rate and unpaced (as fast as the sender can).
+//!
+//! The origin is a FAKE, written here: a tiny WHIP API that answers every offer with an
+//! SDP answer of known ufrag/pwd, registered through the proxy's System API, and a UDP
+//! socket standing for its media port that counts what arrives (and, for the players,
+//! sends). Each client opens its session as a browser would: a WHIP offer through the
+//! proxy's HTTP API, then a signed STUN binding request to the proxy's UDP port.
+//!
+//! `cargo build --release -p proxy-server -p proxy-benches && target/release/rtc-udp
+//!  [--clients 50] [--seconds 4] [--rate 40000]`
+
+#[path = "common.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stun_ufrag::{sdp, BindingRequest, IceRole, IntegrityKey, TransactionId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PACKET: usize = 1200;
+const PWD: &str = "fakepwd-for-the-load-generator";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let clients = common::arg_num(&args, "--clients", 50) as usize;
+    let seconds = common::arg_num(&args, "--seconds", 4);
+    let rate = common::arg_num(&args, "--rate", 40_000);
+    let binary = common::proxy_binary(&args);
+    assert!(binary.exists(), "build the proxy first: cargo build --release -p proxy-server ({} is missing)", binary.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+
+    // The fake origin: its media port, and its WHIP API answering with a new ufrag each time.
+    let media = UdpSocket::bind("127.0.0.1:0").expect("bind media");
+    let media_addr = media.local_addr().unwrap();
+    let api = runtime.block_on(start_fake_whip_api(media_addr.port()));
+
+    let workdir = std::env::temp_dir().join(format!("rtc-udp-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).expect("workdir");
+    let proxy = common::ProxyProcess::start(&binary, &["--max-connections", "100000"], &workdir);
+    let registration = format!(
+        r#"{{"ip":"127.0.0.1","server":"fake","service":"s","pid":"1","rtmp":["1"],"api":["{}"],"rtc":["udp://127.0.0.1:{}"]}}"#,
+        api.port(),
+        media_addr.port()
+    );
+    let (status, _) = runtime.block_on(http(proxy.addr("system-api"), "POST", "/api/v1/srs/register", &registration));
+    assert_eq!(status, 200, "registering the fake origin");
+
+    // Sessions: a WHIP offer each, then a signed check from the client's socket.
+    let webrtc = proxy.addr("webrtc");
+    let http_api = proxy.addr("http-api");
+    let sink = Sink::start(media.try_clone().unwrap());
+    let mut socks = Vec::new();
+    for n in 0..clients {
+        let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:c{n}\r\na=ice-pwd:clientpassword0123456789\r\n");
+        let (status, answer) = runtime.block_on(http(http_api, "POST", &format!("/rtc/v1/whip/?app=live&stream=s{n}"), &offer));
+        assert_eq!(status, 201, "offer {n}: {answer}");
+        let ufrag = sdp::ice_credentials(&answer).expect("answer credentials").ufrag.to_owned();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 512];
+        let check = BindingRequest {
+            transaction_id: TransactionId(tid(n as u32)),
+            server_ufrag: &ufrag,
+            client_ufrag: &format!("c{n}"),
+            priority: 1,
+            role: IceRole::Controlling(n as u64),
+            use_candidate: true,
+            network_info: None,
+        }
+        .encode(&IntegrityKey::new(PWD.as_bytes()), &mut buf)
+        .expect("check");
+        sock.send_to(check, webrtc).unwrap();
+        socks.push(sock);
+    }
+    // Each session's origin-side address, from its check arriving at the media port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.sources().len() < clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sources = sink.sources();
+    let relays: Vec<SocketAddr> = (0..clients as u32).map(|n| *sources.get(&n).unwrap_or_else(|| panic!("session {n} did not reach the origin"))).collect();
+    let distinct: std::collections::HashSet<&SocketAddr> = relays.iter().collect();
+    assert_eq!(distinct.len(), clients, "one origin-side socket per session");
+    let client_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+    let counters = Counters::start(&socks);
+
+    println!("WebRTC UDP relay: {clients} sessions, {PACKET}-byte datagrams, {seconds} s per phase");
+    println!("{:<34} {:>12} {:>12} {:>8} {:>14}", "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt");
+    let duration = Duration::from_secs(seconds);
+    for (label, pace) in [(format!("paced at {rate} pps"), rate), ("unpaced".to_owned(), 0)] {
+        // Up: clients -> origin.
+        let up_direct = blast_up(&socks, &vec![media_addr; clients], pace, duration, &sink.count);
+        let cpu0 = proxy.cpu_seconds();
+        let up_proxied = blast_up(&socks, &vec![webrtc; clients], pace, duration, &sink.count);
+        let up_cpu = proxy.cpu_seconds() - cpu0;
+        report(&format!("client -> origin, {label}"), up_direct, up_proxied, up_cpu, duration);
+        // Down: origin -> clients.
+        let down_direct = blast_down(&media, &client_addrs, pace, duration, &counters.total);
+        let cpu0 = proxy.cpu_seconds();
+        let down_proxied = blast_down(&media, &relays, pace, duration, &counters.total);
+        let down_cpu = proxy.cpu_seconds() - cpu0;
+        report(&format!("origin -> client, {label}"), down_direct, down_proxied, down_cpu, duration);
+    }
+    println!("proxy RSS with {clients} sessions: {} KiB", proxy.rss_kib());
+    sink.stop.store(true, Ordering::Relaxed);
+    counters.stop.store(true, Ordering::Relaxed);
+    let _ = std::fs::remove_dir_all(&workdir);
+    drop(proxy);
+}
+
+/// A transaction id carrying the client's index.
+fn tid(n: u32) -> [u8; 12] {
+    let mut t = [7u8; 12];
+    t[..4].copy_from_slice(&n.to_be_bytes());
+    t
+}
+
+fn report(phase: &str, direct: u64, proxied: u64, cpu: f64, duration: Duration) {
+    let secs = duration.as_secs_f64();
+    let per_m = if proxied > 0 { cpu / (proxied as f64 / 1e6) } else { f64::NAN };
+    println!(
+        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2}",
+        phase,
+        direct as f64 / secs,
+        proxied as f64 / secs,
+        proxied as f64 / direct.max(1) as f64,
+        per_m
+    );
+}
+
+/// Sends from every client socket to its target for `duration` (paced at `rate` packets a
+/// second in total, or as fast as possible if 0) and returns what `received` counted, after
+/// a short drain.
+fn blast_up(socks: &[UdpSocket], targets: &[SocketAddr], rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
+    let senders: Vec<(UdpSocket, SocketAddr)> = socks.iter().zip(targets).map(|(s, t)| (s.try_clone().unwrap(), *t)).collect();
+    measure(senders, rate, duration, received)
+}
+
+/// Sends from the origin's media socket to every target.
+fn blast_down(media: &UdpSocket, targets: &[SocketAddr], rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
+    let senders: Vec<(UdpSocket, SocketAddr)> = targets.iter().map(|t| (media.try_clone().unwrap(), *t)).collect();
+    measure(senders, rate, duration, received)
+}
+
+fn measure(senders: Vec<(UdpSocket, SocketAddr)>, rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
+    std::thread::sleep(Duration::from_millis(300));
+    let before = received.load(Ordering::Relaxed);
+    let mut packet = vec![0x55u8; PACKET];
+    packet[0] = 0x80;
+    packet[1] = 0x60;
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    'outer: while start.elapsed() < duration {
+        if rate > 0 {
+            // Paced: catch up to where the clock says we should be, in 1 ms steps.
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            if sent >= due {
+                std::thread::sleep(Duration::from_micros(500));
+                continue;
+            }
+        }
+        for (sock, target) in &senders {
+            loop {
+                match sock.send_to(&packet, target) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+                    Err(_) => break,
+                }
+            }
+            sent += 1;
+            if start.elapsed() >= duration {
+                break 'outer;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    received.load(Ordering::Relaxed) - before
+}
+
+/// The origin's media port: counts datagrams, and remembers which socket of the proxy each
+/// session's check came from (by the client index the bench put in its transaction id).
+struct Sink {
+    count: Arc<AtomicU64>,
+    sources: Arc<Mutex<HashMap<u32, SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sink {
+    fn start(socket: UdpSocket) -> Self {
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let (count, sources, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(HashMap::new())), Arc::new(AtomicBool::new(false)));
+        let (c, s, halt) = (count.clone(), sources.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !halt.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    if buf[0] <= 3 && n >= 20 {
+                        let client = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                        s.lock().unwrap().insert(client, from);
+                    }
+                }
+            }
+        });
+        Sink { count, sources, stop }
+    }
+
+    /// Client index -> the proxy socket its session's packets come from.
+    fn sources(&self) -> HashMap<u32, SocketAddr> {
+        self.sources.lock().unwrap().clone()
+    }
+}
+
+/// Counts datagrams arriving at every client socket.
+struct Counters {
+    total: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Counters {
+    fn start(socks: &[UdpSocket]) -> Self {
+        let (total, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let socks: Vec<UdpSocket> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
+        let (t, halt) = (total.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for s in &socks {
+                s.set_nonblocking(true).unwrap();
+            }
+            let mut buf = [0u8; 2048];
+            while !halt.load(Ordering::Relaxed) {
+                let mut any = false;
+                for s in &socks {
+                    while s.recv(&mut buf).is_ok() {
+                        t.fetch_add(1, Ordering::Relaxed);
+                        any = true;
+                    }
+                }
+                if !any {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        });
+        Counters { total, stop }
+    }
+}
+
+/// A tiny HTTP/1.1 exchange (Connection: close).
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The FAKE origin's WHIP API: every POST gets a 201 with an answer of a new ufrag (and the
+/// one password), naming the media port.
+async fn start_fake_whip_api(media_port: u16) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            n += 1;
+            let ufrag = format!("fake{n}");
+            tokio::spawn(async move {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then Content-Length bytes of body.
+                loop {
+                    let Ok(read) = stream.read(&mut buf).await else { return };
+                    if read == 0 {
+                        return;
+                    }
+                    raw.extend_from_slice(&buf[..read]);
+                    if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                        let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                        if raw.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let answer = format!(
+                    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=Fake\r\nt=0 0\r\na=ice-lite\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{PWD}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {media_port} typ host\r\n"
+                );
+                let reply = format!(
+                    "HTTP/1.1 201 Created\r\nContent-Type: application/sdp\r\nLocation: /rtc/v1/whip/?action=delete&token={ufrag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
