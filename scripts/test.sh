@@ -13,6 +13,7 @@ requirements=(
   "nginx:nginx"
   "/usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp"
   "srt-live-transmit:srt-tools"
+  "python3:python3"
 )
 missing=()
 for req in "${requirements[@]}"; do
@@ -33,8 +34,15 @@ fi
 # nginx is started by the tests themselves; a packaged service must not hold port 80.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx redis-server >/dev/null 2>&1 || true; fi
 
-if [[ -f scripts/test-python-requirements.txt ]]; then
-  python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-python-requirements.txt
+# Python packages for the WebRTC tests (aiortc as a real WebRTC peer).
+if [[ -f scripts/test-python-requirements.txt ]] && command -v python3 >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  pip=(python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-python-requirements.txt)
+  # Debian's own python3 refuses system-wide installs unless told (PEP 668).
+  "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages || \
+    echo "warning: could not install the Python test requirements; the WebRTC tests will fail and say so" >&2
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

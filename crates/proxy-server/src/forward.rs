@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
-use http::{Request, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue, CONNECTION};
+use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
@@ -144,6 +144,67 @@ impl Body for Relayed {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// CORS as SRS does it, so browser players (hls.js, mpegts.js) and WHIP/WHEP clients work
+/// (those must be able to read Location, ETag and Link). The origin's own CORS headers win.
+pub fn add_cors(headers: &mut HeaderMap) {
+    let defaults = [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, PATCH, OPTIONS"),
+        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization,If-Match"),
+        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range,Location,ETag,Link"),
+    ];
+    for (name, value) in defaults {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+}
+
+/// A JSON reply.
+pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A request the proxy answers itself, with a status and a short reason.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    /// A refusal with its status and reason.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal { status, reason: reason.into() }
+    }
+
+    /// The JSON error reply, logged with its reason.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
+        json_response(self.status, serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }))
+    }
+}
+
+impl From<LinkError> for Refusal {
+    fn from(e: LinkError) -> Self {
+        let status = match e {
+            LinkError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
+
+impl From<ForwardError> for Refusal {
+    fn from(e: ForwardError) -> Self {
+        match e {
+            ForwardError::Link(link) => link.into(),
+            ForwardError::Origin(reason) => Refusal::new(StatusCode::BAD_GATEWAY, reason),
+        }
     }
 }
 

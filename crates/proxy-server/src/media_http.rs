@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flv_http::{Classifier, Kind, MediaRequest};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
@@ -23,8 +23,8 @@ use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::forward::{self, add_forwarded_for, full, strip_hop_by_hop, ForwardError, ProxyBody, Relayed};
-use crate::origin_link::{pick, LinkError};
+use crate::forward::{self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal, Relayed};
+use crate::origin_link::pick;
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -211,62 +211,4 @@ fn hls_token(key: &StreamKey, origin: &Origin) -> String {
     key.hash(&mut hasher);
     origin.id.hash(&mut hasher);
     format!("{:016x}", hasher.finish())
-}
-
-/// CORS as SRS does it, so browser players (hls.js, mpegts.js) work; the origin's own
-/// CORS headers win.
-fn add_cors(headers: &mut HeaderMap) {
-    let defaults = [
-        ("access-control-allow-origin", "*"),
-        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, OPTIONS"),
-        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type"),
-        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range"),
-    ];
-    for (name, value) in defaults {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
-    }
-}
-
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
-    let mut response = Response::new(full(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// A request the proxy answers itself, with a status and a short reason.
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal { status, reason: reason.into() }
-    }
-
-    fn into_response(self) -> Response<ProxyBody> {
-        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
-        json_response(self.status, serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }))
-    }
-}
-
-impl From<LinkError> for Refusal {
-    fn from(e: LinkError) -> Self {
-        let status = match e {
-            LinkError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
-        };
-        Refusal::new(status, e.to_string())
-    }
-}
-
-impl From<ForwardError> for Refusal {
-    fn from(e: ForwardError) -> Self {
-        match e {
-            ForwardError::Link(link) => link.into(),
-            ForwardError::Origin(reason) => Refusal::new(StatusCode::BAD_GATEWAY, reason),
-        }
-    }
 }

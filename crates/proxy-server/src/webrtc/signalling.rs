@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use super::location;
 use super::udp::Known;
 use super::Rtc;
-use crate::forward::{self, add_forwarded_for, full, strip_hop_by_hop, ForwardError, ProxyBody};
+use crate::forward::{self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal};
 use crate::origin_link::{pick, LinkError};
 use crate::Context;
 
@@ -296,64 +296,6 @@ where
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(format!("the {what} is larger than {MAX_BODY} bytes")),
         Ok(Err(e)) => Err(format!("reading the {what}: {e}")),
         Err(_) => Err(format!("the {what} did not arrive within {BODY_WAIT:?}")),
-    }
-}
-
-/// CORS as SRS's API does it, so browser WHIP/WHEP clients work; WHIP clients must be able
-/// to read Location, ETag and Link. The origin's own CORS headers win.
-fn add_cors(headers: &mut HeaderMap) {
-    let defaults = [
-        ("access-control-allow-origin", "*"),
-        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, PATCH, OPTIONS"),
-        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization,If-Match"),
-        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range,Location,ETag,Link"),
-    ];
-    for (name, value) in defaults {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
-    }
-}
-
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
-    let mut response = Response::new(full(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// A request the proxy answers itself, with a status and a short reason.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal { status, reason: reason.into() }
-    }
-
-    fn into_response(self) -> Response<ProxyBody> {
-        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
-        json_response(self.status, serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }))
-    }
-}
-
-impl From<LinkError> for Refusal {
-    fn from(e: LinkError) -> Self {
-        let status = match e {
-            LinkError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
-        };
-        Refusal::new(status, e.to_string())
-    }
-}
-
-impl From<ForwardError> for Refusal {
-    fn from(e: ForwardError) -> Self {
-        match e {
-            ForwardError::Link(link) => link.into(),
-            ForwardError::Origin(reason) => Refusal::new(StatusCode::BAD_GATEWAY, reason),
-        }
     }
 }
 
