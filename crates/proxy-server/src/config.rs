@@ -57,7 +57,7 @@ pub const SETTINGS: &[Setting] = &[
     s("max_connections", "PROXY_MAX_CONNECTIONS", "10000", "most client connections (all TCP listeners together) at once"),
     s("handshake_timeout", "PROXY_HANDSHAKE_TIMEOUT", "10s", "time a client has to say which stream it wants"),
     s("origin_connect_timeout", "PROXY_ORIGIN_CONNECT_TIMEOUT", "5s", "time an origin has to accept and answer the proxy"),
-    s("idle_timeout", "PROXY_IDLE_TIMEOUT", "30s", "a relay with no traffic either way for this long is closed"),
+    s("idle_timeout", "PROXY_IDLE_TIMEOUT", "30s", "a relay is closed when this long passes without traffic (for UDP relays, whose peers send keep-alives, when either side falls silent)"),
     s("rtc_candidate", "PROXY_RTC_CANDIDATE", "", "IP or host put in WebRTC answers' candidates (default: the WebRTC listen IP, or 127.0.0.1 if it is a wildcard)"),
     s("rtc_tcp_candidates", "PROXY_RTC_TCP_CANDIDATES", "off", "keep the origin's TCP candidates in WebRTC answers (the proxy relays UDP only)"),
 ];

@@ -164,11 +164,24 @@ pub async fn bind_tcp(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListene
     Ok(listener)
 }
 
-/// Binds a UDP socket and says where, like [`bind_tcp`].
+/// Receive and send buffer asked for on UDP listeners: one socket carries every client's
+/// media, and the kernel's default (about 200 KiB) drops datagrams at a few tens of Mbit/s.
+/// The kernel caps it at `net.core.rmem_max` / `wmem_max`.
+const UDP_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Binds a UDP socket with large buffers and says where, like [`bind_tcp`].
 pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(e) = sock.set_recv_buffer_size(UDP_BUFFER).and_then(|()| sock.set_send_buffer_size(UDP_BUFFER)) {
+        tracing::warn!("cannot enlarge the {name} socket buffers: {e}");
+    }
+    let granted = sock.recv_buffer_size().unwrap_or(0);
     let local = socket.local_addr()?;
     tracing::info!("listening name={name} addr={local}");
+    if granted < UDP_BUFFER {
+        tracing::info!(name, granted, "UDP receive buffer capped by the kernel; raise net.core.rmem_max for high bitrates");
+    }
     Ok(socket)
 }
 
