@@ -147,3 +147,42 @@ fn an_origin_that_stops_heartbeating_leaves_every_proxy_and_its_streams_move() {
     let _ = http("GET", a.addr("http"), "/live/cam.flv", &[], b"");
     assert_eq!(placements(&b), [("__defaultVhost__/live/cam".to_owned(), "new-s-1".to_owned())]);
 }
+
+#[test]
+fn srt_published_through_one_proxy_is_requested_from_the_same_origin_through_another() {
+    use crate::harness::free_udp_port;
+    use crate::srt::{ffmpeg_srt_publish, sink_origin, srt_url, wait_log, UdpSink};
+
+    let redis = RedisServer::start();
+    let a = fleet_proxy(&redis, &[], None);
+    let b = fleet_proxy(&redis, &[], None);
+    // Two real SRT origins (srt-live-transmit listeners writing to UDP sinks), registered
+    // through A with their SRT endpoints.
+    let (sink_x, sink_y) = (UdpSink::start(), UdpSink::start());
+    let (port_x, port_y) = (free_udp_port(), free_udp_port());
+    let _x = sink_origin(port_x, "", &sink_x);
+    let _y = sink_origin(port_y, "", &sink_y);
+    for (server, port) in [("x", port_x), ("y", port_y)] {
+        let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["{}"],"srt":["udp://0.0.0.0:{port}"]}}"#, free_port());
+        assert_eq!(http("POST", a.addr("system-api"), "/api/v1/srs/register", &[], body.as_bytes()).status, 200);
+    }
+    let _publisher = ffmpeg_srt_publish(&srt_url(a.addr("srt"), "#!::r=live/cam,m=publish", ""), 20);
+    assert!(wait_log(&a, "SRT session started", Duration::from_secs(10)), "A's log:\n{}", a.log_text());
+    let placed = placements(&b).into_iter().find(|(s, _)| s.ends_with("/live/cam")).expect("B sees A's placement").1;
+    let sink = if placed.starts_with("x-") { &sink_x } else { &sink_y };
+    assert!(sink.wait_for(50_000, Duration::from_secs(10)), "the origin A placed the stream on receives it");
+
+    // A player asking B for the same stream is sent to that same origin (which, being a
+    // one-way relay, may then refuse it: the routing is what this test is about).
+    let player = std::process::Command::new(crate::harness::require_program("ffmpeg", "ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", &srt_url(b.addr("srt"), "#!::r=live/cam,m=request", "&connect_timeout=3000"), "-t", "1", "-f", "null", "-"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    drop(player);
+    let other = if placed.starts_with("x-") { "y-s-1" } else { "x-s-1" };
+    let routed = wait_for(Duration::from_secs(10), || {
+        b.log_text().lines().find(|l| l.contains("live/cam") && (l.contains(&placed) || l.contains(other))).map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("B never routed the player; B's log:\n{}", b.log_text()));
+    assert!(routed.contains(&placed) && !routed.contains(other), "B routed the player to the publisher's origin {placed}: {routed}");
+}

@@ -29,7 +29,7 @@ const PASSPHRASE: &str = "0123456789abcdef";
 
 /// A UDP socket collecting what an origin forwards (srt-live-transmit's `udp://` output),
 /// so the test sees the bytes as they arrive.
-struct UdpSink {
+pub(crate) struct UdpSink {
     port: u16,
     data: Arc<Mutex<Vec<u8>>>,
     stop: Arc<AtomicBool>,
@@ -37,7 +37,7 @@ struct UdpSink {
 }
 
 impl UdpSink {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("binding the sink");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
@@ -69,7 +69,7 @@ impl UdpSink {
     }
 
     /// Waits until at least `bytes` have arrived.
-    fn wait_for(&self, bytes: usize, timeout: Duration) -> bool {
+    pub(crate) fn wait_for(&self, bytes: usize, timeout: Duration) -> bool {
         wait_for(timeout, || (self.len() >= bytes).then_some(())).is_some()
     }
 
@@ -140,7 +140,7 @@ fn srt_live_transmit(source: &str, target: &str) -> Process {
 
 /// An SRT origin: a libsrt listener on 127.0.0.1:`port` that forwards what a caller
 /// publishes to `sink`.
-fn sink_origin(port: u16, options: &str, sink: &UdpSink) -> Process {
+pub(crate) fn sink_origin(port: u16, options: &str, sink: &UdpSink) -> Process {
     let origin = srt_live_transmit(
         &format!("srt://127.0.0.1:{port}?mode=listener{options}"),
         &format!("udp://127.0.0.1:{}", sink.port),
@@ -153,7 +153,7 @@ fn origin_toml(name: &str, srt_port: u16) -> String {
     format!("[[origins]]\nname = \"{name}\"\nsrt = {srt_port}\n")
 }
 
-fn srt_url(proxy: SocketAddr, streamid: &str, extra: &str) -> String {
+pub(crate) fn srt_url(proxy: SocketAddr, streamid: &str, extra: &str) -> String {
     format!("srt://{proxy}?streamid={streamid}{extra}")
 }
 
@@ -172,7 +172,7 @@ fn stderr_of(process: &mut Process) -> String {
 }
 
 /// ffmpeg publishing a generated clip to an SRT URL, with libsrt's messages on stderr.
-fn ffmpeg_srt_publish(url: &str, seconds: u32) -> Process {
+pub(crate) fn ffmpeg_srt_publish(url: &str, seconds: u32) -> Process {
     let ffmpeg = require_program("ffmpeg", "ffmpeg");
     let mut cmd = Command::new(ffmpeg);
     cmd.args([
@@ -219,7 +219,7 @@ fn stream_entry(proxy: &Proxy, name: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
-fn wait_log(proxy: &Proxy, needle: &str, timeout: Duration) -> bool {
+pub(crate) fn wait_log(proxy: &Proxy, needle: &str, timeout: Duration) -> bool {
     wait_for(timeout, || proxy.log_text().contains(needle).then_some(())).is_some()
 }
 
