@@ -145,12 +145,22 @@ async fn keep_static_origins(ctx: Arc<Context>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        for (origin, _) in &ctx.config.static_origins {
-            if let Ok(None) = ctx.balancer.origin(&origin.id).await {
-                tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
-                if let Err(e) = ctx.balancer.register(origin.clone()).await {
-                    tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
-                }
+        restore_static_origins(&ctx).await;
+    }
+}
+
+/// Adds again the static origins the balancer has forgotten, with their draining flags.
+pub(crate) async fn restore_static_origins(ctx: &Context) {
+    for (origin, draining) in &ctx.config.static_origins {
+        if let Ok(None) = ctx.balancer.origin(&origin.id).await {
+            tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
+            let restored = ctx.balancer.register(origin.clone()).await;
+            let restored = match restored {
+                Ok(()) if *draining => ctx.balancer.set_draining(&origin.id, true).await,
+                other => other,
+            };
+            if let Err(e) = restored {
+                tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
             }
         }
     }

@@ -28,7 +28,14 @@ pub enum LinkError {
 /// The origin the balancer places the stream on. While the balancer's shared state is
 /// unreachable, a stream this proxy routed recently keeps its origin.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
-    match ctx.balancer.pick(key, intent).await {
+    let mut picked = ctx.balancer.pick(key, intent).await;
+    if matches!(picked, Err(lb_core::Error::NoOrigin { registered: 0, .. })) && !ctx.config.static_origins.is_empty() {
+        // The shared state was wiped (a Redis restart): put the static origins back now
+        // rather than at the next periodic check.
+        crate::restore_static_origins(ctx).await;
+        picked = ctx.balancer.pick(key, intent).await;
+    }
+    match picked {
         Ok(origin) => {
             tracing::debug!(stream = %key, origin = %origin.id, ?intent, "picked");
             ctx.recent.placements.remember(key.clone(), &origin);

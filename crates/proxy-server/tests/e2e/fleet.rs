@@ -186,3 +186,40 @@ fn srt_published_through_one_proxy_is_requested_from_the_same_origin_through_ano
     .unwrap_or_else(|| panic!("B never routed the player; B's log:\n{}", b.log_text()));
     assert!(routed.contains(&placed) && !routed.contains(other), "B routed the player to the publisher's origin {placed}: {routed}");
 }
+
+#[test]
+fn a_live_rtmp_publish_carries_on_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let nginx = NginxRtmp::start(None);
+    let proxy = fleet_proxy(&redis, &[], Some(&nginx.origin_toml("nginx")));
+    let rtmp = proxy.addr("rtmp");
+    let mut publisher = ffmpeg_publish(&format!("rtmp://{rtmp}/live/cam"), 8, true, "flv");
+    assert!(wait_for(Duration::from_secs(10), || proxy.log_text().contains("publish started").then_some(())).is_some(), "{}", proxy.log_text());
+    std::thread::sleep(Duration::from_secs(1));
+    redis.kill();
+
+    // A new stream cannot be placed while Redis is down, and its publisher is told so.
+    let refused = ffmpeg_publish(&format!("rtmp://{rtmp}/live/other"), 2, true, "flv");
+    let mut refused = refused;
+    let status = wait_for(Duration::from_secs(15), || refused.child.try_wait().ok().flatten()).expect("the refused publisher exits");
+    assert!(!status.success(), "a new stream while Redis is down is refused");
+
+    // The live publish goes on to its end through the outage.
+    let status = wait_for(Duration::from_secs(20), || publisher.child.try_wait().ok().flatten()).expect("the publisher finishes");
+    assert!(status.success(), "the live publish was cut by the Redis outage; proxy log:\n{}", proxy.log_text());
+    let ended = proxy.log_text().lines().find(|l| l.contains("publish ended")).map(str::to_owned).unwrap_or_default();
+    assert!(ended.contains("live/cam"), "{ended}");
+
+    redis.restart();
+    // Like a real publisher, retry until the proxy has reconnected to Redis.
+    let recovered = (0..10).any(|_| {
+        let mut again = ffmpeg_publish(&format!("rtmp://{rtmp}/live/after"), 1, true, "flv");
+        let status = wait_for(Duration::from_secs(20), || again.child.try_wait().ok().flatten());
+        let ok = status.is_some_and(|s| s.success());
+        if !ok {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok
+    });
+    assert!(recovered, "new streams work again once Redis is back; proxy log:\n{}", proxy.log_text());
+}

@@ -105,3 +105,20 @@ fn a_stream_is_placed_again_when_its_origin_stops_heartbeating() {
     let _ = http("GET", proxy.addr("http"), "/live/cam.flv", &[], b"");
     assert_eq!(streams(&proxy)["data"][0]["origin"], "second-s-1", "placed again on the live origin");
 }
+
+#[test]
+fn http_ts_plays_and_a_leaving_viewer_releases_the_origin_at_once() {
+    // ffmpeg serving MPEG-TS over HTTP to one client: when the proxy lets go of the origin
+    // connection, ffmpeg's output breaks and it exits; that is what this test watches.
+    let origin_port = free_port();
+    let mut origin = ffmpeg_publish(&format!("http://127.0.0.1:{origin_port}/live/cam.ts"), 120, true, "mpegts -listen 1");
+    assert!(wait_listening(origin_port, Duration::from_secs(10)), "ffmpeg did not start listening");
+    let proxy = Proxy::start(&[], &[], Some(&format!("[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n")));
+    let (frames, log) = ffmpeg_count_frames(&format!("http://{}/live/cam.ts", proxy.addr("http")), 2);
+    assert!(frames >= 25, "decoded {frames} frames of HTTP-TS through the proxy; ffmpeg said:\n{log}");
+    // The viewer (ffmpeg_count_frames) has gone; the 120 s origin must stop well before.
+    let exited = wait_for(Duration::from_secs(10), || origin.child.try_wait().ok().flatten());
+    assert!(exited.is_some(), "the origin connection was still open 10 s after the viewer left");
+    let sessions = streams(&proxy)["data"][0]["sessions"]["players"].as_u64();
+    assert_eq!(sessions, Some(0), "the viewer's session is gone from the API");
+}
