@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lb_core::{
-    is_alive, Balancer, Error, HlsSession, Origin, OriginId, OriginStatus, PickIntent, Placement, RtcSession,
-    StreamKey,
+    is_alive, Balancer, Error, HlsSession, Origin, OriginId, OriginStatus, PickIntent, Placement,
+    RtcSession, StreamKey,
 };
 
 #[derive(Default)]
@@ -75,7 +75,9 @@ impl Balancer for RendezvousBalancer {
 
     async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error> {
         let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = origins.get_mut(id).ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
+        let entry = origins
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
         entry.2 = draining;
         Ok(())
     }
@@ -89,7 +91,11 @@ impl Balancer for RendezvousBalancer {
             .filter(usable)
             .max_by_key(|s| score(key, &s.origin.id))
             .map(|s| s.origin.clone())
-            .ok_or(Error::NoOrigin { registered: statuses.len(), alive: statuses.iter().filter(|s| s.alive).count(), accepting: 0 })
+            .ok_or(Error::NoOrigin {
+                registered: statuses.len(),
+                alive: statuses.iter().filter(|s| s.alive).count(),
+                accepting: 0,
+            })
     }
 
     async fn touch(&self, _: &[StreamKey]) -> Result<(), Error> {
@@ -101,32 +107,53 @@ impl Balancer for RendezvousBalancer {
     }
 
     async fn put_hls(&self, token: &str, session: &HlsSession) -> Result<(), Error> {
-        self.hls.lock().unwrap_or_else(|e| e.into_inner()).insert(token.to_owned(), session.clone());
+        self.hls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), session.clone());
         Ok(())
     }
 
     async fn hls(&self, token: &str) -> Result<Option<HlsSession>, Error> {
-        Ok(self.hls.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned())
+        Ok(self
+            .hls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned())
     }
 
     async fn put_rtc(&self, ufrag: &str, session: &RtcSession) -> Result<(), Error> {
-        self.rtc.lock().unwrap_or_else(|e| e.into_inner()).insert(ufrag.to_owned(), session.clone());
+        self.rtc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ufrag.to_owned(), session.clone());
         Ok(())
     }
 
     async fn rtc(&self, ufrag: &str) -> Result<Option<RtcSession>, Error> {
-        Ok(self.rtc.lock().unwrap_or_else(|e| e.into_inner()).get(ufrag).cloned())
+        Ok(self
+            .rtc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ufrag)
+            .cloned())
     }
 
     async fn remove_rtc(&self, ufrag: &str) -> Result<(), Error> {
-        self.rtc.lock().unwrap_or_else(|e| e.into_inner()).remove(ufrag);
+        self.rtc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ufrag);
         Ok(())
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let config = proxy_server::load_config(std::env::args())?;
     proxy_server::run_with_balancer(config, Arc::new(RendezvousBalancer::default())).await
 }

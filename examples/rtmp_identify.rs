@@ -27,7 +27,10 @@ fn identify(mut stream: TcpStream) -> std::io::Result<()> {
         stream.write_all(&session.take_output())?;
         while let Some(event) = session.poll_event() {
             if let ServerEvent::Identified(id) = event {
-                println!("{:?} tcUrl={} app={} stream={}", id.kind, id.tc_url, id.app, id.stream);
+                println!(
+                    "{:?} tcUrl={} app={} stream={}",
+                    id.kind, id.tc_url, id.app, id.stream
+                );
                 let _ = session.fail("this example only identifies streams");
                 stream.write_all(&session.take_output())?;
                 return Ok(());
@@ -37,7 +40,9 @@ fn identify(mut stream: TcpStream) -> std::io::Result<()> {
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:1935".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:1935".into());
     let listener = TcpListener::bind(&addr)?;
     println!("listening on {addr}");
     for stream in listener.incoming() {

@@ -49,5 +49,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+cargo fmt --all --check || { echo "the tree is not formatted: run cargo fmt --all" >&2; exit 1; }
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc --quiet

@@ -18,12 +18,25 @@ impl ProxyProcess {
     /// Starts `binary` with every listener on 127.0.0.1:0 plus `args`, and waits for "ready".
     pub fn start(binary: &Path, args: &[&str], workdir: &Path) -> Self {
         let mut cmd = Command::new(binary);
-        for flag in ["rtmp-server", "http-server", "http-api", "webrtc-server", "srt-server", "system-api"] {
+        for flag in [
+            "rtmp-server",
+            "http-server",
+            "http-api",
+            "webrtc-server",
+            "srt-server",
+            "system-api",
+        ] {
             cmd.arg(format!("--{flag}")).arg("127.0.0.1:0");
         }
-        cmd.args(args).current_dir(workdir).env("RUST_LOG", "warn,proxy_server=info");
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        cmd.args(args)
+            .current_dir(workdir)
+            .env("RUST_LOG", "warn,proxy_server=info");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
         let stderr = child.stderr.take().expect("piped");
         let mut addrs = Vec::new();
         let mut lines = BufReader::new(stderr).lines();
@@ -43,7 +56,11 @@ impl ProxyProcess {
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {
-        self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a).unwrap_or_else(|| panic!("no {name} listener"))
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {name} listener"))
     }
 
     /// CPU seconds (user + system) the process has used.
@@ -53,7 +70,8 @@ impl ProxyProcess {
 
     /// Resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -76,7 +94,8 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     ticks as f64 / clock_ticks() as f64
 }
 
@@ -95,12 +114,17 @@ pub fn proxy_binary(args: &[String]) -> std::path::PathBuf {
     args.windows(2)
         .find(|w| w[0] == "--proxy")
         .map(|w| w[1].clone().into())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server")
+        })
 }
 
 /// `--NAME VALUE` as a number, or the default.
 pub fn arg_num(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn sleep(d: Duration) {

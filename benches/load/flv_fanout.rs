@@ -26,15 +26,30 @@ fn main() {
     let seconds = common::arg_num(&args, "--seconds", 10);
     let kbps = common::arg_num(&args, "--kbps", 2000);
     let binary = common::proxy_binary(&args);
-    assert!(binary.exists(), "build the proxy first: cargo build --release -p proxy-server ({} is missing)", binary.display());
+    assert!(
+        binary.exists(),
+        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
+        binary.display()
+    );
     let clip = make_clip();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let origin = runtime.block_on(start_fake_origin(clip, kbps));
 
     let workdir = std::env::temp_dir().join(format!("flv-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).expect("workdir");
-    std::fs::write(workdir.join("proxy.toml"), format!("[[origins]]\nname = \"fake\"\nhttp = {}\n", origin.port())).expect("config");
-    let proxy = common::ProxyProcess::start(&binary, &["--config", "proxy.toml", "--max-connections", "100000"], &workdir);
+    std::fs::write(
+        workdir.join("proxy.toml"),
+        format!("[[origins]]\nname = \"fake\"\nhttp = {}\n", origin.port()),
+    )
+    .expect("config");
+    let proxy = common::ProxyProcess::start(
+        &binary,
+        &["--config", "proxy.toml", "--max-connections", "100000"],
+        &workdir,
+    );
     let proxied_addr = proxy.addr("http");
 
     println!("HTTP-FLV fan-out: {viewers} viewers x {seconds} s at {kbps} kbit/s each");
@@ -48,10 +63,25 @@ fn main() {
     let cpu = proxy.cpu_seconds() - cpu_before;
 
     let mb = proxied.bytes as f64 / 1e6;
-    println!("direct : {:>8.1} MB received, {} viewers finished", direct.bytes as f64 / 1e6, direct.finished);
-    println!("proxied: {:>8.1} MB received, {} viewers finished", mb, proxied.finished);
-    println!("throughput ratio proxied/direct: {:.3}", proxied.bytes as f64 / direct.bytes.max(1) as f64);
-    println!("proxy CPU: {:.2} s total, {:.4} s per MB relayed, {:.2} ms per viewer-second", cpu, cpu / mb.max(1e-9), cpu * 1000.0 / (viewers as f64 * seconds as f64));
+    println!(
+        "direct : {:>8.1} MB received, {} viewers finished",
+        direct.bytes as f64 / 1e6,
+        direct.finished
+    );
+    println!(
+        "proxied: {:>8.1} MB received, {} viewers finished",
+        mb, proxied.finished
+    );
+    println!(
+        "throughput ratio proxied/direct: {:.3}",
+        proxied.bytes as f64 / direct.bytes.max(1) as f64
+    );
+    println!(
+        "proxy CPU: {:.2} s total, {:.4} s per MB relayed, {:.2} ms per viewer-second",
+        cpu,
+        cpu / mb.max(1e-9),
+        cpu * 1000.0 / (viewers as f64 * seconds as f64)
+    );
     println!("proxy RSS: {rss_before} KiB idle, {rss_loaded} KiB with {viewers} viewers ({:.1} KiB per viewer)", rss_loaded.saturating_sub(rss_before) as f64 / viewers as f64);
     let _ = std::fs::remove_dir_all(&workdir);
     drop(proxy);
@@ -69,8 +99,11 @@ async fn run_viewers(addr: SocketAddr, viewers: usize, seconds: u64) -> Outcome 
     for n in 0..viewers {
         let total = total.clone();
         tasks.push(tokio::spawn(async move {
-            let Ok(mut stream) = TcpStream::connect(addr).await else { return false };
-            let request = format!("GET /live/stream.flv?viewer={n} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let Ok(mut stream) = TcpStream::connect(addr).await else {
+                return false;
+            };
+            let request =
+                format!("GET /live/stream.flv?viewer={n} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
             if stream.write_all(request.as_bytes()).await.is_err() {
                 return false;
             }
@@ -93,7 +126,10 @@ async fn run_viewers(addr: SocketAddr, viewers: usize, seconds: u64) -> Outcome 
             finished += 1;
         }
     }
-    Outcome { bytes: total.load(Ordering::Relaxed), finished }
+    Outcome {
+        bytes: total.load(Ordering::Relaxed),
+        finished,
+    }
 }
 
 async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
@@ -107,7 +143,8 @@ async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
                 if stream.read(&mut head).await.is_err() {
                     return;
                 }
-                let reply = "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
+                let reply =
+                    "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
                 if stream.write_all(reply.as_bytes()).await.is_err() {
                     return;
                 }
@@ -132,8 +169,32 @@ async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
 fn make_clip() -> Arc<Vec<u8>> {
     let path = std::env::temp_dir().join(format!("flv-fanout-{}.flv", std::process::id()));
     let status = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25:duration=10"])
-        .args(["-f", "lavfi", "-i", "sine=duration=10", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1500k", "-c:a", "aac", "-f", "flv"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25:duration=10",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "1500k",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ])
         .arg(&path)
         .status()
         .expect("ffmpeg is needed to make the clip: apt-get install -y ffmpeg");

@@ -19,13 +19,28 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let picks = common::arg_num(&args, "--picks", 20_000) as usize;
     let tasks = common::arg_num(&args, "--tasks", 16) as usize;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let mut redis = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server is needed: apt-get install -y redis-server");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -89,5 +104,9 @@ async fn run(lb: &Arc<dyn Balancer>, picks: usize, tasks: usize, prefix: &str) -
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Figures { rate: all.len() as f64 / elapsed, p50: at(0.5), p99: at(0.99) }
+    Figures {
+        rate: all.len() as f64 / elapsed,
+        p50: at(0.5),
+        p99: at(0.99),
+    }
 }

@@ -36,8 +36,16 @@ fn main() {
     let seconds = common::arg_num(&args, "--seconds", 4);
     let rate = common::arg_num(&args, "--rate", 40_000);
     let binary = common::proxy_binary(&args);
-    assert!(binary.exists(), "build the proxy first: cargo build --release -p proxy-server ({} is missing)", binary.display());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    assert!(
+        binary.exists(),
+        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
+        binary.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // The fake origin: its media port, and its WHIP API answering with a new ufrag each time.
     let media = UdpSocket::bind("127.0.0.1:0").expect("bind media");
@@ -52,7 +60,12 @@ fn main() {
         api.port(),
         media_addr.port()
     );
-    let (status, _) = runtime.block_on(http(proxy.addr("system-api"), "POST", "/api/v1/srs/register", &registration));
+    let (status, _) = runtime.block_on(http(
+        proxy.addr("system-api"),
+        "POST",
+        "/api/v1/srs/register",
+        &registration,
+    ));
     assert_eq!(status, 200, "registering the fake origin");
 
     // Sessions: a WHIP offer each, then a signed check from the client's socket.
@@ -62,9 +75,17 @@ fn main() {
     let mut socks = Vec::new();
     for n in 0..clients {
         let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:c{n}\r\na=ice-pwd:clientpassword0123456789\r\n");
-        let (status, answer) = runtime.block_on(http(http_api, "POST", &format!("/rtc/v1/whip/?app=live&stream=s{n}"), &offer));
+        let (status, answer) = runtime.block_on(http(
+            http_api,
+            "POST",
+            &format!("/rtc/v1/whip/?app=live&stream=s{n}"),
+            &offer,
+        ));
         assert_eq!(status, 201, "offer {n}: {answer}");
-        let ufrag = sdp::ice_credentials(&answer).expect("answer credentials").ufrag.to_owned();
+        let ufrag = sdp::ice_credentials(&answer)
+            .expect("answer credentials")
+            .ufrag
+            .to_owned();
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut buf = [0u8; 512];
         let check = BindingRequest {
@@ -87,28 +108,64 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let sources = sink.sources();
-    let relays: Vec<SocketAddr> = (0..clients as u32).map(|n| *sources.get(&n).unwrap_or_else(|| panic!("session {n} did not reach the origin"))).collect();
+    let relays: Vec<SocketAddr> = (0..clients as u32)
+        .map(|n| {
+            *sources
+                .get(&n)
+                .unwrap_or_else(|| panic!("session {n} did not reach the origin"))
+        })
+        .collect();
     let distinct: std::collections::HashSet<&SocketAddr> = relays.iter().collect();
-    assert_eq!(distinct.len(), clients, "one origin-side socket per session");
+    assert_eq!(
+        distinct.len(),
+        clients,
+        "one origin-side socket per session"
+    );
     let client_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
     let counters = Counters::start(&socks);
 
-    println!("WebRTC UDP relay: {clients} sessions, {PACKET}-byte datagrams, {seconds} s per phase");
-    println!("{:<34} {:>12} {:>12} {:>8} {:>14}", "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt");
+    println!(
+        "WebRTC UDP relay: {clients} sessions, {PACKET}-byte datagrams, {seconds} s per phase"
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>8} {:>14}",
+        "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt"
+    );
     let duration = Duration::from_secs(seconds);
-    for (label, pace) in [(format!("paced at {rate} pps"), rate), ("unpaced".to_owned(), 0)] {
+    for (label, pace) in [
+        (format!("paced at {rate} pps"), rate),
+        ("unpaced".to_owned(), 0),
+    ] {
         // Up: clients -> origin.
-        let up_direct = blast_up(&socks, &vec![media_addr; clients], pace, duration, &sink.count);
+        let up_direct = blast_up(
+            &socks,
+            &vec![media_addr; clients],
+            pace,
+            duration,
+            &sink.count,
+        );
         let cpu0 = proxy.cpu_seconds();
         let up_proxied = blast_up(&socks, &vec![webrtc; clients], pace, duration, &sink.count);
         let up_cpu = proxy.cpu_seconds() - cpu0;
-        report(&format!("client -> origin, {label}"), up_direct, up_proxied, up_cpu, duration);
+        report(
+            &format!("client -> origin, {label}"),
+            up_direct,
+            up_proxied,
+            up_cpu,
+            duration,
+        );
         // Down: origin -> clients.
         let down_direct = blast_down(&media, &client_addrs, pace, duration, &counters.total);
         let cpu0 = proxy.cpu_seconds();
         let down_proxied = blast_down(&media, &relays, pace, duration, &counters.total);
         let down_cpu = proxy.cpu_seconds() - cpu0;
-        report(&format!("origin -> client, {label}"), down_direct, down_proxied, down_cpu, duration);
+        report(
+            &format!("origin -> client, {label}"),
+            down_direct,
+            down_proxied,
+            down_cpu,
+            duration,
+        );
     }
     println!("proxy RSS with {clients} sessions: {} KiB", proxy.rss_kib());
     sink.stop.store(true, Ordering::Relaxed);
@@ -126,7 +183,11 @@ fn tid(n: u32) -> [u8; 12] {
 
 fn report(phase: &str, direct: u64, proxied: u64, cpu: f64, duration: Duration) {
     let secs = duration.as_secs_f64();
-    let per_m = if proxied > 0 { cpu / (proxied as f64 / 1e6) } else { f64::NAN };
+    let per_m = if proxied > 0 {
+        cpu / (proxied as f64 / 1e6)
+    } else {
+        f64::NAN
+    };
     println!(
         "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2}",
         phase,
@@ -140,18 +201,42 @@ fn report(phase: &str, direct: u64, proxied: u64, cpu: f64, duration: Duration) 
 /// Sends from every client socket to its target for `duration` (paced at `rate` packets a
 /// second in total, or as fast as possible if 0) and returns what `received` counted, after
 /// a short drain.
-fn blast_up(socks: &[UdpSocket], targets: &[SocketAddr], rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
-    let senders: Vec<(UdpSocket, SocketAddr)> = socks.iter().zip(targets).map(|(s, t)| (s.try_clone().unwrap(), *t)).collect();
+fn blast_up(
+    socks: &[UdpSocket],
+    targets: &[SocketAddr],
+    rate: u64,
+    duration: Duration,
+    received: &AtomicU64,
+) -> u64 {
+    let senders: Vec<(UdpSocket, SocketAddr)> = socks
+        .iter()
+        .zip(targets)
+        .map(|(s, t)| (s.try_clone().unwrap(), *t))
+        .collect();
     measure(senders, rate, duration, received)
 }
 
 /// Sends from the origin's media socket to every target.
-fn blast_down(media: &UdpSocket, targets: &[SocketAddr], rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
-    let senders: Vec<(UdpSocket, SocketAddr)> = targets.iter().map(|t| (media.try_clone().unwrap(), *t)).collect();
+fn blast_down(
+    media: &UdpSocket,
+    targets: &[SocketAddr],
+    rate: u64,
+    duration: Duration,
+    received: &AtomicU64,
+) -> u64 {
+    let senders: Vec<(UdpSocket, SocketAddr)> = targets
+        .iter()
+        .map(|t| (media.try_clone().unwrap(), *t))
+        .collect();
     measure(senders, rate, duration, received)
 }
 
-fn measure(senders: Vec<(UdpSocket, SocketAddr)>, rate: u64, duration: Duration, received: &AtomicU64) -> u64 {
+fn measure(
+    senders: Vec<(UdpSocket, SocketAddr)>,
+    rate: u64,
+    duration: Duration,
+    received: &AtomicU64,
+) -> u64 {
     std::thread::sleep(Duration::from_millis(300));
     let before = received.load(Ordering::Relaxed);
     let mut packet = vec![0x55u8; PACKET];
@@ -196,8 +281,14 @@ struct Sink {
 
 impl Sink {
     fn start(socket: UdpSocket) -> Self {
-        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let (count, sources, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(HashMap::new())), Arc::new(AtomicBool::new(false)));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (count, sources, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(Mutex::new(HashMap::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (c, s, halt) = (count.clone(), sources.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
@@ -211,7 +302,11 @@ impl Sink {
                 }
             }
         });
-        Sink { count, sources, stop }
+        Sink {
+            count,
+            sources,
+            stop,
+        }
     }
 
     /// Client index -> the proxy socket its session's packets come from.
@@ -228,7 +323,10 @@ struct Counters {
 
 impl Counters {
     fn start(socks: &[UdpSocket]) -> Self {
-        let (total, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (total, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let socks: Vec<UdpSocket> = socks.iter().map(|s| s.try_clone().unwrap()).collect();
         let (t, halt) = (total.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -261,8 +359,15 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -281,14 +386,20 @@ async fn start_fake_whip_api(media_port: u16) -> SocketAddr {
                 let mut buf = [0u8; 4096];
                 // Headers, then Content-Length bytes of body.
                 loop {
-                    let Ok(read) = stream.read(&mut buf).await else { return };
+                    let Ok(read) = stream.read(&mut buf).await else {
+                        return;
+                    };
                     if read == 0 {
                         return;
                     }
                     raw.extend_from_slice(&buf[..read]);
                     if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                         let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-                        let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
                         if raw.len() >= end + 4 + len {
                             break;
                         }

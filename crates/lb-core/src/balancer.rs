@@ -67,7 +67,12 @@ pub struct OriginStatus {
 impl OriginStatus {
     /// Whether a new stream may be placed here.
     pub fn accepts_new_streams(&self) -> bool {
-        self.alive && !self.draining && self.origin.max_streams.is_none_or(|max| self.streams < max as usize)
+        self.alive
+            && !self.draining
+            && self
+                .origin
+                .max_streams
+                .is_none_or(|max| self.streams < max as usize)
     }
 
     /// Whether a stream already placed here should stay for a request of this intent: a
@@ -165,11 +170,18 @@ pub fn is_alive(source: OriginSource, since_heartbeat: Duration, ttl: Duration) 
 
 /// Chooses an origin for a stream among `statuses` with `strategy`, or says why none can
 /// take it. Shared by every balancer so that they place alike.
-pub fn choose_origin<'a>(strategy: &dyn Strategy, key: &StreamKey, statuses: &'a [OriginStatus]) -> Result<&'a Origin, Error> {
+pub fn choose_origin<'a>(
+    strategy: &dyn Strategy,
+    key: &StreamKey,
+    statuses: &'a [OriginStatus],
+) -> Result<&'a Origin, Error> {
     let candidates: Vec<Candidate<'_>> = statuses
         .iter()
         .filter(|s| s.accepts_new_streams())
-        .map(|s| Candidate { origin: &s.origin, streams: s.streams })
+        .map(|s| Candidate {
+            origin: &s.origin,
+            streams: s.streams,
+        })
         .collect();
     if candidates.is_empty() {
         return Err(Error::NoOrigin {

@@ -18,7 +18,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// No origin can take the stream.
-    #[error("no origin available: {registered} known, {alive} alive, {accepting} accepting new streams")]
+    #[error(
+        "no origin available: {registered} known, {alive} alive, {accepting} accepting new streams"
+    )]
     NoOrigin {
         /// Origins known to the balancer.
         registered: usize,

@@ -35,7 +35,11 @@ impl StreamKey {
         check_name("stream", stream, false)?;
         let vhost = vhost_of(host);
         check_name("vhost", &vhost, false)?;
-        Ok(StreamKey { vhost, app: app.to_owned(), stream: stream.to_owned() })
+        Ok(StreamKey {
+            vhost,
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+        })
     }
 
     /// From RTMP's `connect` tcUrl and the `publish`/`play` stream name (each may carry a
@@ -59,15 +63,18 @@ impl StreamKey {
     /// extension; the segments before it are the app; `app`, `stream` and `vhost` query
     /// parameters override.
     pub fn from_http(host: Option<&str>, path: &str, query: Option<&str>) -> Result<Self, Error> {
-        let request = flv_http::classify("GET", path, query, host).map_err(|e| Error::InvalidStream(e.to_string()))?;
+        let request = flv_http::classify("GET", path, query, host)
+            .map_err(|e| Error::InvalidStream(e.to_string()))?;
         Self::new(request.vhost.as_deref(), &request.app, &request.stream)
     }
 
     /// From a WHIP/WHEP request (`/rtc/v1/whip/?app=live&stream=livestream`): app and
     /// stream come from the query, the vhost from a `vhost` parameter or the `Host` header.
     pub fn from_rtc_query(host: Option<&str>, query: &str) -> Result<Self, Error> {
-        let app = query_param(query, "app").ok_or_else(|| Error::InvalidStream("missing `app` query parameter".into()))?;
-        let stream = query_param(query, "stream").ok_or_else(|| Error::InvalidStream("missing `stream` query parameter".into()))?;
+        let app = query_param(query, "app")
+            .ok_or_else(|| Error::InvalidStream("missing `app` query parameter".into()))?;
+        let stream = query_param(query, "stream")
+            .ok_or_else(|| Error::InvalidStream("missing `stream` query parameter".into()))?;
         let vhost = query_vhost(query);
         Self::new(vhost.as_deref().or(host), &app, &stream)
     }
@@ -76,9 +83,13 @@ impl StreamKey {
     /// with the caller's mode.
     pub fn from_srt_streamid(streamid: &str) -> Result<(Self, Mode), Error> {
         let sid = StreamId::parse(streamid).map_err(|e| Error::InvalidStream(e.to_string()))?;
-        let resource = sid.resource.as_deref().ok_or_else(|| Error::InvalidStream("streamid names no resource (r=app/stream)".into()))?;
+        let resource = sid.resource.as_deref().ok_or_else(|| {
+            Error::InvalidStream("streamid names no resource (r=app/stream)".into())
+        })?;
         let (path, query) = split_query(resource);
-        let (app, stream) = path.rsplit_once('/').ok_or_else(|| Error::InvalidStream(format!("resource {resource:?} is not app/stream")))?;
+        let (app, stream) = path.rsplit_once('/').ok_or_else(|| {
+            Error::InvalidStream(format!("resource {resource:?} is not app/stream"))
+        })?;
         let vhost = query_vhost(query);
         let key = Self::new(vhost.as_deref().or(sid.host.as_deref()), app, stream)?;
         Ok((key, sid.mode))
@@ -128,7 +139,9 @@ fn strip_port(host: &str) -> &str {
     }
     match host.rsplit_once(':') {
         // More than one colon without brackets is a bare IPv6 address.
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
         _ => host,
     }
 }
@@ -138,16 +151,28 @@ fn check_name(what: &str, value: &str, may_nest: bool) -> Result<(), Error> {
         return Err(Error::InvalidStream(format!("empty {what}")));
     }
     if value.len() > MAX_NAME_LEN {
-        return Err(Error::InvalidStream(format!("{what} is {} bytes, more than {MAX_NAME_LEN}", value.len())));
+        return Err(Error::InvalidStream(format!(
+            "{what} is {} bytes, more than {MAX_NAME_LEN}",
+            value.len()
+        )));
     }
     if value.chars().any(|c| c.is_control()) {
-        return Err(Error::InvalidStream(format!("{what} {value:?} contains control characters")));
+        return Err(Error::InvalidStream(format!(
+            "{what} {value:?} contains control characters"
+        )));
     }
     if !may_nest && value.contains('/') {
-        return Err(Error::InvalidStream(format!("{what} {value:?} contains '/'")));
+        return Err(Error::InvalidStream(format!(
+            "{what} {value:?} contains '/'"
+        )));
     }
-    if value.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
-        return Err(Error::InvalidStream(format!("{what} {value:?} has an empty, '.' or '..' segment")));
+    if value
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(Error::InvalidStream(format!(
+            "{what} {value:?} has an empty, '.' or '..' segment"
+        )));
     }
     Ok(())
 }
@@ -178,7 +203,11 @@ fn percent_decode(s: &str) -> Result<String, Error> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -189,7 +218,8 @@ fn percent_decode(s: &str) -> Result<String, Error> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| Error::InvalidStream(format!("{s:?} decodes to invalid UTF-8")))
+    String::from_utf8(out)
+        .map_err(|_| Error::InvalidStream(format!("{s:?} decodes to invalid UTF-8")))
 }
 
 #[cfg(test)]
@@ -203,15 +233,52 @@ mod tests {
     // The stream-key table of PROTOCOLS.md, row by row.
     #[test]
     fn protocols_md_table() {
-        assert_eq!(StreamKey::from_rtmp("rtmp://127.0.0.1/live", "livestream").unwrap().to_string(), key("__defaultVhost__/live/livestream"));
-        assert_eq!(StreamKey::from_rtmp("rtmp://example.com/live?token=1", "livestream?k=2").unwrap().to_string(), key("example.com/live/livestream"));
-        assert_eq!(StreamKey::from_http(Some("127.0.0.1:8080"), "/live/livestream.flv", Some("token=1")).unwrap().to_string(), key("__defaultVhost__/live/livestream"));
-        assert_eq!(StreamKey::from_http(Some("a.example.com"), "/live/livestream.m3u8", None).unwrap().to_string(), key("a.example.com/live/livestream"));
-        assert_eq!(StreamKey::from_rtc_query(None, "app=live&stream=livestream").unwrap().to_string(), key("__defaultVhost__/live/livestream"));
-        let (k, mode) = StreamKey::from_srt_streamid("#!::h=a.example.com,r=live/livestream,m=publish").unwrap();
-        assert_eq!((k.to_string(), mode), (key("a.example.com/live/livestream"), Mode::Publish));
+        assert_eq!(
+            StreamKey::from_rtmp("rtmp://127.0.0.1/live", "livestream")
+                .unwrap()
+                .to_string(),
+            key("__defaultVhost__/live/livestream")
+        );
+        assert_eq!(
+            StreamKey::from_rtmp("rtmp://example.com/live?token=1", "livestream?k=2")
+                .unwrap()
+                .to_string(),
+            key("example.com/live/livestream")
+        );
+        assert_eq!(
+            StreamKey::from_http(
+                Some("127.0.0.1:8080"),
+                "/live/livestream.flv",
+                Some("token=1")
+            )
+            .unwrap()
+            .to_string(),
+            key("__defaultVhost__/live/livestream")
+        );
+        assert_eq!(
+            StreamKey::from_http(Some("a.example.com"), "/live/livestream.m3u8", None)
+                .unwrap()
+                .to_string(),
+            key("a.example.com/live/livestream")
+        );
+        assert_eq!(
+            StreamKey::from_rtc_query(None, "app=live&stream=livestream")
+                .unwrap()
+                .to_string(),
+            key("__defaultVhost__/live/livestream")
+        );
+        let (k, mode) =
+            StreamKey::from_srt_streamid("#!::h=a.example.com,r=live/livestream,m=publish")
+                .unwrap();
+        assert_eq!(
+            (k.to_string(), mode),
+            (key("a.example.com/live/livestream"), Mode::Publish)
+        );
         let (k, mode) = StreamKey::from_srt_streamid("live/livestream").unwrap();
-        assert_eq!((k.to_string(), mode), (key("__defaultVhost__/live/livestream"), Mode::Request));
+        assert_eq!(
+            (k.to_string(), mode),
+            (key("__defaultVhost__/live/livestream"), Mode::Request)
+        );
     }
 
     #[test]
@@ -220,13 +287,31 @@ mod tests {
         let forms = [
             StreamKey::from_rtmp("rtmp://a.example.com:1935/live", "cam1?token=x").unwrap(),
             StreamKey::from_rtmp("rtmps://10.0.0.1/live?vhost=a.example.com", "cam1").unwrap(),
-            StreamKey::from_http(Some("A.Example.com:8080"), "/live/cam1.flv", Some("token=y")).unwrap(),
+            StreamKey::from_http(
+                Some("A.Example.com:8080"),
+                "/live/cam1.flv",
+                Some("token=y"),
+            )
+            .unwrap(),
             StreamKey::from_http(Some("a.example.com"), "/live/cam1.ts", None).unwrap(),
-            StreamKey::from_http(Some("a.example.com"), "/live/cam1.m3u8", Some("hls_ctx=abc")).unwrap(),
+            StreamKey::from_http(
+                Some("a.example.com"),
+                "/live/cam1.m3u8",
+                Some("hls_ctx=abc"),
+            )
+            .unwrap(),
             StreamKey::from_http(Some("a.example.com"), "/live/cam1.m4s", None).unwrap(),
-            StreamKey::from_http(Some("127.0.0.1"), "/whatever", Some("app=live&stream=cam1&vhost=a.example.com")).unwrap(),
-            StreamKey::from_rtc_query(Some("a.example.com"), "app=live&stream=cam1&token=z").unwrap(),
-            StreamKey::from_srt_streamid("#!::r=live/cam1?vhost=a.example.com,m=request").unwrap().0,
+            StreamKey::from_http(
+                Some("127.0.0.1"),
+                "/whatever",
+                Some("app=live&stream=cam1&vhost=a.example.com"),
+            )
+            .unwrap(),
+            StreamKey::from_rtc_query(Some("a.example.com"), "app=live&stream=cam1&token=z")
+                .unwrap(),
+            StreamKey::from_srt_streamid("#!::r=live/cam1?vhost=a.example.com,m=request")
+                .unwrap()
+                .0,
         ];
         for form in forms {
             assert_eq!(form, expected);
@@ -254,7 +339,10 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         assert!(StreamKey::from_http(None, "/livestream.flv", None).is_err());
-        assert!(StreamKey::from_http(None, "/live/.flv", None).is_err(), "an empty stream name");
+        assert!(
+            StreamKey::from_http(None, "/live/.flv", None).is_err(),
+            "an empty stream name"
+        );
         assert!(StreamKey::from_http(None, "/../x/a.flv", None).is_err());
         assert!(StreamKey::from_rtmp("rtmp://h/live", "").is_err());
         assert!(StreamKey::from_rtmp("rtmp://h/live", "a\u{1}b").is_err());

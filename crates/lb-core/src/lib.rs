@@ -26,8 +26,9 @@ mod key;
 mod origin;
 mod strategy;
 
-pub use balancer::{choose_origin, is_alive,
-    Balancer, BalancerConfig, HlsSession, OriginStatus, PickIntent, Placement, RtcSession,
+pub use balancer::{
+    choose_origin, is_alive, Balancer, BalancerConfig, HlsSession, OriginStatus, PickIntent,
+    Placement, RtcSession,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;

@@ -70,8 +70,15 @@ impl Endpoint {
     /// let e = Endpoint::parse("udp://0.0.0.0:8001", "10.0.0.5", Transport::Tcp).unwrap();
     /// assert_eq!((e.to_string().as_str(), e.transport), ("10.0.0.5:8001", Transport::Udp));
     /// ```
-    pub fn parse(value: &str, default_host: &str, default_transport: Transport) -> Result<Self, Error> {
-        let bad = |reason| Error::InvalidEndpoint { value: value.to_owned(), reason };
+    pub fn parse(
+        value: &str,
+        default_host: &str,
+        default_transport: Transport,
+    ) -> Result<Self, Error> {
+        let bad = |reason| Error::InvalidEndpoint {
+            value: value.to_owned(),
+            reason,
+        };
         let trimmed = value.trim();
         let (transport, rest) = match trimmed.split_once("://") {
             Some(("tcp", rest)) => (Transport::Tcp, rest),
@@ -80,7 +87,9 @@ impl Endpoint {
             None => (default_transport, trimmed),
         };
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (ip, port) = v6.split_once("]:").ok_or_else(|| bad("bracketed IPv6 needs ]:port"))?;
+            let (ip, port) = v6
+                .split_once("]:")
+                .ok_or_else(|| bad("bracketed IPv6 needs ]:port"))?;
             (ip, port)
         } else {
             match rest.rsplit_once(':') {
@@ -89,16 +98,28 @@ impl Endpoint {
                 None => ("", rest),
             }
         };
-        let port: u16 = port.parse().map_err(|_| bad("port must be a number from 1 to 65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("port must be a number from 1 to 65535"))?;
         if port == 0 {
             return Err(bad("port must be a number from 1 to 65535"));
         }
-        let wildcard = host.is_empty() || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+        let wildcard =
+            host.is_empty() || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
         let host = if wildcard { default_host } else { host };
-        if host.is_empty() || host.len() > MAX_FIELD_LEN || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+        if host.is_empty()
+            || host.len() > MAX_FIELD_LEN
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
             return Err(bad("host is empty or not a host name"));
         }
-        Ok(Endpoint { host: host.to_owned(), port, transport })
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+            transport,
+        })
     }
 }
 
@@ -202,24 +223,41 @@ impl Registration {
     /// Parses a heartbeat body. A missing mandatory field is named in the error.
     pub fn from_json(body: &[u8]) -> Result<Self, Error> {
         if body.len() > MAX_REGISTRATION_LEN {
-            return Err(Error::InvalidRegistration(format!("body is {} bytes, more than {MAX_REGISTRATION_LEN}", body.len())));
+            return Err(Error::InvalidRegistration(format!(
+                "body is {} bytes, more than {MAX_REGISTRATION_LEN}",
+                body.len()
+            )));
         }
         serde_json::from_slice(body).map_err(|e| Error::InvalidRegistration(e.to_string()))
     }
 
     /// Checks every field and resolves the endpoints.
     pub fn into_origin(self) -> Result<Origin, Error> {
-        for (name, value) in [("ip", &self.ip), ("server", &self.server), ("service", &self.service), ("pid", &self.pid)] {
-            if value.is_empty() || value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control) {
-                return Err(Error::InvalidRegistration(format!("field `{name}` must be 1 to {MAX_FIELD_LEN} printable characters")));
+        for (name, value) in [
+            ("ip", &self.ip),
+            ("server", &self.server),
+            ("service", &self.service),
+            ("pid", &self.pid),
+        ] {
+            if value.is_empty()
+                || value.len() > MAX_FIELD_LEN
+                || value.chars().any(char::is_control)
+            {
+                return Err(Error::InvalidRegistration(format!(
+                    "field `{name}` must be 1 to {MAX_FIELD_LEN} printable characters"
+                )));
             }
         }
         if self.rtmp.is_empty() {
-            return Err(Error::InvalidRegistration("field `rtmp` lists no endpoint".into()));
+            return Err(Error::InvalidRegistration(
+                "field `rtmp` lists no endpoint".into(),
+            ));
         }
         let ip = self.ip.trim().to_owned();
         let parse_all = |list: &[String], transport| -> Result<Vec<Endpoint>, Error> {
-            list.iter().map(|e| Endpoint::parse(e, &ip, transport)).collect()
+            list.iter()
+                .map(|e| Endpoint::parse(e, &ip, transport))
+                .collect()
         };
         Ok(Origin {
             id: OriginId(format!("{}-{}-{}", self.server, self.service, self.pid)),
@@ -231,7 +269,9 @@ impl Registration {
             server: self.server,
             service: self.service,
             pid: self.pid,
-            device_id: self.device_id.filter(|d| !d.is_empty() && d.len() <= MAX_FIELD_LEN),
+            device_id: self
+                .device_id
+                .filter(|d| !d.is_empty() && d.len() <= MAX_FIELD_LEN),
             ip,
             weight: 1,
             max_streams: None,
@@ -267,7 +307,9 @@ fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
 fn endpoint_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let list = Option::<Vec<StringOrNumber>>::deserialize(d)?.unwrap_or_default();
     if list.len() > MAX_ENDPOINTS {
-        return Err(serde::de::Error::custom(format!("more than {MAX_ENDPOINTS} endpoints")));
+        return Err(serde::de::Error::custom(format!(
+            "more than {MAX_ENDPOINTS} endpoints"
+        )));
     }
     Ok(list.into_iter().map(String::from).collect())
 }
@@ -282,22 +324,35 @@ mod tests {
 
     #[test]
     fn srs_heartbeat_as_srs_sends_it() {
-        let origin = Registration::from_json(SRS_SAMPLE.as_bytes()).unwrap().into_origin().unwrap();
+        let origin = Registration::from_json(SRS_SAMPLE.as_bytes())
+            .unwrap()
+            .into_origin()
+            .unwrap();
         assert_eq!(origin.id.as_str(), "vid-46p14mm-z2s3w865-42583");
         assert_eq!(origin.device_id.as_deref(), Some("origin1"));
-        let shown = |v: &[Endpoint]| v.iter().map(|e| format!("{e}/{:?}", e.transport)).collect::<Vec<_>>();
+        let shown = |v: &[Endpoint]| {
+            v.iter()
+                .map(|e| format!("{e}/{:?}", e.transport))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(shown(&origin.rtmp), ["10.0.0.5:19351/Tcp"]);
         assert_eq!(shown(&origin.http), ["10.0.0.5:8081/Tcp"]);
         assert_eq!(shown(&origin.api), ["10.0.0.5:19851/Tcp"]);
         assert_eq!(shown(&origin.srt), ["10.0.0.5:10081/Udp"]);
-        assert_eq!(shown(&origin.rtc), ["10.0.0.5:8001/Udp", "10.0.0.5:8001/Tcp"]);
+        assert_eq!(
+            shown(&origin.rtc),
+            ["10.0.0.5:8001/Udp", "10.0.0.5:8001/Tcp"]
+        );
         assert_eq!(origin.rtc_udp().map(|e| e.port), Some(8001));
     }
 
     #[test]
     fn unknown_fields_are_ignored_and_numbers_accepted() {
         let body = br#"{"ip":"10.0.0.6","server":"s","service":"v","pid":7,"rtmp":[1935],"summaries":{"cpu":3},"extra":[1,2]}"#;
-        let origin = Registration::from_json(body).unwrap().into_origin().unwrap();
+        let origin = Registration::from_json(body)
+            .unwrap()
+            .into_origin()
+            .unwrap();
         assert_eq!((origin.pid.as_str(), origin.rtmp[0].port), ("7", 1935));
     }
 
@@ -306,10 +361,17 @@ mod tests {
         for field in ["ip", "server", "service", "pid", "rtmp"] {
             let mut v: serde_json::Value = serde_json::from_str(SRS_SAMPLE).unwrap();
             v.as_object_mut().unwrap().remove(field);
-            let err = Registration::from_json(v.to_string().as_bytes()).unwrap_err().to_string();
+            let err = Registration::from_json(v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(&format!("`{field}`")), "{err}");
         }
-        let err = Registration::from_json(br#"{"ip":"","server":"s","service":"v","pid":"1","rtmp":["1"]}"#).unwrap().into_origin().unwrap_err();
+        let err = Registration::from_json(
+            br#"{"ip":"","server":"s","service":"v","pid":"1","rtmp":["1"]}"#,
+        )
+        .unwrap()
+        .into_origin()
+        .unwrap_err();
         assert!(err.to_string().contains("`ip`"), "{err}");
     }
 
@@ -334,7 +396,10 @@ mod tests {
     fn oversized_and_malformed_bodies() {
         assert!(Registration::from_json(&vec![b' '; MAX_REGISTRATION_LEN + 1]).is_err());
         assert!(Registration::from_json(b"{not json").is_err());
-        let many = format!(r#"{{"ip":"1.2.3.4","server":"s","service":"v","pid":"1","rtmp":[{}]}}"#, vec!["\"1\""; 17].join(","));
+        let many = format!(
+            r#"{{"ip":"1.2.3.4","server":"s","service":"v","pid":"1","rtmp":[{}]}}"#,
+            vec!["\"1\""; 17].join(",")
+        );
         assert!(Registration::from_json(many.as_bytes()).is_err());
     }
 }

@@ -62,8 +62,12 @@ impl Strategy for LeastStreams {
             let ((sa, wa), (sb, wb)) = (load(&candidates[a]), load(&candidates[b]));
             (sa * wb).cmp(&(sb * wa))
         };
-        let best = (0..candidates.len()).min_by(|&a, &b| lighter(a, b)).unwrap_or(0);
-        let ties: Vec<usize> = (0..candidates.len()).filter(|&i| lighter(i, best).is_eq()).collect();
+        let best = (0..candidates.len())
+            .min_by(|&a, &b| lighter(a, b))
+            .unwrap_or(0);
+        let ties: Vec<usize> = (0..candidates.len())
+            .filter(|&i| lighter(i, best).is_eq())
+            .collect();
         ties[fastrand::usize(..ties.len())]
     }
     fn name(&self) -> &'static str {
@@ -130,7 +134,9 @@ impl FromStr for StrategyKind {
             "round-robin" | "roundrobin" => Ok(StrategyKind::RoundRobin),
             "least-streams" | "least" => Ok(StrategyKind::LeastStreams),
             "weighted" => Ok(StrategyKind::Weighted),
-            other => Err(format!("unknown strategy {other:?} (random, round-robin, least-streams, weighted)")),
+            other => Err(format!(
+                "unknown strategy {other:?} (random, round-robin, least-streams, weighted)"
+            )),
         }
     }
 }
@@ -142,9 +148,20 @@ mod tests {
 
     fn origin(id: &str, weight: u32) -> Origin {
         Origin {
-            id: OriginId::new(id), server: id.into(), service: "s".into(), pid: "1".into(), device_id: None,
-            ip: "127.0.0.1".into(), rtmp: vec![], http: vec![], api: vec![], srt: vec![], rtc: vec![],
-            weight, max_streams: None, source: OriginSource::Static,
+            id: OriginId::new(id),
+            server: id.into(),
+            service: "s".into(),
+            pid: "1".into(),
+            device_id: None,
+            ip: "127.0.0.1".into(),
+            rtmp: vec![],
+            http: vec![],
+            api: vec![],
+            srt: vec![],
+            rtc: vec![],
+            weight,
+            max_streams: None,
+            source: OriginSource::Static,
         }
     }
 
@@ -155,9 +172,24 @@ mod tests {
     #[test]
     fn round_robin_cycles_in_id_order() {
         let (a, b, c) = (origin("a", 1), origin("b", 1), origin("c", 1));
-        let cands = [Candidate { origin: &c, streams: 0 }, Candidate { origin: &a, streams: 0 }, Candidate { origin: &b, streams: 0 }];
+        let cands = [
+            Candidate {
+                origin: &c,
+                streams: 0,
+            },
+            Candidate {
+                origin: &a,
+                streams: 0,
+            },
+            Candidate {
+                origin: &b,
+                streams: 0,
+            },
+        ];
         let rr = RoundRobin::default();
-        let picked: Vec<&str> = (0..6).map(|_| cands[rr.choose(&key(), &cands)].origin.id.as_str()).collect();
+        let picked: Vec<&str> = (0..6)
+            .map(|_| cands[rr.choose(&key(), &cands)].origin.id.as_str())
+            .collect();
         assert_eq!(picked, ["a", "b", "c", "a", "b", "c"]);
     }
 
@@ -165,7 +197,16 @@ mod tests {
     fn least_streams_respects_weight() {
         let (a, b) = (origin("a", 1), origin("b", 4));
         // a: 2 streams at weight 1 = load 2; b: 5 streams at weight 4 = load 1.25.
-        let cands = [Candidate { origin: &a, streams: 2 }, Candidate { origin: &b, streams: 5 }];
+        let cands = [
+            Candidate {
+                origin: &a,
+                streams: 2,
+            },
+            Candidate {
+                origin: &b,
+                streams: 5,
+            },
+        ];
         for _ in 0..20 {
             assert_eq!(LeastStreams.choose(&key(), &cands), 1);
         }
@@ -174,7 +215,20 @@ mod tests {
     #[test]
     fn weighted_follows_weights_and_skips_zero() {
         let (a, b, z) = (origin("a", 1), origin("b", 3), origin("z", 0));
-        let cands = [Candidate { origin: &a, streams: 0 }, Candidate { origin: &b, streams: 0 }, Candidate { origin: &z, streams: 0 }];
+        let cands = [
+            Candidate {
+                origin: &a,
+                streams: 0,
+            },
+            Candidate {
+                origin: &b,
+                streams: 0,
+            },
+            Candidate {
+                origin: &z,
+                streams: 0,
+            },
+        ];
         let mut counts = [0usize; 3];
         for _ in 0..4000 {
             counts[Weighted.choose(&key(), &cands)] += 1;
@@ -186,13 +240,25 @@ mod tests {
     #[test]
     fn random_reaches_every_candidate() {
         let (a, b) = (origin("a", 1), origin("b", 1));
-        let cands = [Candidate { origin: &a, streams: 0 }, Candidate { origin: &b, streams: 0 }];
+        let cands = [
+            Candidate {
+                origin: &a,
+                streams: 0,
+            },
+            Candidate {
+                origin: &b,
+                streams: 0,
+            },
+        ];
         let mut seen = [false; 2];
         for _ in 0..200 {
             seen[Random.choose(&key(), &cands)] = true;
         }
         assert_eq!(seen, [true, true]);
-        assert_eq!("least-streams".parse::<StrategyKind>(), Ok(StrategyKind::LeastStreams));
+        assert_eq!(
+            "least-streams".parse::<StrategyKind>(),
+            Ok(StrategyKind::LeastStreams)
+        );
         assert!("best".parse::<StrategyKind>().is_err());
     }
 }

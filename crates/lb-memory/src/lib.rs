@@ -67,7 +67,11 @@ impl MemoryBalancer {
     }
 
     /// A balancer on a given clock (tests use [`lb_core::ManualClock`]).
-    pub fn with_clock(config: BalancerConfig, strategy: Box<dyn Strategy>, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(
+        config: BalancerConfig,
+        strategy: Box<dyn Strategy>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let epoch = clock.now();
         MemoryBalancer {
             config,
@@ -87,13 +91,22 @@ impl MemoryBalancer {
     pub fn sweep(&self) {
         let now = self.clock.now();
         let cfg = self.config;
-        self.hls.retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
-        self.rtc.retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
-        self.origins.retain(|_, o| is_alive(o.origin.source, now.duration_since(o.last_seen), cfg.origin_ttl * 2));
+        self.hls
+            .retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
+        self.rtc
+            .retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
+        self.origins.retain(|_, o| {
+            is_alive(
+                o.origin.source,
+                now.duration_since(o.last_seen),
+                cfg.origin_ttl * 2,
+            )
+        });
         // Never hold one map's lock while taking another's: collect first.
         let known: HashSet<OriginId> = self.origins.iter().map(|o| o.key().clone()).collect();
         self.placements.retain(|_, p| {
-            let keep = now.duration_since(p.last_used) < cfg.placement_ttl && known.contains(&p.value);
+            let keep =
+                now.duration_since(p.last_used) < cfg.placement_ttl && known.contains(&p.value);
             if !keep {
                 self.count(&p.value, -1);
             }
@@ -109,7 +122,12 @@ impl MemoryBalancer {
 
     /// The number of entries held: (origins, placements, HLS sessions, WebRTC sessions).
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
-        (self.origins.len(), self.placements.len(), self.hls.len(), self.rtc.len())
+        (
+            self.origins.len(),
+            self.placements.len(),
+            self.hls.len(),
+            self.rtc.len(),
+        )
     }
 
     /// Sweeps at most once per half of the shortest TTL, from whatever call comes by.
@@ -118,7 +136,10 @@ impl MemoryBalancer {
         let period = (self.config.session_ttl.min(self.config.origin_ttl) / 2).as_millis() as u64;
         let last = self.last_sweep_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) >= period.max(1)
-            && self.last_sweep_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_sweep_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             self.sweep();
         }
@@ -140,7 +161,11 @@ impl MemoryBalancer {
     }
 
     fn statuses(&self) -> Vec<OriginStatus> {
-        let counts: HashMap<OriginId, usize> = self.counts.iter().map(|c| (c.key().clone(), *c.value())).collect();
+        let counts: HashMap<OriginId, usize> = self
+            .counts
+            .iter()
+            .map(|c| (c.key().clone(), *c.value()))
+            .collect();
         let now = self.clock.now();
         let mut all: Vec<OriginStatus> = self
             .origins
@@ -154,8 +179,14 @@ impl MemoryBalancer {
     /// The origin of an existing placement, if it keeps the stream for this intent.
     fn keeping_origin(&self, id: &OriginId, intent: PickIntent) -> Option<Origin> {
         let entry = self.origins.get(id)?;
-        let alive = is_alive(entry.origin.source, self.clock.now().duration_since(entry.last_seen), self.config.origin_ttl);
-        intent.keeps(alive, entry.draining).then(|| entry.origin.clone())
+        let alive = is_alive(
+            entry.origin.source,
+            self.clock.now().duration_since(entry.last_seen),
+            self.config.origin_ttl,
+        );
+        intent
+            .keeps(alive, entry.draining)
+            .then(|| entry.origin.clone())
     }
 
     fn touch_session<T: Clone>(&self, map: &DashMap<String, Timed<T>>, id: &str) -> Option<T> {
@@ -181,7 +212,8 @@ impl Balancer for MemoryBalancer {
         self.sweep_if_due();
         let now = self.clock.now();
         // The same server under a new service/pid is a restart: the old process is gone.
-        self.origins.retain(|id, e| *id == origin.id || e.origin.server != origin.server);
+        self.origins
+            .retain(|id, e| *id == origin.id || e.origin.server != origin.server);
         match self.origins.entry(origin.id.clone()) {
             Entry::Occupied(mut e) => {
                 let entry = e.get_mut();
@@ -189,7 +221,11 @@ impl Balancer for MemoryBalancer {
                 entry.last_seen = now;
             }
             Entry::Vacant(e) => {
-                e.insert(OriginEntry { origin, last_seen: now, draining: false });
+                e.insert(OriginEntry {
+                    origin,
+                    last_seen: now,
+                    draining: false,
+                });
             }
         }
         Ok(())
@@ -204,7 +240,10 @@ impl Balancer for MemoryBalancer {
     }
 
     async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error> {
-        let mut entry = self.origins.get_mut(id).ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
+        let mut entry = self
+            .origins
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
         entry.draining = draining;
         Ok(())
     }
@@ -234,7 +273,10 @@ impl Balancer for MemoryBalancer {
             self.count(&previous.get().value, -1);
         }
         self.count(&chosen.id, 1);
-        entry.insert(Timed { value: chosen.id.clone(), last_used: now });
+        entry.insert(Timed {
+            value: chosen.id.clone(),
+            last_used: now,
+        });
         Ok(chosen.clone())
     }
 
@@ -255,7 +297,10 @@ impl Balancer for MemoryBalancer {
             .placements
             .iter()
             .filter(|p| now.duration_since(p.last_used) < ttl)
-            .map(|p| Placement { key: p.key().clone(), origin: p.value.clone() })
+            .map(|p| Placement {
+                key: p.key().clone(),
+                origin: p.value.clone(),
+            })
             .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(all)
@@ -263,7 +308,13 @@ impl Balancer for MemoryBalancer {
 
     async fn put_hls(&self, token: &str, session: &HlsSession) -> Result<(), Error> {
         self.sweep_if_due();
-        self.hls.insert(token.to_owned(), Timed { value: session.clone(), last_used: self.clock.now() });
+        self.hls.insert(
+            token.to_owned(),
+            Timed {
+                value: session.clone(),
+                last_used: self.clock.now(),
+            },
+        );
         Ok(())
     }
 
@@ -273,7 +324,13 @@ impl Balancer for MemoryBalancer {
 
     async fn put_rtc(&self, server_ufrag: &str, session: &RtcSession) -> Result<(), Error> {
         self.sweep_if_due();
-        self.rtc.insert(server_ufrag.to_owned(), Timed { value: session.clone(), last_used: self.clock.now() });
+        self.rtc.insert(
+            server_ufrag.to_owned(),
+            Timed {
+                value: session.clone(),
+                last_used: self.clock.now(),
+            },
+        );
         Ok(())
     }
 

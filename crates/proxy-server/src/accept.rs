@@ -13,8 +13,12 @@ use tracing::Instrument;
 use crate::Context;
 
 /// Accepts until shutdown, running `handle` for each client in its own task.
-pub fn serve_tcp<F, Fut>(ctx: Arc<Context>, listener: TcpListener, protocol: &'static str, handle: F)
-where
+pub fn serve_tcp<F, Fut>(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    protocol: &'static str,
+    handle: F,
+) where
     F: Fn(Arc<Context>, TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {

@@ -40,7 +40,11 @@ pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "code": self.0.as_u16(), "error": self.1 }))).into_response()
+        (
+            self.0,
+            Json(json!({ "code": self.0.as_u16(), "error": self.1 })),
+        )
+            .into_response()
     }
 }
 
@@ -48,7 +52,9 @@ impl From<lb_core::Error> for ApiError {
     fn from(e: lb_core::Error) -> Self {
         let status = match e {
             lb_core::Error::UnknownOrigin(_) => StatusCode::NOT_FOUND,
-            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())
@@ -67,7 +73,10 @@ fn authorize(ctx: &Context, headers: &HeaderMap, query: Option<&str>) -> Result<
     match bearer.or(queried) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
-        None => Err(ApiError(StatusCode::UNAUTHORIZED, "this endpoint needs the System API token".into())),
+        None => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs the System API token".into(),
+        )),
     }
 }
 
@@ -78,28 +87,42 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError(StatusCode::BAD_REQUEST, format!("body is larger than {MAX_BODY} bytes")))
-        }
-        Err(e) => Err(ApiError(StatusCode::BAD_REQUEST, format!("reading body: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body is larger than {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("reading body: {e}"),
+        )),
     }
 }
 
-async fn register(State(ctx): State<Arc<Context>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Result<Json<Value>, ApiError> {
+async fn register(
+    State(ctx): State<Arc<Context>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     authorize(&ctx, &headers, query.as_deref())?;
     let body = read_body(body).await?;
     let origin = Registration::from_json(&body)
         .and_then(Registration::into_origin)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let known = ctx.balancer.origin(&origin.id).await?.is_some();
-    let (id, rtmp) = (origin.id.clone(), origin.rtmp.first().map(ToString::to_string));
+    let (id, rtmp) = (
+        origin.id.clone(),
+        origin.rtmp.first().map(ToString::to_string),
+    );
     ctx.balancer.register(origin).await?;
     if known {
         tracing::debug!(origin = %id, "heartbeat");
     } else {
         tracing::info!(origin = %id, rtmp = rtmp.as_deref().unwrap_or("-"), "origin registered");
     }
-    Ok(Json(json!({ "code": 0, "pid": std::process::id().to_string() })))
+    Ok(Json(
+        json!({ "code": 0, "pid": std::process::id().to_string() }),
+    ))
 }
 
 async fn versions() -> Json<Value> {
@@ -125,7 +148,11 @@ pub fn version_body() -> Value {
 
 fn server_json(status: &OriginStatus, sessions: usize) -> Value {
     let o = &status.origin;
-    let list = |v: &[lb_core::Endpoint]| v.iter().map(|e| json!({ "address": e.to_string(), "transport": e.transport })).collect::<Vec<_>>();
+    let list = |v: &[lb_core::Endpoint]| {
+        v.iter()
+            .map(|e| json!({ "address": e.to_string(), "transport": e.transport }))
+            .collect::<Vec<_>>()
+    };
     json!({
         "id": o.id,
         "server": o.server,
@@ -154,7 +181,9 @@ async fn servers(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiErro
         .iter()
         .map(|s| server_json(s, sessions.get(&s.origin.id).copied().unwrap_or(0)))
         .collect();
-    Ok(Json(json!({ "code": 0, "balancer": ctx.balancer.name(), "data": data })))
+    Ok(Json(
+        json!({ "code": 0, "balancer": ctx.balancer.name(), "data": data }),
+    ))
 }
 
 async fn streams(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiError> {
@@ -177,21 +206,43 @@ async fn streams(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiErro
     Ok(Json(json!({ "code": 0, "data": data })))
 }
 
-async fn set_draining(ctx: &Context, headers: &HeaderMap, query: Option<&str>, id: String, draining: bool) -> Result<Json<Value>, ApiError> {
+async fn set_draining(
+    ctx: &Context,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    id: String,
+    draining: bool,
+) -> Result<Json<Value>, ApiError> {
     authorize(ctx, headers, query)?;
     let id = OriginId::new(id);
     ctx.balancer.set_draining(&id, draining).await?;
     tracing::info!(origin = %id, draining, "drain state changed");
-    let status = ctx.balancer.origin(&id).await?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown origin {id}")))?;
+    let status = ctx
+        .balancer
+        .origin(&id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown origin {id}")))?;
     let sessions = ctx.sessions.by_origin().get(&id).copied().unwrap_or(0);
-    Ok(Json(json!({ "code": 0, "data": server_json(&status, sessions) })))
+    Ok(Json(
+        json!({ "code": 0, "data": server_json(&status, sessions) }),
+    ))
 }
 
-async fn drain(State(ctx): State<Arc<Context>>, headers: HeaderMap, RawQuery(q): RawQuery, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn drain(
+    State(ctx): State<Arc<Context>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     set_draining(&ctx, &headers, q.as_deref(), id, true).await
 }
 
-async fn undrain(State(ctx): State<Arc<Context>>, headers: HeaderMap, RawQuery(q): RawQuery, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn undrain(
+    State(ctx): State<Arc<Context>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     set_draining(&ctx, &headers, q.as_deref(), id, false).await
 }
 
@@ -206,6 +257,9 @@ async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiErro
             "sessions": ctx.sessions.len(),
         }))),
         Ok(Err(e)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(_) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "balancer did not answer within 1 s".into())),
+        Err(_) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "balancer did not answer within 1 s".into(),
+        )),
     }
 }

@@ -20,8 +20,18 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-const fn s(key: &'static str, env: &'static str, default: &'static str, help: &'static str) -> Setting {
-    Setting { key, env, default, help }
+const fn s(
+    key: &'static str,
+    env: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        env,
+        default,
+        help,
+    }
 }
 
 /// Every setting. The first block is the reference's, with its defaults.
@@ -129,7 +139,10 @@ impl Layers {
         if let Some(v) = self.file.get(setting.key) {
             return (v.clone(), format!("`{}` in the config file", setting.key));
         }
-        (setting.default.to_owned(), format!("default of {}", setting.env))
+        (
+            setting.default.to_owned(),
+            format!("default of {}", setting.env),
+        )
     }
 }
 
@@ -141,14 +154,24 @@ fn flag_name(key: &str) -> String {
 pub fn command() -> clap::Command {
     let mut cmd = clap::Command::new("proxy-server")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("Media-streaming proxy with a built-in load balancer, in front of a fleet of origins")
-        .arg(clap::Arg::new("config").long("config").value_name("FILE").help("TOML configuration file"));
+        .about(
+            "Media-streaming proxy with a built-in load balancer, in front of a fleet of origins",
+        )
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("TOML configuration file"),
+        );
     for setting in SETTINGS {
         cmd = cmd.arg(
             clap::Arg::new(setting.key)
                 .long(flag_name(setting.key))
                 .value_name("VALUE")
-                .help(format!("{} [env: {}] [default: {}]", setting.help, setting.env, setting.default)),
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    setting.help, setting.env, setting.default
+                )),
         );
     }
     cmd
@@ -160,7 +183,11 @@ pub fn load(args: impl IntoIterator<Item = String>) -> anyhow::Result<Config> {
     let matches = command().try_get_matches_from(args)?;
     let flags = SETTINGS
         .iter()
-        .filter_map(|s| matches.get_one::<String>(s.key).map(|v| (s.key.to_owned(), v.clone())))
+        .filter_map(|s| {
+            matches
+                .get_one::<String>(s.key)
+                .map(|v| (s.key.to_owned(), v.clone()))
+        })
         .collect();
     let dotenv = match std::fs::read_to_string(".env") {
         Ok(text) => parse_dotenv(&text),
@@ -171,12 +198,20 @@ pub fn load(args: impl IntoIterator<Item = String>) -> anyhow::Result<Config> {
         Some(path) => read_file(Path::new(path))?,
         None => (HashMap::new(), Vec::new()),
     };
-    let layers = Layers { flags, env: std::env::vars().collect(), dotenv, file };
+    let layers = Layers {
+        flags,
+        env: std::env::vars().collect(),
+        dotenv,
+        file,
+    };
     resolve(&layers, origins)
 }
 
 fn setting(key: &str) -> &'static Setting {
-    SETTINGS.iter().find(|s| s.key == key).unwrap_or_else(|| unreachable!("setting {key} is in the table"))
+    SETTINGS
+        .iter()
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| unreachable!("setting {key} is in the table"))
 }
 
 fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<Config> {
@@ -213,13 +248,19 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
             host: value("redis_host").0,
             port: port("redis_port")?,
             password: Some(value("redis_password").0).filter(|p| !p.is_empty()),
-            db: parse("redis_db", &|v| v.parse::<u8>().map(|_| ()).map_err(|_| "expected a database number 0-255".into()))?
-                .parse()
-                .unwrap_or(0),
+            db: parse("redis_db", &|v| {
+                v.parse::<u8>()
+                    .map(|_| ())
+                    .map_err(|_| "expected a database number 0-255".into())
+            })?
+            .parse()
+            .unwrap_or(0),
         }),
         _ => BalancerKind::Memory,
     };
-    let strategy = parse("lb_strategy", &|v| v.parse::<StrategyKind>().map(|_| ()))?.parse().unwrap_or_default();
+    let strategy = parse("lb_strategy", &|v| v.parse::<StrategyKind>().map(|_| ()))?
+        .parse()
+        .unwrap_or_default();
     let balancer_config = BalancerConfig {
         origin_ttl: duration("origin_ttl")?,
         session_ttl: duration("session_ttl")?,
@@ -239,8 +280,14 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
     let default_enabled = parse("default_backend_enabled", &|v| parse_bool(v).map(|_| ()))?;
     if parse_bool(&default_enabled).unwrap_or(false) {
         let ip = value("default_backend_ip").0;
-        let ports = ["default_backend_rtmp", "default_backend_http", "default_backend_api", "default_backend_rtc", "default_backend_srt"]
-            .map(|k| value(k).0);
+        let ports = [
+            "default_backend_rtmp",
+            "default_backend_http",
+            "default_backend_api",
+            "default_backend_rtc",
+            "default_backend_srt",
+        ]
+        .map(|k| value(k).0);
         let origin = StaticOrigin {
             name: "default".into(),
             ip: Some(ip),
@@ -251,10 +298,14 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
             srt: vec![format!("udp://:{}", ports[4].trim_start_matches("udp://:"))],
             ..StaticOrigin::default()
         };
-        static_origins.push((origin.into_origin().context("PROXY_DEFAULT_BACKEND_*")?, false));
+        static_origins.push((
+            origin.into_origin().context("PROXY_DEFAULT_BACKEND_*")?,
+            false,
+        ));
     }
 
-    let static_files = Some(PathBuf::from(value("static_files").0)).filter(|p| !p.as_os_str().is_empty());
+    let static_files =
+        Some(PathBuf::from(value("static_files").0)).filter(|p| !p.as_os_str().is_empty());
     let max_connections = parse("max_connections", &|v| match v.parse::<usize>() {
         Ok(n) if n > 0 => Ok(()),
         _ => Err("expected a positive number".into()),
@@ -295,11 +346,19 @@ fn parse_listen(value: &str, wildcard: IpAddr) -> Result<Option<SocketAddr>, Str
     if let Ok(port) = value.trim_start_matches(':').parse::<u16>() {
         return Ok(Some(SocketAddr::new(wildcard, port)));
     }
-    value.parse::<SocketAddr>().map(Some).map_err(|_| "expected a port, host:port with an IP host, or off".into())
+    value
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|_| "expected a port, host:port with an IP host, or off".into())
 }
 
 fn parse_port(value: &str) -> Result<u16, String> {
-    value.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| "expected a port from 1 to 65535".into())
+    value
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| "expected a port from 1 to 65535".into())
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -315,16 +374,23 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| "expected a non-negative duration".into());
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| "expected a non-negative duration".into());
     }
     let mut total = Duration::ZERO;
     let mut rest = value;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (number, tail) = rest.split_at(digits);
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
-        let n: f64 = number.parse().map_err(|_| format!("expected a duration like 20s, 500ms or 1m30s, got {value:?}"))?;
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("expected a duration like 20s, 500ms or 1m30s, got {value:?}"))?;
         let scale = match unit {
             "ms" => 0.001,
             "s" => 1.0,
@@ -332,7 +398,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             _ => return Err(format!("unknown unit {unit:?} (ms, s, m, h)")),
         };
-        total += Duration::try_from_secs_f64(n * scale).map_err(|_| "duration out of range".to_string())?;
+        total += Duration::try_from_secs_f64(n * scale)
+            .map_err(|_| "duration out of range".to_string())?;
         rest = next;
     }
     if value.is_empty() {
@@ -392,7 +459,9 @@ impl StaticOrigin {
         let name = self.name;
         let endpoints = |list: Vec<String>, transport| -> anyhow::Result<Vec<Endpoint>> {
             list.iter()
-                .map(|e| Endpoint::parse(e, &ip, transport).with_context(|| format!("origin {name:?}")))
+                .map(|e| {
+                    Endpoint::parse(e, &ip, transport).with_context(|| format!("origin {name:?}"))
+                })
                 .collect()
         };
         let origin = Origin {
@@ -411,7 +480,16 @@ impl StaticOrigin {
             max_streams: self.max_streams,
             source: OriginSource::Static,
         };
-        if [&origin.rtmp, &origin.http, &origin.api, &origin.srt, &origin.rtc].iter().all(|v| v.is_empty()) {
+        if [
+            &origin.rtmp,
+            &origin.http,
+            &origin.api,
+            &origin.srt,
+            &origin.rtc,
+        ]
+        .iter()
+        .all(|v| v.is_empty())
+        {
             bail!("origin {name:?} lists no endpoint (rtmp, http, api, srt or rtc)");
         }
         Ok(origin)
@@ -443,10 +521,14 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 
 /// Reads the TOML file: settings at the top level (by their keys), origins in `[[origins]]`.
 fn read_file(path: &Path) -> anyhow::Result<(HashMap<String, String>, Vec<StaticOrigin>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-    let mut table: toml::Table = text.parse().with_context(|| format!("parsing config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing config file {}", path.display()))?;
     let origins = match table.remove("origins") {
-        Some(value) => Vec::<StaticOrigin>::deserialize(value).with_context(|| format!("[[origins]] in {}", path.display()))?,
+        Some(value) => Vec::<StaticOrigin>::deserialize(value)
+            .with_context(|| format!("[[origins]] in {}", path.display()))?,
         None => Vec::new(),
     };
     let mut settings = HashMap::new();
@@ -459,7 +541,11 @@ fn read_file(path: &Path) -> anyhow::Result<(HashMap<String, String>, Vec<Static
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_owned(),
             toml::Value::Float(f) => f.to_string(),
-            other => bail!("key `{key}` in {} must be a string, number or boolean, not {}", path.display(), other.type_str()),
+            other => bail!(
+                "key `{key}` in {} must be a string, number or boolean, not {}",
+                path.display(),
+                other.type_str()
+            ),
         };
         settings.insert(key, text);
     }
@@ -471,8 +557,17 @@ mod tests {
     use super::*;
 
     fn layers(flags: &[(&str, &str)], env: &[(&str, &str)], file: &[(&str, &str)]) -> Layers {
-        let map = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Layers { flags: map(flags), env: map(env), dotenv: HashMap::new(), file: map(file) }
+        let map = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        Layers {
+            flags: map(flags),
+            env: map(env),
+            dotenv: HashMap::new(),
+            file: map(file),
+        }
     }
 
     #[test]
@@ -483,16 +578,26 @@ mod tests {
         assert_eq!(c.http_api_listen, Some("0.0.0.0:11985".parse().unwrap()));
         assert_eq!(c.webrtc_listen, Some("0.0.0.0:18000".parse().unwrap()));
         assert_eq!(c.srt_listen, Some("0.0.0.0:20080".parse().unwrap()));
-        assert_eq!(c.system_api_listen, Some("127.0.0.1:12025".parse().unwrap()));
+        assert_eq!(
+            c.system_api_listen,
+            Some("127.0.0.1:12025".parse().unwrap())
+        );
         assert_eq!(c.balancer, BalancerKind::Memory);
-        assert_eq!((c.grace_quit, c.force_quit), (Duration::from_secs(20), Duration::from_secs(30)));
+        assert_eq!(
+            (c.grace_quit, c.force_quit),
+            (Duration::from_secs(20), Duration::from_secs(30))
+        );
         assert_eq!(c.balancer_config, BalancerConfig::default());
         assert!(c.static_origins.is_empty());
     }
 
     #[test]
     fn flag_beats_env_beats_file() {
-        let file = [("rtmp_server", "1"), ("http_server", "2"), ("http_api", "3")];
+        let file = [
+            ("rtmp_server", "1"),
+            ("http_server", "2"),
+            ("http_api", "3"),
+        ];
         let env = [("PROXY_RTMP_SERVER", "10"), ("PROXY_HTTP_SERVER", "20")];
         let flags = [("rtmp_server", "127.0.0.1:100")];
         let c = resolve(&layers(&flags, &env, &file), vec![]).unwrap();
@@ -503,23 +608,45 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key_and_value() {
-        let err = resolve(&layers(&[], &[("PROXY_RTMP_SERVER", "abc")], &[]), vec![]).unwrap_err().to_string();
-        assert!(err.contains("PROXY_RTMP_SERVER") && err.contains("\"abc\""), "{err}");
-        let err = resolve(&layers(&[("origin_ttl", "5 parsecs")], &[], &[]), vec![]).unwrap_err().to_string();
+        let err = resolve(&layers(&[], &[("PROXY_RTMP_SERVER", "abc")], &[]), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PROXY_RTMP_SERVER") && err.contains("\"abc\""),
+            "{err}"
+        );
+        let err = resolve(&layers(&[("origin_ttl", "5 parsecs")], &[], &[]), vec![])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--origin-ttl"), "{err}");
-        let err = resolve(&layers(&[], &[("PROXY_LOAD_BALANCER_TYPE", "etcd")], &[]), vec![]).unwrap_err().to_string();
-        assert!(err.contains("PROXY_LOAD_BALANCER_TYPE") && err.contains("etcd"), "{err}");
+        let err = resolve(
+            &layers(&[], &[("PROXY_LOAD_BALANCER_TYPE", "etcd")], &[]),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("PROXY_LOAD_BALANCER_TYPE") && err.contains("etcd"),
+            "{err}"
+        );
     }
 
     #[test]
     fn default_backend_and_redis() {
-        let env = [("PROXY_DEFAULT_BACKEND_ENABLED", "on"), ("PROXY_LOAD_BALANCER_TYPE", "redis"), ("PROXY_REDIS_PORT", "6380")];
+        let env = [
+            ("PROXY_DEFAULT_BACKEND_ENABLED", "on"),
+            ("PROXY_LOAD_BALANCER_TYPE", "redis"),
+            ("PROXY_REDIS_PORT", "6380"),
+        ];
         let c = resolve(&layers(&[], &env, &[]), vec![]).unwrap();
         let (origin, _) = &c.static_origins[0];
         assert_eq!(origin.rtmp[0].to_string(), "127.0.0.1:1935");
         assert_eq!(origin.rtc[0].to_string(), "127.0.0.1:8000");
         assert_eq!(origin.rtc[0].transport, Transport::Udp);
-        assert!(matches!(c.balancer, BalancerKind::Redis(RedisSettings { port: 6380, .. })));
+        assert!(matches!(
+            c.balancer,
+            BalancerKind::Redis(RedisSettings { port: 6380, .. })
+        ));
     }
 
     #[test]
@@ -527,9 +654,20 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("1d").is_err() && parse_duration("").is_err() && parse_duration("-1").is_err());
+        assert!(
+            parse_duration("1d").is_err()
+                && parse_duration("").is_err()
+                && parse_duration("-1").is_err()
+        );
         let env = parse_dotenv("# c\nexport PROXY_A=1\nPROXY_B=\"x y\"\nPROXY_C=z # note\n");
-        assert_eq!((env["PROXY_A"].as_str(), env["PROXY_B"].as_str(), env["PROXY_C"].as_str()), ("1", "x y", "z"));
+        assert_eq!(
+            (
+                env["PROXY_A"].as_str(),
+                env["PROXY_B"].as_str(),
+                env["PROXY_C"].as_str()
+            ),
+            ("1", "x y", "z")
+        );
     }
 
     #[test]
@@ -539,12 +677,32 @@ mod tests {
         let path = dir.join("proxy.toml");
         std::fs::write(&path, "rtmp_server = 1936\n[[origins]]\nname = \"nginx1\"\nrtmp = \"127.0.0.1:1935\"\nhttp = [8080]\nweight = 3\ndraining = true\n").unwrap();
         let (settings, origins) = read_file(&path).unwrap();
-        let c = resolve(&Layers { flags: HashMap::new(), env: HashMap::new(), dotenv: HashMap::new(), file: settings }, origins).unwrap();
+        let c = resolve(
+            &Layers {
+                flags: HashMap::new(),
+                env: HashMap::new(),
+                dotenv: HashMap::new(),
+                file: settings,
+            },
+            origins,
+        )
+        .unwrap();
         assert_eq!(c.rtmp_listen.unwrap().port(), 1936);
         let (origin, draining) = &c.static_origins[0];
-        assert_eq!((origin.id.as_str(), origin.http[0].to_string().as_str(), origin.weight, *draining), ("nginx1", "127.0.0.1:8080", 3, true));
+        assert_eq!(
+            (
+                origin.id.as_str(),
+                origin.http[0].to_string().as_str(),
+                origin.weight,
+                *draining
+            ),
+            ("nginx1", "127.0.0.1:8080", 3, true)
+        );
         std::fs::write(&path, "rtmp_servr = 1\n").unwrap();
-        assert!(read_file(&path).unwrap_err().to_string().contains("rtmp_servr"));
+        assert!(read_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("rtmp_servr"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -71,12 +71,20 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
 
 /// A body from a full buffer.
 pub fn full(body: impl Into<Bytes>) -> ProxyBody {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Sends one request to the origin over a new connection and returns its response, with
 /// a body that keeps the origin connection (and the session) alive only while it is read.
-pub async fn send<B>(ctx: &Context, origin: &Origin, endpoints: &[Endpoint], protocol: &'static str, request: Request<B>) -> Result<Response<Incoming>, ForwardError>
+pub async fn send<B>(
+    ctx: &Context,
+    origin: &Origin,
+    endpoints: &[Endpoint],
+    protocol: &'static str,
+    request: Request<B>,
+) -> Result<Response<Incoming>, ForwardError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -93,10 +101,18 @@ where
     });
     // The origin must start answering within the timeout; the body may then take forever
     // (a live stream, an LL-HLS blocking playlist has its own longer wait).
-    match tokio::time::timeout(timeout.max(std::time::Duration::from_secs(1)) * 4, sender.send_request(request)).await {
+    match tokio::time::timeout(
+        timeout.max(std::time::Duration::from_secs(1)) * 4,
+        sender.send_request(request),
+    )
+    .await
+    {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(e)) => Err(ForwardError::Origin(format!("{endpoint}: {e}"))),
-        Err(_) => Err(ForwardError::Origin(format!("{endpoint}: no response headers within {:?}", timeout * 4))),
+        Err(_) => Err(ForwardError::Origin(format!(
+            "{endpoint}: no response headers within {:?}",
+            timeout * 4
+        ))),
     }
 }
 
@@ -120,7 +136,11 @@ pub struct Relayed {
 
 impl Relayed {
     pub fn new(inner: Incoming, session: SessionGuard) -> Self {
-        Relayed { inner, traffic: session.traffic().clone(), _session: session }
+        Relayed {
+            inner,
+            traffic: session.traffic().clone(),
+            _session: session,
+        }
     }
 }
 
@@ -128,11 +148,16 @@ impl Body for Relayed {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                self.traffic.to_client.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.traffic
+                    .to_client
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
             }
         }
         polled.map_err(Into::into)
@@ -157,7 +182,9 @@ pub fn add_cors(headers: &mut HeaderMap) {
         ("access-control-expose-headers", "Server,range,Content-Length,Content-Range,Location,ETag,Link"),
     ];
     for (name, value) in defaults {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     }
 }
 
@@ -165,7 +192,10 @@ pub fn add_cors(headers: &mut HeaderMap) {
 pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(full(body.to_string()));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -179,13 +209,19 @@ pub struct Refusal {
 impl Refusal {
     /// A refusal with its status and reason.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal { status, reason: reason.into() }
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
     }
 
     /// The JSON error reply, logged with its reason.
     pub fn into_response(self) -> Response<ProxyBody> {
         tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
-        json_response(self.status, serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }))
+        json_response(
+            self.status,
+            serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }),
+        )
     }
 }
 
@@ -215,7 +251,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));

@@ -61,14 +61,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// gracefully (stop accepting, let sessions run up to the grace timeout).
 pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> anyhow::Result<()> {
     for (origin, draining) in &config.static_origins {
-        balancer.register(origin.clone()).await.with_context(|| format!("adding static origin {}", origin.id))?;
+        balancer
+            .register(origin.clone())
+            .await
+            .with_context(|| format!("adding static origin {}", origin.id))?;
         if *draining {
             balancer.set_draining(&origin.id, true).await?;
         }
         tracing::info!(origin = %origin.id, draining, "static origin");
     }
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let ctx = Arc::new(Context { config, balancer, sessions: Sessions::default(), lifecycle: Lifecycle::new(), connections, recent: Default::default() });
+    let ctx = Arc::new(Context {
+        config,
+        balancer,
+        sessions: Sessions::default(),
+        lifecycle: Lifecycle::new(),
+        connections,
+        recent: Default::default(),
+    });
 
     if let Some(addr) = ctx.config.system_api_listen {
         let listener = bind_tcp("system-api", addr).await?;
@@ -78,7 +88,8 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         let app = api::router(ctx.clone());
         let life = ctx.lifecycle.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { life.stopped_accepting().await });
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { life.stopped_accepting().await });
             if let Err(e) = serve.await {
                 tracing::error!("System API stopped: {e}");
             }
@@ -94,7 +105,9 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    ctx.lifecycle.shutdown(ctx.config.grace_quit, ctx.config.force_quit).await;
+    ctx.lifecycle
+        .shutdown(ctx.config.grace_quit, ctx.config.force_quit)
+        .await;
     tracing::info!("bye");
     Ok(())
 }
@@ -103,7 +116,10 @@ async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
     match &config.balancer {
         BalancerKind::Memory => {
             tracing::info!(strategy = ?config.strategy, "memory balancer");
-            Ok(Arc::new(lb_memory::MemoryBalancer::new(config.balancer_config, config.strategy.build())))
+            Ok(Arc::new(lb_memory::MemoryBalancer::new(
+                config.balancer_config,
+                config.strategy.build(),
+            )))
         }
         BalancerKind::Redis(redis) => {
             let settings = lb_redis::RedisBalancerConfig {
@@ -114,12 +130,21 @@ async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
                 db: redis.db,
                 ..lb_redis::RedisBalancerConfig::default()
             };
-            let shown = settings.url.clone().unwrap_or_else(|| format!("{}:{}/{}", settings.host, settings.port, settings.db));
+            let shown = settings
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}/{}", settings.host, settings.port, settings.db));
             // Redis may come up after the proxy (a fleet starting together): wait for it
             // rather than exit, saying so.
             let mut delay = Duration::from_millis(250);
             loop {
-                match lb_redis::RedisBalancer::connect(settings.clone(), config.balancer_config, config.strategy.build()).await {
+                match lb_redis::RedisBalancer::connect(
+                    settings.clone(),
+                    config.balancer_config,
+                    config.strategy.build(),
+                )
+                .await
+                {
                     Ok(balancer) => {
                         tracing::info!(redis = %shown, strategy = ?config.strategy, "redis balancer");
                         return Ok(Arc::new(balancer));
@@ -168,7 +193,9 @@ pub(crate) async fn restore_static_origins(ctx: &Context) {
 
 /// Binds a TCP listener and says where, in a line tests and operators can rely on.
 pub async fn bind_tcp(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {name} on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening name={name} addr={local}");
     Ok(listener)
@@ -181,23 +208,33 @@ const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Binds a UDP socket with large buffers and says where, like [`bind_tcp`].
 pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding {name} on {addr}"))?;
+    let socket = UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("binding {name} on {addr}"))?;
     let sock = socket2::SockRef::from(&socket);
-    if let Err(e) = sock.set_recv_buffer_size(UDP_BUFFER).and_then(|()| sock.set_send_buffer_size(UDP_BUFFER)) {
+    if let Err(e) = sock
+        .set_recv_buffer_size(UDP_BUFFER)
+        .and_then(|()| sock.set_send_buffer_size(UDP_BUFFER))
+    {
         tracing::warn!("cannot enlarge the {name} socket buffers: {e}");
     }
     let granted = sock.recv_buffer_size().unwrap_or(0);
     let local = socket.local_addr()?;
     tracing::info!("listening name={name} addr={local}");
     if granted < UDP_BUFFER {
-        tracing::info!(name, granted, "UDP receive buffer capped by the kernel; raise net.core.rmem_max for high bitrates");
+        tracing::info!(
+            name,
+            granted,
+            "UDP receive buffer capped by the kernel; raise net.core.rmem_max for high bitrates"
+        );
     }
     Ok(socket)
 }
 
 /// Keeps the balancer from forgetting where streams with live sessions are.
 async fn keep_live_placements(ctx: Arc<Context>) {
-    let period = (ctx.config.balancer_config.placement_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let period = (ctx.config.balancer_config.placement_ttl / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
@@ -217,14 +254,15 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM: {e}");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGTERM: {e}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

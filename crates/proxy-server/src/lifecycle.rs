@@ -59,12 +59,24 @@ impl Lifecycle {
         if live > 0 {
             tracing::info!(live, ?grace, "stopped accepting; waiting for live sessions");
         }
-        if tokio::time::timeout(grace, self.sessions.wait()).await.is_err() {
-            tracing::warn!(live = self.sessions.len(), "grace timeout passed; ending live sessions");
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                live = self.sessions.len(),
+                "grace timeout passed; ending live sessions"
+            );
             self.forced.cancel();
             let left = force.saturating_sub(grace);
-            if tokio::time::timeout(left, self.sessions.wait()).await.is_err() {
-                tracing::warn!(live = self.sessions.len(), "force timeout passed; exiting anyway");
+            if tokio::time::timeout(left, self.sessions.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    live = self.sessions.len(),
+                    "force timeout passed; exiting anyway"
+                );
             }
         }
     }
@@ -84,9 +96,17 @@ mod tests {
         });
         life.spawn_session(std::future::pending());
         let start = tokio::time::Instant::now();
-        life.shutdown(Duration::from_secs(20), Duration::from_secs(30)).await;
-        assert!(done_rx.await.is_ok(), "a short session finished within the grace");
-        assert_eq!(start.elapsed(), Duration::from_secs(20), "the endless one was ended at the grace timeout");
+        life.shutdown(Duration::from_secs(20), Duration::from_secs(30))
+            .await;
+        assert!(
+            done_rx.await.is_ok(),
+            "a short session finished within the grace"
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(20),
+            "the endless one was ended at the grace timeout"
+        );
         assert_eq!(life.live_sessions(), 0);
     }
 }

@@ -23,7 +23,10 @@ use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::forward::{self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal, Relayed};
+use crate::forward::{
+    self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
+    Relayed,
+};
 use crate::origin_link::pick;
 use crate::sessions::Protocol;
 use crate::Context;
@@ -59,21 +62,40 @@ async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr
     }
 }
 
-async fn handle(ctx: Arc<Context>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
-    let mut response = route(&ctx, peer, req).await.unwrap_or_else(|refusal| refusal.into_response());
+async fn handle(
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let mut response = route(&ctx, peer, req)
+        .await
+        .unwrap_or_else(|refusal| refusal.into_response());
     add_cors(response.headers_mut());
     response
 }
 
-async fn route(ctx: &Arc<Context>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+async fn route(
+    ctx: &Arc<Context>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     if req.method() == Method::OPTIONS {
         return Ok(Response::new(full(Bytes::new())));
     }
     if req.uri().path() == "/api/v1/versions" {
         return Ok(json_response(StatusCode::OK, crate::api::version_body()));
     }
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    let classified = Classifier::new().classify(req.method().as_str(), req.uri().path(), req.uri().query(), host.as_deref());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let classified = Classifier::new().classify(
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query(),
+        host.as_deref(),
+    );
     let media = match classified {
         Ok(media) if media.kind != Kind::Other => media,
         _ => return serve_static(ctx, req).await,
@@ -87,23 +109,40 @@ async fn route(ctx: &Arc<Context>, peer: SocketAddr, req: Request<Incoming>) -> 
 }
 
 fn key_of(media: &MediaRequest, stream: &str) -> Result<StreamKey, Refusal> {
-    StreamKey::new(media.vhost.as_deref(), &media.app, stream).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
+    StreamKey::new(media.vhost.as_deref(), &media.app, stream)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// A live `.flv` / `.ts` stream: relayed chunk by chunk for as long as the viewer reads.
-async fn relay_stream(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+async fn relay_stream(
+    ctx: &Context,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    media: &MediaRequest,
+) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
     let origin = pick(ctx, &key, PickIntent::Play).await?;
-    let protocol = if media.kind == Kind::Flv { Protocol::HttpFlv } else { Protocol::HttpTs };
+    let protocol = if media.kind == Kind::Flv {
+        Protocol::HttpFlv
+    } else {
+        Protocol::HttpTs
+    };
     let query = req.uri().query().map(str::to_owned);
     let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
     tracing::info!(stream = %key, origin = %origin.id, status = response.status().as_u16(), "{protocol:?} viewer");
-    let session = ctx.sessions.open(protocol, key, origin.id.clone(), peer, PickIntent::Play);
+    let session = ctx
+        .sessions
+        .open(protocol, key, origin.id.clone(), peer, PickIntent::Play);
     Ok(relayed(response, session))
 }
 
 /// A playlist: fetched whole (bounded), rewritten with the affinity token, returned.
-async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+async fn relay_playlist(
+    ctx: &Context,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    media: &MediaRequest,
+) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
     let (origin, token) = match &media.token {
         Some(token) => (origin_of_token(ctx, token).await?, token.clone()),
@@ -112,7 +151,17 @@ async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>,
             let token = hls_token(&key, &origin);
             // Without the shared store the token would not resolve on other proxies; this
             // proxy still resolves it from its recent routes.
-            if let Err(e) = ctx.balancer.put_hls(&token, &HlsSession { key: key.clone(), origin: origin.id.clone() }).await {
+            if let Err(e) = ctx
+                .balancer
+                .put_hls(
+                    &token,
+                    &HlsSession {
+                        key: key.clone(),
+                        origin: origin.id.clone(),
+                    },
+                )
+                .await
+            {
                 tracing::warn!("cannot store HLS session: {e}");
             }
             ctx.recent.tokens.remember(token.clone(), &origin);
@@ -120,20 +169,40 @@ async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>,
         }
     };
     let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
+    let query = req
+        .uri()
+        .query()
+        .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
     let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
     let (mut parts, body) = response.into_parts();
-    let body = tokio::time::timeout(PLAYLIST_WAIT, Limited::new(body, hls_rewrite::DEFAULT_MAX_SIZE).collect())
-        .await
-        .map_err(|_| Refusal::new(StatusCode::GATEWAY_TIMEOUT, "origin did not finish the playlist in time"))?
-        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("reading the playlist from the origin: {e}")))?
-        .to_bytes();
+    let body = tokio::time::timeout(
+        PLAYLIST_WAIT,
+        Limited::new(body, hls_rewrite::DEFAULT_MAX_SIZE).collect(),
+    )
+    .await
+    .map_err(|_| {
+        Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "origin did not finish the playlist in time",
+        )
+    })?
+    .map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("reading the playlist from the origin: {e}"),
+        )
+    })?
+    .to_bytes();
     strip_hop_by_hop(&mut parts.headers);
     if !parts.status.is_success() {
         return Ok(Response::from_parts(parts, full(body)));
     }
-    let rewritten = hls_rewrite::rewrite_bytes(&body, TOKEN_PARAM, &token, &path)
-        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin sent a playlist that cannot be rewritten: {e}")))?;
+    let rewritten = hls_rewrite::rewrite_bytes(&body, TOKEN_PARAM, &token, &path).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("origin sent a playlist that cannot be rewritten: {e}"),
+        )
+    })?;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
     tracing::debug!(stream = %key, origin = %origin.id, "playlist");
@@ -141,7 +210,12 @@ async fn relay_playlist(ctx: &Context, peer: SocketAddr, req: Request<Incoming>,
 }
 
 /// A segment, init segment, key or part: to the origin its token names.
-async fn relay_segment(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, media: &MediaRequest) -> Result<Response<ProxyBody>, Refusal> {
+async fn relay_segment(
+    ctx: &Context,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    media: &MediaRequest,
+) -> Result<Response<ProxyBody>, Refusal> {
     let origin = match &media.token {
         Some(token) => origin_of_token(ctx, token).await?,
         // A player that dropped the token (or an SRS hls_ctx URL used directly): route by
@@ -152,21 +226,41 @@ async fn relay_segment(ctx: &Context, peer: SocketAddr, req: Request<Incoming>, 
         }
     };
     let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
-    let query = req.uri().query().map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
+    let query = req
+        .uri()
+        .query()
+        .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
     let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
-    let session = ctx.sessions.open(Protocol::Hls, key, origin.id.clone(), peer, PickIntent::Play);
+    let session = ctx.sessions.open(
+        Protocol::Hls,
+        key,
+        origin.id.clone(),
+        peer,
+        PickIntent::Play,
+    );
     Ok(relayed(response, session))
 }
 
 async fn origin_of_token(ctx: &Context, token: &str) -> Result<Origin, Refusal> {
     crate::origin_link::origin_of_hls_token(ctx, token)
         .await?
-        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown or expired HLS session, or its origin is gone; reload the playlist"))
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "unknown or expired HLS session, or its origin is gone; reload the playlist",
+            )
+        })
 }
 
 /// Forwards the client's request (method, path, the given query, end-to-end headers) to
 /// the origin's HTTP endpoint.
-async fn send_to_origin(ctx: &Context, peer: SocketAddr, origin: &Origin, req: Request<Incoming>, query: Option<&str>) -> Result<Response<Incoming>, Refusal> {
+async fn send_to_origin(
+    ctx: &Context,
+    peer: SocketAddr,
+    origin: &Origin,
+    req: Request<Incoming>,
+    query: Option<&str>,
+) -> Result<Response<Incoming>, Refusal> {
     let (parts, _body) = req.into_parts();
     let target = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{}?{q}", parts.uri.path()),
@@ -184,15 +278,24 @@ async fn send_to_origin(ctx: &Context, peer: SocketAddr, origin: &Origin, req: R
     Ok(forward::send(ctx, origin, &origin.http, "http", request).await?)
 }
 
-fn relayed(response: Response<Incoming>, session: crate::sessions::SessionGuard) -> Response<ProxyBody> {
+fn relayed(
+    response: Response<Incoming>,
+    session: crate::sessions::SessionGuard,
+) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Relayed::new(body, session).boxed_unsync())
 }
 
-async fn serve_static(ctx: &Context, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+async fn serve_static(
+    ctx: &Context,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let Some(dir) = ctx.config.static_files.as_ref().filter(|d| d.is_dir()) else {
-        return Err(Refusal::new(StatusCode::NOT_FOUND, "not a stream (.flv, .ts, .m3u8) and no static files configured"));
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not a stream (.flv, .ts, .m3u8) and no static files configured",
+        ));
     };
     let response = tower_http::services::ServeDir::new(dir)
         .oneshot(req)
@@ -207,7 +310,9 @@ async fn serve_static(ctx: &Context, req: Request<Incoming>) -> Result<Response<
 fn hls_token(key: &StreamKey, origin: &Origin) -> String {
     use std::hash::{BuildHasher, Hash, Hasher};
     static SECRET: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    let mut hasher = SECRET.get_or_init(std::hash::RandomState::new).build_hasher();
+    let mut hasher = SECRET
+        .get_or_init(std::hash::RandomState::new)
+        .build_hasher();
     key.hash(&mut hasher);
     origin.id.hash(&mut hasher);
     format!("{:016x}", hasher.finish())

@@ -19,17 +19,26 @@ pub enum LinkError {
     Unavailable(lb_core::Error),
     /// The chosen origin has no endpoint for this protocol.
     #[error("origin {origin} has no {protocol} endpoint")]
-    NoEndpoint { origin: String, protocol: &'static str },
+    NoEndpoint {
+        origin: String,
+        protocol: &'static str,
+    },
     /// The chosen origin did not accept the connection in time.
     #[error("origin {origin} unreachable at {endpoint}: {reason}")]
-    Unreachable { origin: String, endpoint: String, reason: String },
+    Unreachable {
+        origin: String,
+        endpoint: String,
+        reason: String,
+    },
 }
 
 /// The origin the balancer places the stream on. While the balancer's shared state is
 /// unreachable, a stream this proxy routed recently keeps its origin.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
     let mut picked = ctx.balancer.pick(key, intent).await;
-    if matches!(picked, Err(lb_core::Error::NoOrigin { registered: 0, .. })) && !ctx.config.static_origins.is_empty() {
+    if matches!(picked, Err(lb_core::Error::NoOrigin { registered: 0, .. }))
+        && !ctx.config.static_origins.is_empty()
+    {
         // The shared state was wiped (a Redis restart): put the static origins back now
         // rather than at the next periodic check.
         crate::restore_static_origins(ctx).await;
@@ -41,7 +50,11 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
             ctx.recent.placements.remember(key.clone(), &origin);
             Ok(origin)
         }
-        Err(e) if state_lost(&e) => ctx.recent.placements.recall(key).ok_or(LinkError::Unavailable(e)),
+        Err(e) if state_lost(&e) => ctx
+            .recent
+            .placements
+            .recall(key)
+            .ok_or(LinkError::Unavailable(e)),
         Err(e) => Err(LinkError::Unavailable(e)),
     }
 }
@@ -49,21 +62,36 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
 /// Whether the balancer cannot be asked, or has forgotten every origin (a Redis restarted
 /// without persistence, before the origins' next heartbeats): then recent routes serve.
 fn state_lost(e: &lb_core::Error) -> bool {
-    matches!(e, lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { registered: 0, .. })
+    matches!(
+        e,
+        lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { registered: 0, .. }
+    )
 }
 
 /// The live origin of an HLS affinity token, with the same fallback as [`pick`].
 pub async fn origin_of_hls_token(ctx: &Context, token: &str) -> Result<Option<Origin>, LinkError> {
     let session = match ctx.balancer.hls(token).await {
         Ok(session) => session,
-        Err(e @ lb_core::Error::Unavailable(_)) => return ctx.recent.tokens.recall(token).map(Some).ok_or(LinkError::Unavailable(e)),
+        Err(e @ lb_core::Error::Unavailable(_)) => {
+            return ctx
+                .recent
+                .tokens
+                .recall(token)
+                .map(Some)
+                .ok_or(LinkError::Unavailable(e))
+        }
         Err(e) => return Err(LinkError::Unavailable(e)),
     };
     let Some(session) = session else {
         // A token this proxy issued or used lately, that the shared store lost.
         return Ok(ctx.recent.tokens.recall(token));
     };
-    let origin = match ctx.balancer.origin(&session.origin).await.map_err(LinkError::Unavailable)? {
+    let origin = match ctx
+        .balancer
+        .origin(&session.origin)
+        .await
+        .map_err(LinkError::Unavailable)?
+    {
         Some(status) => status.alive.then_some(status.origin),
         // Known to the session but not to the balancer: forgotten, not dead.
         None => ctx.recent.tokens.recall(token),
@@ -123,10 +151,19 @@ impl<K: std::hash::Hash + Eq + std::fmt::Debug> Recent<K> {
 }
 
 /// Connects to the first of `endpoints` that accepts within the origin-connect timeout.
-pub async fn connect_tcp(ctx: &Context, origin: &Origin, endpoints: &[Endpoint], protocol: &'static str) -> Result<(TcpStream, Endpoint), LinkError> {
+pub async fn connect_tcp(
+    ctx: &Context,
+    origin: &Origin,
+    endpoints: &[Endpoint],
+    protocol: &'static str,
+) -> Result<(TcpStream, Endpoint), LinkError> {
     let mut last = None;
     for endpoint in endpoints {
-        let attempt = tokio::time::timeout(ctx.config.origin_connect_timeout, TcpStream::connect((endpoint.host.as_str(), endpoint.port))).await;
+        let attempt = tokio::time::timeout(
+            ctx.config.origin_connect_timeout,
+            TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+        )
+        .await;
         let reason = match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -136,7 +173,14 @@ pub async fn connect_tcp(ctx: &Context, origin: &Origin, endpoints: &[Endpoint],
             Err(_) => format!("no answer within {:?}", ctx.config.origin_connect_timeout),
         };
         tracing::warn!(origin = %origin.id, %endpoint, protocol, "origin connect failed: {reason}");
-        last = Some(LinkError::Unreachable { origin: origin.id.to_string(), endpoint: endpoint.to_string(), reason });
+        last = Some(LinkError::Unreachable {
+            origin: origin.id.to_string(),
+            endpoint: endpoint.to_string(),
+            reason,
+        });
     }
-    Err(last.unwrap_or_else(|| LinkError::NoEndpoint { origin: origin.id.to_string(), protocol }))
+    Err(last.unwrap_or_else(|| LinkError::NoEndpoint {
+        origin: origin.id.to_string(),
+        protocol,
+    }))
 }

@@ -97,12 +97,31 @@ pub struct ClientView {
 
 impl Sessions {
     /// Registers a session; it stays listed while the guard lives.
-    pub fn open(&self, protocol: Protocol, key: StreamKey, origin: OriginId, peer: SocketAddr, intent: PickIntent) -> SessionGuard {
+    pub fn open(
+        &self,
+        protocol: Protocol,
+        key: StreamKey,
+        origin: OriginId,
+        peer: SocketAddr,
+        intent: PickIntent,
+    ) -> SessionGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let traffic = Arc::new(Traffic::default());
-        let info = SessionInfo { protocol, key, origin, peer, intent, started: Instant::now(), traffic: traffic.clone() };
+        let info = SessionInfo {
+            protocol,
+            key,
+            origin,
+            peer,
+            intent,
+            started: Instant::now(),
+            traffic: traffic.clone(),
+        };
         self.inner.live.insert(id, info);
-        SessionGuard { inner: self.inner.clone(), id, traffic }
+        SessionGuard {
+            inner: self.inner.clone(),
+            id,
+            traffic,
+        }
     }
 
     /// The number of live sessions.

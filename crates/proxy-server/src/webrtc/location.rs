@@ -19,7 +19,12 @@ pub fn to_proxy(location: &str, request_path: &str, ufrag: &str, origin: &str) -
     let location = location.trim();
     // An absolute URL names the origin's host: keep its path and query only.
     let relative = match location.split_once("://") {
-        Some((scheme, rest)) if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) => {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+        {
             match rest.find(['/', '?']) {
                 Some(at) if rest[at..].starts_with('/') => rest[at..].to_owned(),
                 Some(at) => format!("/{}", &rest[at..]),
@@ -48,7 +53,11 @@ pub fn to_proxy(location: &str, request_path: &str, ufrag: &str, origin: &str) -
     } else {
         "?"
     };
-    format!("{relative}{sep}{UFRAG_PARAM}={}&{ORIGIN_PARAM}={}", encode(ufrag), encode(origin))
+    format!(
+        "{relative}{sep}{UFRAG_PARAM}={}&{ORIGIN_PARAM}={}",
+        encode(ufrag),
+        encode(origin)
+    )
 }
 
 /// What the proxy reads of a resource URL's query, and the query to forward.
@@ -66,7 +75,11 @@ pub fn parse(query: Option<&str>) -> Resource {
     let mut out = Resource::default();
     let mut kept: Vec<&str> = Vec::new();
     let mut srs_session = None;
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             UFRAG_PARAM => out.ufrag = Some(decode(value)),
@@ -108,7 +121,9 @@ pub fn decode(value: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -142,23 +157,48 @@ mod tests {
         let r = parse(Some(query));
         assert_eq!(r.ufrag.as_deref(), Some("k2m9"));
         assert_eq!(r.origin.as_deref(), Some("srs-1-s-42"));
-        assert_eq!(r.forward_query.as_deref(), Some("action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+"));
+        assert_eq!(
+            r.forward_query.as_deref(),
+            Some("action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+")
+        );
     }
 
     #[test]
     fn absolute_and_relative_locations() {
-        assert_eq!(to_proxy("http://10.0.0.5:1985/whip/res/1", "/rtc/v1/whip/", "u+/", "o"), "/whip/res/1?proxy_ufrag=u%2B%2F&proxy_origin=o");
-        assert_eq!(to_proxy("https://origin.example", "/rtc/v1/whip/", "u", "o"), "/?proxy_ufrag=u&proxy_origin=o");
-        assert_eq!(to_proxy("//origin.example/r/2?x=1", "/rtc/v1/whip/", "u", "o"), "/r/2?x=1&proxy_ufrag=u&proxy_origin=o");
-        assert_eq!(to_proxy("res/3", "/rtc/v1/whip/", "u", "o"), "/rtc/v1/whip/res/3?proxy_ufrag=u&proxy_origin=o");
-        assert_eq!(to_proxy("/r?", "/x", "u", "o"), "/r?proxy_ufrag=u&proxy_origin=o");
+        assert_eq!(
+            to_proxy(
+                "http://10.0.0.5:1985/whip/res/1",
+                "/rtc/v1/whip/",
+                "u+/",
+                "o"
+            ),
+            "/whip/res/1?proxy_ufrag=u%2B%2F&proxy_origin=o"
+        );
+        assert_eq!(
+            to_proxy("https://origin.example", "/rtc/v1/whip/", "u", "o"),
+            "/?proxy_ufrag=u&proxy_origin=o"
+        );
+        assert_eq!(
+            to_proxy("//origin.example/r/2?x=1", "/rtc/v1/whip/", "u", "o"),
+            "/r/2?x=1&proxy_ufrag=u&proxy_origin=o"
+        );
+        assert_eq!(
+            to_proxy("res/3", "/rtc/v1/whip/", "u", "o"),
+            "/rtc/v1/whip/res/3?proxy_ufrag=u&proxy_origin=o"
+        );
+        assert_eq!(
+            to_proxy("/r?", "/x", "u", "o"),
+            "/r?proxy_ufrag=u&proxy_origin=o"
+        );
         let r = parse(Some("proxy_ufrag=u%2B%2F&proxy_origin=o"));
         assert_eq!((r.ufrag.as_deref(), r.forward_query), (Some("u+/"), None));
     }
 
     #[test]
     fn srs_session_param_names_the_ufrag_without_the_proxy_params() {
-        let r = parse(Some("action=delete&app=live&stream=cam&session=srv1%3Acli1"));
+        let r = parse(Some(
+            "action=delete&app=live&stream=cam&session=srv1%3Acli1",
+        ));
         assert_eq!(r.ufrag.as_deref(), Some("srv1"));
         assert_eq!(r.origin, None);
         assert_eq!(parse(None), Resource::default());

@@ -57,10 +57,20 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     if public.is_none() {
         tracing::warn!("the HTTP API is on but the WebRTC UDP port is off: answers keep the origin's own candidates, so clients must reach the origins directly");
     }
-    let tcp = if ctx.config.rtc_tcp_candidates { TcpCandidates::Keep } else { TcpCandidates::Drop };
-    let rtc = Arc::new(Rtc { public, tcp, router });
+    let tcp = if ctx.config.rtc_tcp_candidates {
+        TcpCandidates::Keep
+    } else {
+        TcpCandidates::Drop
+    };
+    let rtc = Arc::new(Rtc {
+        public,
+        tcp,
+        router,
+    });
     let listener = crate::bind_tcp("http-api", api).await?;
-    crate::accept::serve_tcp(ctx, listener, "http-api", move |ctx, stream, peer| signalling::serve_connection(ctx, rtc.clone(), stream, peer));
+    crate::accept::serve_tcp(ctx, listener, "http-api", move |ctx, stream, peer| {
+        signalling::serve_connection(ctx, rtc.clone(), stream, peer)
+    });
     Ok(())
 }
 
@@ -70,7 +80,9 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 fn public_candidate(setting: Option<&str>, local: SocketAddr) -> anyhow::Result<CandidateAddr> {
     let port = local.port();
     let candidate = match setting.map(str::trim).filter(|s| !s.is_empty()) {
-        None if local.ip().is_unspecified() => CandidateAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        None if local.ip().is_unspecified() => {
+            CandidateAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+        }
         None => CandidateAddr::new(local.ip(), port),
         Some(text) => {
             if let Ok(ip) = text.parse::<IpAddr>() {
@@ -79,15 +91,21 @@ fn public_candidate(setting: Option<&str>, local: SocketAddr) -> anyhow::Result<
                 CandidateAddr::new(addr.ip(), addr.port())
             } else {
                 match text.rsplit_once(':') {
-                    Some((name, p)) if p.parse::<u16>().is_ok() => CandidateAddr::named(name, p.parse().unwrap_or(port)),
+                    Some((name, p)) if p.parse::<u16>().is_ok() => {
+                        CandidateAddr::named(name, p.parse().unwrap_or(port))
+                    }
                     _ => CandidateAddr::named(text, port),
                 }
             }
         }
     };
     // A name that could not go into an SDP line is a configuration error, said at start.
-    sdp::rewrite_candidates("v=0\r\na=candidate:1 1 udp 1 192.0.2.1 9 typ host\r\n", &candidate, TcpCandidates::Drop)
-        .with_context(|| format!("PROXY_RTC_CANDIDATE {setting:?} cannot be written in a candidate"))?;
+    sdp::rewrite_candidates(
+        "v=0\r\na=candidate:1 1 udp 1 192.0.2.1 9 typ host\r\n",
+        &candidate,
+        TcpCandidates::Drop,
+    )
+    .with_context(|| format!("PROXY_RTC_CANDIDATE {setting:?} cannot be written in a candidate"))?;
     Ok(candidate)
 }
 
@@ -106,12 +124,30 @@ mod tests {
     fn public_candidate_defaults_and_overrides() {
         let wildcard: SocketAddr = "0.0.0.0:8000".parse().unwrap();
         let bound: SocketAddr = "10.0.0.2:8000".parse().unwrap();
-        assert_eq!(public_candidate(None, wildcard).unwrap(), CandidateAddr::new("127.0.0.1".parse().unwrap(), 8000));
-        assert_eq!(public_candidate(None, bound).unwrap(), CandidateAddr::new("10.0.0.2".parse().unwrap(), 8000));
-        assert_eq!(public_candidate(Some("203.0.113.7"), wildcard).unwrap(), CandidateAddr::new("203.0.113.7".parse().unwrap(), 8000));
-        assert_eq!(public_candidate(Some("203.0.113.7:18000"), wildcard).unwrap(), CandidateAddr::new("203.0.113.7".parse().unwrap(), 18000));
-        assert_eq!(public_candidate(Some("media.example.com"), wildcard).unwrap(), CandidateAddr::named("media.example.com", 8000));
-        assert_eq!(public_candidate(Some("media.example.com:443"), wildcard).unwrap(), CandidateAddr::named("media.example.com", 443));
+        assert_eq!(
+            public_candidate(None, wildcard).unwrap(),
+            CandidateAddr::new("127.0.0.1".parse().unwrap(), 8000)
+        );
+        assert_eq!(
+            public_candidate(None, bound).unwrap(),
+            CandidateAddr::new("10.0.0.2".parse().unwrap(), 8000)
+        );
+        assert_eq!(
+            public_candidate(Some("203.0.113.7"), wildcard).unwrap(),
+            CandidateAddr::new("203.0.113.7".parse().unwrap(), 8000)
+        );
+        assert_eq!(
+            public_candidate(Some("203.0.113.7:18000"), wildcard).unwrap(),
+            CandidateAddr::new("203.0.113.7".parse().unwrap(), 18000)
+        );
+        assert_eq!(
+            public_candidate(Some("media.example.com"), wildcard).unwrap(),
+            CandidateAddr::named("media.example.com", 8000)
+        );
+        assert_eq!(
+            public_candidate(Some("media.example.com:443"), wildcard).unwrap(),
+            CandidateAddr::named("media.example.com", 443)
+        );
         assert!(public_candidate(Some("bad name\r\n"), wildcard).is_err());
     }
 }

@@ -32,7 +32,9 @@ use tokio::net::TcpStream;
 use super::location;
 use super::udp::Known;
 use super::Rtc;
-use crate::forward::{self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal};
+use crate::forward::{
+    self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
+};
 use crate::origin_link::{pick, LinkError};
 use crate::Context;
 
@@ -42,7 +44,12 @@ const MAX_BODY: usize = sdp::MAX_SDP_LEN;
 /// started answering.
 const BODY_WAIT: Duration = Duration::from_secs(10);
 
-pub(super) async fn serve_connection(ctx: Arc<Context>, rtc: Arc<Rtc>, stream: TcpStream, peer: SocketAddr) {
+pub(super) async fn serve_connection(
+    ctx: Arc<Context>,
+    rtc: Arc<Rtc>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
     let timeout = ctx.config.handshake_timeout;
     let service = service_fn(move |req| {
         let (ctx, rtc) = (ctx.clone(), rtc.clone());
@@ -58,8 +65,15 @@ pub(super) async fn serve_connection(ctx: Arc<Context>, rtc: Arc<Rtc>, stream: T
     }
 }
 
-async fn handle(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
-    let mut response = route(ctx, rtc, peer, req).await.unwrap_or_else(Refusal::into_response);
+async fn handle(
+    ctx: &Context,
+    rtc: &Rtc,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let mut response = route(ctx, rtc, peer, req)
+        .await
+        .unwrap_or_else(Refusal::into_response);
     add_cors(response.headers_mut());
     response
 }
@@ -73,7 +87,12 @@ fn endpoint_intent(path: &str) -> Option<PickIntent> {
     }
 }
 
-async fn route(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+async fn route(
+    ctx: &Context,
+    rtc: &Rtc,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     if method == Method::OPTIONS {
@@ -85,37 +104,77 @@ async fn route(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming
     match (method, endpoint_intent(&path)) {
         (Method::POST, Some(intent)) => offer(ctx, rtc, peer, req, intent).await,
         (Method::DELETE | Method::PATCH, _) => resource(ctx, rtc, peer, req).await,
-        (_, Some(_)) => Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "POST an SDP offer here; DELETE or PATCH the Location the answer gave")),
-        _ => Err(Refusal::new(StatusCode::NOT_FOUND, "not a WHIP/WHEP endpoint (/rtc/v1/whip/, /rtc/v1/whep/, /rtc/v1/whip-play/)")),
+        (_, Some(_)) => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST an SDP offer here; DELETE or PATCH the Location the answer gave",
+        )),
+        _ => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not a WHIP/WHEP endpoint (/rtc/v1/whip/, /rtc/v1/whep/, /rtc/v1/whip-play/)",
+        )),
     }
 }
 
 /// A WHIP or WHEP offer: forwarded to the stream's origin; its answer rewritten.
-async fn offer(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming>, intent: PickIntent) -> Result<Response<ProxyBody>, Refusal> {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+async fn offer(
+    ctx: &Context,
+    rtc: &Rtc,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    intent: PickIntent,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let key = StreamKey::from_rtc_query(host.as_deref(), req.uri().query().unwrap_or_default())
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let (parts, body) = req.into_parts();
-    let offer = read_body(body, "offer").await.map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
+    let offer = read_body(body, "offer")
+        .await
+        .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
     let client_ufrag = std::str::from_utf8(&offer)
         .ok()
         .and_then(|text| sdp::ice_credentials(text).ok())
         .map(|c| c.ufrag.to_owned())
-        .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "the offer is not an SDP with a=ice-ufrag and a=ice-pwd"))?;
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the offer is not an SDP with a=ice-ufrag and a=ice-pwd",
+            )
+        })?;
     let origin = pick(ctx, &key, intent).await?;
     let path = parts.uri.path().to_owned();
     let request = origin_request(&parts, peer, parts.uri.query(), offer)?;
     let response = forward::send(ctx, &origin, &origin.api, "http-api", request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    let body = read_body(body, "answer").await.map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {}: {reason}", origin.id)))?;
+    let body = read_body(body, "answer").await.map_err(|reason| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("origin {}: {reason}", origin.id),
+        )
+    })?;
     if !head.status.is_success() {
         tracing::info!(stream = %key, origin = %origin.id, status = head.status.as_u16(), "origin refused the WebRTC offer");
         return Ok(Response::from_parts(head, full(body)));
     }
-    let answer = std::str::from_utf8(&body).map_err(|_| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {} answered with a body that is not text", origin.id)))?;
-    let server = sdp::ice_credentials(answer)
-        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {} answered without usable ICE credentials: {e}", origin.id)))?;
+    let answer = std::str::from_utf8(&body).map_err(|_| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("origin {} answered with a body that is not text", origin.id),
+        )
+    })?;
+    let server = sdp::ice_credentials(answer).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "origin {} answered without usable ICE credentials: {e}",
+                origin.id
+            ),
+        )
+    })?;
     let session = RtcSession {
         key: key.clone(),
         origin: origin.id.clone(),
@@ -124,18 +183,34 @@ async fn offer(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming
         server_pwd: server.pwd.to_owned(),
     };
     let rewritten = match &rtc.public {
-        Some(public) => sdp::rewrite_candidates(answer, public, rtc.tcp)
-            .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {}'s answer cannot be rewritten: {e}", origin.id)))?,
+        Some(public) => sdp::rewrite_candidates(answer, public, rtc.tcp).map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                format!("origin {}'s answer cannot be rewritten: {e}", origin.id),
+            )
+        })?,
         None => answer.to_owned(),
     };
     remember(ctx, rtc, &origin, &session, answer, Some(intent)).await;
-    if let Some(loc) = head.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+    if let Some(loc) = head
+        .headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let proxied = location::to_proxy(loc, &path, &session.server_ufrag, origin.id.as_str());
         match HeaderValue::from_str(&proxied) {
             Ok(v) => {
                 head.headers.insert(header::LOCATION, v);
             }
-            Err(_) => return Err(Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {} sent a Location that cannot be rewritten", origin.id))),
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "origin {} sent a Location that cannot be rewritten",
+                        origin.id
+                    ),
+                ))
+            }
         }
     }
     head.headers.remove(header::CONTENT_LENGTH);
@@ -145,14 +220,28 @@ async fn offer(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming
 
 /// Stores the session in the balancer (for every proxy of the fleet) and hands it to this
 /// proxy's UDP router (so the first check needs no lookup).
-async fn remember(ctx: &Context, rtc: &Rtc, origin: &Origin, session: &RtcSession, answer: &str, intent: Option<PickIntent>) {
+async fn remember(
+    ctx: &Context,
+    rtc: &Rtc,
+    origin: &Origin,
+    session: &RtcSession,
+    answer: &str,
+    intent: Option<PickIntent>,
+) {
     if let Err(e) = ctx.balancer.put_rtc(&session.server_ufrag, session).await {
         tracing::warn!(ufrag = %session.server_ufrag, "cannot store the WebRTC session in the balancer ({e}); only this proxy can relay its media");
     }
     let Some(router) = &rtc.router else { return };
     match media_address(origin, Some(answer)).await {
-        Some(media) => router.prime(Known { integrity: IntegrityKey::new(session.server_pwd.as_bytes()), session: session.clone(), media, intent }),
-        None => tracing::warn!(origin = %origin.id, "origin has no WebRTC UDP endpoint and its answer names no usable UDP candidate: media cannot be relayed"),
+        Some(media) => router.prime(Known {
+            integrity: IntegrityKey::new(session.server_pwd.as_bytes()),
+            session: session.clone(),
+            media,
+            intent,
+        }),
+        None => {
+            tracing::warn!(origin = %origin.id, "origin has no WebRTC UDP endpoint and its answer names no usable UDP candidate: media cannot be relayed")
+        }
     }
 }
 
@@ -165,10 +254,15 @@ pub(super) async fn media_address(origin: &Origin, answer: Option<&str>) -> Opti
         return resolve(&endpoint.host, endpoint.port).await;
     }
     let candidates = sdp::candidates(answer?).ok()?;
-    let (_, c) = candidates.iter().find(|(_, c)| c.transport == Transport::Udp && c.kind == CandidateType::Host && c.ip().is_some())?;
+    let (_, c) = candidates.iter().find(|(_, c)| {
+        c.transport == Transport::Udp && c.kind == CandidateType::Host && c.ip().is_some()
+    })?;
     let addr = c.socket_addr()?;
     if addr.ip().is_unspecified() {
-        let host = origin.api.first().map_or(origin.ip.as_str(), |e| e.host.as_str());
+        let host = origin
+            .api
+            .first()
+            .map_or(origin.ip.as_str(), |e| e.host.as_str());
         return resolve(host, addr.port()).await;
     }
     Some(addr)
@@ -178,7 +272,12 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     if let Ok(ip) = host.parse() {
         return Some(SocketAddr::new(ip, port));
     }
-    match tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port))).await {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    {
         Ok(Ok(mut addrs)) => addrs.next(),
         _ => {
             tracing::warn!(host, "cannot resolve the origin's WebRTC address");
@@ -188,7 +287,12 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 }
 
 /// DELETE or PATCH on a resource URL the proxy handed out.
-async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+async fn resource(
+    ctx: &Context,
+    rtc: &Rtc,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let target = location::parse(req.uri().query());
     let session = match &target.ufrag {
         Some(ufrag) => match ctx.balancer.rtc(ufrag).await {
@@ -204,7 +308,12 @@ async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incom
         .as_ref()
         .map(|s| s.origin.clone())
         .or_else(|| target.origin.clone().map(OriginId::new))
-        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown or expired WebRTC session: this URL names no session the proxy knows"))?;
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "unknown or expired WebRTC session: this URL names no session the proxy knows",
+            )
+        })?;
     let origin = ctx
         .balancer
         .origin(&origin_id)
@@ -212,22 +321,44 @@ async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incom
         .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
         .filter(|s| s.alive)
         .map(|s| s.origin)
-        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("the origin of this WebRTC session ({origin_id}) is gone")))?;
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("the origin of this WebRTC session ({origin_id}) is gone"),
+            )
+        })?;
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
-    let fragment = read_body(body, "request").await.map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
-    let request = origin_request(&parts, peer, target.forward_query.as_deref(), fragment.clone())?;
+    let fragment = read_body(body, "request")
+        .await
+        .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
+    let request = origin_request(
+        &parts,
+        peer,
+        target.forward_query.as_deref(),
+        fragment.clone(),
+    )?;
     let response = forward::send(ctx, &origin, &origin.api, "http-api", request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    let mut body = read_body(body, "response").await.map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {}: {reason}", origin.id)))?;
+    let mut body = read_body(body, "response").await.map_err(|reason| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("origin {}: {reason}", origin.id),
+        )
+    })?;
     let status = head.status;
     tracing::info!(origin = %origin.id, ufrag = target.ufrag.as_deref().unwrap_or("-"), %method, status = status.as_u16(), "WebRTC session resource");
 
-    if method == Method::DELETE && (status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::GONE) {
+    if method == Method::DELETE
+        && (status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::GONE)
+    {
         if let Some(ufrag) = &target.ufrag {
             if let Err(e) = ctx.balancer.remove_rtc(ufrag).await {
-                tracing::warn!(ufrag, "cannot remove the WebRTC session from the balancer: {e}");
+                tracing::warn!(
+                    ufrag,
+                    "cannot remove the WebRTC session from the balancer: {e}"
+                );
             }
             if let Some(router) = &rtc.router {
                 router.forget(ufrag.clone());
@@ -237,7 +368,13 @@ async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incom
     if method == Method::PATCH && status.is_success() && !body.is_empty() {
         if let Ok(frag) = std::str::from_utf8(&body) {
             // An ICE restart: new credentials on both sides make a new session.
-            let restarted = match (std::str::from_utf8(&fragment).ok().map(sdp::sdpfrag_ice_credentials), sdp::sdpfrag_ice_credentials(frag), &session) {
+            let restarted = match (
+                std::str::from_utf8(&fragment)
+                    .ok()
+                    .map(sdp::sdpfrag_ice_credentials),
+                sdp::sdpfrag_ice_credentials(frag),
+                &session,
+            ) {
                 (Some(Ok(Some(client))), Ok(Some(server)), Some(old)) => Some(RtcSession {
                     key: old.key.clone(),
                     origin: old.origin.clone(),
@@ -257,7 +394,15 @@ async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incom
                         body = Bytes::from(rewritten);
                         head.headers.remove(header::CONTENT_LENGTH);
                     }
-                    Err(e) => return Err(Refusal::new(StatusCode::BAD_GATEWAY, format!("origin {}'s trickle answer cannot be rewritten: {e}", origin.id))),
+                    Err(e) => {
+                        return Err(Refusal::new(
+                            StatusCode::BAD_GATEWAY,
+                            format!(
+                                "origin {}'s trickle answer cannot be rewritten: {e}",
+                                origin.id
+                            ),
+                        ))
+                    }
                 }
             }
         }
@@ -267,7 +412,12 @@ async fn resource(ctx: &Context, rtc: &Rtc, peer: SocketAddr, req: Request<Incom
 
 /// The client's request for the origin: method, path, the given query, end-to-end headers
 /// plus X-Forwarded-For, and the body.
-fn origin_request(parts: &http::request::Parts, peer: SocketAddr, query: Option<&str>, body: Bytes) -> Result<Request<Full<Bytes>>, Refusal> {
+fn origin_request(
+    parts: &http::request::Parts,
+    peer: SocketAddr,
+    query: Option<&str>,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Refusal> {
     let target = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{}?{q}", parts.uri.path()),
         None => parts.uri.path().to_owned(),
@@ -293,7 +443,9 @@ where
 {
     match tokio::time::timeout(BODY_WAIT, Limited::new(body, MAX_BODY).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(format!("the {what} is larger than {MAX_BODY} bytes")),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("the {what} is larger than {MAX_BODY} bytes"))
+        }
         Ok(Err(e)) => Err(format!("reading the {what}: {e}")),
         Err(_) => Err(format!("the {what} did not arrive within {BODY_WAIT:?}")),
     }
@@ -308,21 +460,39 @@ mod tests {
         assert_eq!(endpoint_intent("/rtc/v1/whip/"), Some(PickIntent::Publish));
         assert_eq!(endpoint_intent("/rtc/v1/whip"), Some(PickIntent::Publish));
         assert_eq!(endpoint_intent("/rtc/v1/whep/"), Some(PickIntent::Play));
-        assert_eq!(endpoint_intent("/rtc/v1/whip-play/"), Some(PickIntent::Play));
+        assert_eq!(
+            endpoint_intent("/rtc/v1/whip-play/"),
+            Some(PickIntent::Play)
+        );
         assert_eq!(endpoint_intent("/rtc/v1/play/"), None);
     }
 
     #[tokio::test]
     async fn media_address_prefers_the_registered_port_then_the_answer() {
         let registration = br#"{"ip":"10.0.0.5","server":"a","service":"s","pid":"1","rtmp":["1935"],"api":["1985"],"rtc":["udp://0.0.0.0:8000"]}"#;
-        let srs = lb_core::Registration::from_json(registration).unwrap().into_origin().unwrap();
+        let srs = lb_core::Registration::from_json(registration)
+            .unwrap()
+            .into_origin()
+            .unwrap();
         let answer = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.9 40000 typ host\r\n";
-        assert_eq!(media_address(&srs, Some(answer)).await, Some("10.0.0.5:8000".parse().unwrap()));
+        assert_eq!(
+            media_address(&srs, Some(answer)).await,
+            Some("10.0.0.5:8000".parse().unwrap())
+        );
         let registration = br#"{"ip":"10.0.0.5","server":"a","service":"s","pid":"1","rtmp":["1935"],"api":["1985"]}"#;
-        let per_session = lb_core::Registration::from_json(registration).unwrap().into_origin().unwrap();
-        assert_eq!(media_address(&per_session, Some(answer)).await, Some("10.0.0.9:40000".parse().unwrap()));
+        let per_session = lb_core::Registration::from_json(registration)
+            .unwrap()
+            .into_origin()
+            .unwrap();
+        assert_eq!(
+            media_address(&per_session, Some(answer)).await,
+            Some("10.0.0.9:40000".parse().unwrap())
+        );
         let wildcard = "v=0\r\na=candidate:1 1 tcp 1 10.0.0.9 9 typ host tcptype active\r\na=candidate:1 1 udp 1 0.0.0.0 40001 typ host\r\n";
-        assert_eq!(media_address(&per_session, Some(wildcard)).await, Some("10.0.0.5:40001".parse().unwrap()));
+        assert_eq!(
+            media_address(&per_session, Some(wildcard)).await,
+            Some("10.0.0.5:40001".parse().unwrap())
+        );
         assert_eq!(media_address(&per_session, None).await, None);
     }
 }

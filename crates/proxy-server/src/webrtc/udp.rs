@@ -187,7 +187,10 @@ impl TidRing {
     }
 
     fn find(&self, tid: &[u8]) -> Option<SocketAddr> {
-        self.entries.iter().find(|(t, a)| a.is_some() && t.as_slice() == tid).and_then(|(_, a)| *a)
+        self.entries
+            .iter()
+            .find(|(t, a)| a.is_some() && t.as_slice() == tid)
+            .and_then(|(_, a)| *a)
     }
 }
 
@@ -239,7 +242,11 @@ struct Router {
 }
 
 impl Router {
-    async fn run(mut self, mut control: mpsc::Receiver<Control>, mut lookups: mpsc::Receiver<Lookup>) {
+    async fn run(
+        mut self,
+        mut control: mpsc::Receiver<Control>,
+        mut lookups: mpsc::Receiver<Lookup>,
+    ) {
         let socket = self.socket.clone();
         let mut buf = vec![0u8; 65_536];
         let mut tick = tokio::time::interval(TICK);
@@ -308,7 +315,9 @@ impl Router {
         let kind = classify(packet);
         if let Some(&idx) = self.by_addr.get(&from) {
             let now = self.now;
-            let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else { return };
+            let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
             match kind {
                 PacketKind::Stun => {
                     let Ok(msg) = Message::parse(packet) else {
@@ -320,7 +329,10 @@ impl Router {
                             // A check of this session from one of its own addresses.
                             Ok(user) if user.server == relay.ufrag => {
                                 relay.record(&msg, from);
-                                if msg.use_candidate() || (from != relay.client && now.saturating_sub(relay.current_seen) >= 4) {
+                                if msg.use_candidate()
+                                    || (from != relay.client
+                                        && now.saturating_sub(relay.current_seen) >= 4)
+                                {
                                     relay.set_client(from, now);
                                 }
                             }
@@ -351,7 +363,11 @@ impl Router {
             if relay.to_origin.send(packet).is_err() {
                 self.drops.to_origin += 1;
             }
-            relay.shared.traffic.to_origin.fetch_add(packet.len() as u64, Ordering::Relaxed);
+            relay
+                .shared
+                .traffic
+                .to_origin
+                .fetch_add(packet.len() as u64, Ordering::Relaxed);
             return;
         }
         // An unknown sender: only a binding request may introduce it.
@@ -372,7 +388,9 @@ impl Router {
             return;
         };
         if let Some(&idx) = self.by_ufrag.get(user.server) {
-            let Some(relay) = self.relays.get(idx).and_then(Option::as_ref) else { return };
+            let Some(relay) = self.relays.get(idx).and_then(Option::as_ref) else {
+                return;
+            };
             if !authentic(msg, user.client, &relay.client_ufrag, &relay.integrity) {
                 self.drops.integrity += 1;
                 tracing::debug!(%from, ufrag = user.server, "check failed MESSAGE-INTEGRITY or names another client ufrag: dropped");
@@ -382,7 +400,12 @@ impl Router {
             return self.forward_check(idx, msg, packet, from);
         }
         if let Some((known, _)) = self.known.get(user.server) {
-            if !authentic(msg, user.client, &known.session.client_ufrag, &known.integrity) {
+            if !authentic(
+                msg,
+                user.client,
+                &known.session.client_ufrag,
+                &known.integrity,
+            ) {
                 self.drops.integrity += 1;
                 tracing::debug!(%from, ufrag = user.server, "check failed MESSAGE-INTEGRITY or names another client ufrag: dropped");
                 return;
@@ -390,7 +413,9 @@ impl Router {
             if !self.accepting {
                 return;
             }
-            let Some((known, _)) = self.known.remove(user.server) else { return };
+            let Some((known, _)) = self.known.remove(user.server) else {
+                return;
+            };
             match self.open(known, from) {
                 Ok(idx) => self.forward_check(idx, msg, packet, from),
                 Err(e) => tracing::warn!(%from, "cannot open a socket towards the origin: {e}"),
@@ -414,18 +439,31 @@ impl Router {
         }
         self.lookups_this_tick += 1;
         let ufrag = user.server.to_owned();
-        self.pending.insert(ufrag.clone(), Pending { from, packet: packet.to_vec() });
+        self.pending.insert(
+            ufrag.clone(),
+            Pending {
+                from,
+                packet: packet.to_vec(),
+            },
+        );
         let (ctx, tx) = (self.ctx.clone(), self.lookup_tx.clone());
         tokio::spawn(async move {
-            let wait = ctx.config.origin_connect_timeout.max(Duration::from_secs(1));
-            let found = tokio::time::timeout(wait, lookup(&ctx, &ufrag)).await.unwrap_or(None);
+            let wait = ctx
+                .config
+                .origin_connect_timeout
+                .max(Duration::from_secs(1));
+            let found = tokio::time::timeout(wait, lookup(&ctx, &ufrag))
+                .await
+                .unwrap_or(None);
             let _ = tx.send((ufrag, found)).await;
         });
     }
 
     fn forward_check(&mut self, idx: usize, msg: &Message<'_>, packet: &[u8], from: SocketAddr) {
         let now = self.now;
-        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else { return };
+        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
         relay.record(msg, from);
         relay.last_seen = now;
         if from == relay.client {
@@ -434,11 +472,17 @@ impl Router {
         if relay.to_origin.send(packet).is_err() {
             self.drops.to_origin += 1;
         }
-        relay.shared.traffic.to_origin.fetch_add(packet.len() as u64, Ordering::Relaxed);
+        relay
+            .shared
+            .traffic
+            .to_origin
+            .fetch_add(packet.len() as u64, Ordering::Relaxed);
     }
 
     fn on_lookup(&mut self, ufrag: String, found: Option<Box<Known>>) {
-        let Some(pending) = self.pending.remove(&ufrag) else { return };
+        let Some(pending) = self.pending.remove(&ufrag) else {
+            return;
+        };
         match found {
             Some(known) => {
                 tracing::debug!(ufrag, "WebRTC session found in the balancer");
@@ -460,9 +504,17 @@ impl Router {
     /// Opens a session for a verified first check from `from`.
     fn open(&mut self, known: Box<Known>, from: SocketAddr) -> io::Result<usize> {
         if self.relays.len() - self.free.len() >= self.ctx.config.max_connections {
-            return Err(io::Error::other(format!("{} WebRTC sessions already (PROXY_MAX_CONNECTIONS)", self.ctx.config.max_connections)));
+            return Err(io::Error::other(format!(
+                "{} WebRTC sessions already (PROXY_MAX_CONNECTIONS)",
+                self.ctx.config.max_connections
+            )));
         }
-        let Known { session, integrity, media, intent } = *known;
+        let Known {
+            session,
+            integrity,
+            media,
+            intent,
+        } = *known;
         let local = match media.ip() {
             ip if ip.is_loopback() => SocketAddr::new(ip, 0),
             IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
@@ -473,15 +525,32 @@ impl Router {
         to_origin.set_nonblocking(true)?;
         let from_origin = UdpSocket::from_std(to_origin.try_clone()?)?;
         let intent = intent.unwrap_or(PickIntent::Play);
-        let guard = self.ctx.sessions.open(Protocol::WebRtc, session.key.clone(), session.origin.clone(), from, intent);
-        let shared = Arc::new(Shared { multi: AtomicBool::new(false), tids: Mutex::new(TidRing::default()), traffic: guard.traffic().clone() });
+        let guard = self.ctx.sessions.open(
+            Protocol::WebRtc,
+            session.key.clone(),
+            session.origin.clone(),
+            from,
+            intent,
+        );
+        let shared = Arc::new(Shared {
+            multi: AtomicBool::new(false),
+            tids: Mutex::new(TidRing::default()),
+            traffic: guard.traffic().clone(),
+        });
         let (client_tx, client_rx) = watch::channel(from);
         let (stop_tx, stop_rx) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
         let span = tracing::info_span!("webrtc", id, peer = %from, stream = %session.key, origin = %session.origin);
         span.in_scope(|| tracing::info!(ufrag = %session.server_ufrag, ?intent, %media, "WebRTC session open"));
-        let reader = read_origin(from_origin, self.socket.clone(), client_rx, shared.clone(), stop_rx, guard);
+        let reader = read_origin(
+            from_origin,
+            self.socket.clone(),
+            client_rx,
+            shared.clone(),
+            stop_rx,
+            guard,
+        );
         self.ctx.lifecycle.spawn_session(reader.instrument(span));
         let relay = Relay {
             id,
@@ -520,12 +589,17 @@ impl Router {
             if previous != idx {
                 if let Some(other) = self.relays.get_mut(previous).and_then(Option::as_mut) {
                     other.addrs.retain(|a| *a != from);
-                    other.shared.multi.store(other.addrs.len() > 1, Ordering::Relaxed);
+                    other
+                        .shared
+                        .multi
+                        .store(other.addrs.len() > 1, Ordering::Relaxed);
                 }
             }
         }
         let now = self.now;
-        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else { return };
+        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
         if !relay.addrs.contains(&from) {
             if relay.addrs.len() >= MAX_ADDRS {
                 // The oldest address that is not the current one makes room.
@@ -538,8 +612,12 @@ impl Router {
             }
             relay.addrs.push(from);
         }
-        relay.shared.multi.store(relay.addrs.len() > 1, Ordering::Relaxed);
-        let current_gone = !relay.addrs.contains(&relay.client) || now.saturating_sub(relay.current_seen) >= 4;
+        relay
+            .shared
+            .multi
+            .store(relay.addrs.len() > 1, Ordering::Relaxed);
+        let current_gone =
+            !relay.addrs.contains(&relay.client) || now.saturating_sub(relay.current_seen) >= 4;
         if from != relay.client && (nominated || current_gone) {
             tracing::info!(id = relay.id, from = %relay.client, to = %from, "WebRTC client address changed");
             relay.set_client(from, now);
@@ -555,7 +633,11 @@ impl Router {
             .relays
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().filter(|r| now.saturating_sub(r.last_seen) >= self.idle_ticks).map(|_| i))
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .filter(|r| now.saturating_sub(r.last_seen) >= self.idle_ticks)
+                    .map(|_| i)
+            })
             .collect();
         for idx in idle {
             self.close(idx, "idle");
@@ -583,12 +665,18 @@ impl Router {
 
     fn expire_known(&mut self) {
         let (now, ttl) = (self.now, self.known_ticks);
-        self.known.retain(|_, (_, at)| now.saturating_sub(*at) < ttl);
+        self.known
+            .retain(|_, (_, at)| now.saturating_sub(*at) < ttl);
     }
 
     /// Keeps the balancer's records of live sessions from expiring, off the packet path.
     fn renew(&self) {
-        let ufrags: Vec<String> = self.relays.iter().flatten().map(|r| r.ufrag.clone()).collect();
+        let ufrags: Vec<String> = self
+            .relays
+            .iter()
+            .flatten()
+            .map(|r| r.ufrag.clone())
+            .collect();
         if ufrags.is_empty() {
             return;
         }
@@ -596,7 +684,10 @@ impl Router {
         tokio::spawn(async move {
             for ufrag in ufrags {
                 if let Err(e) = ctx.balancer.rtc(&ufrag).await {
-                    tracing::debug!(ufrag, "cannot renew the WebRTC session in the balancer: {e}");
+                    tracing::debug!(
+                        ufrag,
+                        "cannot renew the WebRTC session in the balancer: {e}"
+                    );
                     return;
                 }
             }
@@ -604,7 +695,9 @@ impl Router {
     }
 
     fn close(&mut self, idx: usize, reason: &str) {
-        let Some(relay) = self.relays.get_mut(idx).and_then(Option::take) else { return };
+        let Some(relay) = self.relays.get_mut(idx).and_then(Option::take) else {
+            return;
+        };
         self.free.push(idx);
         for addr in &relay.addrs {
             if self.by_addr.get(addr) == Some(&idx) {
@@ -644,7 +737,12 @@ impl Relay {
 
 /// Whether a check may open or move a session: the client ufrag the offer named, and
 /// MESSAGE-INTEGRITY keyed with the origin's password.
-fn authentic(msg: &Message<'_>, client_ufrag: &str, expected_client: &str, key: &IntegrityKey) -> bool {
+fn authentic(
+    msg: &Message<'_>,
+    client_ufrag: &str,
+    expected_client: &str,
+    key: &IntegrityKey,
+) -> bool {
     client_ufrag == expected_client && msg.verify_integrity(key).is_ok()
 }
 
@@ -669,7 +767,12 @@ async fn lookup(ctx: &Context, ufrag: &str) -> Option<Box<Known>> {
         tracing::warn!(ufrag, origin = %origin.id, "the origin of a WebRTC session signalled elsewhere registered no WebRTC UDP endpoint");
         return None;
     };
-    Some(Box::new(Known { integrity: IntegrityKey::new(session.server_pwd.as_bytes()), session, media, intent: None }))
+    Some(Box::new(Known {
+        integrity: IntegrityKey::new(session.server_pwd.as_bytes()),
+        session,
+        media,
+        intent: None,
+    }))
 }
 
 /// The one task per session that reads the origin's socket and sends to the client.
@@ -713,9 +816,14 @@ async fn read_origin(
                     }
                 }
             }
-            shared.traffic.to_client.fetch_add(n as u64, Ordering::Relaxed);
+            shared
+                .traffic
+                .to_client
+                .fetch_add(n as u64, Ordering::Relaxed);
             let sent = match clients.try_send_to(packet, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => clients.send_to(packet, to).await.map(|_| ()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    clients.send_to(packet, to).await.map(|_| ())
+                }
                 other => other.map(|_| ()),
             };
             if let Err(e) = sent {
@@ -745,6 +853,10 @@ mod tests {
         assert_eq!(ring.find(&[200; 12]), Some(b));
         assert_eq!(ring.find(&[0; 12]), None, "the oldest was overwritten");
         assert_eq!(ring.find(&[1; 12]), Some(a));
-        assert_eq!(TidRing::default().find(&[0; 12]), None, "empty slots match nothing");
+        assert_eq!(
+            TidRing::default().find(&[0; 12]),
+            None,
+            "empty slots match nothing"
+        );
     }
 }

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 /// Fails the test, naming the program and how to install it, when it is missing.
 pub fn require_program(program: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
         .unwrap_or(None);
     found.unwrap_or_else(|| {
         panic!("this test needs `{program}`, which is not installed: run `apt-get install -y {package}` (or `scripts/test.sh`, which installs it)")
@@ -22,12 +26,18 @@ pub fn require_program(program: &str, package: &str) -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (for programs that cannot report the port they bound).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("binding 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
 }
 
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("binding udp 127.0.0.1:0")
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("binding udp 127.0.0.1:0")
 }
 
 /// A scratch directory removed on drop.
@@ -62,13 +72,21 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(name: &str, command: &mut Command) -> Self {
-        let child = command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Process { name: name.to_owned(), child }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process {
+            name: name.to_owned(),
+            child,
+        }
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -111,8 +129,14 @@ impl Proxy {
     pub fn start(flags: &[(&str, &str)], env: &[(&str, &str)], config_toml: Option<&str>) -> Self {
         let dir = TempDir::new("proxy");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy-server"));
-        cmd.current_dir(dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        cmd.env("RUST_LOG", std::env::var("PROXY_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("PROXY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         for (flag, _) in LISTENERS {
             if !flags.iter().any(|(f, _)| f == flag) {
                 cmd.arg(format!("--{flag}")).arg("127.0.0.1:0");
@@ -163,12 +187,20 @@ impl Proxy {
                 Some((name.to_owned(), addr.trim().parse().ok()?))
             })
             .collect();
-        Proxy { process, addrs, log, _dir: dir }
+        Proxy {
+            process,
+            addrs,
+            log,
+            _dir: dir,
+        }
     }
 
     /// The address a listener bound.
     pub fn addr(&self, name: &str) -> SocketAddr {
-        *self.addrs.get(name).unwrap_or_else(|| panic!("the proxy has no {name} listener; it has {:?}", self.addrs))
+        *self
+            .addrs
+            .get(name)
+            .unwrap_or_else(|| panic!("the proxy has no {name} listener; it has {:?}", self.addrs))
     }
 
     /// The proxy's log so far.
@@ -187,11 +219,15 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -200,10 +236,22 @@ impl Response {
 }
 
 /// A one-shot HTTP/1.1 request (Connection: close); enough for APIs and playlists.
-pub fn http(method: &str, addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connecting {addr}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+pub fn http(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connecting {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -213,7 +261,12 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, headers: &[(&str, &str)]
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    parse_response(&raw).unwrap_or_else(|| panic!("malformed HTTP response from {addr}: {:?}", String::from_utf8_lossy(&raw)))
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "malformed HTTP response from {addr}: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
 }
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
@@ -226,18 +279,32 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     if chunked {
         body = dechunk(&body)?;
     }
-    Some(Response { status, headers, body })
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -276,12 +343,17 @@ impl NginxRtmp {
     pub fn start(on_publish: Option<&str>) -> Self {
         let nginx = require_program("nginx", "nginx libnginx-mod-rtmp");
         let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-        assert!(std::path::Path::new(module).exists(), "this test needs nginx's RTMP module: run `apt-get install -y libnginx-mod-rtmp`");
+        assert!(
+            std::path::Path::new(module).exists(),
+            "this test needs nginx's RTMP module: run `apt-get install -y libnginx-mod-rtmp`"
+        );
         let dir = TempDir::new("nginx");
         let (rtmp_port, http_port) = (free_port(), free_port());
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("hls")).unwrap();
-        let on_publish = on_publish.map(|url| format!("on_publish {url};")).unwrap_or_default();
+        let on_publish = on_publish
+            .map(|url| format!("on_publish {url};"))
+            .unwrap_or_default();
         let conf = format!(
             r#"load_module {module};
 daemon off;
@@ -320,17 +392,31 @@ http {{
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let mut cmd = Command::new(nginx);
-        cmd.arg("-p").arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).arg("-e").arg(dir.path().join("error.log"));
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let process = Process::spawn("nginx", &mut cmd);
         let up = wait_for(Duration::from_secs(10), || {
-            (TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok() && TcpStream::connect(("127.0.0.1", http_port)).is_ok()).then_some(())
+            (TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", http_port)).is_ok())
+            .then_some(())
         });
         if up.is_none() {
             let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
             panic!("nginx-rtmp did not start; error.log:\n{log}");
         }
-        NginxRtmp { rtmp_port, http_port, dir, _process: process }
+        NginxRtmp {
+            rtmp_port,
+            http_port,
+            dir,
+            _process: process,
+        }
     }
 
     /// nginx's access log (the requests the proxy forwarded).
@@ -340,7 +426,10 @@ http {{
 
     /// The `[[origins]]` entry listing this nginx as a static origin.
     pub fn origin_toml(&self, name: &str) -> String {
-        format!("[[origins]]\nname = \"{name}\"\nrtmp = {}\nhttp = {}\n", self.rtmp_port, self.http_port)
+        format!(
+            "[[origins]]\nname = \"{name}\"\nrtmp = {}\nhttp = {}\n",
+            self.rtmp_port, self.http_port
+        )
     }
 }
 
@@ -354,14 +443,37 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, realtime: bool, format: &str) -> 
     if realtime {
         cmd.arg("-re");
     }
-    cmd.args(["-f", "lavfi", "-i", &format!("testsrc=size=320x240:rate=25:duration={seconds}")]);
-    cmd.args(["-f", "lavfi", "-i", &format!("sine=frequency=440:sample_rate=44100:duration={seconds}")]);
-    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"]);
+    cmd.args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate=25:duration={seconds}"),
+    ]);
+    cmd.args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=440:sample_rate=44100:duration={seconds}"),
+    ]);
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "25",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
     cmd.args(["-c:a", "aac", "-b:a", "64k", "-f"]);
     // `format` may carry output options after the format name ("flv -listen 1").
     cmd.args(format.split_whitespace());
     cmd.arg(url);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     Process::spawn("ffmpeg publisher", &mut cmd)
 }
 
@@ -370,7 +482,21 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, realtime: bool, format: &str) -> 
 pub fn ffmpeg_count_frames(url: &str, seconds: u32) -> (u64, String) {
     let ffmpeg = require_program("ffmpeg", "ffmpeg");
     let output = Command::new(ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-rw_timeout", "10000000", "-i", url, "-t", &seconds.to_string(), "-map", "0:v:0", "-f", "null", "-"])
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v:0",
+            "-f",
+            "null",
+            "-",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("running ffmpeg");
@@ -392,11 +518,15 @@ pub fn wait_listening(port: u16, timeout: Duration) -> bool {
     wait_for(timeout, || {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
         // Field 4 is the state; 0A is LISTEN.
-        table.lines().any(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            fields.len() > 3 && format!("{} ", fields[1]).ends_with(&needle) && fields[3] == "0A"
-        })
-        .then_some(())
+        table
+            .lines()
+            .any(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                fields.len() > 3
+                    && format!("{} ", fields[1]).ends_with(&needle)
+                    && fields[3] == "0A"
+            })
+            .then_some(())
     })
     .is_some()
 }
@@ -411,7 +541,11 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> Self {
         let dir = TempDir::new("redis");
-        let mut redis = RedisServer { port: free_port(), process: None, dir };
+        let mut redis = RedisServer {
+            port: free_port(),
+            process: None,
+            dir,
+        };
         redis.restart();
         redis
     }
@@ -425,21 +559,47 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let binary = require_program("redis-server", "redis-server");
         let mut cmd = Command::new(binary);
-        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"]);
-        cmd.current_dir(self.dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        cmd.current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         self.process = Some(Process::spawn("redis-server", &mut cmd));
-        let up = wait_for(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", self.port)).ok());
-        assert!(up.is_some(), "redis-server did not start on port {}", self.port);
+        let up = wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", self.port)).ok()
+        });
+        assert!(
+            up.is_some(),
+            "redis-server did not start on port {}",
+            self.port
+        );
     }
 
     /// The proxy flags that use this server.
     pub fn proxy_flags(&self) -> Vec<(&'static str, String)> {
-        vec![("load-balancer-type", "redis".into()), ("redis-host", "127.0.0.1".into()), ("redis-port", self.port.to_string())]
+        vec![
+            ("load-balancer-type", "redis".into()),
+            ("redis-host", "127.0.0.1".into()),
+            ("redis-port", self.port.to_string()),
+        ]
     }
 }
 
 /// Starts a proxy on a shared Redis with extra flags.
-pub fn fleet_proxy(redis: &RedisServer, extra: &[(&str, &str)], config_toml: Option<&str>) -> Proxy {
+pub fn fleet_proxy(
+    redis: &RedisServer,
+    extra: &[(&str, &str)],
+    config_toml: Option<&str>,
+) -> Proxy {
     let owned = redis.proxy_flags();
     let mut flags: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     flags.extend_from_slice(extra);

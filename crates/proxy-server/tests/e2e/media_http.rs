@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::harness::{ffmpeg_count_frames, ffmpeg_publish, free_port, http, wait_for, wait_listening, NginxRtmp, Proxy};
+use crate::harness::{
+    ffmpeg_count_frames, ffmpeg_publish, free_port, http, wait_for, wait_listening, NginxRtmp,
+    Proxy,
+};
 
 fn streams(proxy: &Proxy) -> serde_json::Value {
     http("GET", proxy.addr("system-api"), "/api/v1/streams", &[], b"").json()
@@ -14,13 +17,31 @@ fn http_flv_plays_through_the_proxy_from_an_ffmpeg_origin() {
     // ffmpeg with `-listen 1` is a real HTTP server that sends its FLV output to the
     // first client that connects: the proxy.
     let origin_port = free_port();
-    let _origin = ffmpeg_publish(&format!("http://127.0.0.1:{origin_port}/live/cam.flv"), 30, true, "flv -listen 1");
-    assert!(wait_listening(origin_port, Duration::from_secs(10)), "ffmpeg did not start listening");
+    let _origin = ffmpeg_publish(
+        &format!("http://127.0.0.1:{origin_port}/live/cam.flv"),
+        30,
+        true,
+        "flv -listen 1",
+    );
+    assert!(
+        wait_listening(origin_port, Duration::from_secs(10)),
+        "ffmpeg did not start listening"
+    );
 
-    let proxy = Proxy::start(&[], &[], Some(&format!("[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n")));
+    let proxy = Proxy::start(
+        &[],
+        &[],
+        Some(&format!(
+            "[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n"
+        )),
+    );
     let url = format!("http://{}/live/cam.flv?token=abc", proxy.addr("http"));
     let (frames, log) = ffmpeg_count_frames(&url, 2);
-    assert!(frames >= 25, "decoded {frames} frames through the proxy; ffmpeg said:\n{log}\nproxy log:\n{}", proxy.log_text());
+    assert!(
+        frames >= 25,
+        "decoded {frames} frames through the proxy; ffmpeg said:\n{log}\nproxy log:\n{}",
+        proxy.log_text()
+    );
     let placed = streams(&proxy);
     assert_eq!(placed["data"][0]["stream"], "__defaultVhost__/live/cam");
     assert_eq!(placed["data"][0]["origin"], "ffmpeg");
@@ -29,7 +50,12 @@ fn http_flv_plays_through_the_proxy_from_an_ffmpeg_origin() {
 #[test]
 fn hls_playlists_are_rewritten_and_segments_follow_the_token() {
     let nginx = NginxRtmp::start(None);
-    let _publisher = ffmpeg_publish(&format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port), 40, true, "flv");
+    let _publisher = ffmpeg_publish(
+        &format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port),
+        40,
+        true,
+        "flv",
+    );
     let proxy = Proxy::start(&[], &[], Some(&nginx.origin_toml("nginx")));
     let http_addr = proxy.addr("http");
 
@@ -38,33 +64,67 @@ fn hls_playlists_are_rewritten_and_segments_follow_the_token() {
         let r = http("GET", http_addr, "/live/cam.m3u8?auth=xyz", &[], b"");
         (r.status == 200 && r.text().contains(".ts")).then_some(r)
     })
-    .unwrap_or_else(|| panic!("no playlist through the proxy; proxy log:\n{}", proxy.log_text()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no playlist through the proxy; proxy log:\n{}",
+            proxy.log_text()
+        )
+    });
     assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
     let text = playlist.text();
-    let segments: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    let segments: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
     assert!(!segments.is_empty(), "{text}");
-    assert!(segments.iter().all(|s| s.contains("spbhid=")), "every segment URI carries the token:\n{text}");
+    assert!(
+        segments.iter().all(|s| s.contains("spbhid=")),
+        "every segment URI carries the token:\n{text}"
+    );
 
     // The origin saw the query (auth token) but not the proxy's own token.
     let log = nginx.access_log();
     assert!(log.contains("/live/cam.m3u8?auth=xyz"), "{log}");
-    assert!(!log.contains("spbhid"), "the affinity token is stripped before the origin: {log}");
+    assert!(
+        !log.contains("spbhid"),
+        "the affinity token is stripped before the origin: {log}"
+    );
 
     // A segment through the token: MPEG-TS bytes from the origin.
     let segment = segments[0];
-    let path = if segment.starts_with('/') { segment.to_owned() } else { format!("/live/{segment}") };
+    let path = if segment.starts_with('/') {
+        segment.to_owned()
+    } else {
+        format!("/live/{segment}")
+    };
     let r = http("GET", http_addr, &path, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.body.first(), Some(&0x47), "an MPEG-TS segment starts with the sync byte");
+    assert_eq!(
+        r.body.first(),
+        Some(&0x47),
+        "an MPEG-TS segment starts with the sync byte"
+    );
 
     // An unknown token is a clear 404, not a 500.
-    let stale = http("GET", http_addr, "/live/cam-0.ts?spbhid=nosuchtoken", &[], b"");
+    let stale = http(
+        "GET",
+        http_addr,
+        "/live/cam-0.ts?spbhid=nosuchtoken",
+        &[],
+        b"",
+    );
     assert_eq!(stale.status, 404);
-    assert!(stale.json()["error"].as_str().unwrap().contains("HLS session"));
+    assert!(stale.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("HLS session"));
 
     // And a real player decodes it.
     let (frames, log) = ffmpeg_count_frames(&format!("http://{http_addr}/live/cam.m3u8"), 2);
-    assert!(frames >= 25, "decoded {frames} frames of HLS through the proxy; ffmpeg said:\n{log}");
+    assert!(
+        frames >= 25,
+        "decoded {frames} frames of HLS through the proxy; ffmpeg said:\n{log}"
+    );
 }
 
 #[test]
@@ -75,12 +135,25 @@ fn no_origin_is_503_and_an_unreachable_origin_is_502() {
     assert!(r.json()["error"].as_str().unwrap().contains("no origin"));
 
     let closed = free_port();
-    let proxy = Proxy::start(&[("origin-connect-timeout", "2s")], &[], Some(&format!("[[origins]]\nname = \"gone\"\nhttp = {closed}\n")));
+    let proxy = Proxy::start(
+        &[("origin-connect-timeout", "2s")],
+        &[],
+        Some(&format!("[[origins]]\nname = \"gone\"\nhttp = {closed}\n")),
+    );
     let r = http("GET", proxy.addr("http"), "/live/cam.flv", &[], b"");
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("gone"));
-    let r = http("OPTIONS", proxy.addr("http"), "/live/cam.flv", &[("Origin", "http://player.example")], b"");
-    assert_eq!((r.status, r.header("access-control-allow-origin")), (200, Some("*")));
+    let r = http(
+        "OPTIONS",
+        proxy.addr("http"),
+        "/live/cam.flv",
+        &[("Origin", "http://player.example")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.header("access-control-allow-origin")),
+        (200, Some("*"))
+    );
 }
 
 #[test]
@@ -89,8 +162,15 @@ fn a_stream_is_placed_again_when_its_origin_stops_heartbeating() {
     let api = proxy.addr("system-api");
     let heartbeat = |server: &str| {
         // Closed ports: the relay fails with 502, but the placement is what this test watches.
-        let body = format!(r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["{}"],"http":["{}"]}}"#, free_port(), free_port());
-        assert_eq!(http("POST", api, "/api/v1/srs/register", &[], body.as_bytes()).status, 200);
+        let body = format!(
+            r#"{{"ip":"127.0.0.1","server":"{server}","service":"s","pid":"1","rtmp":["{}"],"http":["{}"]}}"#,
+            free_port(),
+            free_port()
+        );
+        assert_eq!(
+            http("POST", api, "/api/v1/srs/register", &[], body.as_bytes()).status,
+            200
+        );
     };
     heartbeat("first");
     let _ = http("GET", proxy.addr("http"), "/live/cam.flv", &[], b"");
@@ -103,7 +183,11 @@ fn a_stream_is_placed_again_when_its_origin_stops_heartbeating() {
         heartbeat("second");
     }
     let _ = http("GET", proxy.addr("http"), "/live/cam.flv", &[], b"");
-    assert_eq!(streams(&proxy)["data"][0]["origin"], "second-s-1", "placed again on the live origin");
+    assert_eq!(
+        streams(&proxy)["data"][0]["origin"],
+        "second-s-1",
+        "placed again on the live origin"
+    );
 }
 
 #[test]
@@ -111,14 +195,41 @@ fn http_ts_plays_and_a_leaving_viewer_releases_the_origin_at_once() {
     // ffmpeg serving MPEG-TS over HTTP to one client: when the proxy lets go of the origin
     // connection, ffmpeg's output breaks and it exits; that is what this test watches.
     let origin_port = free_port();
-    let mut origin = ffmpeg_publish(&format!("http://127.0.0.1:{origin_port}/live/cam.ts"), 120, true, "mpegts -listen 1");
-    assert!(wait_listening(origin_port, Duration::from_secs(10)), "ffmpeg did not start listening");
-    let proxy = Proxy::start(&[], &[], Some(&format!("[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n")));
-    let (frames, log) = ffmpeg_count_frames(&format!("http://{}/live/cam.ts", proxy.addr("http")), 2);
-    assert!(frames >= 25, "decoded {frames} frames of HTTP-TS through the proxy; ffmpeg said:\n{log}");
+    let mut origin = ffmpeg_publish(
+        &format!("http://127.0.0.1:{origin_port}/live/cam.ts"),
+        120,
+        true,
+        "mpegts -listen 1",
+    );
+    assert!(
+        wait_listening(origin_port, Duration::from_secs(10)),
+        "ffmpeg did not start listening"
+    );
+    let proxy = Proxy::start(
+        &[],
+        &[],
+        Some(&format!(
+            "[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n"
+        )),
+    );
+    let (frames, log) =
+        ffmpeg_count_frames(&format!("http://{}/live/cam.ts", proxy.addr("http")), 2);
+    assert!(
+        frames >= 25,
+        "decoded {frames} frames of HTTP-TS through the proxy; ffmpeg said:\n{log}"
+    );
     // The viewer (ffmpeg_count_frames) has gone; the 120 s origin must stop well before.
-    let exited = wait_for(Duration::from_secs(10), || origin.child.try_wait().ok().flatten());
-    assert!(exited.is_some(), "the origin connection was still open 10 s after the viewer left");
+    let exited = wait_for(Duration::from_secs(10), || {
+        origin.child.try_wait().ok().flatten()
+    });
+    assert!(
+        exited.is_some(),
+        "the origin connection was still open 10 s after the viewer left"
+    );
     let sessions = streams(&proxy)["data"][0]["sessions"]["players"].as_u64();
-    assert_eq!(sessions, Some(0), "the viewer's session is gone from the API");
+    assert_eq!(
+        sessions,
+        Some(0),
+        "the viewer's session is gone from the API"
+    );
 }

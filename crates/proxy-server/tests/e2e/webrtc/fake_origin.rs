@@ -42,7 +42,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -58,7 +61,9 @@ impl FakeOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake api");
         let api = listener.local_addr().unwrap();
         let media = UdpSocket::bind("127.0.0.1:0").expect("bind fake media");
-        media.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        media
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let media_port = media.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -70,20 +75,44 @@ impl FakeOrigin {
                 }
                 let Ok(mut stream) = stream else { continue };
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let Some(request) = read_request(&mut stream) else { continue };
-                let (status, headers, body): (&str, Vec<(&str, String)>, String) = match request.method.as_str() {
+                let Some(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                let (status, headers, body): (&str, Vec<(&str, String)>, String) = match request
+                    .method
+                    .as_str()
+                {
                     "POST" => {
                         let (_, query) = request.target.split_once('?').unwrap_or(("", ""));
-                        let location = format!("/rtc/v1/whip/?action=delete&token=tok1&{query}&session={UFRAG}:cli");
-                        ("201 Created", vec![("Content-Type", "application/sdp".into()), ("Location", location), ("ETag", ETAG.into())], answer(media_port))
+                        let location = format!(
+                            "/rtc/v1/whip/?action=delete&token=tok1&{query}&session={UFRAG}:cli"
+                        );
+                        (
+                            "201 Created",
+                            vec![
+                                ("Content-Type", "application/sdp".into()),
+                                ("Location", location),
+                                ("ETag", ETAG.into()),
+                            ],
+                            answer(media_port),
+                        )
                     }
-                    "PATCH" if request.header("if-match") == Some(ETAG) => ("204 No Content", vec![("ETag", ETAG.into())], String::new()),
+                    "PATCH" if request.header("if-match") == Some(ETAG) => {
+                        ("204 No Content", vec![("ETag", ETAG.into())], String::new())
+                    }
                     "PATCH" => ("412 Precondition Failed", vec![], String::new()),
-                    "DELETE" => ("200 OK", vec![("Content-Type", "application/json".into())], "{\"code\":0}".into()),
+                    "DELETE" => (
+                        "200 OK",
+                        vec![("Content-Type", "application/json".into())],
+                        "{\"code\":0}".into(),
+                    ),
                     _ => ("404 Not Found", vec![], String::new()),
                 };
                 log.lock().unwrap().push(request);
-                let mut reply = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                let mut reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
                 for (k, v) in headers {
                     reply.push_str(&format!("{k}: {v}\r\n"));
                 }
@@ -92,7 +121,12 @@ impl FakeOrigin {
                 let _ = stream.write_all(reply.as_bytes());
             }
         });
-        FakeOrigin { api, media, seen, stop }
+        FakeOrigin {
+            api,
+            media,
+            seen,
+            stop,
+        }
     }
 
     pub fn media_port(&self) -> u16 {
@@ -101,7 +135,11 @@ impl FakeOrigin {
 
     /// The `[[origins]]` entry listing the fake statically.
     pub fn origin_toml(&self, name: &str) -> String {
-        format!("[[origins]]\nname = \"{name}\"\napi = {}\nrtc = \"udp://127.0.0.1:{}\"\n", self.api.port(), self.media_port())
+        format!(
+            "[[origins]]\nname = \"{name}\"\napi = {}\nrtc = \"udp://127.0.0.1:{}\"\n",
+            self.api.port(),
+            self.media_port()
+        )
     }
 
     /// The requests so far.
@@ -160,7 +198,9 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Seen> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     let mut body = Vec::new();
     if chunked {
         loop {
@@ -175,9 +215,18 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Seen> {
             body.extend_from_slice(&chunk[..n]);
         }
     } else {
-        let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
         body.resize(len, 0);
         reader.read_exact(&mut body).ok()?;
     }
-    Some(Seen { method, target, headers, body })
+    Some(Seen {
+        method,
+        target,
+        headers,
+        body,
+    })
 }

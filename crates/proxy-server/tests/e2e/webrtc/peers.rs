@@ -36,7 +36,9 @@ pub fn require_aiortc() -> PathBuf {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/webrtc_peers").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e/webrtc_peers")
+        .join(name)
 }
 
 /// A Python peer process and its events.
@@ -56,7 +58,9 @@ impl Peer {
         // No __pycache__ in the source tree.
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         // stdin stays open while the process lives: the origin runs until it closes.
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut process = Process::spawn(name, &mut cmd);
         let stdout = process.child.stdout.take().expect("piped stdout");
         let mut err_pipe = process.child.stderr.take().expect("piped stderr");
@@ -78,10 +82,18 @@ impl Peer {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Peer { name: name.to_owned(), events, seen: Vec::new(), stderr, _process: process }
+        Peer {
+            name: name.to_owned(),
+            events,
+            seen: Vec::new(),
+            stderr,
+            _process: process,
+        }
     }
 
     /// The first event (seen before or arriving within `timeout`) that `check` accepts.
@@ -101,7 +113,12 @@ impl Peer {
                 Err(_) => break,
             }
         }
-        panic!("{}: no {what} within {timeout:?}; events: {:?}\nstderr:\n{}", self.name, self.seen, self.stderr())
+        panic!(
+            "{}: no {what} within {timeout:?}; events: {:?}\nstderr:\n{}",
+            self.name,
+            self.seen,
+            self.stderr()
+        )
     }
 
     /// The first event named `event`.
@@ -111,7 +128,9 @@ impl Peer {
 
     /// Waits until a player has decoded at least `n` frames, and returns the count.
     pub fn frames_at_least(&mut self, n: u64, timeout: Duration) -> u64 {
-        let v = self.wait(timeout, &format!("{n} decoded frames"), |v| v["event"] == "frames" && v["count"].as_u64().unwrap_or(0) >= n);
+        let v = self.wait(timeout, &format!("{n} decoded frames"), |v| {
+            v["event"] == "frames" && v["count"].as_u64().unwrap_or(0) >= n
+        });
         v["count"].as_u64().unwrap_or(0)
     }
 
@@ -149,7 +168,14 @@ impl PyOrigin {
 
     /// What the origin saw: requests, frames decoded per published stream, sessions.
     pub fn state(&self) -> Value {
-        http("GET", ([127, 0, 0, 1], self.api).into(), "/debug/state", &[], b"").json()
+        http(
+            "GET",
+            ([127, 0, 0, 1], self.api).into(),
+            "/debug/state",
+            &[],
+            b"",
+        )
+        .json()
     }
 
     /// Frames decoded from the publisher of `app/stream`.
