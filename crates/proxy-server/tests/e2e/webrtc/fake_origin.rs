@@ -78,36 +78,34 @@ impl FakeOrigin {
                 let Some(request) = read_request(&mut stream) else {
                     continue;
                 };
-                let (status, headers, body): (&str, Vec<(&str, String)>, String) = match request
-                    .method
-                    .as_str()
-                {
-                    "POST" => {
-                        let (_, query) = request.target.split_once('?').unwrap_or(("", ""));
-                        let location = format!(
+                let (status, headers, body): (&str, Vec<(&str, String)>, String) =
+                    match request.method.as_str() {
+                        "POST" => {
+                            let (_, query) = request.target.split_once('?').unwrap_or(("", ""));
+                            let location = format!(
                             "/rtc/v1/whip/?action=delete&token=tok1&{query}&session={UFRAG}:cli"
                         );
-                        (
-                            "201 Created",
-                            vec![
-                                ("Content-Type", "application/sdp".into()),
-                                ("Location", location),
-                                ("ETag", ETAG.into()),
-                            ],
-                            answer(media_port),
-                        )
-                    }
-                    "PATCH" if request.header("if-match") == Some(ETAG) => {
-                        ("204 No Content", vec![("ETag", ETAG.into())], String::new())
-                    }
-                    "PATCH" => ("412 Precondition Failed", vec![], String::new()),
-                    "DELETE" => (
-                        "200 OK",
-                        vec![("Content-Type", "application/json".into())],
-                        "{\"code\":0}".into(),
-                    ),
-                    _ => ("404 Not Found", vec![], String::new()),
-                };
+                            (
+                                "201 Created",
+                                vec![
+                                    ("Content-Type", "application/sdp".into()),
+                                    ("Location", location),
+                                    ("ETag", ETAG.into()),
+                                ],
+                                answer(media_port),
+                            )
+                        }
+                        "PATCH" if request.header("if-match") == Some(ETAG) => {
+                            ("204 No Content", vec![("ETag", ETAG.into())], String::new())
+                        }
+                        "PATCH" => ("412 Precondition Failed", vec![], String::new()),
+                        "DELETE" => (
+                            "200 OK",
+                            vec![("Content-Type", "application/json".into())],
+                            "{\"code\":0}".into(),
+                        ),
+                        _ => ("404 Not Found", vec![], String::new()),
+                    };
                 log.lock().unwrap().push(request);
                 let mut reply = format!(
                     "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
