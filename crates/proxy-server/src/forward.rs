@@ -2,6 +2,8 @@
 //! to an origin over a fresh connection, headers cleaned of hop-by-hop fields, and a
 //! response body that releases the origin connection the moment the client goes away.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -14,8 +16,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use lb_core::{Endpoint, Origin};
+use std::time::Duration;
+use tokio::net::TcpStream;
 
 use crate::origin_link::{connect_tcp, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
@@ -74,6 +80,32 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
     Full::new(body.into())
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// Serves one HTTP/1 client connection: `handle` answers each request, and a request
+/// head must arrive within `header_timeout` (a client that connects and says nothing, or
+/// drips bytes, is closed).
+pub async fn serve_http1<F, Fut>(
+    stream: TcpStream,
+    header_timeout: Duration,
+    protocol: &'static str,
+    handle: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let answer = handle(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("{protocol} connection ended: {e}");
+    }
 }
 
 /// Sends one request to the origin over a new connection and returns its response, with

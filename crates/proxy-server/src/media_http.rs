@@ -5,7 +5,6 @@
 //! requests carrying the token go to the origin that served the playlist, whatever proxy
 //! of the fleet receives them.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +15,6 @@ use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
@@ -48,18 +44,10 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 
 async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     let timeout = ctx.config.handshake_timeout;
-    let service = service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(ctx, peer, req).await) }
-    });
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-    if let Err(e) = served {
-        tracing::debug!("http connection ended: {e}");
-    }
+    forward::serve_http1(stream, timeout, "http", move |req| {
+        handle(ctx.clone(), peer, req)
+    })
+    .await
 }
 
 async fn handle(

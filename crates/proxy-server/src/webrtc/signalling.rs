@@ -11,7 +11,6 @@
 //!   are rewritten, and an ICE restart's new credentials are stored like an answer's.
 //! - `GET /api/v1/versions`; `OPTIONS` anywhere answers CORS preflights.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +20,6 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use lb_core::{Origin, OriginId, PickIntent, RtcSession, StreamKey};
 use stun_ufrag::sdp::{self, CandidateType, Transport};
 use stun_ufrag::IntegrityKey;
@@ -51,18 +47,11 @@ pub(super) async fn serve_connection(
     peer: SocketAddr,
 ) {
     let timeout = ctx.config.handshake_timeout;
-    let service = service_fn(move |req| {
+    forward::serve_http1(stream, timeout, "http-api", move |req| {
         let (ctx, rtc) = (ctx.clone(), rtc.clone());
-        async move { Ok::<_, Infallible>(handle(&ctx, &rtc, peer, req).await) }
-    });
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-    if let Err(e) = served {
-        tracing::debug!("http-api connection ended: {e}");
-    }
+        async move { handle(&ctx, &rtc, peer, req).await }
+    })
+    .await
 }
 
 async fn handle(
