@@ -41,7 +41,7 @@
 mod error;
 mod flv;
 mod request;
-mod text;
+pub mod text;
 
 #[doc(hidden)]
 pub mod fuzzing;

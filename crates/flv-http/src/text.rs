@@ -1,10 +1,11 @@
-//! Percent-decoding and query-string lookup, kept to what request classification needs.
+//! Percent-decoding and query-string lookup, as request classification (and the rest of
+//! the workspace's stream identity) reads them.
 
 use crate::Error;
 
 /// The first non-empty value of `name` in `query`, percent-decoded, with `+` read as a
 /// space (what HTML forms and `URLSearchParams` send, and what `lb-core` reads too).
-pub(crate) fn query_param(query: &str, name: &str) -> Result<Option<String>, Error> {
+pub fn query_param(query: &str, name: &str) -> Result<Option<String>, Error> {
     match query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -16,7 +17,7 @@ pub(crate) fn query_param(query: &str, name: &str) -> Result<Option<String>, Err
 }
 
 /// Whether `query` has a parameter `name` with a non-empty value.
-pub(crate) fn has_param(query: &str, name: &str) -> bool {
+pub fn has_param(query: &str, name: &str) -> bool {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -24,7 +25,7 @@ pub(crate) fn has_param(query: &str, name: &str) -> bool {
 }
 
 /// Decodes `%XX` escapes (and `+` when `plus_is_space`); the result must be UTF-8.
-pub(crate) fn decode(input: &str, plus_is_space: bool) -> Result<String, Error> {
+pub fn decode(input: &str, plus_is_space: bool) -> Result<String, Error> {
     if !input.contains(['%', '+']) {
         return Ok(input.to_owned());
     }

@@ -185,41 +185,10 @@ fn query_vhost(query: &str) -> Option<String> {
     query_param(query, "vhost").or_else(|| query_param(query, "domain"))
 }
 
-/// The first non-empty value of `name` in a query string, percent-decoded.
+/// The first non-empty value of `name` in a query string, percent-decoded; a value that
+/// does not decode is ignored like an absent one.
 fn query_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .and_then(|(_, v)| percent_decode(&v.replace('+', " ")).ok())
-}
-
-fn percent_decode(s: &str) -> Result<String, Error> {
-    if !s.contains('%') {
-        return Ok(s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::InvalidStream(format!("{s:?} decodes to invalid UTF-8")))
+    flv_http::text::query_param(query, name).ok().flatten()
 }
 
 #[cfg(test)]
