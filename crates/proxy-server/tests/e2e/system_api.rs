@@ -243,7 +243,7 @@ fn static_origins_from_the_config_file() {
 lb_strategy = "least-streams"
 [[origins]]
 name = "nginx-a"
-rtmp = "127.0.0.1:1935"
+rtmp = "127.0.0.1:19350"
 http = 8080
 [[origins]]
 name = "nginx-b"
@@ -275,7 +275,7 @@ draining = true
                 "nginx-a".to_owned(),
                 "static".to_owned(),
                 false,
-                "127.0.0.1:1935".to_owned()
+                "127.0.0.1:19350".to_owned()
             ),
             (
                 "nginx-b".to_owned(),
