@@ -204,16 +204,13 @@ async fn relay_segment(
     req: Request<Incoming>,
     media: &MediaRequest,
 ) -> Result<Response<ProxyBody>, Refusal> {
+    // The stream the segment name suggests (`cam-12.ts` -> `cam`): what the session is
+    // listed under, and the route of a player that dropped the token.
+    let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
     let origin = match &media.token {
         Some(token) => origin_of_token(ctx, token).await?,
-        // A player that dropped the token (or an SRS hls_ctx URL used directly): route by
-        // the stream the segment name suggests.
-        None => {
-            let stream = media.segment_stream_guess().unwrap_or(&media.stream);
-            pick(ctx, &key_of(media, stream)?, PickIntent::Play).await?
-        }
+        None => pick(ctx, &key, PickIntent::Play).await?,
     };
-    let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
     let query = req
         .uri()
         .query()
