@@ -40,6 +40,8 @@ impl RendezvousBalancer {
                 draining: *draining,
                 since_heartbeat: seen.elapsed(),
                 streams: 0,
+                down: None,
+                connections: 0,
             })
             .collect()
     }

@@ -62,6 +62,12 @@ pub struct OriginStatus {
     pub since_heartbeat: Duration,
     /// Streams placed on it.
     pub streams: usize,
+    /// Why the proxies hold it down (failing probes, a failed connect), while they do:
+    /// `alive` is false meanwhile, whatever its heartbeat says.
+    pub down: Option<String>,
+    /// Client sessions relayed to it, summed over the proxies' latest reports
+    /// ([`Balancer::report_connections`]).
+    pub connections: u64,
 }
 
 impl OriginStatus {
@@ -73,6 +79,10 @@ impl OriginStatus {
                 .origin
                 .max_streams
                 .is_none_or(|max| self.streams < max as usize)
+            && self
+                .origin
+                .max_connections
+                .is_none_or(|max| self.connections < u64::from(max))
     }
 
     /// Whether a stream already placed here should stay for a request of this intent: a
@@ -161,6 +171,43 @@ pub trait Balancer: Send + Sync + 'static {
 
     /// Forgets a WebRTC session (the client sent DELETE).
     async fn remove_rtc(&self, server_ufrag: &str) -> Result<(), Error>;
+
+    /// Holds an origin down for `duration`: its probes fail, or a connect to it just
+    /// failed. Meanwhile it is not alive: it takes no new stream, and its streams move at
+    /// their next pick. The mark ends when `duration` passes or [`Balancer::mark_up`]
+    /// clears it; a proxy that keeps seeing failures renews it.
+    ///
+    /// The default ignores health, for balancers that only trust heartbeats.
+    async fn mark_down(
+        &self,
+        id: &OriginId,
+        reason: &str,
+        duration: Duration,
+    ) -> Result<(), Error> {
+        let _ = (id, reason, duration);
+        Ok(())
+    }
+
+    /// Clears a [`Balancer::mark_down`]: the origin's probes pass again.
+    async fn mark_up(&self, id: &OriginId) -> Result<(), Error> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// Records how many client sessions the proxy `proxy` relays to each origin now,
+    /// replacing its previous report; a report older than `ttl` no longer counts. The
+    /// sums are [`OriginStatus::connections`], which `max_connections` limits.
+    ///
+    /// The default ignores reports: connections then count as zero.
+    async fn report_connections(
+        &self,
+        proxy: &str,
+        counts: &[(OriginId, u64)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let _ = (proxy, counts, ttl);
+        Ok(())
+    }
 }
 
 /// Whether an origin with this source and heartbeat age is alive.
@@ -181,6 +228,7 @@ pub fn choose_origin<'a>(
         .map(|s| Candidate {
             origin: &s.origin,
             streams: s.streams,
+            connections: s.connections,
         })
         .collect();
     if candidates.is_empty() {

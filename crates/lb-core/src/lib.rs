@@ -33,5 +33,5 @@ pub use balancer::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{StreamKey, DEFAULT_VHOST, MAX_NAME_LEN};
-pub use origin::{Endpoint, Origin, OriginId, OriginSource, Registration, Transport};
+pub use origin::{Endpoint, Origin, OriginId, OriginLoad, OriginSource, Registration, Transport};
 pub use strategy::{Candidate, LeastStreams, Random, RoundRobin, Strategy, StrategyKind, Weighted};

@@ -173,8 +173,27 @@ pub struct Origin {
     pub weight: u32,
     /// Most streams placed on this origin at once, if limited.
     pub max_streams: Option<u32>,
+    /// Most client sessions relayed to this origin at once by the whole fleet, if limited
+    /// (HAProxy's `maxconn`).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// The load the origin reported in its last heartbeat (SRS's `summaries`), if any.
+    #[serde(default)]
+    pub load: Option<OriginLoad>,
     /// Registered by heartbeat or listed statically.
     pub source: OriginSource,
+}
+
+/// An origin's own account of its load, from the `summaries` SRS adds to its heartbeat
+/// when `heartbeat.summaries` is on. Percentages are rounded to whole numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginLoad {
+    /// The host's CPU use, 0 to 100 (`system.cpu_percent`).
+    pub cpu_percent: Option<u32>,
+    /// The host's memory use, 0 to 100 (`system.mem_ram_percent`).
+    pub mem_percent: Option<u32>,
+    /// Connections the origin serves (`system.conn_srs`).
+    pub connections: Option<u64>,
 }
 
 impl Origin {
@@ -275,6 +294,8 @@ impl Registration {
             ip,
             weight: 1,
             max_streams: None,
+            max_connections: None,
+            load: None,
             source: OriginSource::Registered,
         })
     }

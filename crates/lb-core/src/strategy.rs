@@ -12,6 +12,8 @@ pub struct Candidate<'a> {
     pub origin: &'a Origin,
     /// Streams currently placed on it.
     pub streams: usize,
+    /// Client sessions relayed to it, as the proxies last reported.
+    pub connections: u64,
 }
 
 /// Chooses an origin for a stream that has none. Called only with a non-empty slice.
@@ -161,6 +163,8 @@ mod tests {
             rtc: vec![],
             weight,
             max_streams: None,
+            max_connections: None,
+            load: None,
             source: OriginSource::Static,
         }
     }
@@ -176,14 +180,17 @@ mod tests {
             Candidate {
                 origin: &c,
                 streams: 0,
+                connections: 0,
             },
             Candidate {
                 origin: &a,
                 streams: 0,
+                connections: 0,
             },
             Candidate {
                 origin: &b,
                 streams: 0,
+                connections: 0,
             },
         ];
         let rr = RoundRobin::default();
@@ -201,10 +208,12 @@ mod tests {
             Candidate {
                 origin: &a,
                 streams: 2,
+                connections: 0,
             },
             Candidate {
                 origin: &b,
                 streams: 5,
+                connections: 0,
             },
         ];
         for _ in 0..20 {
@@ -219,14 +228,17 @@ mod tests {
             Candidate {
                 origin: &a,
                 streams: 0,
+                connections: 0,
             },
             Candidate {
                 origin: &b,
                 streams: 0,
+                connections: 0,
             },
             Candidate {
                 origin: &z,
                 streams: 0,
+                connections: 0,
             },
         ];
         let mut counts = [0usize; 3];
@@ -244,10 +256,12 @@ mod tests {
             Candidate {
                 origin: &a,
                 streams: 0,
+                connections: 0,
             },
             Candidate {
                 origin: &b,
                 streams: 0,
+                connections: 0,
             },
         ];
         let mut seen = [false; 2];

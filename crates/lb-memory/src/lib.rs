@@ -157,6 +157,8 @@ impl MemoryBalancer {
             draining: entry.draining,
             since_heartbeat: since,
             streams,
+            down: None,
+            connections: 0,
         }
     }
 

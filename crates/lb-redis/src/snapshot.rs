@@ -58,6 +58,8 @@ pub(crate) fn parse_statuses(
             draining: draining.as_u64().unwrap_or(0) != 0,
             since_heartbeat: since,
             streams: streams.as_usize().unwrap_or(0),
+            down: None,
+            connections: 0,
             origin: record.origin,
         });
     }

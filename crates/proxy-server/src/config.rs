@@ -446,6 +446,7 @@ struct StaticOrigin {
     rtc: Vec<String>,
     weight: Option<u32>,
     max_streams: Option<u32>,
+    max_connections: Option<u32>,
     #[serde(default)]
     draining: bool,
 }
@@ -478,6 +479,8 @@ impl StaticOrigin {
             ip: ip.clone(),
             weight: self.weight.unwrap_or(1),
             max_streams: self.max_streams,
+            max_connections: self.max_connections,
+            load: None,
             source: OriginSource::Static,
         };
         if [
