@@ -70,6 +70,15 @@ pub const SETTINGS: &[Setting] = &[
     s("idle_timeout", "PROXY_IDLE_TIMEOUT", "30s", "a relay is closed when this long passes without traffic (for UDP relays, whose peers send keep-alives, when either side falls silent)"),
     s("rtc_candidate", "PROXY_RTC_CANDIDATE", "", "IP or host put in WebRTC answers' candidates (default: the WebRTC listen IP, or 127.0.0.1 if it is a wildcard)"),
     s("rtc_tcp_candidates", "PROXY_RTC_TCP_CANDIDATES", "off", "keep the origin's TCP candidates in WebRTC answers (the proxy relays UDP only)"),
+    s("max_connections_per_ip", "PROXY_MAX_CONNECTIONS_PER_IP", "1000", "most connections and sessions (every listener) from one client IP at once; 0 for no limit"),
+    s("health_check_interval", "PROXY_HEALTH_CHECK_INTERVAL", "2s", "how often each origin's TCP endpoints are probed (off to disable probes)"),
+    s("health_check_timeout", "PROXY_HEALTH_CHECK_TIMEOUT", "1s", "time an origin has to accept a probe's connection"),
+    s("health_check_rise", "PROXY_HEALTH_CHECK_RISE", "2", "consecutive passing probes that bring a down origin back"),
+    s("health_check_fall", "PROXY_HEALTH_CHECK_FALL", "3", "consecutive failing probes that take an origin down"),
+    s("health_check_registered", "PROXY_HEALTH_CHECK_REGISTERED", "off", "probe registered origins too (static origins are always probed)"),
+    s("suspect_for", "PROXY_SUSPECT_FOR", "10s", "an origin that refuses a connection is held down this long (0s: never)"),
+    s("origin_connect_attempts", "PROXY_ORIGIN_CONNECT_ATTEMPTS", "3", "origins tried for one client before it sees an error"),
+    s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol v2 header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
 ];
 
 /// The resolved configuration.
@@ -97,6 +106,44 @@ pub struct Config {
     /// The address WebRTC answers name, if set.
     pub rtc_candidate: Option<String>,
     pub rtc_tcp_candidates: bool,
+    /// Most connections and sessions from one client IP at once; `None`: no limit.
+    pub max_connections_per_ip: Option<usize>,
+    /// Active probes of the origins' TCP endpoints.
+    pub health_check: HealthCheck,
+    /// How long an origin that refused a connection is held down; zero: never.
+    pub suspect_for: Duration,
+    /// Origins tried for one client before it sees an error (at least 1).
+    pub origin_connect_attempts: usize,
+    /// The TCP legs to origins that start with a PROXY protocol v2 header.
+    pub origin_proxy_protocol: ProxyProtocolLegs,
+}
+
+/// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
+/// endpoints every `interval`; `fall` consecutive failures take it down, `rise`
+/// consecutive passes bring it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between probes; `None` disables probing.
+    pub interval: Option<Duration>,
+    /// Time a probe's connect may take.
+    pub timeout: Duration,
+    /// Consecutive passes to come back up (at least 1).
+    pub rise: u32,
+    /// Consecutive failures to go down (at least 1).
+    pub fall: u32,
+    /// Probe registered origins too, not only static ones.
+    pub registered: bool,
+}
+
+/// Which TCP legs towards origins carry a PROXY protocol v2 header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyProtocolLegs {
+    /// RTMP (the only way an RTMP origin learns the client's address).
+    pub rtmp: bool,
+    /// HTTP-FLV/TS/HLS.
+    pub http: bool,
+    /// WHIP/WHEP signalling.
+    pub api: bool,
 }
 
 /// Which balancer to run.
@@ -313,6 +360,36 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
     .parse()
     .unwrap_or(1);
     let rtc_tcp_candidates = parse("rtc_tcp_candidates", &|v| parse_bool(v).map(|_| ()))?;
+    let count = |key: &str, min: u64| -> anyhow::Result<u64> {
+        let v = parse(key, &|v| match v.trim().parse::<u64>() {
+            Ok(n) if n >= min => Ok(()),
+            _ => Err(format!("expected a whole number of at least {min}")),
+        })?;
+        Ok(v.trim().parse().unwrap_or(min))
+    };
+    let max_connections_per_ip =
+        Some(count("max_connections_per_ip", 0)? as usize).filter(|n| *n > 0);
+    let interval = parse("health_check_interval", &|v| {
+        if v.trim().eq_ignore_ascii_case("off") {
+            return Ok(());
+        }
+        match parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(()),
+            Ok(_) => Err("expected a duration above zero, or off".into()),
+            Err(e) => Err(e),
+        }
+    })?;
+    let health_registered = parse("health_check_registered", &|v| parse_bool(v).map(|_| ()))?;
+    let health_check = HealthCheck {
+        interval: parse_duration(&interval).ok(),
+        timeout: duration("health_check_timeout")?,
+        rise: count("health_check_rise", 1)?.min(u64::from(u32::MAX)) as u32,
+        fall: count("health_check_fall", 1)?.min(u64::from(u32::MAX)) as u32,
+        registered: parse_bool(&health_registered).unwrap_or(false),
+    };
+    let legs = parse("origin_proxy_protocol", &|v| {
+        parse_proxy_protocol_legs(v).map(|_| ())
+    })?;
     Ok(Config {
         rtmp_listen: listen("rtmp_server", any)?,
         http_listen: listen("http_server", any)?,
@@ -334,7 +411,38 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         idle_timeout: duration("idle_timeout")?,
         rtc_candidate: Some(value("rtc_candidate").0).filter(|c| !c.is_empty()),
         rtc_tcp_candidates: parse_bool(&rtc_tcp_candidates).unwrap_or(false),
+        max_connections_per_ip,
+        health_check,
+        suspect_for: duration("suspect_for")?,
+        origin_connect_attempts: count("origin_connect_attempts", 1)?.min(16) as usize,
+        origin_proxy_protocol: parse_proxy_protocol_legs(&legs).unwrap_or_default(),
     })
+}
+
+/// `off`, `all`, or a comma-separated list of `rtmp`, `http`, `api`.
+fn parse_proxy_protocol_legs(value: &str) -> Result<ProxyProtocolLegs, String> {
+    let mut legs = ProxyProtocolLegs::default();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.to_ascii_lowercase().as_str() {
+            "off" | "none" => {}
+            "all" | "on" => {
+                legs = ProxyProtocolLegs {
+                    rtmp: true,
+                    http: true,
+                    api: true,
+                }
+            }
+            "rtmp" => legs.rtmp = true,
+            "http" => legs.http = true,
+            "api" => legs.api = true,
+            other => {
+                return Err(format!(
+                    "unknown leg {other:?}: expected off, all, or rtmp, http, api"
+                ))
+            }
+        }
+    }
+    Ok(legs)
 }
 
 /// `11935` (on `wildcard`), `127.0.0.1:11935`, `[::]:11935`, or `off`.
@@ -592,6 +700,46 @@ mod tests {
         );
         assert_eq!(c.balancer_config, BalancerConfig::default());
         assert!(c.static_origins.is_empty());
+    }
+
+    #[test]
+    fn production_settings() {
+        let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+        assert_eq!(c.max_connections_per_ip, Some(1000));
+        assert_eq!(c.health_check.interval, Some(Duration::from_secs(2)));
+        assert_eq!((c.health_check.rise, c.health_check.fall), (2, 3));
+        assert_eq!(c.origin_proxy_protocol, ProxyProtocolLegs::default());
+        assert_eq!(c.origin_connect_attempts, 3);
+
+        let file = [
+            ("max_connections_per_ip", "0"),
+            ("health_check_interval", "off"),
+            ("origin_proxy_protocol", "rtmp, api"),
+            ("suspect_for", "0s"),
+        ];
+        let c = resolve(&layers(&[], &[], &file), vec![]).unwrap();
+        assert_eq!(c.max_connections_per_ip, None);
+        assert_eq!(c.health_check.interval, None);
+        assert_eq!(c.suspect_for, Duration::ZERO);
+        assert_eq!(
+            c.origin_proxy_protocol,
+            ProxyProtocolLegs {
+                rtmp: true,
+                http: false,
+                api: true
+            }
+        );
+        for (key, bad) in [
+            ("health_check_fall", "0"),
+            ("health_check_interval", "0s"),
+            ("origin_proxy_protocol", "srt"),
+            ("origin_connect_attempts", "-1"),
+        ] {
+            let err = resolve(&layers(&[], &[], &[(key, bad)]), vec![])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

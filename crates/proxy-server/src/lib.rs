@@ -18,6 +18,7 @@ pub mod config;
 mod forward;
 mod lifecycle;
 mod media_http;
+pub mod metrics;
 mod origin_link;
 mod rtmp;
 mod sessions;

@@ -23,6 +23,20 @@ pub enum Protocol {
     Srt,
 }
 
+impl Protocol {
+    /// The name used in the API and as a metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::HttpFlv => "http-flv",
+            Protocol::HttpTs => "http-ts",
+            Protocol::Hls => "hls",
+            Protocol::WebRtc => "webrtc",
+            Protocol::Srt => "srt",
+        }
+    }
+}
+
 /// Bytes relayed by a session, updated by its relay.
 #[derive(Debug, Default)]
 pub struct Traffic {
