@@ -1,5 +1,6 @@
 //! The balancer contract, and the placement rules every implementation shares.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,7 +55,8 @@ impl Default for BalancerConfig {
 pub struct OriginStatus {
     /// The origin.
     pub origin: Origin,
-    /// Its heartbeat is fresh (registered) or it is configured (static).
+    /// Its heartbeat is fresh (registered) or it is configured (static), and no
+    /// [`Balancer::mark_down`] holds it down ([`is_alive_and_up`]).
     pub alive: bool,
     /// It takes no new streams.
     pub draining: bool,
@@ -177,6 +179,10 @@ pub trait Balancer: Send + Sync + 'static {
     /// their next pick. The mark ends when `duration` passes or [`Balancer::mark_up`]
     /// clears it; a proxy that keeps seeing failures renews it.
     ///
+    /// A later mark replaces an earlier one (reason and end alike). An unknown origin is
+    /// [`Error::UnknownOrigin`]; a reason longer than [`MAX_REASON_LEN`] is cut, an empty
+    /// one reads `down` ([`clip_reason`]).
+    ///
     /// The default ignores health, for balancers that only trust heartbeats.
     async fn mark_down(
         &self,
@@ -188,7 +194,8 @@ pub trait Balancer: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Clears a [`Balancer::mark_down`]: the origin's probes pass again.
+    /// Clears a [`Balancer::mark_down`]: the origin's probes pass again. An unknown origin
+    /// is [`Error::UnknownOrigin`].
     async fn mark_up(&self, id: &OriginId) -> Result<(), Error> {
         let _ = id;
         Ok(())
@@ -197,6 +204,10 @@ pub trait Balancer: Send + Sync + 'static {
     /// Records how many client sessions the proxy `proxy` relays to each origin now,
     /// replacing its previous report; a report older than `ttl` no longer counts. The
     /// sums are [`OriginStatus::connections`], which `max_connections` limits.
+    ///
+    /// `proxy` is at most [`MAX_PROXY_ID_LEN`] bytes and a report names at most
+    /// [`MAX_REPORT_ENTRIES`] origins ([`Error::InvalidInput`] otherwise); see
+    /// [`check_report`].
     ///
     /// The default ignores reports: connections then count as zero.
     async fn report_connections(
@@ -210,9 +221,80 @@ pub trait Balancer: Send + Sync + 'static {
     }
 }
 
-/// Whether an origin with this source and heartbeat age is alive.
+/// Longest proxy id accepted by [`Balancer::report_connections`], in bytes.
+pub const MAX_PROXY_ID_LEN: usize = 128;
+/// Most origins one connection report may name.
+pub const MAX_REPORT_ENTRIES: usize = 1024;
+/// Largest count one report may give for one origin; a report is a count of live sessions,
+/// so anything above is a bug upstream, clamped rather than summed into an overflow.
+pub const MAX_REPORTED_CONNECTIONS: u64 = 1_000_000_000;
+/// Longest reason kept by [`Balancer::mark_down`], in bytes; longer ones are cut.
+pub const MAX_REASON_LEN: usize = 256;
+
+/// Whether an origin is alive **by its heartbeat alone**: static origins always are,
+/// registered ones while their last heartbeat is younger than `ttl`. A balancer also holds
+/// an origin down while a [`Balancer::mark_down`] lasts: see [`is_alive_and_up`], which is
+/// what [`OriginStatus::alive`] reports. This one decides how long a dead origin stays
+/// listed (a mark does not make a balancer forget an origin).
 pub fn is_alive(source: OriginSource, since_heartbeat: Duration, ttl: Duration) -> bool {
     source == OriginSource::Static || since_heartbeat < ttl
+}
+
+/// Whether an origin is alive as [`OriginStatus::alive`] says it: alive by heartbeat
+/// ([`is_alive`]) and not held down by a current [`Balancer::mark_down`].
+pub fn is_alive_and_up(
+    source: OriginSource,
+    since_heartbeat: Duration,
+    ttl: Duration,
+    marked_down: bool,
+) -> bool {
+    !marked_down && is_alive(source, since_heartbeat, ttl)
+}
+
+/// A [`Balancer::mark_down`] reason as balancers store it: cut to at most
+/// [`MAX_REASON_LEN`] bytes on a character boundary, and `down` when empty (an empty reason
+/// would read as "not down").
+pub fn clip_reason(reason: &str) -> &str {
+    if reason.is_empty() {
+        return "down";
+    }
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// Checks a connection report's bounds (proxy id length, entry count) and merges it into
+/// one count per origin (repeated origins add up; counts are clamped to
+/// [`MAX_REPORTED_CONNECTIONS`]), as every balancer stores it.
+pub fn check_report(
+    proxy: &str,
+    counts: &[(OriginId, u64)],
+) -> Result<Vec<(OriginId, u64)>, Error> {
+    if proxy.is_empty() || proxy.len() > MAX_PROXY_ID_LEN || proxy.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "a proxy id must be 1 to {MAX_PROXY_ID_LEN} printable bytes"
+        )));
+    }
+    if counts.len() > MAX_REPORT_ENTRIES {
+        return Err(Error::InvalidInput(format!(
+            "a connection report names {} origins, more than {MAX_REPORT_ENTRIES}",
+            counts.len()
+        )));
+    }
+    let mut merged: HashMap<&OriginId, u64> = HashMap::with_capacity(counts.len());
+    for (id, n) in counts {
+        let total = merged.entry(id).or_insert(0);
+        *total = (*total + (*n).min(MAX_REPORTED_CONNECTIONS)).min(MAX_REPORTED_CONNECTIONS);
+    }
+    let mut merged: Vec<(OriginId, u64)> = merged
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(id, n)| (id.clone(), n))
+        .collect();
+    merged.sort();
+    Ok(merged)
 }
 
 /// Chooses an origin for a stream among `statuses` with `strategy`, or says why none can
@@ -240,4 +322,66 @@ pub fn choose_origin<'a>(
     }
     let index = strategy.choose(key, &candidates).min(candidates.len() - 1);
     Ok(candidates[index].origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_bounded_and_merged() {
+        let (a, b) = (OriginId::new("a"), OriginId::new("b"));
+        let merged = check_report(
+            "proxy-1",
+            &[
+                (b.clone(), 2),
+                (a.clone(), 1),
+                (b.clone(), 3),
+                (a.clone(), 0),
+                (OriginId::new("c"), 0),
+                (OriginId::new("d"), u64::MAX),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            [
+                (a, 1),
+                (b, 5),
+                (OriginId::new("d"), MAX_REPORTED_CONNECTIONS)
+            ]
+        );
+        for bad in ["", "a\nb", &"p".repeat(MAX_PROXY_ID_LEN + 1)] {
+            assert!(matches!(
+                check_report(bad, &[]),
+                Err(Error::InvalidInput(_))
+            ));
+        }
+        let many: Vec<(OriginId, u64)> = (0..=MAX_REPORT_ENTRIES)
+            .map(|n| (OriginId::new(n.to_string()), 1))
+            .collect();
+        assert!(check_report("p", &many).is_err());
+        assert!(check_report("p", &many[1..]).is_ok());
+    }
+
+    #[test]
+    fn reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(clip_reason("short"), "short");
+        assert_eq!(clip_reason(""), "down");
+        let long = "é".repeat(MAX_REASON_LEN);
+        let cut = clip_reason(&long);
+        assert!(cut.len() <= MAX_REASON_LEN && cut.len() >= MAX_REASON_LEN - 1);
+        assert!(!is_alive_and_up(
+            OriginSource::Static,
+            Duration::ZERO,
+            Duration::ZERO,
+            true
+        ));
+        assert!(is_alive_and_up(
+            OriginSource::Static,
+            Duration::MAX,
+            Duration::ZERO,
+            false
+        ));
+    }
 }

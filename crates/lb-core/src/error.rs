@@ -29,6 +29,10 @@ pub enum Error {
         /// Of those, how many accept new streams (alive, not draining, not full).
         accepting: usize,
     },
+    /// A health mark or a connection report the balancer refuses (a proxy id too long,
+    /// too many entries).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// An origin named by id is not known.
     #[error("unknown origin {0}")]
     UnknownOrigin(OriginId),

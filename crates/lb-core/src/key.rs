@@ -118,6 +118,17 @@ impl fmt::Display for StreamKey {
 }
 
 fn vhost_of(host: Option<&str>) -> String {
+    let vhost = host_name(host);
+    // A key's vhost must name itself when the key is rebuilt from its parts (the Redis
+    // balancer lists placements so): a host that reduces to a name that would reduce
+    // again (`[a.b:]`, `[[x.y`, found by fuzzing) is no host name.
+    if vhost != DEFAULT_VHOST && host_name(Some(&vhost)) != vhost {
+        return DEFAULT_VHOST.to_owned();
+    }
+    vhost
+}
+
+fn host_name(host: Option<&str>) -> String {
     let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
         return DEFAULT_VHOST.to_owned();
     };
@@ -230,6 +241,14 @@ mod tests {
                 .to_string(),
             key("a.example.com/live/livestream")
         );
+        for odd in ["[[x.y", "[a.b:]:1", " [a.b :80"] {
+            let k = StreamKey::new(Some(odd), "live", "s").unwrap();
+            assert_eq!(
+                StreamKey::new(Some(k.vhost()), "live", "s").unwrap(),
+                k,
+                "{odd:?}"
+            );
+        }
         assert_eq!(
             StreamKey::from_rtc_query(None, "app=live&stream=livestream")
                 .unwrap()

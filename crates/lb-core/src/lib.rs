@@ -22,16 +22,22 @@
 mod balancer;
 mod clock;
 mod error;
+pub mod fuzzing;
 mod key;
+mod load;
 mod origin;
 mod strategy;
 
 pub use balancer::{
-    choose_origin, is_alive, Balancer, BalancerConfig, HlsSession, OriginStatus, PickIntent,
-    Placement, RtcSession,
+    check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,
+    HlsSession, OriginStatus, PickIntent, Placement, RtcSession, MAX_PROXY_ID_LEN, MAX_REASON_LEN,
+    MAX_REPORTED_CONNECTIONS, MAX_REPORT_ENTRIES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use key::{StreamKey, DEFAULT_VHOST, MAX_NAME_LEN};
-pub use origin::{Endpoint, Origin, OriginId, OriginLoad, OriginSource, Registration, Transport};
-pub use strategy::{Candidate, LeastStreams, Random, RoundRobin, Strategy, StrategyKind, Weighted};
+pub use load::OriginLoad;
+pub use origin::{Endpoint, Origin, OriginId, OriginSource, Registration, Transport};
+pub use strategy::{
+    Candidate, LeastLoad, LeastStreams, Random, RoundRobin, Strategy, StrategyKind, Weighted,
+};

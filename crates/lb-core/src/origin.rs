@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::Error;
+use crate::load::lenient_summaries;
+use crate::{Error, OriginLoad};
 
 /// Largest registration body accepted, in bytes.
 pub const MAX_REGISTRATION_LEN: usize = 64 * 1024;
@@ -184,18 +185,6 @@ pub struct Origin {
     pub source: OriginSource,
 }
 
-/// An origin's own account of its load, from the `summaries` SRS adds to its heartbeat
-/// when `heartbeat.summaries` is on. Percentages are rounded to whole numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OriginLoad {
-    /// The host's CPU use, 0 to 100 (`system.cpu_percent`).
-    pub cpu_percent: Option<u32>,
-    /// The host's memory use, 0 to 100 (`system.mem_ram_percent`).
-    pub mem_percent: Option<u32>,
-    /// Connections the origin serves (`system.conn_srs`).
-    pub connections: Option<u64>,
-}
-
 impl Origin {
     /// The first WebRTC UDP endpoint, where media for this origin's sessions goes.
     pub fn rtc_udp(&self) -> Option<&Endpoint> {
@@ -203,7 +192,7 @@ impl Origin {
     }
 }
 
-/// SRS's heartbeat body, field for field. Unknown fields (`summaries`, ...) are ignored.
+/// SRS's heartbeat body, field for field. Unknown fields are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Registration {
     /// Optional operator-chosen device id.
@@ -236,6 +225,10 @@ pub struct Registration {
     /// WebRTC endpoints.
     #[serde(default, deserialize_with = "endpoint_list")]
     pub rtc: Vec<String>,
+    /// The load SRS reports in `summaries` (when `heartbeat.summaries` is on). A
+    /// `summaries` this proxy cannot read is ignored, never an error.
+    #[serde(default, rename = "summaries", deserialize_with = "lenient_summaries")]
+    pub load: Option<OriginLoad>,
 }
 
 impl Registration {
@@ -295,7 +288,7 @@ impl Registration {
             weight: 1,
             max_streams: None,
             max_connections: None,
-            load: None,
+            load: self.load,
             source: OriginSource::Registered,
         })
     }
@@ -375,6 +368,41 @@ mod tests {
             .into_origin()
             .unwrap();
         assert_eq!((origin.pid.as_str(), origin.rtmp[0].port), ("7", 1935));
+        assert_eq!(
+            origin.load, None,
+            "a summaries without `system` reports nothing"
+        );
+    }
+
+    #[test]
+    fn summaries_become_the_origin_load_and_never_fail_a_registration() {
+        let with = |summaries: &str| {
+            let body = format!(
+                r#"{{"ip":"10.0.0.6","server":"s","service":"v","pid":"1","rtmp":["1935"],"summaries":{summaries}}}"#
+            );
+            Registration::from_json(body.as_bytes())
+                .unwrap()
+                .into_origin()
+                .unwrap()
+                .load
+        };
+        let load = with(
+            r#"{"ok":true,"now_ms":1,"self":{"cpu_percent":1.5},"system":{"cpu_percent":42.4,"mem_ram_percent":10,"load_1m":0.1,"cpus":2,"conn_srs":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (load.cpu_percent, load.mem_percent, load.connections),
+            (Some(42), Some(10), Some(9))
+        );
+        for junk in [
+            "null",
+            "[]",
+            "\"x\"",
+            "{\"system\":[1]}",
+            "{\"system\":{\"cpu_percent\":{}}}",
+        ] {
+            assert_eq!(with(junk), None, "{junk}");
+        }
     }
 
     #[test]

@@ -52,29 +52,92 @@ impl Strategy for RoundRobin {
     }
 }
 
-/// The origin with the fewest streams relative to its weight; ties broken at random.
+/// The origin with the fewest streams relative to its weight; ties go to the one with the
+/// fewest connections, then are broken at random.
 #[derive(Debug, Default)]
 pub struct LeastStreams;
 
 impl Strategy for LeastStreams {
     fn choose(&self, _: &StreamKey, candidates: &[Candidate<'_>]) -> usize {
-        // Compare streams/weight without floats: a.streams * b.weight vs b.streams * a.weight.
-        let load = |c: &Candidate<'_>| (c.streams as u128, u128::from(c.origin.weight.max(1)));
-        let lighter = |a: usize, b: usize| {
-            let ((sa, wa), (sb, wb)) = (load(&candidates[a]), load(&candidates[b]));
-            (sa * wb).cmp(&(sb * wa))
-        };
-        let best = (0..candidates.len())
-            .min_by(|&a, &b| lighter(a, b))
-            .unwrap_or(0);
-        let ties: Vec<usize> = (0..candidates.len())
-            .filter(|&i| lighter(i, best).is_eq())
-            .collect();
-        ties[fastrand::usize(..ties.len())]
+        lightest(candidates, |a, b| {
+            by_streams_per_weight(a, b).then(a.connections.cmp(&b.connections))
+        })
     }
     fn name(&self) -> &'static str {
         "least-streams"
     }
+}
+
+/// The origin whose host reports the lowest CPU use (SRS's heartbeat `summaries`), then as
+/// [`LeastStreams`]: fewest streams per weight, fewest connections, random.
+///
+/// CPU is compared in bands of [`LeastLoad::CPU_BAND`] points: reports are up to one
+/// heartbeat old and noisy, so 31 % and 38 % count as equal and the stream counts, which
+/// are current, decide between them. An origin that sends no CPU report is ranked as if it
+/// reported the average of those that do (so it is neither starved nor flooded); when
+/// nobody reports, this is [`LeastStreams`].
+#[derive(Debug, Default)]
+pub struct LeastLoad;
+
+impl LeastLoad {
+    /// Width of the CPU bands, in percentage points.
+    pub const CPU_BAND: u32 = 10;
+}
+
+impl Strategy for LeastLoad {
+    fn choose(&self, _: &StreamKey, candidates: &[Candidate<'_>]) -> usize {
+        let reported: Vec<u32> = candidates
+            .iter()
+            .filter_map(|c| c.origin.load.and_then(|l| l.cpu_percent))
+            .collect();
+        let average = if reported.is_empty() {
+            0
+        } else {
+            reported.iter().map(|&v| u64::from(v.min(100))).sum::<u64>() / reported.len() as u64
+        };
+        let band = |c: &Candidate<'_>| {
+            let cpu = c
+                .origin
+                .load
+                .and_then(|l| l.cpu_percent)
+                .map_or(average, |v| u64::from(v.min(100)));
+            cpu / u64::from(Self::CPU_BAND)
+        };
+        lightest(candidates, |a, b| {
+            band(a)
+                .cmp(&band(b))
+                .then_with(|| by_streams_per_weight(a, b))
+                .then(a.connections.cmp(&b.connections))
+        })
+    }
+    fn name(&self) -> &'static str {
+        "least-load"
+    }
+}
+
+/// Streams per weight, compared without floats: `a.streams * b.weight` vs
+/// `b.streams * a.weight` (a zero weight counts as 1).
+fn by_streams_per_weight(a: &Candidate<'_>, b: &Candidate<'_>) -> std::cmp::Ordering {
+    let load = |c: &Candidate<'_>| (c.streams as u128, u128::from(c.origin.weight.max(1)));
+    let ((sa, wa), (sb, wb)) = (load(a), load(b));
+    (sa * wb).cmp(&(sb * wa))
+}
+
+/// The index of a least candidate by `order`; ties broken at random.
+fn lightest(
+    candidates: &[Candidate<'_>],
+    order: impl Fn(&Candidate<'_>, &Candidate<'_>) -> std::cmp::Ordering,
+) -> usize {
+    let best = (0..candidates.len())
+        .min_by(|&a, &b| order(&candidates[a], &candidates[b]))
+        .unwrap_or(0);
+    let ties: Vec<usize> = (0..candidates.len())
+        .filter(|&i| order(&candidates[i], &candidates[best]).is_eq())
+        .collect();
+    if ties.is_empty() {
+        return best;
+    }
+    ties[fastrand::usize(..ties.len())]
 }
 
 /// Random, in proportion to each origin's weight.
@@ -102,7 +165,8 @@ impl Strategy for Weighted {
     }
 }
 
-/// The built-in strategies, by name (`random`, `round-robin`, `least-streams`, `weighted`).
+/// The built-in strategies, by name (`random`, `round-robin`, `least-streams`,
+/// `least-load`, `weighted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StrategyKind {
     /// [`Random`].
@@ -112,6 +176,8 @@ pub enum StrategyKind {
     RoundRobin,
     /// [`LeastStreams`].
     LeastStreams,
+    /// [`LeastLoad`].
+    LeastLoad,
     /// [`Weighted`].
     Weighted,
 }
@@ -123,6 +189,7 @@ impl StrategyKind {
             StrategyKind::Random => Box::new(Random),
             StrategyKind::RoundRobin => Box::new(RoundRobin::default()),
             StrategyKind::LeastStreams => Box::new(LeastStreams),
+            StrategyKind::LeastLoad => Box::new(LeastLoad),
             StrategyKind::Weighted => Box::new(Weighted),
         }
     }
@@ -135,9 +202,10 @@ impl FromStr for StrategyKind {
             "random" => Ok(StrategyKind::Random),
             "round-robin" | "roundrobin" => Ok(StrategyKind::RoundRobin),
             "least-streams" | "least" => Ok(StrategyKind::LeastStreams),
+            "least-load" => Ok(StrategyKind::LeastLoad),
             "weighted" => Ok(StrategyKind::Weighted),
             other => Err(format!(
-                "unknown strategy {other:?} (random, round-robin, least-streams, weighted)"
+                "unknown strategy {other:?} (random, round-robin, least-streams, least-load, weighted)"
             )),
         }
     }
@@ -167,6 +235,23 @@ mod tests {
             load: None,
             source: OriginSource::Static,
         }
+    }
+
+    fn cand(origin: &Origin, streams: usize, connections: u64) -> Candidate<'_> {
+        Candidate {
+            origin,
+            streams,
+            connections,
+        }
+    }
+
+    fn loaded(id: &str, cpu: Option<u32>) -> Origin {
+        let mut o = origin(id, 1);
+        o.load = cpu.map(|cpu| crate::OriginLoad {
+            cpu_percent: Some(cpu),
+            ..Default::default()
+        });
+        o
     }
 
     fn key() -> StreamKey {
@@ -274,5 +359,65 @@ mod tests {
             Ok(StrategyKind::LeastStreams)
         );
         assert!("best".parse::<StrategyKind>().is_err());
+    }
+
+    #[test]
+    fn least_streams_breaks_ties_by_connections() {
+        let (a, b, c) = (origin("a", 1), origin("b", 1), origin("c", 1));
+        let cands = [cand(&a, 3, 50), cand(&b, 3, 10), cand(&c, 4, 0)];
+        for _ in 0..20 {
+            assert_eq!(LeastStreams.choose(&key(), &cands), 1);
+        }
+    }
+
+    #[test]
+    fn least_load_prefers_the_lowest_cpu_band() {
+        let (hot, cool) = (loaded("hot", Some(85)), loaded("cool", Some(20)));
+        // The cool origin wins although it holds more streams.
+        let cands = [cand(&hot, 0, 0), cand(&cool, 10, 100)];
+        for _ in 0..20 {
+            assert_eq!(LeastLoad.choose(&key(), &cands), 1);
+        }
+        // Within one band, streams per weight decide, then connections.
+        let (a, b, c) = (
+            loaded("a", Some(31)),
+            loaded("b", Some(38)),
+            loaded("c", Some(33)),
+        );
+        let cands = [cand(&a, 5, 0), cand(&b, 2, 9), cand(&c, 2, 3)];
+        for _ in 0..20 {
+            assert_eq!(LeastLoad.choose(&key(), &cands), 2);
+        }
+    }
+
+    #[test]
+    fn least_load_ranks_a_silent_origin_as_the_average() {
+        let (low, high, silent) = (
+            loaded("low", Some(10)),
+            loaded("high", Some(90)),
+            loaded("silent", None),
+        );
+        // Average 50: the silent origin ranks after `low`, before `high`.
+        let cands = [cand(&high, 0, 0), cand(&silent, 0, 0), cand(&low, 9, 0)];
+        assert_eq!(LeastLoad.choose(&key(), &cands), 2);
+        // The average is of the candidates: with `high` the only one reporting, the silent
+        // one ranks as 90 too, and streams decide.
+        let cands = [cand(&high, 0, 0), cand(&silent, 5, 0)];
+        assert_eq!(LeastLoad.choose(&key(), &cands), 0);
+        // Nobody reports: least-streams, then connections.
+        let (x, y) = (loaded("x", None), loaded("y", None));
+        let cands = [cand(&x, 2, 0), cand(&y, 1, 7)];
+        assert_eq!(LeastLoad.choose(&key(), &cands), 1);
+        let mut seen = [false; 2];
+        let cands = [cand(&x, 1, 1), cand(&y, 1, 1)];
+        for _ in 0..200 {
+            seen[LeastLoad.choose(&key(), &cands)] = true;
+        }
+        assert_eq!(seen, [true, true], "full ties are broken at random");
+        assert_eq!(
+            "least-load".parse::<StrategyKind>(),
+            Ok(StrategyKind::LeastLoad)
+        );
+        assert_eq!(StrategyKind::LeastLoad.build().name(), "least-load");
     }
 }

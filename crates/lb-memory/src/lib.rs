@@ -4,6 +4,19 @@
 //! while the maps are used, so memory stays bounded by what is live within one TTL even if
 //! nobody calls [`MemoryBalancer::sweep`].
 //!
+//! Health marks ([`Balancer::mark_down`]) end at an instant of the balancer's [`Clock`];
+//! connection reports ([`Balancer::report_connections`]) are kept per proxy until their
+//! TTL passes, and summed into [`OriginStatus::connections`].
+//!
+//! # Metrics
+//!
+//! Through the [`metrics`] facade (free when no recorder is installed):
+//!
+//! - `proxy_picks_total{balancer="memory", outcome}`: every [`Balancer::pick`], by outcome:
+//!   `kept` (the stream stays where it is placed), `placed` (a stream without a placement
+//!   got one), `replaced` (the stream left another origin: dead, marked down or draining),
+//!   `failed` (no origin could take it).
+//!
 //! ```
 //! # tokio_test();
 //! # fn tokio_test() { tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -22,14 +35,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use lb_core::{
-    choose_origin, is_alive, Balancer, BalancerConfig, Clock, Error, HlsSession, Origin, OriginId,
-    OriginStatus, PickIntent, Placement, RtcSession, Strategy, StreamKey, SystemClock,
+    check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,
+    Clock, Error, HlsSession, Origin, OriginId, OriginStatus, PickIntent, Placement, RtcSession,
+    Strategy, StreamKey, SystemClock,
 };
 
 /// The in-process balancer.
@@ -45,6 +59,8 @@ pub struct MemoryBalancer {
     counts: DashMap<OriginId, usize>,
     hls: DashMap<String, Timed<HlsSession>>,
     rtc: DashMap<String, Timed<RtcSession>>,
+    /// Each proxy's latest connection report (one entry for this process, in practice).
+    reports: DashMap<String, Report>,
     /// Milliseconds since `epoch` of the last sweep.
     last_sweep_ms: AtomicU64,
 }
@@ -53,6 +69,22 @@ struct OriginEntry {
     origin: Origin,
     last_seen: Instant,
     draining: bool,
+    /// A [`Balancer::mark_down`]: its reason and when it ends.
+    down: Option<(String, Instant)>,
+}
+
+impl OriginEntry {
+    fn down_at(&self, now: Instant) -> Option<&str> {
+        self.down
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(reason, _)| reason.as_str())
+    }
+}
+
+struct Report {
+    counts: Vec<(OriginId, u64)>,
+    until: Instant,
 }
 
 struct Timed<T> {
@@ -83,6 +115,7 @@ impl MemoryBalancer {
             counts: DashMap::new(),
             hls: DashMap::new(),
             rtc: DashMap::new(),
+            reports: DashMap::new(),
             last_sweep_ms: AtomicU64::new(0),
         }
     }
@@ -95,6 +128,7 @@ impl MemoryBalancer {
             .retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
         self.rtc
             .retain(|_, s| now.duration_since(s.last_used) < cfg.session_ttl);
+        self.reports.retain(|_, r| now < r.until);
         self.origins.retain(|_, o| {
             is_alive(
                 o.origin.source,
@@ -149,17 +183,40 @@ impl MemoryBalancer {
         self.clock.now().duration_since(self.epoch).as_millis() as u64
     }
 
-    fn status(&self, entry: &OriginEntry, streams: usize, now: Instant) -> OriginStatus {
+    fn status(
+        &self,
+        entry: &OriginEntry,
+        streams: usize,
+        connections: u64,
+        now: Instant,
+    ) -> OriginStatus {
         let since = now.duration_since(entry.last_seen);
+        let down = entry.down_at(now);
         OriginStatus {
             origin: entry.origin.clone(),
-            alive: is_alive(entry.origin.source, since, self.config.origin_ttl),
+            alive: is_alive_and_up(
+                entry.origin.source,
+                since,
+                self.config.origin_ttl,
+                down.is_some(),
+            ),
             draining: entry.draining,
             since_heartbeat: since,
             streams,
-            down: None,
-            connections: 0,
+            down: down.map(str::to_owned),
+            connections,
         }
+    }
+
+    /// Connections per origin, summed over the reports still current.
+    fn connections(&self, now: Instant) -> HashMap<OriginId, u64> {
+        let mut sums: HashMap<OriginId, u64> = HashMap::new();
+        for report in self.reports.iter().filter(|r| now < r.until) {
+            for (id, n) in &report.counts {
+                *sums.entry(id.clone()).or_insert(0) += n;
+            }
+        }
+        sums
     }
 
     fn statuses(&self) -> Vec<OriginStatus> {
@@ -169,10 +226,15 @@ impl MemoryBalancer {
             .map(|c| (c.key().clone(), *c.value()))
             .collect();
         let now = self.clock.now();
+        let connections = self.connections(now);
         let mut all: Vec<OriginStatus> = self
             .origins
             .iter()
-            .map(|e| self.status(&e, counts.get(e.key()).copied().unwrap_or(0), now))
+            .map(|e| {
+                let streams = counts.get(e.key()).copied().unwrap_or(0);
+                let conns = connections.get(e.key()).copied().unwrap_or(0);
+                self.status(&e, streams, conns, now)
+            })
             .collect();
         all.sort_by(|a, b| a.origin.id.cmp(&b.origin.id));
         all
@@ -181,14 +243,66 @@ impl MemoryBalancer {
     /// The origin of an existing placement, if it keeps the stream for this intent.
     fn keeping_origin(&self, id: &OriginId, intent: PickIntent) -> Option<Origin> {
         let entry = self.origins.get(id)?;
-        let alive = is_alive(
+        let now = self.clock.now();
+        let alive = is_alive_and_up(
             entry.origin.source,
-            self.clock.now().duration_since(entry.last_seen),
+            now.duration_since(entry.last_seen),
             self.config.origin_ttl,
+            entry.down_at(now).is_some(),
         );
         intent
             .keeps(alive, entry.draining)
             .then(|| entry.origin.clone())
+    }
+
+    /// [`Balancer::pick`], and its outcome for `proxy_picks_total`.
+    async fn pick_counted(
+        &self,
+        key: &StreamKey,
+        intent: PickIntent,
+    ) -> (Result<Origin, Error>, &'static str) {
+        self.sweep_if_due();
+        // Fast path: the stream is placed and its origin keeps it.
+        let placed = self.placements.get(key).map(|p| p.value.clone());
+        if let Some(origin) = placed.and_then(|id| self.keeping_origin(&id, intent)) {
+            self.touch_placement(key);
+            return (Ok(origin), "kept");
+        }
+        let statuses = self.statuses();
+        let now = self.clock.now();
+        // The entry lock makes check-then-place atomic for concurrent picks of one stream;
+        // the check is repeated because another pick may have placed it meanwhile.
+        let mut entry = self.placements.entry(key.clone());
+        if let Entry::Occupied(placed) = &mut entry {
+            let current = statuses.iter().find(|s| s.origin.id == placed.get().value);
+            if let Some(status) = current.filter(|s| s.keeps_placement(intent)) {
+                placed.get_mut().last_used = now;
+                return (Ok(status.origin.clone()), "kept");
+            }
+        }
+        let chosen = match choose_origin(self.strategy.as_ref(), key, &statuses) {
+            Ok(chosen) => chosen,
+            Err(e) => return (Err(e), "failed"),
+        };
+        let mut outcome = "placed";
+        if let Entry::Occupied(previous) = &entry {
+            self.count(&previous.get().value, -1);
+            if previous.get().value != chosen.id {
+                outcome = "replaced";
+            }
+        }
+        self.count(&chosen.id, 1);
+        entry.insert(Timed {
+            value: chosen.id.clone(),
+            last_used: now,
+        });
+        (Ok(chosen.clone()), outcome)
+    }
+
+    fn touch_placement(&self, key: &StreamKey) {
+        if let Some(mut p) = self.placements.get_mut(key) {
+            p.last_used = self.clock.now();
+        }
     }
 
     fn touch_session<T: Clone>(&self, map: &DashMap<String, Timed<T>>, id: &str) -> Option<T> {
@@ -227,6 +341,7 @@ impl Balancer for MemoryBalancer {
                     origin,
                     last_seen: now,
                     draining: false,
+                    down: None,
                 });
             }
         }
@@ -251,35 +366,10 @@ impl Balancer for MemoryBalancer {
     }
 
     async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error> {
-        self.sweep_if_due();
-        // Fast path: the stream is placed and its origin keeps it.
-        let placed = self.placements.get(key).map(|p| p.value.clone());
-        if let Some(origin) = placed.and_then(|id| self.keeping_origin(&id, intent)) {
-            self.touch(std::slice::from_ref(key)).await?;
-            return Ok(origin);
-        }
-        let statuses = self.statuses();
-        let now = self.clock.now();
-        // The entry lock makes check-then-place atomic for concurrent picks of one stream;
-        // the check is repeated because another pick may have placed it meanwhile.
-        let mut entry = self.placements.entry(key.clone());
-        if let Entry::Occupied(placed) = &mut entry {
-            let current = statuses.iter().find(|s| s.origin.id == placed.get().value);
-            if let Some(status) = current.filter(|s| s.keeps_placement(intent)) {
-                placed.get_mut().last_used = now;
-                return Ok(status.origin.clone());
-            }
-        }
-        let chosen = choose_origin(self.strategy.as_ref(), key, &statuses)?;
-        if let Entry::Occupied(previous) = &entry {
-            self.count(&previous.get().value, -1);
-        }
-        self.count(&chosen.id, 1);
-        entry.insert(Timed {
-            value: chosen.id.clone(),
-            last_used: now,
-        });
-        Ok(chosen.clone())
+        let (picked, outcome) = self.pick_counted(key, intent).await;
+        metrics::counter!("proxy_picks_total", "balancer" => "memory", "outcome" => outcome)
+            .increment(1);
+        picked
     }
 
     async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error> {
@@ -344,6 +434,52 @@ impl Balancer for MemoryBalancer {
         self.rtc.remove(server_ufrag);
         Ok(())
     }
+
+    async fn mark_down(
+        &self,
+        id: &OriginId,
+        reason: &str,
+        duration: Duration,
+    ) -> Result<(), Error> {
+        let mut entry = self
+            .origins
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
+        let until = later(self.clock.now(), duration);
+        entry.down = Some((clip_reason(reason).to_owned(), until));
+        Ok(())
+    }
+
+    async fn mark_up(&self, id: &OriginId) -> Result<(), Error> {
+        let mut entry = self
+            .origins
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
+        entry.down = None;
+        Ok(())
+    }
+
+    async fn report_connections(
+        &self,
+        proxy: &str,
+        counts: &[(OriginId, u64)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let counts = check_report(proxy, counts)?;
+        self.sweep_if_due();
+        let until = later(self.clock.now(), ttl);
+        self.reports
+            .insert(proxy.to_owned(), Report { counts, until });
+        Ok(())
+    }
+}
+
+/// `now + by`, saturating: a caller's absurd duration means "for as long as can be", not a
+/// panic.
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl std::fmt::Debug for MemoryBalancer {

@@ -303,3 +303,326 @@ async fn stream_counts_follow_expiry_and_re_placement() {
     );
     assert!(lb.placements().await.unwrap().is_empty());
 }
+
+fn static_origin(name: &str) -> Origin {
+    let mut o = origin(name, "1");
+    o.source = lb_core::OriginSource::Static;
+    o
+}
+
+#[tokio::test]
+async fn a_marked_down_origin_loses_its_streams_until_the_mark_ends() {
+    let (lb, clock) = balancer(StrategyKind::Random);
+    let a = static_origin("a");
+    lb.register(a.clone()).await.unwrap();
+    let (publish, play) = (key("pub"), key("play"));
+    lb.pick(&publish, PickIntent::Publish).await.unwrap();
+    lb.pick(&play, PickIntent::Play).await.unwrap();
+    lb.register(static_origin("b")).await.unwrap();
+
+    lb.mark_down(&a.id, "probe: connection refused", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert!(!status.alive, "{status:?}");
+    assert_eq!(status.down.as_deref(), Some("probe: connection refused"));
+    assert_eq!(
+        lb.pick(&publish, PickIntent::Publish).await.unwrap().server,
+        "b"
+    );
+    assert_eq!(lb.pick(&play, PickIntent::Play).await.unwrap().server, "b");
+    for n in 0..10 {
+        let k = key(&format!("new{n}"));
+        assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "b");
+    }
+
+    // A later mark wins, whether it ends sooner or later.
+    lb.mark_down(&a.id, "connect failed", Duration::from_secs(30))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(29));
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.alive, status.down.as_deref()),
+        (false, Some("connect failed"))
+    );
+    clock.advance(Duration::from_secs(2));
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.alive, status.down),
+        (true, None),
+        "the mark expired"
+    );
+
+    lb.mark_down(&a.id, "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    lb.mark_up(&a.id).await.unwrap();
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.alive, status.down),
+        (true, None),
+        "mark_up clears it"
+    );
+
+    let unknown = OriginId::new("nope");
+    assert!(matches!(
+        lb.mark_down(&unknown, "x", Duration::from_secs(1)).await,
+        Err(Error::UnknownOrigin(_))
+    ));
+    assert!(matches!(
+        lb.mark_up(&unknown).await,
+        Err(Error::UnknownOrigin(_))
+    ));
+    // An absurd duration is "for a long time", not a panic; a long reason is cut.
+    lb.mark_down(&a.id, &"r".repeat(10_000), Duration::MAX)
+        .await
+        .unwrap();
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert_eq!(status.down.map(|r| r.len()), Some(lb_core::MAX_REASON_LEN));
+    lb.mark_down(&a.id, "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let status = lb.origin(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.alive, status.down.as_deref()),
+        (false, Some("down"))
+    );
+}
+
+#[tokio::test]
+async fn a_registered_origin_marked_down_stays_down_through_heartbeats() {
+    let (lb, _) = balancer(StrategyKind::Random);
+    let a = origin("a", "1");
+    lb.register(a.clone()).await.unwrap();
+    lb.mark_down(&a.id, "probe failed", Duration::from_secs(10))
+        .await
+        .unwrap();
+    lb.register(a.clone()).await.unwrap();
+    assert!(!lb.origin(&a.id).await.unwrap().unwrap().alive);
+    match lb.pick(&key("x"), PickIntent::Publish).await {
+        Err(Error::NoOrigin {
+            registered: 1,
+            alive: 0,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connection_reports_sum_per_proxy_replace_and_expire() {
+    let (lb, clock) = balancer(StrategyKind::Random);
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    let ttl = Duration::from_secs(30);
+    lb.report_connections("p1", &[(a.id.clone(), 5), (b.id.clone(), 1)], ttl)
+        .await
+        .unwrap();
+    lb.report_connections("p2", &[(a.id.clone(), 2), (a.id.clone(), 1)], ttl)
+        .await
+        .unwrap();
+    let conns = |statuses: Vec<lb_core::OriginStatus>| {
+        statuses
+            .iter()
+            .map(|s| (s.origin.server.clone(), s.connections))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        conns(lb.origins().await.unwrap()),
+        [("a".into(), 8), ("b".into(), 1)]
+    );
+    clock.advance(Duration::from_secs(20));
+    lb.report_connections("p1", &[(b.id.clone(), 4)], ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        conns(lb.origins().await.unwrap()),
+        [("a".into(), 3), ("b".into(), 4)],
+        "p1's new report replaces its old one"
+    );
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(
+        conns(lb.origins().await.unwrap()),
+        [("a".into(), 0), ("b".into(), 4)],
+        "p2's report expired"
+    );
+    assert!(matches!(
+        lb.report_connections(&"p".repeat(lb_core::MAX_PROXY_ID_LEN + 1), &[], ttl)
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let many: Vec<(OriginId, u64)> = (0..=lb_core::MAX_REPORT_ENTRIES)
+        .map(|n| (OriginId::new(format!("o{n}")), 1))
+        .collect();
+    assert!(matches!(
+        lb.report_connections("p3", &many, ttl).await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[tokio::test]
+async fn max_connections_refuses_new_streams() {
+    let (lb, _) = balancer(StrategyKind::LeastStreams);
+    let mut small = origin("small", "1");
+    small.max_connections = Some(10);
+    lb.register(small.clone()).await.unwrap();
+    lb.register(origin("big", "1")).await.unwrap();
+    let ttl = Duration::from_secs(30);
+    lb.report_connections("p1", &[(small.id.clone(), 6)], ttl)
+        .await
+        .unwrap();
+    lb.report_connections("p2", &[(small.id.clone(), 4)], ttl)
+        .await
+        .unwrap();
+    for n in 0..10 {
+        let k = key(&format!("s{n}"));
+        assert_eq!(
+            lb.pick(&k, PickIntent::Publish).await.unwrap().server,
+            "big"
+        );
+    }
+    lb.report_connections("p2", &[], ttl).await.unwrap();
+    let placed_small = lb.pick(&key("late"), PickIntent::Publish).await.unwrap();
+    assert_eq!(
+        placed_small.server, "small",
+        "9 connections < 10: it takes streams again"
+    );
+}
+
+#[tokio::test]
+async fn least_load_follows_the_reported_cpu() {
+    let (lb, _) = balancer(StrategyKind::LeastLoad);
+    let with_cpu = |server: &str, cpu: u32| {
+        let mut o = origin(server, "1");
+        o.load = Some(lb_core::OriginLoad {
+            cpu_percent: Some(cpu),
+            ..Default::default()
+        });
+        o
+    };
+    lb.register(with_cpu("hot", 90)).await.unwrap();
+    lb.register(with_cpu("cool", 15)).await.unwrap();
+    for n in 0..10 {
+        let k = key(&format!("s{n}"));
+        assert_eq!(
+            lb.pick(&k, PickIntent::Publish).await.unwrap().server,
+            "cool"
+        );
+    }
+}
+
+/// Counts counter increments by `name{label=value,..}`.
+#[derive(Default)]
+struct Counting(Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+struct CountingHandle {
+    key: String,
+    counts: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl metrics::CounterFn for CountingHandle {
+    fn increment(&self, value: u64) {
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(self.key.clone())
+            .or_default() += value;
+    }
+    fn absolute(&self, value: u64) {
+        self.counts.lock().unwrap().insert(self.key.clone(), value);
+    }
+}
+
+impl metrics::Recorder for Counting {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        metrics::Counter::from_arc(Arc::new(CountingHandle {
+            key: format!("{}{{{}}}", key.name(), labels.join(",")),
+            counts: self.0.clone(),
+        }))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn picks_are_counted_by_outcome() {
+    let recorder = Counting::default();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (lb, _) = balancer(StrategyKind::Random);
+            let (a, b) = (static_origin("a"), static_origin("b"));
+            lb.register(a.clone()).await.unwrap();
+            let k = key("cam");
+            lb.pick(&k, PickIntent::Publish).await.unwrap();
+            lb.pick(&k, PickIntent::Play).await.unwrap();
+            lb.pick(&k, PickIntent::Play).await.unwrap();
+            lb.register(b.clone()).await.unwrap();
+            lb.mark_down(&a.id, "probe", Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().id, b.id);
+            lb.mark_down(&b.id, "probe", Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(lb.pick(&key("other"), PickIntent::Play).await.is_err());
+        });
+    });
+    let counts = recorder.0.lock().unwrap().clone();
+    let count = |outcome: &str| {
+        counts
+            .get(&format!(
+                "proxy_picks_total{{balancer=memory,outcome={outcome}}}"
+            ))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        (
+            count("placed"),
+            count("kept"),
+            count("replaced"),
+            count("failed")
+        ),
+        (1, 2, 1, 1),
+        "{counts:?}"
+    );
+}

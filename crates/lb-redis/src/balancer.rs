@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use fred::prelude::{ClientLike, Expiration, FromValue, KeysInterface, Pool, Value};
 use fred::types::scripts::Script;
 use lb_core::{
-    choose_origin, Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource,
-    OriginStatus, PickIntent, Placement, RtcSession, Strategy, StreamKey,
+    check_report, choose_origin, clip_reason, Balancer, BalancerConfig, Error, HlsSession, Origin,
+    OriginId, OriginSource, OriginStatus, PickIntent, Placement, RtcSession, Strategy, StreamKey,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,10 +66,16 @@ impl RedisBalancer {
         let wait = redis.connect_timeout + redis.command_timeout;
         let connected = match tokio::time::timeout(wait, pool.init()).await {
             Ok(Ok(_task)) => Ok(()),
-            Ok(Err(e)) => Err(unavailable("connect", &e)),
-            Err(_) => Err(Error::Unavailable(format!(
-                "redis connect: no connection within {wait:?}"
-            ))),
+            Ok(Err(e)) => {
+                count_error("connect");
+                Err(unavailable("connect", &e))
+            }
+            Err(_) => {
+                count_error("connect");
+                Err(Error::Unavailable(format!(
+                    "redis connect: no connection within {wait:?}"
+                )))
+            }
         };
         let balancer = RedisBalancer {
             config,
@@ -113,25 +119,32 @@ impl RedisBalancer {
         self.keys.prefix()
     }
 
-    /// A Redis call that fails with [`Error::Unavailable`] rather than wait past the timeout.
+    /// A Redis call that fails with [`Error::Unavailable`] rather than wait past the timeout;
+    /// each failure counts in `proxy_redis_errors_total{operation=what}`.
     async fn bounded<T>(
         &self,
-        what: &str,
+        what: &'static str,
         call: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, Error> {
         match tokio::time::timeout(self.command_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(unavailable(what, &e)),
-            Err(_) => Err(Error::Unavailable(format!(
-                "redis {what}: no reply within {:?}",
-                self.command_timeout
-            ))),
+            Ok(Err(e)) => {
+                count_error(what);
+                Err(unavailable(what, &e))
+            }
+            Err(_) => {
+                count_error(what);
+                Err(Error::Unavailable(format!(
+                    "redis {what}: no reply within {:?}",
+                    self.command_timeout
+                )))
+            }
         }
     }
 
     async fn eval<R: FromValue>(
         &self,
-        what: &str,
+        what: &'static str,
         script: &Script,
         key: String,
         args: Vec<String>,
@@ -192,6 +205,68 @@ impl RedisBalancer {
             "refused" => Decision::Refused,
             _ => return Err(malformed("pick")),
         })
+    }
+
+    /// [`Balancer::pick`], and its outcome for `proxy_picks_total`.
+    async fn pick_counted(
+        &self,
+        key: &StreamKey,
+        intent: PickIntent,
+    ) -> Result<(Origin, &'static str), Error> {
+        let stream = stream_name(key);
+        let url = self.keys.url(&stream);
+        // Most picks are for placed streams: ask for the keeper alone first, so the strategy
+        // runs only for streams that need an origin (a round-robin turn is not spent on a
+        // stream that stays where it is) and a placed stream costs one round trip.
+        match self.decide(&url, &stream, None, intent).await? {
+            Decision::Kept(origin) => return Ok((origin, "kept")),
+            Decision::Placed(origin, left) => return Ok((origin, placed(&left))),
+            Decision::Need | Decision::Refused => {}
+        }
+        let mut last = None;
+        for attempt in 0..PLACE_ATTEMPTS {
+            let (statuses, fresh) = self.cache.get(attempt > 0, || self.load_statuses()).await?;
+            let candidate = match choose_origin(self.strategy.as_ref(), key, &statuses) {
+                Ok(origin) => origin.id.clone(),
+                Err(e) if fresh => return Err(e),
+                Err(_) => continue,
+            };
+            match self.decide(&url, &stream, Some(&candidate), intent).await? {
+                Decision::Kept(origin) => return Ok((origin, "kept")),
+                Decision::Placed(origin, left) => {
+                    self.cache.note_move(&origin.id, left.as_ref());
+                    return Ok((origin, placed(&left)));
+                }
+                Decision::Need | Decision::Refused => {
+                    tracing::debug!(stream = %key, origin = %candidate, "candidate refused by Redis; reloading the origins");
+                }
+            }
+            last = Some(statuses);
+        }
+        let statuses = last.unwrap_or_default();
+        Err(Error::NoOrigin {
+            registered: statuses.len(),
+            alive: statuses.iter().filter(|s| s.alive).count(),
+            accepting: statuses.iter().filter(|s| s.accepts_new_streams()).count(),
+        })
+    }
+
+    /// Sets (`ms` > 0) or clears (`ms` = 0) an origin's health mark.
+    async fn mark(&self, id: &OriginId, ms: i64, reason: &str) -> Result<(), Error> {
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            id.to_string(),
+            ms.to_string(),
+            reason.to_owned(),
+        ];
+        let known: i64 = self
+            .eval("mark", &self.scripts.mark, self.keys.server(id), args)
+            .await?;
+        self.cache.invalidate();
+        if known == 0 {
+            return Err(Error::UnknownOrigin(id.clone()));
+        }
+        Ok(())
     }
 
     async fn put_session<T: Serialize>(&self, key: String, session: &T) -> Result<(), Error> {
@@ -279,41 +354,14 @@ impl Balancer for RedisBalancer {
     }
 
     async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error> {
-        let stream = stream_name(key);
-        let url = self.keys.url(&stream);
-        // Most picks are for placed streams: ask for the keeper alone first, so the strategy
-        // runs only for streams that need an origin (a round-robin turn is not spent on a
-        // stream that stays where it is) and a placed stream costs one round trip.
-        match self.decide(&url, &stream, None, intent).await? {
-            Decision::Kept(origin) | Decision::Placed(origin, _) => return Ok(origin),
-            Decision::Need | Decision::Refused => {}
-        }
-        let mut last = None;
-        for attempt in 0..PLACE_ATTEMPTS {
-            let (statuses, fresh) = self.cache.get(attempt > 0, || self.load_statuses()).await?;
-            let candidate = match choose_origin(self.strategy.as_ref(), key, &statuses) {
-                Ok(origin) => origin.id.clone(),
-                Err(e) if fresh => return Err(e),
-                Err(_) => continue,
-            };
-            match self.decide(&url, &stream, Some(&candidate), intent).await? {
-                Decision::Kept(origin) => return Ok(origin),
-                Decision::Placed(origin, left) => {
-                    self.cache.note_move(&origin.id, left.as_ref());
-                    return Ok(origin);
-                }
-                Decision::Need | Decision::Refused => {
-                    tracing::debug!(stream = %key, origin = %candidate, "candidate refused by Redis; reloading the origins");
-                }
-            }
-            last = Some(statuses);
-        }
-        let statuses = last.unwrap_or_default();
-        Err(Error::NoOrigin {
-            registered: statuses.len(),
-            alive: statuses.iter().filter(|s| s.alive).count(),
-            accepting: statuses.iter().filter(|s| s.accepts_new_streams()).count(),
-        })
+        let picked = self.pick_counted(key, intent).await;
+        let outcome = match &picked {
+            Ok((_, outcome)) => *outcome,
+            Err(_) => "failed",
+        };
+        metrics::counter!("proxy_picks_total", "balancer" => "redis", "outcome" => outcome)
+            .increment(1);
+        picked.map(|(origin, _)| origin)
     }
 
     async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error> {
@@ -382,6 +430,42 @@ impl Balancer for RedisBalancer {
         )
         .await
     }
+
+    async fn mark_down(
+        &self,
+        id: &OriginId,
+        reason: &str,
+        duration: Duration,
+    ) -> Result<(), Error> {
+        self.mark(id, millis(duration), clip_reason(reason)).await
+    }
+
+    async fn mark_up(&self, id: &OriginId) -> Result<(), Error> {
+        self.mark(id, 0, "").await
+    }
+
+    async fn report_connections(
+        &self,
+        proxy: &str,
+        counts: &[(OriginId, u64)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let counts = check_report(proxy, counts)?;
+        let report: serde_json::Map<String, serde_json::Value> = counts
+            .into_iter()
+            .map(|(id, n)| (id.to_string(), n.into()))
+            .collect();
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            proxy.to_owned(),
+            serde_json::Value::Object(report).to_string(),
+            millis(ttl).to_string(),
+        ];
+        let _: i64 = self
+            .eval("report", &self.scripts.report, self.keys.proxies(), args)
+            .await?;
+        Ok(())
+    }
 }
 
 impl Drop for RedisBalancer {
@@ -405,6 +489,19 @@ impl std::fmt::Debug for RedisBalancer {
             .field("connected", &self.pool.is_connected())
             .finish()
     }
+}
+
+/// The outcome of a placement: `replaced` when the stream left another origin.
+fn placed(left: &Option<OriginId>) -> &'static str {
+    if left.is_some() {
+        "replaced"
+    } else {
+        "placed"
+    }
+}
+
+fn count_error(operation: &'static str) {
+    metrics::counter!("proxy_redis_errors_total", "operation" => operation).increment(1);
 }
 
 fn unavailable(what: &str, e: &fred::error::Error) -> Error {

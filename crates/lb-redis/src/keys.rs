@@ -33,6 +33,26 @@ impl Keys {
         format!("{}server:{}", self.prefix, id)
     }
 
+    /// A health mark ([`lb_core::Balancer::mark_down`]): the reason, expiring with the mark.
+    /// Only the scripts use it; named here so the layout's test covers it.
+    #[cfg(test)]
+    pub(crate) fn down(&self, id: &OriginId) -> String {
+        format!("{}down:{}", self.prefix, id)
+    }
+
+    /// SET of the proxies that reported connections (members whose report expired are
+    /// dropped by whoever reads them).
+    pub(crate) fn proxies(&self) -> String {
+        format!("{}proxies", self.prefix)
+    }
+
+    /// One proxy's connection report: `{"origin id": count, ..}`, expiring with its TTL.
+    /// Only the scripts use it; named here so the layout's test covers it.
+    #[cfg(test)]
+    pub(crate) fn conns(&self, proxy: &str) -> String {
+        format!("{}conns:{}", self.prefix, proxy)
+    }
+
     /// A stream's placement: the origin id.
     pub(crate) fn url(&self, stream: &str) -> String {
         format!("{}url:{}", self.prefix, stream)
@@ -81,6 +101,9 @@ mod tests {
         );
         assert_eq!(keys.hls("tok"), "srs-proxy-spbhid:tok");
         assert_eq!(keys.rtc("ufr"), "srs-proxy-ufrag:ufr");
+        assert_eq!(keys.down(&OriginId::new("o")), "srs-proxy-down:o");
+        assert_eq!(keys.proxies(), "srs-proxy-proxies");
+        assert_eq!(keys.conns("p1"), "srs-proxy-conns:p1");
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`mark_down`]: lb_core::Balancer::mark_down
+//! [`mark_up`]: lb_core::Balancer::mark_up
+//!
 //! # Keys
 //!
 //! Named as SRS's Go proxy names them (prefix `srs-proxy-`, configurable). Do not share a
@@ -31,9 +34,18 @@
 //! | `srs-proxy-streams:{id}` | ZSET | the origin's streams, scored by placement expiry (ms) | placement TTL |
 //! | `srs-proxy-spbhid:{token}` | string | HLS session JSON | session TTL, renewed on read |
 //! | `srs-proxy-ufrag:{ufrag}` | string | WebRTC session JSON | session TTL, renewed on read |
+//! | `srs-proxy-down:{id}` | string | the reason of a health mark ([`mark_down`]); the origin is not alive while it exists | the mark's duration (PX), replaced by a later mark, deleted by [`mark_up`] and when the origin is forgotten |
+//! | `srs-proxy-conns:{proxy}` | string | one proxy's connection report, JSON `{"origin id": count}` | the report's TTL |
+//! | `srs-proxy-proxies` | SET | the proxies that reported connections; members whose report expired are dropped by the scripts that read them | never |
 //!
-//! An origin is alive while Redis's clock is less than one origin TTL past its heartbeat;
-//! its record outlives that by a TTL so that it is listed as dead before it disappears.
+//! An origin is alive while Redis's clock is less than one origin TTL past its heartbeat
+//! (static origins: always) and no `down:{id}` key exists; its record outlives its TTL by a
+//! TTL so that it is listed as dead before it disappears. An origin's connections
+//! ([`OriginStatus::connections`](lb_core::OriginStatus::connections)) are the sum of its
+//! entries in the current `conns:{proxy}` reports. Bounds: a proxy id is at most
+//! [`MAX_PROXY_ID_LEN`](lb_core::MAX_PROXY_ID_LEN) bytes, a report names at most
+//! [`MAX_REPORT_ENTRIES`](lb_core::MAX_REPORT_ENTRIES) origins, a reason is cut to
+//! [`MAX_REASON_LEN`](lb_core::MAX_REASON_LEN) bytes.
 //! The reference's `srs-proxy-hls:{stream}` and `srs-proxy-rtc:{stream}` are not written:
 //! nothing looks sessions up by stream.
 //!
@@ -49,8 +61,10 @@
 //!    origins (one round trip to load it, unless a snapshot younger than
 //!    [`RedisBalancerConfig::status_cache`] is at hand) and runs the script again: it
 //!    returns the placement some other proxy made meanwhile, or checks the candidate
-//!    against Redis's own data (alive, not draining, below `max_streams`) and places the
-//!    stream on it, replacing a placement on a dead or draining origin. **Two round trips**
+//!    against Redis's own data (alive and not marked down, not draining, below
+//!    `max_streams`, and below `max_connections` summed over the proxies' reports) and
+//!    places the stream on it, replacing a placement on a dead, marked down or draining
+//!    origin. **Two round trips**
 //!    for a new stream with a warm snapshot, three with a cold one; a refused candidate
 //!    means the snapshot was stale, and the proxy retries with a fresh one.
 //!
@@ -64,11 +78,26 @@
 //! up to `status_cache` late, and least-streams sees other proxies' recent placements up
 //! to `status_cache` late (its own are counted at once).
 //!
-//! Other operations: `register`, `set_draining`, `origins`, `origin`, `touch` (up to 500
-//! streams per call), `placements`, `hls`, `rtc` are one script call each; `put_hls`,
-//! `put_rtc`, `remove_rtc` one command each. `register` and `origins` cost O(origins)
-//! inside Redis (a restart of an origin is found by its `server`, expired index entries
-//! are dropped).
+//! Other operations: `register`, `set_draining`, `mark_down`, `mark_up`,
+//! `report_connections`, `origins`, `origin`, `touch` (up to 500 streams per call),
+//! `placements`, `hls`, `rtc` are one script call each; `put_hls`, `put_rtc`, `remove_rtc`
+//! one command each. `register` and `origins` cost O(origins) inside Redis (a restart of
+//! an origin is found by its `server`, expired index entries are dropped); `origins`, and a
+//! placement on an origin with `max_connections`, also read every proxy's report
+//! (O(proxies)).
+//!
+//! # Metrics
+//!
+//! Through the [`metrics`] facade (free when no recorder is installed):
+//!
+//! - `proxy_picks_total{balancer="redis", outcome}`: every pick, by outcome: `kept` (the
+//!   stream stays where it is placed), `placed` (a stream without a placement got one),
+//!   `replaced` (the stream left another origin: dead, marked down or draining), `failed`
+//!   (an error: no origin could take it, or Redis failed).
+//! - `proxy_redis_errors_total{operation}`: Redis calls that failed or timed out, by
+//!   operation: `connect`, `script load`, `register`, `status`, `pick`, `touch`,
+//!   `placements`, `drain`, `mark`, `report`, `session read`, `session write`,
+//!   `session delete`.
 //!
 //! # When Redis is away
 //!

@@ -21,6 +21,8 @@ pub(crate) struct Scripts {
     pub(crate) touch: Script,
     pub(crate) placements: Script,
     pub(crate) drain: Script,
+    pub(crate) mark: Script,
+    pub(crate) report: Script,
     pub(crate) session_get: Script,
 }
 
@@ -33,11 +35,13 @@ impl Scripts {
             touch: Script::from_lua(script!("touch.lua")),
             placements: Script::from_lua(script!("placements.lua")),
             drain: Script::from_lua(script!("drain.lua")),
+            mark: Script::from_lua(include_str!("lua/mark.lua")),
+            report: Script::from_lua(include_str!("lua/report.lua")),
             session_get: Script::from_lua(include_str!("lua/session_get.lua")),
         }
     }
 
-    pub(crate) fn all(&self) -> [&Script; 7] {
+    pub(crate) fn all(&self) -> [&Script; 9] {
         [
             &self.register,
             &self.status,
@@ -45,6 +49,8 @@ impl Scripts {
             &self.touch,
             &self.placements,
             &self.drain,
+            &self.mark,
+            &self.report,
             &self.session_get,
         ]
     }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fred::prelude::Value;
-use lb_core::{is_alive, Error, Origin, OriginId, OriginStatus};
+use lb_core::{clip_reason, is_alive_and_up, Error, Origin, OriginId, OriginStatus};
 use serde::Deserialize;
 
 /// An origin's record in Redis (`srs-proxy-server:{id}`). The heartbeat is Redis's `TIME`
@@ -23,7 +23,8 @@ impl Record {
     }
 }
 
-/// Reads the status script's reply: `[now_ms, (id, record, draining, streams)*]`.
+/// Reads the status script's reply:
+/// `[now_ms, (id, record, draining, streams, down reason or "", connections)*]`.
 /// Records this proxy cannot read are skipped (and logged), not fatal: one bad entry must
 /// not stop every pick.
 pub(crate) fn parse_statuses(
@@ -38,9 +39,13 @@ pub(crate) fn parse_statuses(
     let mut statuses = Vec::new();
     loop {
         let Some(id) = fields.next() else { break };
-        let (Some(raw), Some(draining), Some(streams)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(raw), Some(draining), Some(streams), Some(down), Some(connections)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return Err(malformed("status"));
         };
         let id = id.as_string().ok_or_else(|| malformed("status"))?;
@@ -53,13 +58,20 @@ pub(crate) fn parse_statuses(
             }
         };
         let since = Duration::from_millis(now_ms.saturating_sub(record.heartbeat_ms));
+        // A reason that is no text still holds the origin down: the key exists.
+        let down = match down {
+            Value::Null => None,
+            other => Some(other.as_string().unwrap_or_else(|| "down".to_owned())),
+        }
+        .filter(|reason| !reason.is_empty())
+        .map(|reason| clip_reason(&reason).to_owned());
         statuses.push(OriginStatus {
-            alive: is_alive(record.origin.source, since, origin_ttl),
+            alive: is_alive_and_up(record.origin.source, since, origin_ttl, down.is_some()),
             draining: draining.as_u64().unwrap_or(0) != 0,
             since_heartbeat: since,
             streams: streams.as_usize().unwrap_or(0),
-            down: None,
-            connections: 0,
+            down,
+            connections: connections.as_u64().unwrap_or(0),
             origin: record.origin,
         });
     }
@@ -203,14 +215,20 @@ mod tests {
             Value::from(b_raw.as_str()),
             Value::Integer(1),
             Value::Integer(3),
+            Value::from(""),
+            Value::Integer(7),
             Value::from("junk"),
             Value::from("{not json"),
             Value::Integer(0),
+            Value::Integer(0),
+            Value::from(""),
             Value::Integer(0),
             Value::from(a.as_str()),
             Value::from(a_raw.as_str()),
             Value::Integer(0),
             Value::Integer(0),
+            Value::from("probe failed"),
+            Value::from("not a number"),
         ];
         let statuses = parse_statuses(reply, Duration::from_secs(5)).unwrap();
         assert_eq!(statuses.len(), 2, "the unreadable record is skipped");
@@ -220,8 +238,17 @@ mod tests {
         );
         assert_eq!(statuses[0].since_heartbeat, Duration::from_secs(11));
         assert_eq!(
+            (statuses[0].down.as_deref(), statuses[0].connections),
+            (Some("probe failed"), 0),
+            "an unreadable count is zero"
+        );
+        assert_eq!(
             (statuses[1].alive, statuses[1].draining, statuses[1].streams),
             (true, true, 3)
+        );
+        assert_eq!(
+            (statuses[1].down.as_deref(), statuses[1].connections),
+            (None, 7)
         );
         assert!(parse_statuses(vec![], Duration::from_secs(5)).is_err());
         assert!(parse_statuses(
@@ -229,6 +256,20 @@ mod tests {
             Duration::from_secs(5)
         )
         .is_err());
+        assert!(
+            parse_statuses(
+                vec![
+                    Value::Integer(1),
+                    Value::from(a.as_str()),
+                    Value::from(a_raw.as_str()),
+                    Value::Integer(0),
+                    Value::Integer(0),
+                ],
+                Duration::from_secs(5)
+            )
+            .is_err(),
+            "a reply in the old four-field layout is refused, not misread"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,9 @@ use lb_core::{
 };
 use lb_redis::{RedisBalancer, RedisBalancerConfig};
 
+#[path = "redis/health.rs"]
+mod health;
+
 const REDIS_SERVER: &str = "redis-server";
 
 /// A redis-server of our own; killed and reaped on drop, even when a test fails.

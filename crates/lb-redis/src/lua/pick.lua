@@ -6,7 +6,8 @@
 --            play); the placement is renewed
 --   placed   the stream is now on the candidate
 --   need     no origin keeps it and no candidate was given
---   refused  the candidate cannot take a new stream now (dead, draining, full): the
+--   refused  the candidate cannot take a new stream now (dead, marked down, draining,
+--            at max_streams or max_connections): the
 --            proxy's view of it is stale
 -- Liveness, draining and capacity are decided here, on Redis's data and clock, so two
 -- proxies racing for a stream agree whatever their caches say.
@@ -26,7 +27,8 @@ end
 local current = redis.call('GET', KEYS[1])
 if current then
   local raw, rec = load_record(prefix, current)
-  if rec and is_alive(rec, now, origin_ttl) and not (publish and is_draining(prefix, current)) then
+  if rec and is_alive(prefix, current, rec, now, origin_ttl)
+    and not (publish and is_draining(prefix, current)) then
     redis.call('PEXPIRE', KEYS[1], placement_ttl)
     hold(current)
     return {'kept', current, raw, ''}
@@ -37,13 +39,19 @@ if candidate == '' then
 end
 
 local raw, rec = load_record(prefix, candidate)
-if not rec or not is_alive(rec, now, origin_ttl) or is_draining(prefix, candidate) then
+if not rec or not is_alive(prefix, candidate, rec, now, origin_ttl) or is_draining(prefix, candidate) then
   return {'refused', candidate, '', ''}
 end
 local max = rec.origin.max_streams
 if type(max) == 'number' then
   local placed = redis.call('ZCOUNT', prefix .. 'streams:' .. candidate, '(' .. now, '+inf')
   if placed >= max then
+    return {'refused', candidate, '', ''}
+  end
+end
+local max_conns = rec.origin.max_connections
+if type(max_conns) == 'number' then
+  if connections_to(connection_reports(prefix), candidate) >= max_conns then
     return {'refused', candidate, '', ''}
   end
 end

@@ -20,10 +20,40 @@ local function load_record(prefix, id)
   return raw, rec
 end
 
--- The same rule as lb_core::is_alive.
-local function is_alive(rec, now, origin_ttl)
+-- The same rule as lb_core::is_alive_and_up: fresh heartbeat (or static), and no health
+-- mark (`down:{id}`, which expires by itself) holding it down.
+local function is_alive(prefix, id, rec, now, origin_ttl)
+  if redis.call('EXISTS', prefix .. 'down:' .. id) == 1 then return false end
   if rec.origin.source == 'static' then return true end
   return type(rec.heartbeat_ms) == 'number' and now - rec.heartbeat_ms < origin_ttl
+end
+
+-- Every proxy's current connection report, decoded ({origin id = count}); members of the
+-- proxy index whose report expired are dropped on the way. An unreadable report counts
+-- as none.
+local function connection_reports(prefix)
+  local index = prefix .. 'proxies'
+  local reports = {}
+  for _, proxy in ipairs(redis.call('SMEMBERS', index)) do
+    local raw = redis.call('GET', prefix .. 'conns:' .. proxy)
+    if raw then
+      local ok, counts = pcall(cjson.decode, raw)
+      if ok and type(counts) == 'table' then reports[#reports + 1] = counts end
+    else
+      redis.call('SREM', index, proxy)
+    end
+  end
+  return reports
+end
+
+-- Connections to one origin, summed over the proxies' reports.
+local function connections_to(reports, id)
+  local total = 0
+  for _, counts in ipairs(reports) do
+    local n = counts[id]
+    if type(n) == 'number' and n > 0 then total = total + n end
+  end
+  return total
 end
 
 local function is_draining(prefix, id)
@@ -33,6 +63,7 @@ end
 -- Drops an origin and what hangs on it; placements naming it are replaced at their next pick.
 local function forget(prefix, index, id)
   redis.call('SREM', index, id)
-  redis.call('DEL', prefix .. 'server:' .. id, prefix .. 'drain:' .. id, prefix .. 'streams:' .. id)
+  redis.call('DEL', prefix .. 'server:' .. id, prefix .. 'drain:' .. id, prefix .. 'streams:' .. id,
+    prefix .. 'down:' .. id)
 end
 
