@@ -89,3 +89,46 @@ pub fn classify_request(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Percent-decoding and query lookup on `data` as `name\nquery`: decoding never grows the
+/// text, `+` changes nothing but spaces, whatever decodes survives an encode/decode round
+/// trip, and `query_param` finds a value exactly when `has_param` says there is one.
+pub fn query_text(data: &[u8]) -> Result<(), String> {
+    use crate::text::{decode, has_param, query_param};
+
+    let text = String::from_utf8_lossy(data);
+    let (name, query) = text.split_once('\n').unwrap_or(("", &text));
+    let strict = decode(query, false);
+    let forms = decode(query, true);
+    match (&strict, &forms) {
+        (Ok(s), Ok(f)) => {
+            if s.len() > query.len() || f.len() > query.len() {
+                return Err(format!("decoding grew {query:?}"));
+            }
+            if s.replace('+', " ") != *f && !query.contains('%') {
+                return Err(format!("'+' handling differs beyond spaces: {s:?} {f:?}"));
+            }
+            if !query.contains('%') && *s != query {
+                return Err(format!("text without escapes changed: {query:?} -> {s:?}"));
+            }
+            let encoded: String = s.bytes().map(|b| format!("%{b:02X}")).collect();
+            if decode(&encoded, true).as_ref() != Ok(s) {
+                return Err(format!("round trip of {s:?} failed"));
+            }
+        }
+        (Err(_), Err(_)) => {}
+        _ => return Err(format!("'+' changed validity of {query:?}")),
+    }
+    let found = query_param(query, name);
+    if has_param(query, name) != matches!(found, Ok(Some(_)) | Err(_)) {
+        return Err(format!(
+            "has_param and query_param disagree on {name:?} in {query:?}"
+        ));
+    }
+    if let Ok(Some(value)) = found {
+        if value.len() > query.len() {
+            return Err(format!("value {value:?} longer than {query:?}"));
+        }
+    }
+    Ok(())
+}

@@ -211,6 +211,13 @@ fn fuzz_corpus_flv_reader_replays() {
 }
 
 #[test]
+fn fuzz_corpus_query_text_replays() {
+    for (path, data) in corpus("query_text") {
+        fuzzing::query_text(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
 fn fuzz_corpus_classify_replays() {
     for (path, data) in corpus("classify") {
         fuzzing::classify_request(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -2,7 +2,10 @@
 //! `Err` with a description when an invariant breaks; the fuzz target turns that into a
 //! crash.
 
-use crate::{extract_token, parse, rewrite, rewrite_bytes, Error, Line};
+use crate::{
+    extract_token, parse, parse_with, rewrite, rewrite_bytes, rewrite_with, strip_token,
+    AbsoluteUrls, Error, Line, Options, RelativeUris,
+};
 
 const PARAM: &str = "spbhid";
 const TOKEN: &str = "fz9~T.k-_";
@@ -35,9 +38,14 @@ pub fn check_rewritten(input: &str, output: &str, param: &str, token: &str) -> R
     if before.bom != after.bom || before.lines.len() != after.lines.len() {
         return Err(format!("line structure changed:\n{input:?}\n{output:?}"));
     }
-    if input.trim_start_matches('\u{feff}').starts_with("#EXTM3U")
-        != output.trim_start_matches('\u{feff}').starts_with("#EXTM3U")
-    {
+    // One BOM is the playlist's; a second one is text of the first line, as the parser
+    // reads it.
+    let header = |s: &str| {
+        s.strip_prefix('\u{feff}')
+            .unwrap_or(s)
+            .starts_with("#EXTM3U")
+    };
+    if header(input) != header(output) {
         return Err("#EXTM3U header changed".into());
     }
     for (a, b) in before.lines.iter().zip(&after.lines) {
@@ -66,4 +74,86 @@ fn check_line(a: &Line<'_>, b: &Line<'_>, param: &str, token: &str) -> Result<()
         }
         _ => Err(format!("line changed: {a:?} -> {b:?}")),
     }
+}
+
+/// Rewriting with the policy and limits picked by `data[0]` (absolute URLs to paths, for
+/// listed hosts or kept; relative URIs resolved or kept; small size and line limits) on the
+/// playlist `data[1..]`: the same invariants as [`rewrite_playlist`], limits that hold, and
+/// the token query helpers on every URI written and on the first line as a query.
+pub fn rewrite_options(data: &[u8]) -> Result<(), String> {
+    let (&pick, rest) = data.split_first().unwrap_or((&0, &[]));
+    let Ok(input) = std::str::from_utf8(rest) else {
+        return Ok(());
+    };
+    let options = Options {
+        max_size: if pick & 1 == 1 { 512 } else { 64 * 1024 },
+        max_lines: if pick & 2 == 2 { 8 } else { 1000 },
+        absolute_urls: match (pick >> 2) % 3 {
+            0 => AbsoluteUrls::ToPath,
+            1 => AbsoluteUrls::ToPathForHosts(vec!["origin:8080".into(), "Edge.Example".into()]),
+            _ => AbsoluteUrls::Keep,
+        },
+        relative_uris: if pick & 16 == 16 {
+            RelativeUris::Resolve
+        } else {
+            RelativeUris::Keep
+        },
+    };
+    let base = "/live/sub/s.m3u8?hls_ctx=1";
+    check_query(input.lines().next().unwrap_or_default())?;
+    let output = match rewrite_with(input, PARAM, TOKEN, base, &options) {
+        Ok(output) => output,
+        // Refused whole, or its output (resolved URIs lengthen) over four times the limit.
+        Err(Error::TooLarge { max, .. })
+            if input.len() > options.max_size || max == options.max_size * 4 =>
+        {
+            return Ok(())
+        }
+        Err(Error::TooManyLines { .. }) => return Ok(()),
+        Err(e) => return Err(format!("rewrite with {options:?}: {e}")),
+    };
+    if output.len() > options.max_size * 4 {
+        return Err(format!("output of {} bytes over its bound", output.len()));
+    }
+    check_rewritten(input, &output, PARAM, TOKEN)?;
+    let playlist = parse_with(&output, &Options::default()).map_err(|e| format!("{e}"))?;
+    for uri in playlist.uris() {
+        let body = uri.value.split('#').next().unwrap_or_default();
+        if let Some((_, query)) = body.split_once('?') {
+            check_query(query)?;
+        }
+    }
+    let loose = Options {
+        max_size: options.max_size * 8,
+        ..options.clone()
+    };
+    let again = rewrite_with(&output, PARAM, TOKEN, base, &loose)
+        .map_err(|e| format!("rewrite 2 with {options:?}: {e}"))?;
+    if again != output {
+        return Err(format!(
+            "not idempotent with {options:?}:\n{output:?}\n{again:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `strip_token` leaves no token component and keeps every other one; a token appended
+/// after stripping is the one `extract_token` finds.
+fn check_query(query: &str) -> Result<(), String> {
+    let stripped = strip_token(query, PARAM);
+    if extract_token(&stripped, PARAM).is_some() {
+        return Err(format!("token left in {stripped:?} from {query:?}"));
+    }
+    let kept = query.strip_prefix('?').unwrap_or(query).split('&');
+    let others = kept.filter(|c| c.split_once('=').map_or(*c, |(k, _)| k) != PARAM);
+    if !stripped.is_empty() && !stripped.split('&').eq(others) {
+        return Err(format!(
+            "other components changed: {query:?} -> {stripped:?}"
+        ));
+    }
+    let tagged = format!("{stripped}&{PARAM}={TOKEN}");
+    if extract_token(&tagged, PARAM) != Some(TOKEN) {
+        return Err(format!("token not found in {tagged:?}"));
+    }
+    Ok(())
 }

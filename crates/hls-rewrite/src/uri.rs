@@ -52,11 +52,21 @@ pub(crate) fn push_rewritten(out: &mut String, uri: &str, target: &Target<'_>) -
     }
     out.push('?');
     // Empty components mean nothing to any server; dropping them with the old token makes
-    // a second rewrite give the same bytes.
-    for component in query
-        .split('&')
-        .filter(|c| !c.is_empty() && !is_param(c, target.param))
-    {
+    // a second rewrite give the same bytes. `extract_token` and `strip_token` read a query
+    // without its leading '?' (`x.ts??spbhid=a`), so the first component written loses
+    // its leading '?'s: otherwise an old token there would win over ours, and a second
+    // rewrite would change the URI again.
+    let mut first = true;
+    for component in query.split('&') {
+        let component = if first {
+            component.trim_start_matches('?')
+        } else {
+            component
+        };
+        if component.is_empty() || is_param(component, target.param) {
+            continue;
+        }
+        first = false;
         out.push_str(component);
         out.push('&');
     }

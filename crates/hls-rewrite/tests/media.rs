@@ -223,7 +223,18 @@ fn ffmpeg_encrypted_playlist_with_absolute_urls() {
 
 #[test]
 fn fuzz_corpus_replays() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/rewrite");
+    replay("rewrite", fuzzing::rewrite_playlist);
+}
+
+#[test]
+fn fuzz_corpus_rewrite_options_replays() {
+    replay("rewrite_options", fuzzing::rewrite_options);
+}
+
+fn replay(target: &str, check: fn(&[u8]) -> Result<(), String>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let entries =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
     let mut count = 0;
@@ -233,7 +244,7 @@ fn fuzz_corpus_replays() {
         .filter(|p| p.is_file())
     {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        fuzzing::rewrite_playlist(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        check(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         count += 1;
     }
     assert!(count > 0, "empty corpus {}", dir.display());

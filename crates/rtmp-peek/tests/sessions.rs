@@ -973,13 +973,33 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 fn fuzz_corpus_replays() {
     let chunks = corpus("chunk_reader");
     let amf = corpus("amf0_decode");
-    assert!(!chunks.is_empty() && !amf.is_empty(), "seed corpus missing");
+    let handshakes = corpus("handshake");
+    let origins = corpus("client_session");
+    for set in [&chunks, &amf, &handshakes, &origins] {
+        assert!(!set.is_empty(), "seed corpus missing");
+    }
     for (_, bytes) in &chunks {
         fuzz_common::chunk_reader(bytes);
     }
     for (_, bytes) in &amf {
         fuzz_common::amf0_decode(bytes);
     }
+    let forms: Vec<_> = handshakes
+        .iter()
+        .filter_map(|(_, bytes)| fuzz_common::handshake(bytes))
+        .collect();
+    assert!(
+        forms.contains(&HandshakeForm::Simple) && forms.iter().any(|f| *f != HandshakeForm::Simple),
+        "the handshake corpus reaches both forms: {forms:?}"
+    );
+    let verdicts = origins
+        .iter()
+        .filter(|(_, bytes)| fuzz_common::client_session(bytes))
+        .count();
+    assert!(
+        verdicts > 0,
+        "some client_session input reaches the origin's verdict"
+    );
 }
 
 /// Writes the seed corpus (run with RTMP_PEEK_WRITE_SEEDS=1 to refresh it).
@@ -1028,4 +1048,67 @@ fn write_seed_corpus() {
     )
     .unwrap();
     std::fs::write(root.join("amf0_decode/seed-arrays"), &values).unwrap();
+
+    // handshake: C0 C1 C2 of both forms, then the first chunks of a publisher.
+    for digest in [false, true] {
+        let mut client = publisher_with_handshake(digest);
+        let mut srv = server(1);
+        let (_, _, sent) = pump(&mut client, &mut srv);
+        let name = if digest { "seed-digest" } else { "seed-simple" };
+        std::fs::create_dir_all(root.join("handshake")).unwrap();
+        std::fs::write(
+            root.join("handshake").join(name),
+            &sent[..sent.len().min(4000)],
+        )
+        .unwrap();
+    }
+
+    // client_session: an origin's answers to a publisher (first byte 0) and a player (1),
+    // and a refusal of connect.
+    std::fs::create_dir_all(root.join("client_session")).unwrap();
+    let origin_replies = |first: u8, cmds: &[(Command, u32)]| {
+        let mut w = ChunkWriter::new();
+        let mut out = BytesMut::from(&[first][..]);
+        for (cmd, stream_id) in cmds {
+            w.write(&cmd.to_message(*stream_id).unwrap(), &mut out)
+                .unwrap();
+        }
+        out.to_vec()
+    };
+    let publish = origin_replies(
+        0,
+        &[
+            (Command::connect_result(1.0, 0.0), 0),
+            (Command::create_stream_result(4.0, 7), 0),
+            (Command::publish_start("s"), 7),
+        ],
+    );
+    let play = origin_replies(
+        1,
+        &[
+            (Command::connect_result(1.0, 0.0), 0),
+            (Command::create_stream_result(2.0, 5), 0),
+            (Command::play_reset("s"), 5),
+            (Command::play_start("s"), 5),
+        ],
+    );
+    let refused = origin_replies(0, &[(Command::connect_rejected(1.0, "no"), 0)]);
+    for (name, bytes) in [
+        ("seed-publish", publish),
+        ("seed-play", play),
+        ("seed-refused", refused),
+    ] {
+        std::fs::write(root.join("client_session").join(name), bytes).unwrap();
+    }
+}
+
+/// A publisher whose handshake takes the given form.
+fn publisher_with_handshake(digest: bool) -> ClientSession {
+    let request = OriginRequest::new(StreamKind::Publish, "live", "rtmp://h/live", "s").unwrap();
+    ClientSession::with_handshake(
+        request,
+        ClientConfig::default(),
+        ClientHandshake::with_seed(digest, 11),
+    )
+    .unwrap()
 }

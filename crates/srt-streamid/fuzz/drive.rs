@@ -101,3 +101,154 @@ pub fn streamid(data: &[u8]) {
         assert_eq!(back, text.trim_end_matches('\0'));
     }
 }
+
+/// The extension area alone: whatever validates is a sequence of whole blocks that
+/// re-encode to the same bytes, and each view agrees with the block's length.
+pub fn extensions(data: &[u8]) {
+    use srt_streamid::extension::push_extension;
+
+    let Ok(exts) = Extensions::parse(data) else {
+        return;
+    };
+    assert_eq!(exts.as_bytes(), data);
+    let mut again = Vec::with_capacity(data.len());
+    let mut count = 0;
+    for e in exts.iter() {
+        count += 1;
+        assert_eq!(e.raw.len(), 4 + e.contents.len());
+        assert_eq!(e.raw.get(4..), Some(e.contents));
+        assert_eq!(ExtensionType::from_u16(e.ext_type.to_u16()), e.ext_type);
+        push_extension(&mut again, e.ext_type, e.contents).expect("a parsed block re-encodes");
+        let len = e.contents.len();
+        if let Some(hs) = e.srt_hs() {
+            assert_eq!(hs.is_ok(), len >= 12);
+        }
+        if let Some(km) = e.key_material() {
+            assert_eq!(km.is_ok(), len == 4 || len >= 16);
+        }
+        if let Some(group) = e.group() {
+            assert_eq!(group.is_ok(), len >= 8);
+        }
+        if let Some(Ok(text)) = e.text() {
+            let packed = encode_text(&text).expect("decoded text fits");
+            assert_eq!(decode_text(&packed, "SID").as_deref(), Ok(text.as_str()));
+        }
+    }
+    assert!(count <= srt_streamid::extension::MAX_EXTENSIONS);
+    assert_eq!(again, data, "blocks re-encode to the same bytes");
+    assert_eq!(
+        exts.streamid().ok().flatten(),
+        exts.find(ExtensionType::Sid)
+            .and_then(|e| e.text())
+            .and_then(Result::ok)
+    );
+}
+
+/// ffmpeg's conclusion (streamid `#!::r=live/livestream,m=publish`), the client side of
+/// every session the proxy_session target drives.
+const CLIENT_CONCLUSION: &[u8] = include_bytes!("../tests/data/ffmpeg_conclusion.bin");
+
+/// The proxy's session toward an origin fed a sequence of origin datagrams (each a
+/// big-endian u16 length, high bit set to keep the datagram's own destination id, then the
+/// bytes): steps follow the handshake's order, a verdict is final, what goes to the client
+/// is addressed to it and carries the origin's extensions untouched, and after a
+/// connection the relay readdresses packets both ways. Returns the outcome.
+pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
+    let client: SocketAddr = ([127, 0, 0, 1], 40000).into();
+    let origin: SocketAddr = ([127, 0, 0, 1], 10080).into();
+    let now = Duration::from_secs(1_700_000_000);
+    let hs = Handshake::parse(CLIENT_CONCLUSION).expect("captured conclusion");
+    let accepted = Accepted {
+        handshake: hs,
+        streamid: hs.streamid().expect("captured streamid"),
+    };
+    let ids = SessionIds {
+        toward_client: 0x0C11_E000,
+        toward_origin: 0x0021_6100,
+    };
+    let mut session = Session::new(&accepted, client, origin, ids);
+    let mut conclusion_sent = false;
+
+    let mut rest = data;
+    while let [hi, lo, tail @ ..] = rest {
+        let keep_dest = hi & 0x80 != 0;
+        let len = usize::from(u16::from_be_bytes([hi & 0x7F, *lo])).min(tail.len());
+        let (datagram, after) = tail.split_at(len);
+        rest = after;
+        let mut datagram = datagram.to_vec();
+        if !keep_dest {
+            let _ = set_dest_socket_id(&mut datagram, ids.toward_origin);
+        }
+
+        let before = session.outcome();
+        assert_eq!(session.to_origin(now).is_none(), before.is_some());
+        if let Ok(answer) = Handshake::parse(&datagram) {
+            let step = session.on_origin(&answer, now);
+            if before.is_some() {
+                assert!(
+                    matches!(
+                        step,
+                        Ok(OriginStep::Nothing) | Err(Error::WrongSocketId { .. })
+                    ),
+                    "a step after the verdict: {step:?}"
+                );
+                continue;
+            }
+            match step {
+                Ok(OriginStep::SendToOrigin(b)) => {
+                    let out = Handshake::parse(&b).expect("our conclusion parses");
+                    assert_eq!(out.kind, HandshakeType::Conclusion);
+                    assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes());
+                    assert_eq!(out.socket_id, ids.toward_origin);
+                    conclusion_sent = true;
+                }
+                Ok(OriginStep::Connected { to_client, relay }) => {
+                    assert!(conclusion_sent, "connected before our conclusion went out");
+                    assert_eq!(session.outcome(), Some(Outcome::Connected(relay)));
+                    check_to_client(&to_client, &answer, &hs, ids);
+                    assert_eq!(
+                        session.answer_retransmit(&hs),
+                        Some(&to_client[..]),
+                        "a repeated conclusion gets the same answer"
+                    );
+                }
+                Ok(OriginStep::Rejected { to_client, reason }) => {
+                    assert_eq!(session.outcome(), Some(Outcome::Rejected(reason)));
+                    check_to_client(&to_client, &answer, &hs, ids);
+                }
+                Ok(OriginStep::Nothing) => panic!("nothing to do before the verdict"),
+                Err(_) => assert_eq!(session.outcome(), None),
+            }
+        } else if let Some(Outcome::Connected(relay)) = before {
+            let mut copy = datagram.clone();
+            if relay.origin_to_client(&mut copy).is_ok() {
+                assert_eq!(dest_socket_id(&copy), Some(relay.client_socket_id));
+                relay
+                    .client_to_origin(&mut copy)
+                    .expect("a packet readdressed once readdresses again");
+                assert_eq!(dest_socket_id(&copy), Some(relay.origin_socket_id));
+                assert_eq!(copy.get(HEADER_LEN..), datagram.get(HEADER_LEN..));
+            }
+        }
+    }
+    if session.outcome().is_none() {
+        assert_eq!(session.answer_retransmit(&hs), None);
+    }
+    session.outcome()
+}
+
+/// The origin's answer as relayed to the client: the client's ids, cookie and address,
+/// the origin's kind and extensions.
+fn check_to_client(
+    to_client: &[u8],
+    answer: &Handshake<'_>,
+    client: &Handshake<'_>,
+    ids: SessionIds,
+) {
+    let out = Handshake::parse(to_client).expect("what we send the client parses");
+    assert_eq!(out.header.dest_socket_id, client.socket_id);
+    assert_eq!(out.socket_id, ids.toward_client);
+    assert_eq!(out.cookie, client.cookie);
+    assert_eq!(out.kind, answer.kind);
+    assert_eq!(out.extensions.as_bytes(), answer.extensions.as_bytes());
+}

@@ -419,6 +419,7 @@ fn fuzz_corpus_replays() {
     for (target, run) in [
         ("packet_handshake", drive::packet_and_handshake as fn(&[u8])),
         ("streamid", drive::streamid),
+        ("extensions", drive::extensions),
     ] {
         let corpus = files(&crate_dir().join("fuzz/corpus").join(target));
         assert!(!corpus.is_empty(), "fuzz/corpus/{target} has seeds");
@@ -426,6 +427,15 @@ fn fuzz_corpus_replays() {
             run(&bytes);
         }
     }
+    let outcomes: Vec<_> = files(&crate_dir().join("fuzz/corpus/proxy_session"))
+        .iter()
+        .filter_map(|(_, bytes)| drive::proxy_session(bytes))
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| matches!(o, Outcome::Connected(_)))
+            && outcomes.iter().any(|o| matches!(o, Outcome::Rejected(_))),
+        "the proxy_session corpus reaches both verdicts: {outcomes:?}"
+    );
 }
 
 // ---------------------------------------------------------------- live: real programs

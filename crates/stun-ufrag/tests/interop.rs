@@ -384,4 +384,5 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
 fn fuzz_corpus_replays_cleanly() {
     assert!(replay("stun_parse", harness::stun) > 0);
     assert!(replay("sdp_rewrite", harness::sdp) > 0);
+    assert!(replay("candidate", harness::candidate) > 0);
 }

@@ -48,6 +48,26 @@ fn existing_token_is_replaced() {
     );
 }
 
+/// Found by the `rewrite` fuzz target: `extract_token` skips a leading '?' of the query,
+/// so a token after `??` would have been the one the proxy read back.
+#[test]
+fn token_after_a_doubled_question_mark_is_replaced() {
+    assert_eq!(
+        default("a.ts??spbhid=OLD&x=1").as_deref(),
+        Some("a.ts?x=1&spbhid=T")
+    );
+    assert_eq!(default("a.ts????").as_deref(), Some("a.ts?spbhid=T"));
+    // Found by `rewrite_options`: a lone '?' after an empty component.
+    assert_eq!(default("b.t&s?&?").as_deref(), Some("b.t&s?spbhid=T"));
+    assert_eq!(
+        default("a.ts?spbhid=OLD&?x=1&?y").as_deref(),
+        Some("a.ts?x=1&?y&spbhid=T")
+    );
+    let out = default("??spbhid=OLD").unwrap();
+    let query = out.split_once('?').unwrap().1;
+    assert_eq!(crate::extract_token(query, "spbhid"), Some("T"));
+}
+
 #[test]
 fn ll_hls_params_untouched() {
     assert_eq!(

@@ -132,3 +132,57 @@ pub fn sdp(data: &[u8]) {
         }
     }
 }
+
+/// One candidate line: whatever parses borrows from the line, stays within the grammar's
+/// bounds, and parses the same in its SDP (`a=candidate:`) and trickle (`candidate:`) forms.
+pub fn candidate(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let text = text.as_ref();
+    let Ok(c) = sdp::Candidate::parse(text) else {
+        return;
+    };
+    let within = |s: &str| {
+        let (start, end) = (text.as_ptr() as usize, text.as_ptr() as usize + text.len());
+        s.as_ptr() as usize >= start && s.as_ptr() as usize + s.len() <= end
+    };
+    for field in [
+        Some(c.foundation),
+        Some(c.address),
+        c.tcp_type,
+        c.related_address,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(within(field), "{field:?} does not borrow from the line");
+        assert!(!field.contains([' ', '\t']), "{field:?} holds a separator");
+    }
+    assert!(!c.address.is_empty() && c.address.len() <= 255);
+    assert!(c.foundation.len() <= 32 && (1..=256).contains(&c.component));
+    let _ = (c.ip(), c.socket_addr(), c.is_mdns());
+    if let Some(ip) = c.ip() {
+        assert_eq!(c.socket_addr(), Some(std::net::SocketAddr::new(ip, c.port)));
+    }
+    let other = match text.strip_prefix("a=") {
+        Some(trickle) => trickle.to_owned(),
+        None => format!("a={text}"),
+    };
+    let again = sdp::Candidate::parse(&other).expect("the other form parses too");
+    assert_eq!(
+        (
+            again.foundation,
+            again.component,
+            again.transport,
+            again.priority
+        ),
+        (c.foundation, c.component, c.transport, c.priority)
+    );
+    assert_eq!(
+        (again.address, again.port, again.kind, again.tcp_type),
+        (c.address, c.port, c.kind, c.tcp_type)
+    );
+    assert_eq!(
+        (again.related_address, again.related_port),
+        (c.related_address, c.related_port)
+    );
+}
