@@ -130,3 +130,68 @@ pub fn arg_num(args: &[String], name: &str, default: u64) -> u64 {
 pub fn sleep(d: Duration) {
     std::thread::sleep(d)
 }
+
+/// A free TCP port on loopback (bound and released: good enough for a bench's origin).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// nginx with Debian's RTMP module (live application `live`), in the foreground in `dir`;
+/// killed on drop.
+pub struct NginxRtmp {
+    pub port: u16,
+    child: Child,
+}
+
+impl NginxRtmp {
+    pub fn start(dir: &Path) -> Self {
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "nginx's RTMP module is needed: apt-get install -y nginx libnginx-mod-rtmp"
+        );
+        std::fs::create_dir_all(dir).expect("nginx dir");
+        let port = free_tcp_port();
+        let d = dir.display();
+        let conf = format!(
+            "load_module {module};\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             application live {{ live on; }} }} }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is needed: apt-get install -y nginx libnginx-mod-rtmp");
+        let nginx = NginxRtmp { port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

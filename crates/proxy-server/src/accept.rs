@@ -1,6 +1,6 @@
-//! The accept loop every TCP front-end shares: the global connection limit, a refusal
-//! logged for each client turned away, a span per connection, and sessions the shutdown
-//! waits for.
+//! The accept loop every TCP front-end shares: the global and per-client-IP connection
+//! limits (a refused client is closed at once, counted, and logged at most once a second
+//! per reason), a span per connection, and sessions the shutdown waits for.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
+use crate::limits::LogThrottle;
+use crate::metrics::{self, Refusal};
 use crate::Context;
 
 /// Accepts until shutdown, running `handle` for each client in its own task.
@@ -23,6 +25,9 @@ pub fn serve_tcp<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
+        // One line a second at most per reason: a flood must not flood the log too.
+        let at_global_limit = LogThrottle::new(Duration::from_secs(1));
+        let at_ip_limit = LogThrottle::new(Duration::from_secs(1));
         loop {
             let accepted = tokio::select! {
                 () = ctx.lifecycle.stopped_accepting() => break,
@@ -37,18 +42,29 @@ pub fn serve_tcp<F, Fut>(
                     continue;
                 }
             };
+            // Refused connections are closed at once (dropped), before any byte is read.
             let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
-                tracing::warn!(protocol, %peer, limit = ctx.config.max_connections, "refused: connection limit reached");
-                drop(stream);
+                metrics::refused(protocol, Refusal::ConnectionLimit);
+                if let Some(held_back) = at_global_limit.allow() {
+                    tracing::warn!(protocol, %peer, limit = ctx.config.max_connections, held_back, "refused: connection limit reached");
+                }
                 continue;
             };
+            let Some(ip_slot) = ctx.per_ip.try_acquire(peer.ip()) else {
+                metrics::refused(protocol, Refusal::IpLimit);
+                if let Some(held_back) = at_ip_limit.allow() {
+                    tracing::warn!(protocol, %peer, limit = ctx.per_ip.limit(), held_back, "refused: the client's IP has as many connections as it may");
+                }
+                continue;
+            };
+            metrics::client_accepted(protocol);
             let _ = stream.set_nodelay(true);
             let span = tracing::info_span!("conn", protocol, %peer);
             let session = handle(ctx.clone(), stream, peer);
             ctx.lifecycle.spawn_session(
                 async move {
                     session.await;
-                    drop(permit);
+                    drop((permit, ip_slot));
                 }
                 .instrument(span),
             );

@@ -60,7 +60,7 @@ pub const SETTINGS: &[Setting] = &[
     // Beyond the reference.
     s("redis_url", "PROXY_REDIS_URL", "", "Redis URL (redis://, rediss://, redis-sentinel://...), overrides host/port/password/db"),
     s("system_api_token", "PROXY_SYSTEM_API_TOKEN", "", "bearer token (or ?token=) required by the System API's write endpoints"),
-    s("lb_strategy", "PROXY_LB_STRATEGY", "random", "placement of new streams: random, round-robin, least-streams, weighted"),
+    s("lb_strategy", "PROXY_LB_STRATEGY", "random", "placement of new streams: random, round-robin, least-streams, least-load (SRS heartbeat summaries), weighted"),
     s("origin_ttl", "PROXY_ORIGIN_TTL", "300s", "a registered origin is alive while its last heartbeat is younger"),
     s("session_ttl", "PROXY_SESSION_TTL", "120s", "HLS and WebRTC sessions expire after this long unused"),
     s("placement_ttl", "PROXY_PLACEMENT_TTL", "1h", "a stream's placement is forgotten after this long with no session"),
@@ -78,7 +78,8 @@ pub const SETTINGS: &[Setting] = &[
     s("health_check_registered", "PROXY_HEALTH_CHECK_REGISTERED", "off", "probe registered origins too (static origins are always probed)"),
     s("suspect_for", "PROXY_SUSPECT_FOR", "10s", "an origin that refuses a connection is held down this long (0s: never)"),
     s("origin_connect_attempts", "PROXY_ORIGIN_CONNECT_ATTEMPTS", "3", "origins tried for one client before it sees an error"),
-    s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol v2 header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
+    s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
+    s("origin_proxy_protocol_version", "PROXY_ORIGIN_PROXY_PROTOCOL_VERSION", "2", "PROXY protocol version sent to origins: 2 (binary), or 1 (text; nginx-rtmp reads only this one)"),
 ];
 
 /// The resolved configuration.
@@ -135,15 +136,27 @@ pub struct HealthCheck {
     pub registered: bool,
 }
 
-/// Which TCP legs towards origins carry a PROXY protocol v2 header.
+/// Which TCP legs towards origins carry a PROXY protocol header, and in which version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProxyProtocolLegs {
+    /// The header's version.
+    pub version: ProxyProtocolVersion,
     /// RTMP (the only way an RTMP origin learns the client's address).
     pub rtmp: bool,
     /// HTTP-FLV/TS/HLS.
     pub http: bool,
     /// WHIP/WHEP signalling.
     pub api: bool,
+}
+
+/// The PROXY protocol's two header formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// The text header (`PROXY TCP4 …\r\n`).
+    V1,
+    /// The binary header.
+    #[default]
+    V2,
 }
 
 /// Which balancer to run.
@@ -415,7 +428,18 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         health_check,
         suspect_for: duration("suspect_for")?,
         origin_connect_attempts: count("origin_connect_attempts", 1)?.min(16) as usize,
-        origin_proxy_protocol: parse_proxy_protocol_legs(&legs).unwrap_or_default(),
+        origin_proxy_protocol: ProxyProtocolLegs {
+            version: match parse("origin_proxy_protocol_version", &|v| match v.trim() {
+                "1" | "2" => Ok(()),
+                _ => Err("expected 1 or 2".into()),
+            })?
+            .trim()
+            {
+                "1" => ProxyProtocolVersion::V1,
+                _ => ProxyProtocolVersion::V2,
+            },
+            ..parse_proxy_protocol_legs(&legs).unwrap_or_default()
+        },
     })
 }
 
@@ -430,6 +454,7 @@ fn parse_proxy_protocol_legs(value: &str) -> Result<ProxyProtocolLegs, String> {
                     rtmp: true,
                     http: true,
                     api: true,
+                    ..legs
                 }
             }
             "rtmp" => legs.rtmp = true,
@@ -724,16 +749,24 @@ mod tests {
         assert_eq!(
             c.origin_proxy_protocol,
             ProxyProtocolLegs {
+                version: ProxyProtocolVersion::V2,
                 rtmp: true,
                 http: false,
                 api: true
             }
         );
+        let c = resolve(
+            &layers(&[("origin_proxy_protocol_version", "1")], &[], &[]),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.origin_proxy_protocol.version, ProxyProtocolVersion::V1);
         for (key, bad) in [
             ("health_check_fall", "0"),
             ("health_check_interval", "0s"),
             ("origin_proxy_protocol", "srt"),
             ("origin_connect_attempts", "-1"),
+            ("origin_proxy_protocol_version", "3"),
         ] {
             let err = resolve(&layers(&[], &[], &[(key, bad)]), vec![])
                 .unwrap_err()

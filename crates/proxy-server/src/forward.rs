@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -23,7 +22,7 @@ use lb_core::{Endpoint, Origin};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-use crate::origin_link::{connect_tcp, LinkError};
+use crate::origin_link::{connect_to, ClientAddrs, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
 use crate::Context;
 
@@ -82,9 +81,15 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
         .boxed_unsync()
 }
 
+/// Largest request head (request line and headers) a client may send; hyper answers 431
+/// beyond it (and beyond 100 headers). hyper checks between reads, so a head may pass it
+/// by one read (up to twice this). Its default, about 400 KiB, is far more than any
+/// player or WHIP client sends.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// Serves one HTTP/1 client connection: `handle` answers each request, and a request
 /// head must arrive within `header_timeout` (a client that connects and says nothing, or
-/// drips bytes, is closed).
+/// drips bytes, is closed; so is a keep-alive connection idle that long between requests).
 pub async fn serve_http1<F, Fut>(
     stream: TcpStream,
     header_timeout: Duration,
@@ -101,6 +106,7 @@ pub async fn serve_http1<F, Fut>(
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = served {
@@ -108,20 +114,39 @@ pub async fn serve_http1<F, Fut>(
     }
 }
 
-/// Sends one request to the origin over a new connection and returns its response, with
-/// a body that keeps the origin connection (and the session) alive only while it is read.
+/// Sends one request to a given origin (a session's, not picked: an HLS token's, a WebRTC
+/// resource's) over a new connection; see [`send_over`].
 pub async fn send<B>(
     ctx: &Context,
     origin: &Origin,
     endpoints: &[Endpoint],
     protocol: &'static str,
+    client: ClientAddrs,
     request: Request<B>,
 ) -> Result<Response<Incoming>, ForwardError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (stream, endpoint) = connect_tcp(ctx, origin, endpoints, protocol).await?;
+    let (stream, endpoint) = connect_to(ctx, origin, endpoints, protocol, client)
+        .await
+        .inspect_err(|e| crate::metrics::refused(protocol, e.refusal()))?;
+    send_over(ctx, stream, &endpoint, request).await
+}
+
+/// Sends one request on a fresh connection to an origin ([`crate::origin_link::link_tcp`])
+/// and returns its response, with a body that keeps the origin connection (and the
+/// session) alive only while it is read.
+pub async fn send_over<B>(
+    ctx: &Context,
+    stream: TcpStream,
+    endpoint: &Endpoint,
+    request: Request<B>,
+) -> Result<Response<Incoming>, ForwardError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let timeout = ctx.config.origin_connect_timeout;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -160,17 +185,29 @@ pub enum ForwardError {
 /// A response body that counts what it carries and holds the session open while it is
 /// streamed: when the client goes away, hyper drops it, which drops the origin's body and
 /// with it the origin connection.
+///
+/// An origin that sends nothing for `idle` ends the body (and the client's response) with
+/// an error, as the other relays' idle timeout does.
 pub struct Relayed {
     inner: Incoming,
     traffic: Arc<Traffic>,
+    idle: Duration,
+    /// When the origin last sent something.
+    heard: tokio::time::Instant,
+    /// Fires at `heard + idle` or later; moved on lazily, not at every frame.
+    timer: Pin<Box<tokio::time::Sleep>>,
     _session: SessionGuard,
 }
 
 impl Relayed {
-    pub fn new(inner: Incoming, session: SessionGuard) -> Self {
+    pub fn new(inner: Incoming, session: SessionGuard, idle: Duration) -> Self {
+        let now = tokio::time::Instant::now();
         Relayed {
             inner,
             traffic: session.traffic().clone(),
+            idle,
+            heard: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
             _session: session,
         }
     }
@@ -185,11 +222,26 @@ impl Body for Relayed {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.traffic
-                    .to_client
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.traffic.add_to_client(data.len());
+                }
+                self.heard = tokio::time::Instant::now();
+            }
+            Poll::Ready(_) => {}
+            Poll::Pending => {
+                while self.timer.as_mut().poll(cx).is_ready() {
+                    let due = self.heard + self.idle;
+                    if tokio::time::Instant::now() >= due {
+                        let idle = self.idle;
+                        return Poll::Ready(Some(Err(format!(
+                            "the origin sent nothing for {idle:?}"
+                        )
+                        .into())));
+                    }
+                    self.timer.as_mut().reset(due);
+                }
             }
         }
         polled.map_err(Into::into)
@@ -260,7 +312,7 @@ impl Refusal {
 impl From<LinkError> for Refusal {
     fn from(e: LinkError) -> Self {
         let status = match e {
-            LinkError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LinkError::Unavailable(_) | LinkError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
             LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
         };
         Refusal::new(status, e.to_string())

@@ -16,10 +16,13 @@ mod accept;
 mod api;
 pub mod config;
 mod forward;
+mod health;
 mod lifecycle;
+mod limits;
 mod media_http;
 pub mod metrics;
 mod origin_link;
+mod proxy_protocol;
 mod rtmp;
 mod sessions;
 mod srt;
@@ -48,6 +51,8 @@ pub struct Context {
     pub connections: Arc<Semaphore>,
     /// Routes remembered to ride out an unreachable balancer.
     pub recent: origin_link::RecentRoutes,
+    /// Connections and sessions per client IP, across every listener.
+    pub per_ip: limits::PerIpLimiter,
 }
 
 pub use config::{load as load_config, Config};
@@ -61,6 +66,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Runs the proxy with a given balancer, until SIGTERM or SIGINT, then shuts down
 /// gracefully (stop accepting, let sessions run up to the grace timeout).
 pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> anyhow::Result<()> {
+    // Before any listener, so every session is counted; an embedder's own recorder wins.
+    metrics::install_prometheus();
     for (origin, draining) in &config.static_origins {
         balancer
             .register(origin.clone())
@@ -72,6 +79,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         tracing::info!(origin = %origin.id, draining, "static origin");
     }
     let connections = Arc::new(Semaphore::new(config.max_connections));
+    let config_per_ip = config.max_connections_per_ip;
     let ctx = Arc::new(Context {
         config,
         balancer,
@@ -79,6 +87,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         lifecycle: Lifecycle::new(),
         connections,
         recent: Default::default(),
+        per_ip: limits::PerIpLimiter::new(config_per_ip),
     });
 
     if let Some(addr) = ctx.config.system_api_listen {
@@ -86,15 +95,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         if ctx.config.system_api_token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "System API is reachable beyond loopback without a token: anyone who reaches it can register an origin (set PROXY_SYSTEM_API_TOKEN)");
         }
-        let app = api::router(ctx.clone());
-        let life = ctx.lifecycle.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { life.stopped_accepting().await });
-            if let Err(e) = serve.await {
-                tracing::error!("System API stopped: {e}");
-            }
-        });
+        tokio::spawn(api::serve(ctx.clone(), listener));
     }
     rtmp::start(ctx.clone()).await?;
     media_http::start(ctx.clone()).await?;
@@ -102,6 +103,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     srt::start(ctx.clone()).await?;
     tokio::spawn(keep_live_placements(ctx.clone()));
     tokio::spawn(keep_static_origins(ctx.clone()));
+    health::start(ctx.clone());
     tracing::info!("ready");
 
     shutdown_signal().await;
@@ -247,6 +249,7 @@ async fn keep_live_placements(ctx: Arc<Context>) {
         }
         if let Err(e) = ctx.balancer.touch(&keys).await {
             tracing::warn!("cannot refresh placements of live streams: {e}");
+            metrics::balancer_error("touch");
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
     Relayed,
 };
-use crate::origin_link::pick;
+use crate::origin_link::{link_tcp, ClientAddrs};
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -44,18 +44,19 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 
 async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     let timeout = ctx.config.handshake_timeout;
+    let client = ClientAddrs::of(&stream, peer);
     forward::serve_http1(stream, timeout, "http", move |req| {
-        handle(ctx.clone(), peer, req)
+        handle(ctx.clone(), client, req)
     })
     .await
 }
 
 async fn handle(
     ctx: Arc<Context>,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let mut response = route(&ctx, peer, req)
+    let mut response = route(&ctx, client, req)
         .await
         .unwrap_or_else(|refusal| refusal.into_response());
     add_cors(response.headers_mut());
@@ -64,7 +65,7 @@ async fn handle(
 
 async fn route(
     ctx: &Arc<Context>,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     if req.method() == Method::OPTIONS {
@@ -89,9 +90,9 @@ async fn route(
         _ => return serve_static(ctx, req).await,
     };
     match media.kind {
-        Kind::Flv | Kind::Ts => relay_stream(ctx, peer, req, &media).await,
-        Kind::HlsPlaylist => relay_playlist(ctx, peer, req, &media).await,
-        Kind::HlsSegment => relay_segment(ctx, peer, req, &media).await,
+        Kind::Flv | Kind::Ts => relay_stream(ctx, client, req, &media).await,
+        Kind::HlsPlaylist => relay_playlist(ctx, client, req, &media).await,
+        Kind::HlsSegment => relay_segment(ctx, client, req, &media).await,
         Kind::Other => Err(Refusal::new(StatusCode::NOT_FOUND, "not found")),
     }
 }
@@ -104,38 +105,52 @@ fn key_of(media: &MediaRequest, stream: &str) -> Result<StreamKey, Refusal> {
 /// A live `.flv` / `.ts` stream: relayed chunk by chunk for as long as the viewer reads.
 async fn relay_stream(
     ctx: &Context,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
     media: &MediaRequest,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
-    let origin = pick(ctx, &key, PickIntent::Play).await?;
     let protocol = if media.kind == Kind::Flv {
         Protocol::HttpFlv
     } else {
         Protocol::HttpTs
     };
     let query = req.uri().query().map(str::to_owned);
-    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
+    let (origin, response) =
+        send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
     tracing::info!(stream = %key, origin = %origin.id, status = response.status().as_u16(), "{protocol:?} viewer");
-    let session = ctx
-        .sessions
-        .open(protocol, key, origin.id.clone(), peer, PickIntent::Play);
-    Ok(relayed(response, session))
+    let session = ctx.sessions.open(
+        protocol,
+        key,
+        origin.id.clone(),
+        client.peer,
+        PickIntent::Play,
+    );
+    Ok(relayed(ctx, response, session))
 }
 
 /// A playlist: fetched whole (bounded), rewritten with the affinity token, returned.
 async fn relay_playlist(
     ctx: &Context,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
     media: &MediaRequest,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
-    let (origin, token) = match &media.token {
-        Some(token) => (origin_of_token(ctx, token).await?, token.clone()),
+    let path = req.uri().path().to_owned();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
+    let (origin, response, token) = match &media.token {
+        Some(token) => {
+            let to = To::Origin(Box::new(origin_of_token(ctx, token).await?));
+            let (origin, response) = send_to_origin(ctx, client, to, req, query.as_deref()).await?;
+            (origin, response, token.clone())
+        }
         None => {
-            let origin = pick(ctx, &key, PickIntent::Play).await?;
+            let (origin, response) =
+                send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
             let token = hls_token(&key, &origin);
             // Without the shared store the token would not resolve on other proxies; this
             // proxy still resolves it from its recent routes.
@@ -153,15 +168,9 @@ async fn relay_playlist(
                 tracing::warn!("cannot store HLS session: {e}");
             }
             ctx.recent.tokens.remember(token.clone(), &origin);
-            (origin, token)
+            (origin, response, token)
         }
     };
-    let path = req.uri().path().to_owned();
-    let query = req
-        .uri()
-        .query()
-        .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
-    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
     let (mut parts, body) = response.into_parts();
     let body = tokio::time::timeout(
         PLAYLIST_WAIT,
@@ -200,30 +209,32 @@ async fn relay_playlist(
 /// A segment, init segment, key or part: to the origin its token names.
 async fn relay_segment(
     ctx: &Context,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
     media: &MediaRequest,
 ) -> Result<Response<ProxyBody>, Refusal> {
     // The stream the segment name suggests (`cam-12.ts` -> `cam`): what the session is
     // listed under, and the route of a player that dropped the token.
     let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
-    let origin = match &media.token {
-        Some(token) => origin_of_token(ctx, token).await?,
-        None => pick(ctx, &key, PickIntent::Play).await?,
+    // A segment goes where its token says: a failed connect there is a 502, not a new
+    // placement (the segment exists on that origin only).
+    let to = match &media.token {
+        Some(token) => To::Origin(Box::new(origin_of_token(ctx, token).await?)),
+        None => To::Pick(&key),
     };
     let query = req
         .uri()
         .query()
         .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
-    let response = send_to_origin(ctx, peer, &origin, req, query.as_deref()).await?;
+    let (origin, response) = send_to_origin(ctx, client, to, req, query.as_deref()).await?;
     let session = ctx.sessions.open(
         Protocol::Hls,
         key,
         origin.id.clone(),
-        peer,
+        client.peer,
         PickIntent::Play,
     );
-    Ok(relayed(response, session))
+    Ok(relayed(ctx, response, session))
 }
 
 async fn origin_of_token(ctx: &Context, token: &str) -> Result<Origin, Refusal> {
@@ -237,15 +248,23 @@ async fn origin_of_token(ctx: &Context, token: &str) -> Result<Origin, Refusal> 
         })
 }
 
-/// Forwards the client's request (method, path, the given query, end-to-end headers) to
-/// the origin's HTTP endpoint.
+/// Where a request goes.
+enum To<'a> {
+    /// The stream's origin, picked (and picked again after a failed connect).
+    Pick(&'a StreamKey),
+    /// This origin, whatever happens.
+    Origin(Box<Origin>),
+}
+
+/// Forwards the client's request (method, path, the given query, end-to-end headers plus
+/// X-Forwarded-For) to the origin's HTTP endpoint; returns the origin with its answer.
 async fn send_to_origin(
     ctx: &Context,
-    peer: SocketAddr,
-    origin: &Origin,
+    client: ClientAddrs,
+    to: To<'_>,
     req: Request<Incoming>,
     query: Option<&str>,
-) -> Result<Response<Incoming>, Refusal> {
+) -> Result<(Origin, Response<Incoming>), Refusal> {
     let (parts, _body) = req.into_parts();
     let target = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{}?{q}", parts.uri.path()),
@@ -253,23 +272,41 @@ async fn send_to_origin(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    add_forwarded_for(&mut headers, peer);
+    add_forwarded_for(&mut headers, client.peer);
     let mut request = Request::builder()
         .method(parts.method)
         .uri(target)
         .body(Empty::<Bytes>::new())
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     *request.headers_mut() = headers;
-    Ok(forward::send(ctx, origin, &origin.http, "http", request).await?)
+    match to {
+        To::Pick(key) => {
+            let (origin, stream, endpoint) =
+                link_tcp(ctx, key, PickIntent::Play, "http", |o| &o.http, client).await?;
+            let response = forward::send_over(ctx, stream, &endpoint, request).await?;
+            Ok((origin, response))
+        }
+        To::Origin(origin) => {
+            let response =
+                forward::send(ctx, &origin, &origin.http, "http", client, request).await?;
+            Ok((*origin, response))
+        }
+    }
 }
 
 fn relayed(
+    ctx: &Context,
     response: Response<Incoming>,
     session: crate::sessions::SessionGuard,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, Relayed::new(body, session).boxed_unsync())
+    // Bounded like the other relays' (a zero setting would end every body at once).
+    let idle = ctx
+        .config
+        .idle_timeout
+        .clamp(Duration::from_secs(1), Duration::from_secs(365 * 24 * 3600));
+    Response::from_parts(parts, Relayed::new(body, session, idle).boxed_unsync())
 }
 
 async fn serve_static(

@@ -3,18 +3,24 @@
 //! recorder (an embedding tool that does not want them) every call is nearly free.
 //!
 //! Names and labels (every name starts with `proxy_`):
-//! - `proxy_client_connections_total{protocol}`: clients accepted by a listener.
+//! - `proxy_client_connections_total{protocol}`: clients accepted by a listener
+//!   (`rtmp`, `http`, `http-api`, `srt`, `webrtc`).
 //! - `proxy_refusals_total{protocol,reason}`: clients turned away, by [`Refusal`] reason.
-//! - `proxy_sessions_active{protocol}`: live relayed sessions (gauge).
-//! - `proxy_bytes_total{protocol,direction}`: bytes relayed, `to_origin` or `to_client`.
+//! - `proxy_sessions_active{protocol}`: live relayed sessions (gauge), by session protocol
+//!   (`rtmp`, `http-flv`, `http-ts`, `hls`, `webrtc`, `srt`).
+//! - `proxy_bytes_total{protocol,direction}`: bytes relayed, `to_origin` or `to_client`,
+//!   by session protocol.
 //! - `proxy_origin_connect_failures_total{protocol}`: connects to an origin that failed.
 //! - `proxy_origin_retries_total{protocol}`: clients re-placed on another origin after one.
 //! - `proxy_origin_marks_total{reason}`: origins marked down (`probe`, `connect`) or up.
+//! - `proxy_balancer_errors_total{operation}`: balancer calls the proxy saw fail.
 //! - `proxy_picks_total{balancer,outcome}`, `proxy_redis_errors_total{operation}`: from the
 //!   balancer crates.
-//! - `proxy_origin_*{origin}` gauges: set from the balancer when `/metrics` is scraped.
+//! - `proxy_balancer_up` and the `proxy_origin_*{origin}` gauges: read from the balancer
+//!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
+//!   that is gone leaves no stale series.
 
-use metrics::{counter, gauge};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
 
 /// Why a client was turned away; the `reason` label of `proxy_refusals_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,4 +94,162 @@ pub fn session_opened(protocol: &'static str) {
 /// See [`session_opened`].
 pub fn session_closed(protocol: &'static str) {
     gauge!("proxy_sessions_active", "protocol" => protocol).decrement(1.0);
+}
+
+/// The `proxy_bytes_total` counter of a session protocol and `direction` (`to_origin`,
+/// `to_client`), for a session to hold: resolved once, incremented per packet.
+pub fn bytes_counter(protocol: &'static str, direction: &'static str) -> metrics::Counter {
+    counter!("proxy_bytes_total", "protocol" => protocol, "direction" => direction)
+}
+
+/// Balancer calls that failed, by `operation` (`origins`, `touch`, ...); the `proxy_`
+/// counter the proxy keeps whatever the balancer (Redis or an embedder's own).
+pub fn balancer_error(operation: &'static str) {
+    counter!("proxy_balancer_errors_total", "operation" => operation).increment(1);
+}
+
+/// The process-wide Prometheus recorder: `Some` once this crate installed it, `None` when
+/// the embedding program had installed a recorder of its own first.
+static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder behind `/metrics`, once per process (later calls, e.g.
+/// several proxies in one test process, share it). Returns whether `/metrics` can render.
+pub fn install_prometheus() -> bool {
+    PROMETHEUS
+        .get_or_init(|| {
+            match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::info!("metrics go to the recorder already installed ({e}); /metrics is unavailable");
+                    None
+                }
+            }
+        })
+        .is_some()
+}
+
+/// The `# HELP` lines of the recorded metrics.
+fn describe() {
+    describe_counter!(
+        "proxy_client_connections_total",
+        "Clients accepted, by listener."
+    );
+    describe_counter!(
+        "proxy_refusals_total",
+        "Clients turned away, by listener and reason."
+    );
+    describe_gauge!(
+        "proxy_sessions_active",
+        "Live relayed sessions, by protocol."
+    );
+    describe_counter!(
+        "proxy_bytes_total",
+        "Bytes relayed, by protocol and direction (to_origin, to_client)."
+    );
+    describe_counter!(
+        "proxy_origin_connect_failures_total",
+        "Connects to an origin that failed."
+    );
+    describe_counter!(
+        "proxy_origin_retries_total",
+        "Clients placed on another origin after a failed connect."
+    );
+    describe_counter!(
+        "proxy_origin_marks_total",
+        "Origins marked down (probe, connect) or up."
+    );
+    describe_counter!(
+        "proxy_balancer_errors_total",
+        "Balancer calls that failed, by operation."
+    );
+    describe_counter!(
+        "proxy_picks_total",
+        "Placement decisions, by balancer and outcome (kept, placed, replaced, failed)."
+    );
+    describe_counter!("proxy_redis_errors_total", "Redis operations that failed.");
+}
+
+/// The counters and gauges recorded so far in Prometheus's text format, or `None` when the
+/// recorder is not ours (see [`install_prometheus`]).
+pub fn render_prometheus() -> Option<String> {
+    let handle = PROMETHEUS.get()?.as_ref()?;
+    // Drains histogram buckets; none today, but cheap and keeps future ones bounded.
+    handle.run_upkeep();
+    Some(handle.render())
+}
+
+/// Writes gauges computed at scrape time (origin state from the balancer) in Prometheus's
+/// text format. They are rendered here rather than recorded so that an origin the balancer
+/// forgot leaves no stale series behind.
+#[derive(Debug, Default)]
+pub struct ScrapeGauges {
+    out: String,
+}
+
+impl ScrapeGauges {
+    /// Starts a family: its `# HELP` and `# TYPE` lines.
+    pub fn family(&mut self, name: &str, help: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    }
+
+    /// One sample of the current family.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        use std::fmt::Write as _;
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// The text written so far.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrape_gauges_escape_label_values() {
+        let mut g = ScrapeGauges::default();
+        g.family("proxy_origin_alive", "Whether the origin takes clients.");
+        g.sample("proxy_origin_alive", &[("origin", "a\"b\\c\nd")], 1.0);
+        g.sample("proxy_balancer_up", &[], 0.0);
+        assert_eq!(
+            g.finish(),
+            "# HELP proxy_origin_alive Whether the origin takes clients.\n\
+             # TYPE proxy_origin_alive gauge\n\
+             proxy_origin_alive{origin=\"a\\\"b\\\\c\\nd\"} 1\n\
+             proxy_balancer_up 0\n"
+        );
+    }
 }

@@ -1,12 +1,18 @@
 //! Reaching the origin of a stream: ask the balancer, then connect to one of the origin's
-//! endpoints for the protocol, within the origin-connect timeout.
+//! endpoints for the protocol, within the origin-connect timeout. An origin that does not
+//! accept the connection is marked down for `suspect_for` and the stream picked again
+//! ([`link_tcp`]), so a dead origin costs a client a delay (none for a refused connect, the
+//! connect timeout for a silent origin), not an error.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::metrics::{self, Refusal};
 use crate::Context;
 
 /// Why a client could not be linked to an origin. Front-ends turn it into their
@@ -30,6 +36,43 @@ pub enum LinkError {
         endpoint: String,
         reason: String,
     },
+    /// The origin holding the stream already has its `max_connections` through this proxy.
+    #[error("origin {origin} is at its connection limit ({max})")]
+    Full { origin: String, max: u32 },
+}
+
+impl LinkError {
+    /// The `reason` label this error is counted under when it turns a client away.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            LinkError::Unavailable(_) => Refusal::NoOrigin,
+            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => {
+                Refusal::OriginUnreachable
+            }
+            LinkError::Full { .. } => Refusal::OriginFull,
+        }
+    }
+}
+
+/// The two ends of a client's TCP connection to the proxy: what a PROXY protocol header
+/// tells the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddrs {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The proxy's address the client connected to.
+    pub local: SocketAddr,
+}
+
+impl ClientAddrs {
+    /// The addresses of an accepted connection from `peer`.
+    pub fn of(stream: &TcpStream, peer: SocketAddr) -> Self {
+        ClientAddrs {
+            peer,
+            // Cannot fail on a connected socket; the peer is a harmless stand-in.
+            local: stream.local_addr().unwrap_or(peer),
+        }
+    }
 }
 
 /// The origin the balancer places the stream on. While the balancer's shared state is
@@ -183,4 +226,148 @@ pub async fn connect_tcp(
         origin: origin.id.to_string(),
         protocol,
     }))
+}
+
+/// Picks the stream's origin and connects to it for `client`; an origin that does not
+/// accept is marked down (see [`connect_to`]) and the stream picked again, until
+/// `origin_connect_attempts` origins have been tried or the balancer offers one already
+/// tried (it ignores marks, or has no other). The client then gets the last connect error,
+/// counted as a refusal.
+pub async fn link_tcp(
+    ctx: &Context,
+    key: &StreamKey,
+    intent: PickIntent,
+    protocol: &'static str,
+    endpoints: fn(&Origin) -> &[Endpoint],
+    client: ClientAddrs,
+) -> Result<(Origin, TcpStream, Endpoint), LinkError> {
+    let linked = try_origins(ctx, key, intent, protocol, endpoints, client).await;
+    if let Err(e) = &linked {
+        metrics::refused(protocol, e.refusal());
+    }
+    linked
+}
+
+async fn try_origins(
+    ctx: &Context,
+    key: &StreamKey,
+    intent: PickIntent,
+    protocol: &'static str,
+    endpoints: fn(&Origin) -> &[Endpoint],
+    client: ClientAddrs,
+) -> Result<(Origin, TcpStream, Endpoint), LinkError> {
+    let attempts = ctx.config.origin_connect_attempts.max(1);
+    let mut tried: Vec<lb_core::OriginId> = Vec::new();
+    let mut failed: Option<LinkError> = None;
+    loop {
+        let origin = match (pick(ctx, key, intent).await, failed.take()) {
+            (Ok(origin), None) => origin,
+            (Ok(origin), Some(_)) if !tried.contains(&origin.id) => {
+                metrics::origin_retry(protocol);
+                tracing::info!(stream = %key, origin = %origin.id, attempt = tried.len() + 1, "placing on another origin after a failed connect");
+                origin
+            }
+            // No other origin (or a balancer that ignores marks): why the last one failed
+            // says more than "none left".
+            (_, Some(failure)) => return Err(failure),
+            (Err(e), None) => return Err(e),
+        };
+        check_capacity(ctx, &origin)?;
+        match connect_to(ctx, &origin, endpoints(&origin), protocol, client).await {
+            Ok((stream, endpoint)) => return Ok((origin, stream, endpoint)),
+            Err(e @ LinkError::Unreachable { .. }) if tried.len() + 1 < attempts => {
+                tried.push(origin.id);
+                failed = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Refuses a client when this proxy already relays `max_connections` sessions to the
+/// origin (the balancer keeps new streams off full origins fleet-wide; this holds the
+/// limit for streams already placed there).
+pub fn check_capacity(ctx: &Context, origin: &Origin) -> Result<(), LinkError> {
+    match origin.max_connections {
+        Some(max) if ctx.sessions.count_for_origin(&origin.id) >= max as usize => {
+            Err(LinkError::Full {
+                origin: origin.id.to_string(),
+                max,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Connects to `origin` (the first of `endpoints` that accepts) for `client`, sending the
+/// PROXY protocol header first when the leg is configured for it. An origin that does
+/// not accept is counted and marked down for `suspect_for` (unless that is zero), so that
+/// the balancer places the next client elsewhere.
+pub async fn connect_to(
+    ctx: &Context,
+    origin: &Origin,
+    endpoints: &[Endpoint],
+    protocol: &'static str,
+    client: ClientAddrs,
+) -> Result<(TcpStream, Endpoint), LinkError> {
+    let linked = match connect_tcp(ctx, origin, endpoints, protocol).await {
+        Ok((mut stream, endpoint)) if proxy_header_wanted(ctx, protocol) => {
+            let header = crate::proxy_protocol::header(
+                ctx.config.origin_proxy_protocol.version,
+                client.peer,
+                client.local,
+            );
+            match stream.write_all(&header).await {
+                Ok(()) => Ok((stream, endpoint)),
+                Err(e) => Err(LinkError::Unreachable {
+                    origin: origin.id.to_string(),
+                    endpoint: endpoint.to_string(),
+                    reason: format!("writing the PROXY protocol header: {e}"),
+                }),
+            }
+        }
+        linked => linked,
+    };
+    if let Err(LinkError::Unreachable {
+        endpoint, reason, ..
+    }) = &linked
+    {
+        suspect(
+            ctx,
+            origin,
+            &format!("connect failed: {endpoint}: {reason}"),
+            protocol,
+        )
+        .await;
+    }
+    linked
+}
+
+/// Whether the TCP leg of `protocol` starts with a PROXY protocol header.
+fn proxy_header_wanted(ctx: &Context, protocol: &str) -> bool {
+    let legs = ctx.config.origin_proxy_protocol;
+    match protocol {
+        "rtmp" => legs.rtmp,
+        "http" => legs.http,
+        "http-api" => legs.api,
+        _ => false,
+    }
+}
+
+/// Counts a failed connect and holds the origin down for `suspect_for`.
+pub async fn suspect(ctx: &Context, origin: &Origin, reason: &str, protocol: &'static str) {
+    metrics::origin_connect_failed(protocol);
+    let hold = ctx.config.suspect_for;
+    if hold.is_zero() {
+        return;
+    }
+    match ctx.balancer.mark_down(&origin.id, reason, hold).await {
+        Ok(()) => {
+            metrics::origin_marked("connect");
+            tracing::warn!(origin = %origin.id, ?hold, "origin marked down: {reason}");
+        }
+        Err(e) => {
+            tracing::warn!(origin = %origin.id, "cannot mark the origin down ({reason}): {e}")
+        }
+    }
 }

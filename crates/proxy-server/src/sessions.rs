@@ -37,11 +37,57 @@ impl Protocol {
     }
 }
 
-/// Bytes relayed by a session, updated by its relay.
+/// Bytes relayed by a session, updated by its relay through [`Traffic::add_to_origin`]
+/// and [`Traffic::add_to_client`], which also feed `proxy_bytes_total`.
 #[derive(Debug, Default)]
 pub struct Traffic {
+    /// Bytes sent to the origin so far (read them; add through the methods).
     pub to_origin: AtomicU64,
+    /// Bytes sent to the client so far.
     pub to_client: AtomicU64,
+    /// The protocol's byte counters, resolved once per session: a label lookup per packet
+    /// would cost more than the relaying.
+    counters: ByteCounters,
+}
+
+#[derive(Debug, Clone)]
+struct ByteCounters {
+    to_origin: metrics::Counter,
+    to_client: metrics::Counter,
+}
+
+impl Default for ByteCounters {
+    fn default() -> Self {
+        ByteCounters {
+            to_origin: metrics::Counter::noop(),
+            to_client: metrics::Counter::noop(),
+        }
+    }
+}
+
+impl Traffic {
+    /// Counters for a session of `protocol`, feeding `proxy_bytes_total`.
+    pub fn for_protocol(protocol: Protocol) -> Self {
+        Traffic {
+            counters: ByteCounters {
+                to_origin: crate::metrics::bytes_counter(protocol.as_str(), "to_origin"),
+                to_client: crate::metrics::bytes_counter(protocol.as_str(), "to_client"),
+            },
+            ..Traffic::default()
+        }
+    }
+
+    /// `n` more bytes went to the origin.
+    pub fn add_to_origin(&self, n: usize) {
+        self.to_origin.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.to_origin.increment(n as u64);
+    }
+
+    /// `n` more bytes went to the client.
+    pub fn add_to_client(&self, n: usize) {
+        self.to_client.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.to_client.increment(n as u64);
+    }
 }
 
 /// One live session.
@@ -66,6 +112,9 @@ pub struct Sessions {
 struct Inner {
     next_id: AtomicU64,
     live: DashMap<u64, SessionInfo>,
+    /// Live sessions per origin, kept as sessions come and go so that a per-origin limit
+    /// costs one lookup; an origin leaves the map when its last session ends.
+    per_origin: DashMap<OriginId, usize>,
 }
 
 /// Removes its session from the registry when dropped, however the session ends.
@@ -86,7 +135,18 @@ impl SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.inner.live.remove(&self.id);
+        let Some((_, info)) = self.inner.live.remove(&self.id) else {
+            return;
+        };
+        if let dashmap::mapref::entry::Entry::Occupied(mut count) =
+            self.inner.per_origin.entry(info.origin)
+        {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+        crate::metrics::session_closed(info.protocol.as_str());
     }
 }
 
@@ -105,8 +165,14 @@ pub struct StreamSessions {
 pub struct ClientView {
     pub protocol: Protocol,
     pub peer: SocketAddr,
+    /// `publish` or `play`.
+    pub role: &'static str,
     pub publishing: bool,
+    /// The origin this client's session is relayed to.
+    pub origin: OriginId,
     pub seconds: u64,
+    pub bytes_to_origin: u64,
+    pub bytes_to_client: u64,
 }
 
 impl Sessions {
@@ -120,7 +186,9 @@ impl Sessions {
         intent: PickIntent,
     ) -> SessionGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let traffic = Arc::new(Traffic::default());
+        let traffic = Arc::new(Traffic::for_protocol(protocol));
+        *self.inner.per_origin.entry(origin.clone()).or_insert(0) += 1;
+        crate::metrics::session_opened(protocol.as_str());
         let info = SessionInfo {
             protocol,
             key,
@@ -160,24 +228,87 @@ impl Sessions {
                 PickIntent::Publish => entry.publishers += 1,
                 PickIntent::Play => entry.players += 1,
             }
-            entry.bytes_to_origin += s.traffic.to_origin.load(Ordering::Relaxed);
-            entry.bytes_to_client += s.traffic.to_client.load(Ordering::Relaxed);
+            let up = s.traffic.to_origin.load(Ordering::Relaxed);
+            let down = s.traffic.to_client.load(Ordering::Relaxed);
+            entry.bytes_to_origin += up;
+            entry.bytes_to_client += down;
+            let publishing = s.intent == PickIntent::Publish;
             entry.clients.push(ClientView {
                 protocol: s.protocol,
                 peer: s.peer,
-                publishing: s.intent == PickIntent::Publish,
+                role: if publishing { "publish" } else { "play" },
+                publishing,
+                origin: s.origin.clone(),
                 seconds: s.started.elapsed().as_secs(),
+                bytes_to_origin: up,
+                bytes_to_client: down,
             });
+        }
+        for stream in out.values_mut() {
+            // Longest-running first: the publisher usually, then the oldest viewers.
+            stream.clients.sort_by_key(|c| std::cmp::Reverse(c.seconds));
         }
         out
     }
 
     /// Live sessions per origin.
     pub fn by_origin(&self) -> HashMap<OriginId, usize> {
-        let mut out = HashMap::new();
-        for s in self.inner.live.iter() {
-            *out.entry(s.origin.clone()).or_default() += 1;
-        }
-        out
+        self.inner
+            .per_origin
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect()
+    }
+
+    /// Live sessions of this proxy relayed to `origin`; O(1), for per-origin limits.
+    pub fn count_for_origin(&self, origin: &OriginId) -> usize {
+        self.inner.per_origin.get(origin).map_or(0, |c| *c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(sessions: &Sessions, origin: &str, port: u16) -> SessionGuard {
+        sessions.open(
+            Protocol::Rtmp,
+            StreamKey::new(None, "live", "cam").unwrap(),
+            OriginId::new(origin),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            PickIntent::Play,
+        )
+    }
+
+    #[test]
+    fn per_origin_counts_follow_sessions_and_forget_empty_origins() {
+        let sessions = Sessions::default();
+        let (a, b) = (OriginId::new("a"), OriginId::new("b"));
+        let first = open(&sessions, "a", 1);
+        let second = open(&sessions, "a", 2);
+        let third = open(&sessions, "b", 3);
+        assert_eq!(sessions.count_for_origin(&a), 2);
+        assert_eq!(sessions.count_for_origin(&b), 1);
+        drop(first);
+        drop(third);
+        assert_eq!(sessions.count_for_origin(&a), 1);
+        assert_eq!(sessions.count_for_origin(&b), 0);
+        assert_eq!(sessions.by_origin().len(), 1, "b left the map at zero");
+        drop(second);
+        assert!(sessions.by_origin().is_empty());
+        assert_eq!(sessions.len(), 0);
+    }
+
+    #[test]
+    fn traffic_methods_update_the_session_totals() {
+        let sessions = Sessions::default();
+        let guard = open(&sessions, "a", 1);
+        guard.traffic().add_to_origin(10);
+        guard.traffic().add_to_client(7);
+        guard.traffic().add_to_client(5);
+        let seen = &sessions.by_stream()[&StreamKey::new(None, "live", "cam").unwrap()];
+        assert_eq!((seen.bytes_to_origin, seen.bytes_to_client), (10, 12));
+        assert_eq!(seen.clients[0].role, "play");
+        assert_eq!(seen.clients[0].bytes_to_client, 12);
     }
 }

@@ -9,8 +9,10 @@
 //!    `rtmp-peek` (message size, chunk streams, AMF0 nesting, setup size) is closed with a
 //!    log line, and nothing is asked of the balancer.
 //! 2. **Route**: the stream key comes from tcUrl and the stream name
-//!    ([`StreamKey::from_rtmp`]); the balancer picks the origin ([`pick`]); the proxy
-//!    connects to one of its RTMP endpoints ([`connect_tcp`]).
+//!    ([`StreamKey::from_rtmp`]); the balancer picks the origin and the proxy connects to
+//!    one of its RTMP endpoints ([`link_tcp`]: an origin that does not accept is marked
+//!    down and the stream placed again), sending a PROXY protocol header first if
+//!    configured.
 //! 3. **Replay**: a [`ClientSession`] towards the origin replays the client's own messages
 //!    (the whole `connect` object, the stream name with its query) and reports the origin's
 //!    verdict within `origin_connect_timeout` (counted once the TCP connection is up).
@@ -59,7 +61,7 @@ use rtmp_peek::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::origin_link::{connect_tcp, pick, LinkError};
+use crate::origin_link::{link_tcp, ClientAddrs, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -132,29 +134,22 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
         }
     };
 
-    let origin = match pick(&ctx, &key, intent).await {
-        Ok(origin) => origin,
+    let addrs = ClientAddrs::of(&client, peer);
+    let linked = link_tcp(&ctx, &key, intent, "rtmp", |o| &o.rtmp, addrs).await;
+    let (origin, mut upstream, endpoint) = match linked {
+        Ok(link) => link,
         Err(e) => {
             tracing::info!(stream = %key, "refused {what}: {e}");
             let reason = match &e {
                 LinkError::Unavailable(lb_core::Error::Unavailable(_)) => {
                     "no origin available: the balancer cannot be reached".to_owned()
                 }
-                e => e.to_string(),
+                LinkError::Unavailable(e) => e.to_string(),
+                LinkError::NoEndpoint { .. } => "origin has no RTMP endpoint".to_owned(),
+                LinkError::Unreachable { .. } => "origin unreachable".to_owned(),
+                LinkError::Full { .. } => "origin at its connection limit".to_owned(),
             };
             refuse(client, front, &reason).await;
-            return;
-        }
-    };
-    let (mut upstream, endpoint) = match connect_tcp(&ctx, &origin, &origin.rtmp, "rtmp").await {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::info!(stream = %key, origin = %origin.id, "refused {what}: {e}");
-            let reason = match e {
-                LinkError::NoEndpoint { .. } => "origin has no RTMP endpoint",
-                _ => "origin unreachable",
-            };
-            refuse(client, front, reason).await;
             return;
         }
     };

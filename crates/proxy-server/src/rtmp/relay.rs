@@ -6,7 +6,6 @@
 //! below [`HIGH_WATER`], so a peer that reads slowly holds back its counterpart through TCP
 //! (backpressure) instead of growing the proxy's buffers.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -86,12 +85,12 @@ impl Pending {
 
     fn sent_to_client(&mut self, n: usize, traffic: &Traffic) {
         self.to_client.advance(n);
-        traffic.to_client.fetch_add(n as u64, Ordering::Relaxed);
+        traffic.add_to_client(n);
     }
 
     fn sent_to_origin(&mut self, n: usize, traffic: &Traffic) {
         self.to_origin.advance(n);
-        traffic.to_origin.fetch_add(n as u64, Ordering::Relaxed);
+        traffic.add_to_origin(n);
     }
 }
 
@@ -209,6 +208,7 @@ mod tests {
     use super::*;
     use rtmp_peek::message::types;
     use rtmp_peek::{ChunkReader, ChunkWriter, Leg, Message};
+    use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

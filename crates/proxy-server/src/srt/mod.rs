@@ -26,8 +26,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -41,6 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::limits::LogThrottle;
+use crate::metrics::{self, Refusal};
 use crate::sessions::Traffic;
 use crate::Context;
 
@@ -52,6 +53,9 @@ const MAX_PENDING: usize = 1024;
 const DRAIN: usize = 64;
 /// Socket ids stay below the bit libsrt reserves for groups (`SRTGROUP_MASK`).
 const ID_RANGE: std::ops::Range<u32> = 1..1 << 30;
+/// Refusals for a limit are logged once a second at most: a flood must not flood the log.
+static REFUSAL_LOG: LazyLock<LogThrottle> =
+    LazyLock::new(|| LogThrottle::new(Duration::from_secs(1)));
 
 /// Binds the listener, if configured, and serves it until shutdown.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
@@ -293,15 +297,27 @@ impl Front {
             || self.pending >= MAX_PENDING
             || self.handshakes.len() >= self.max_sessions + MAX_PENDING;
         if full {
-            tracing::warn!(
-                peer = %from,
-                stream = %key,
-                live = self.routes.len(),
-                pending = self.pending,
-                "SRT connection refused: session limit reached"
-            );
+            metrics::refused("srt", Refusal::ConnectionLimit);
+            if let Some(held_back) = REFUSAL_LOG.allow() {
+                tracing::warn!(
+                    peer = %from,
+                    stream = %key,
+                    live = self.routes.len(),
+                    pending = self.pending,
+                    held_back,
+                    "SRT connection refused: session limit reached"
+                );
+            }
             return self.reject(&hs, from, RejectReason::Overload);
         }
+        let Some(ip_slot) = self.ctx.per_ip.try_acquire(from.ip()) else {
+            metrics::refused("srt", Refusal::IpLimit);
+            if let Some(held_back) = REFUSAL_LOG.allow() {
+                tracing::warn!(peer = %from, stream = %key, limit = self.ctx.per_ip.limit(), held_back, "SRT connection refused: the client's IP has as many sessions as it may");
+            }
+            return self.reject(&hs, from, RejectReason::Overload);
+        };
+        metrics::client_accepted("srt");
         let id = self.free_id();
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -330,6 +346,7 @@ impl Front {
             mode,
             id,
             serial,
+            ip_slot,
         };
         self.ctx
             .lifecycle
@@ -439,10 +456,7 @@ fn relay_to_origin(route: &mut Route, datagram: &mut [u8], from: SocketAddr) {
         return;
     }
     if route.origin.try_send(datagram).is_ok() {
-        route
-            .traffic
-            .to_origin
-            .fetch_add(datagram.len() as u64, Ordering::Relaxed);
+        route.traffic.add_to_origin(datagram.len());
     }
     if shutdown && !route.closing {
         route.closing = true;

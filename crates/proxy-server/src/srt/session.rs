@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
+use lb_core::{Endpoint, Origin, OriginId, PickIntent, StreamKey};
 use srt_streamid::packet::control_type;
 use srt_streamid::{
     classify, dest_socket_id, Accepted, ControlHeader, Handshake, Listener, Mode, OriginStep,
@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{wall_clock, ClientKey, Event, Route, DRAIN, MAX_DATAGRAM};
-use crate::origin_link::pick;
+use crate::limits::IpGuard;
+use crate::metrics;
+use crate::origin_link::{check_capacity, pick, suspect};
 use crate::sessions::{Protocol, SessionGuard, Traffic};
 use crate::Context;
 
@@ -41,6 +43,8 @@ pub(super) struct Setup {
     /// The proxy's socket id for this connection, on both sides.
     pub id: u32,
     pub serial: u64,
+    /// The client IP's slot, held for as long as the session runs.
+    pub ip_slot: IpGuard,
 }
 
 /// Why the client is turned away.
@@ -49,6 +53,8 @@ struct Refusal {
     /// The origin's own rejection, translated; `None` for a refusal of the proxy's.
     from_origin: Option<Vec<u8>>,
     why: String,
+    /// The origin is at its connection limit.
+    full: bool,
 }
 
 impl Refusal {
@@ -57,6 +63,7 @@ impl Refusal {
             reason,
             from_origin: None,
             why: why.into(),
+            full: false,
         }
     }
 }
@@ -91,6 +98,13 @@ pub(super) async fn run(setup: Setup) {
     let up = match connect(&setup, &conclusion, intent, &mut buf).await {
         Ok(up) => up,
         Err(refusal) => {
+            let counted = match (&refusal.from_origin, refusal.reason) {
+                (Some(_), _) => metrics::Refusal::OriginRefused,
+                (None, RejectReason::BadGateway) => metrics::Refusal::OriginUnreachable,
+                (None, _) if refusal.full => metrics::Refusal::OriginFull,
+                (None, _) => metrics::Refusal::NoOrigin,
+            };
+            metrics::refused("srt", counted);
             let reply = refusal.from_origin.unwrap_or_else(|| {
                 let (client, _) = setup.client;
                 setup
@@ -124,6 +138,7 @@ pub(super) async fn run(setup: Setup) {
         mode,
         id,
         serial,
+        ip_slot: _ip_slot,
         ..
     } = setup;
     let guard = ctx.sessions.open(
@@ -183,6 +198,12 @@ pub(super) async fn run(setup: Setup) {
 }
 
 /// Picks the origin and replays the handshake to it, within the origin-connect timeout.
+/// An origin that cannot be reached (its port unreachable, or silent until the deadline)
+/// is marked down. One that said so at once (port unreachable) is replaced: the stream is
+/// picked again, as [`crate::origin_link::link_tcp`] does for TCP, up to
+/// `origin_connect_attempts` origins. A silent one is not: its client has waited the whole
+/// timeout already (libsrt's callers give up after 3 s), and its next attempt is placed
+/// elsewhere by the mark.
 async fn connect(
     s: &Setup,
     conclusion: &Handshake<'_>,
@@ -190,23 +211,90 @@ async fn connect(
     buf: &mut [u8],
 ) -> Result<Up, Refusal> {
     let timeout = s.ctx.config.origin_connect_timeout;
-    let origin = match tokio::time::timeout(timeout, pick(&s.ctx, &s.key, intent)).await {
-        Ok(Ok(origin)) => origin,
-        Ok(Err(e)) => return Err(Refusal::local(RejectReason::Unavailable, e.to_string())),
-        Err(_) => {
-            let why = format!("the balancer did not answer within {timeout:?}");
-            return Err(Refusal::local(RejectReason::Unavailable, why));
+    let mut deadline = Instant::now() + timeout;
+    let attempts = s.ctx.config.origin_connect_attempts.max(1);
+    let mut tried: Vec<OriginId> = Vec::new();
+    let mut failed: Option<Refusal> = None;
+    loop {
+        let picked = tokio::time::timeout_at(deadline.into(), pick(&s.ctx, &s.key, intent)).await;
+        let origin = match (picked, failed.take()) {
+            (Ok(Ok(origin)), None) => origin,
+            (Ok(Ok(origin)), Some(_)) if !tried.contains(&origin.id) => {
+                metrics::origin_retry("srt");
+                tracing::info!(origin = %origin.id, attempt = tried.len() + 1, "placing on another origin after a failed handshake");
+                origin
+            }
+            // No other origin, a balancer ignoring marks, or no time left: why the last
+            // origin failed says more.
+            (_, Some(failure)) => return Err(failure),
+            (Ok(Err(e)), None) => {
+                let refusal = Refusal::local(RejectReason::Unavailable, e.to_string());
+                return Err(refusal);
+            }
+            (Err(_), None) => {
+                let why = format!("the balancer did not answer within {timeout:?}");
+                return Err(Refusal::local(RejectReason::Unavailable, why));
+            }
+        };
+        if let Err(e) = check_capacity(&s.ctx, &origin) {
+            let refusal = Refusal::local(RejectReason::Unavailable, e.to_string());
+            return Err(Refusal {
+                full: true,
+                ..refusal
+            });
         }
-    };
+        match handshake(s, conclusion, origin, deadline, buf).await {
+            Ok(up) => return Ok(up),
+            Err((refusal, Failure::Refused)) => return Err(refusal),
+            Err((refusal, Failure::Silent(origin))) => {
+                let reason = format!("connect failed: {}", refusal.why);
+                suspect(&s.ctx, &origin, &reason, "srt").await;
+                return Err(refusal);
+            }
+            Err((refusal, Failure::Unreachable(origin))) => {
+                let reason = format!("connect failed: {}", refusal.why);
+                suspect(&s.ctx, &origin, &reason, "srt").await;
+                if tried.len() + 1 >= attempts {
+                    return Err(refusal);
+                }
+                tried.push(origin.id);
+                failed = Some(refusal);
+                // A fresh timeout for the next origin: this one failed at once.
+                deadline = Instant::now() + timeout;
+            }
+        }
+    }
+}
+
+/// How a handshake with an origin failed.
+enum Failure {
+    /// The origin answered (with a rejection), or has no SRT endpoint.
+    Refused,
+    /// The origin cannot be reached: port unreachable, unresolvable.
+    Unreachable(Origin),
+    /// The origin did not answer before the deadline.
+    Silent(Origin),
+}
+
+/// Replays the handshake to `origin`.
+async fn handshake(
+    s: &Setup,
+    conclusion: &Handshake<'_>,
+    origin: Origin,
+    deadline: Instant,
+    buf: &mut [u8],
+) -> Result<Up, (Refusal, Failure)> {
+    let timeout = s.ctx.config.origin_connect_timeout;
     let Some(endpoint) = origin.srt.first().cloned() else {
         let why = format!("origin {} has no srt endpoint", origin.id);
-        return Err(Refusal::local(RejectReason::Unavailable, why));
+        let refusal = Refusal::local(RejectReason::Unavailable, why);
+        return Err((refusal, Failure::Refused));
     };
-    let deadline = Instant::now() + timeout;
-    let unreachable = |why: String| {
+    let refusal = |why: String| {
         let why = format!("origin {} unreachable at {endpoint}: {why}", origin.id);
         Refusal::local(RejectReason::BadGateway, why)
     };
+    let unreachable = |why: String| (refusal(why), Failure::Unreachable(origin.clone()));
     let addr = resolve(&endpoint, deadline).await.map_err(&unreachable)?;
     let socket = socket_toward(addr)
         .await
@@ -234,7 +322,8 @@ async fn connect(
             received = socket.recv(buf) => received.map_err(|e| unreachable(io_reason(&e)))?,
             () = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= deadline {
-                    return Err(unreachable(format!("no handshake answer within {timeout:?}")));
+                    let why = format!("no handshake answer within {timeout:?}");
+                    return Err((refusal(why), Failure::Silent(origin.clone())));
                 }
                 continue;
             }
@@ -257,7 +346,7 @@ async fn connect(
                 });
             }
             Ok(OriginStep::Rejected { to_client, reason }) => {
-                return Err(Refusal {
+                let refusal = Refusal {
                     reason,
                     from_origin: Some(to_client),
                     why: format!(
@@ -265,7 +354,9 @@ async fn connect(
                         origin.id,
                         reason.code()
                     ),
-                });
+                    full: false,
+                };
+                return Err((refusal, Failure::Refused));
             }
             Ok(OriginStep::Nothing) => {}
             Err(e) => tracing::debug!("srt: origin handshake ignored: {e}"),
@@ -434,9 +525,7 @@ impl Live {
         self.relay.origin_to_client(packet).ok()?;
         match self.front.send_to(packet, self.client).await {
             Ok(n) => {
-                self.traffic
-                    .to_client
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.traffic.add_to_client(n);
             }
             Err(e) => tracing::debug!("srt: send to client: {e}"),
         }

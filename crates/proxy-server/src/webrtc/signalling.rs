@@ -31,7 +31,7 @@ use super::Rtc;
 use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
 };
-use crate::origin_link::{pick, LinkError};
+use crate::origin_link::{link_tcp, ClientAddrs, LinkError};
 use crate::Context;
 
 /// Largest offer, answer or trickle fragment read (the SDP parser's own limit).
@@ -47,9 +47,10 @@ pub(super) async fn serve_connection(
     peer: SocketAddr,
 ) {
     let timeout = ctx.config.handshake_timeout;
+    let client = ClientAddrs::of(&stream, peer);
     forward::serve_http1(stream, timeout, "http-api", move |req| {
         let (ctx, rtc) = (ctx.clone(), rtc.clone());
-        async move { handle(&ctx, &rtc, peer, req).await }
+        async move { handle(&ctx, &rtc, client, req).await }
     })
     .await
 }
@@ -57,10 +58,10 @@ pub(super) async fn serve_connection(
 async fn handle(
     ctx: &Context,
     rtc: &Rtc,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let mut response = route(ctx, rtc, peer, req)
+    let mut response = route(ctx, rtc, client, req)
         .await
         .unwrap_or_else(Refusal::into_response);
     add_cors(response.headers_mut());
@@ -79,7 +80,7 @@ fn endpoint_intent(path: &str) -> Option<PickIntent> {
 async fn route(
     ctx: &Context,
     rtc: &Rtc,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let method = req.method().clone();
@@ -91,8 +92,8 @@ async fn route(
         return Ok(json_response(StatusCode::OK, crate::api::version_body()));
     }
     match (method, endpoint_intent(&path)) {
-        (Method::POST, Some(intent)) => offer(ctx, rtc, peer, req, intent).await,
-        (Method::DELETE | Method::PATCH, _) => resource(ctx, rtc, peer, req).await,
+        (Method::POST, Some(intent)) => offer(ctx, rtc, client, req, intent).await,
+        (Method::DELETE | Method::PATCH, _) => resource(ctx, rtc, client, req).await,
         (_, Some(_)) => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "POST an SDP offer here; DELETE or PATCH the Location the answer gave",
@@ -108,7 +109,7 @@ async fn route(
 async fn offer(
     ctx: &Context,
     rtc: &Rtc,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
     intent: PickIntent,
 ) -> Result<Response<ProxyBody>, Refusal> {
@@ -133,10 +134,11 @@ async fn offer(
                 "the offer is not an SDP with a=ice-ufrag and a=ice-pwd",
             )
         })?;
-    let origin = pick(ctx, &key, intent).await?;
     let path = parts.uri.path().to_owned();
-    let request = origin_request(&parts, peer, parts.uri.query(), offer)?;
-    let response = forward::send(ctx, &origin, &origin.api, "http-api", request).await?;
+    let request = origin_request(&parts, client.peer, parts.uri.query(), offer)?;
+    let (origin, stream, endpoint) =
+        link_tcp(ctx, &key, intent, "http-api", |o| &o.api, client).await?;
+    let response = forward::send_over(ctx, stream, &endpoint, request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let body = read_body(body, "answer").await.map_err(|reason| {
@@ -279,7 +281,7 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 async fn resource(
     ctx: &Context,
     rtc: &Rtc,
-    peer: SocketAddr,
+    client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let target = location::parse(req.uri().query());
@@ -323,11 +325,11 @@ async fn resource(
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
     let request = origin_request(
         &parts,
-        peer,
+        client.peer,
         target.forward_query.as_deref(),
         fragment.clone(),
     )?;
-    let response = forward::send(ctx, &origin, &origin.api, "http-api", request).await?;
+    let response = forward::send(ctx, &origin, &origin.api, "http-api", client, request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let mut body = read_body(body, "response").await.map_err(|reason| {

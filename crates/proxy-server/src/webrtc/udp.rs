@@ -363,11 +363,7 @@ impl Router {
             if relay.to_origin.send(packet).is_err() {
                 self.drops.to_origin += 1;
             }
-            relay
-                .shared
-                .traffic
-                .to_origin
-                .fetch_add(packet.len() as u64, Ordering::Relaxed);
+            relay.shared.traffic.add_to_origin(packet.len());
             return;
         }
         // An unknown sender: only a binding request may introduce it.
@@ -472,11 +468,7 @@ impl Router {
         if relay.to_origin.send(packet).is_err() {
             self.drops.to_origin += 1;
         }
-        relay
-            .shared
-            .traffic
-            .to_origin
-            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        relay.shared.traffic.add_to_origin(packet.len());
     }
 
     fn on_lookup(&mut self, ufrag: String, found: Option<Box<Known>>) {
@@ -509,6 +501,14 @@ impl Router {
                 self.ctx.config.max_connections
             )));
         }
+        // A client may signal many sessions over one HTTP connection: its IP's limit is
+        // held by the sessions themselves.
+        let Some(ip_slot) = self.ctx.per_ip.try_acquire(from.ip()) else {
+            crate::metrics::refused("webrtc", crate::metrics::Refusal::IpLimit);
+            return Err(io::Error::other(
+                "the client's IP has as many sessions as it may (PROXY_MAX_CONNECTIONS_PER_IP)",
+            ));
+        };
         let Known {
             session,
             integrity,
@@ -551,6 +551,11 @@ impl Router {
             stop_rx,
             guard,
         );
+        let reader = async move {
+            reader.await;
+            drop(ip_slot);
+        };
+        crate::metrics::client_accepted("webrtc");
         self.ctx.lifecycle.spawn_session(reader.instrument(span));
         let relay = Relay {
             id,
@@ -816,10 +821,7 @@ async fn read_origin(
                     }
                 }
             }
-            shared
-                .traffic
-                .to_client
-                .fetch_add(n as u64, Ordering::Relaxed);
+            shared.traffic.add_to_client(n);
             let sent = match clients.try_send_to(packet, to) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     clients.send_to(packet, to).await.map(|_| ())

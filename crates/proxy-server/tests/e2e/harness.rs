@@ -341,6 +341,12 @@ impl NginxRtmp {
     /// Starts nginx-rtmp; `on_publish` is an HTTP URL nginx asks before accepting a
     /// publisher (answering non-2xx refuses it).
     pub fn start(on_publish: Option<&str>) -> Self {
+        Self::start_with(on_publish, "")
+    }
+
+    /// As [`NginxRtmp::start`], with options after the RTMP `listen` address (e.g.
+    /// `proxy_protocol`).
+    pub fn start_with(on_publish: Option<&str>, rtmp_listen_options: &str) -> Self {
         let nginx = require_program("nginx", "nginx libnginx-mod-rtmp");
         let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
         assert!(
@@ -363,7 +369,7 @@ error_log {d}/error.log info;
 events {{ worker_connections 256; }}
 rtmp {{
     server {{
-        listen 127.0.0.1:{rtmp_port};
+        listen 127.0.0.1:{rtmp_port} {rtmp_listen_options};
         chunk_size 4096;
         application live {{
             live on;
@@ -422,6 +428,11 @@ http {{
     /// nginx's access log (the requests the proxy forwarded).
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// nginx's error log.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
     /// The `[[origins]]` entry listing this nginx as a static origin.
@@ -604,4 +615,138 @@ pub fn fleet_proxy(
     let mut flags: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     flags.extend_from_slice(extra);
     Proxy::start(&flags, &[], config_toml)
+}
+
+impl NginxRtmp {
+    /// Kills nginx (SIGKILL: as abrupt as a crash): its listening ports close and its
+    /// connections are reset at once.
+    pub fn kill(&mut self) {
+        let _ = self._process.child.kill();
+        let _ = self._process.child.wait();
+    }
+
+    /// Stops nginx (SIGSTOP), as a hung process: the kernel still accepts TCP connections
+    /// on its ports, but nothing answers. [`NginxRtmp::resume`] undoes it.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused nginx run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self._process.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} nginx failed");
+    }
+
+    /// Starts nginx again after [`NginxRtmp::kill`], with the same configuration and ports.
+    pub fn restart(&mut self) {
+        let nginx = require_program("nginx", "nginx libnginx-mod-rtmp");
+        let dir = self.dir.path();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self._process = Process::spawn("nginx", &mut cmd);
+        let (rtmp_port, http_port) = (self.rtmp_port, self.http_port);
+        let up = wait_for(Duration::from_secs(10), || {
+            (TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", http_port)).is_ok())
+            .then_some(())
+        });
+        if up.is_none() {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            panic!("nginx-rtmp did not start again; error.log:\n{log}");
+        }
+    }
+}
+
+/// ffmpeg playing `url` into nothing until stopped: a viewer that stays.
+pub fn ffmpeg_play(url: &str) -> Process {
+    let ffmpeg = require_program("ffmpeg", "ffmpeg");
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Process::spawn("ffmpeg player", &mut cmd)
+}
+
+/// nginx as an HTTP origin that requires the PROXY protocol (`listen ... proxy_protocol`)
+/// and answers every request with what the header told it:
+/// `<client ip> <client port> <server ip> <server port> xff=<X-Forwarded-For>`.
+/// Stopped on drop.
+pub struct NginxProxyProtocol {
+    pub http_port: u16,
+    pub dir: TempDir,
+    _process: Process,
+}
+
+impl NginxProxyProtocol {
+    pub fn start() -> Self {
+        let nginx = require_program("nginx", "nginx");
+        let dir = TempDir::new("nginx-pp");
+        let http_port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{http_port} proxy_protocol;
+        location / {{
+            default_type text/plain;
+            return 200 "$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port xff=$http_x_forwarded_for";
+        }}
+    }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let process = Process::spawn("nginx", &mut cmd);
+        // Not by connecting: a connection without a header would only log an error.
+        if !wait_listening(http_port, Duration::from_secs(10)) {
+            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            panic!("nginx did not start; error.log:\n{log}");
+        }
+        NginxProxyProtocol {
+            http_port,
+            dir,
+            _process: process,
+        }
+    }
+
+    /// nginx's error log (where a bad or missing PROXY header is reported).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
 }

@@ -3,9 +3,12 @@
 //!
 //! One test binary for the crate; each area is a module.
 
+mod failover;
 mod fleet;
 mod harness;
+mod limits;
 mod media_http;
+mod observability;
 mod rtmp;
 mod srt;
 mod system_api;

@@ -29,7 +29,8 @@ fn http_flv_plays_through_the_proxy_from_an_ffmpeg_origin() {
     );
 
     let proxy = Proxy::start(
-        &[],
+        // The origin serves one client: no health probe may take its place.
+        &[("health-check-interval", "off")],
         &[],
         Some(&format!(
             "[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n"
@@ -206,7 +207,8 @@ fn http_ts_plays_and_a_leaving_viewer_releases_the_origin_at_once() {
         "ffmpeg did not start listening"
     );
     let proxy = Proxy::start(
-        &[],
+        // The origin serves one client: no health probe may take its place.
+        &[("health-check-interval", "off")],
         &[],
         Some(&format!(
             "[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n"

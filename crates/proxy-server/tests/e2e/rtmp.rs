@@ -403,7 +403,8 @@ fn start_refusing_origin(description: &'static str) -> u16 {
 fn an_origins_own_error_status_reaches_the_publisher() {
     let port = start_refusing_origin("fake origin says no to this token");
     let proxy = Proxy::start(
-        &[],
+        // The origin serves one client: no health probe may take its place.
+        &[("health-check-interval", "off")],
         &[],
         Some(&format!("[[origins]]\nname = \"fake\"\nrtmp = {port}\n")),
     );

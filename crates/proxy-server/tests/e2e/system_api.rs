@@ -113,7 +113,8 @@ fn malformed_and_oversized_bodies_are_refused_and_change_nothing() {
     ];
     for (what, body) in cases {
         let r = register(&proxy, body, &[], "");
-        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        let expected = if what == "oversized" { 413 } else { 400 };
+        assert_eq!(r.status, expected, "{what}: {}", r.text());
         let reply = r.json();
         assert_ne!(reply["code"], 0, "{what}");
         assert!(
@@ -319,4 +320,131 @@ fn sigterm_with_no_sessions_exits_at_once_and_cleanly() {
         started.elapsed() < Duration::from_secs(5),
         "no live session, so no grace wait"
     );
+}
+
+/// Sends `raw` as is and reads until the server closes; the status code of its answer, if
+/// it answered at all.
+fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> (Option<u16>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The server may answer and close before reading everything; that is its right.
+    let _ = stream.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|s| s.parse().ok());
+    (status, text)
+}
+
+#[test]
+fn unknown_methods_are_405_and_name_the_allowed_ones() {
+    let proxy = Proxy::start(&[], &[], None);
+    let api = proxy.addr("system-api");
+    for (method, path) in [
+        ("PUT", "/api/v1/servers"),
+        ("GET", "/api/v1/srs/register"),
+        ("DELETE", "/metrics"),
+        ("GET", "/api/v1/servers/x/drain"),
+    ] {
+        let r = http(method, api, path, &[], b"");
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        assert!(
+            r.header("allow").is_some(),
+            "{method} {path}: {:?}",
+            r.headers
+        );
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(method)),
+            "{method} {path}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(http("GET", api, "/api/v1/nothing", &[], b"").status, 404);
+}
+
+#[test]
+fn oversized_heads_and_stalled_clients_are_bounded() {
+    let proxy = Proxy::start(&[("handshake-timeout", "1s")], &[], None);
+    let api = proxy.addr("system-api");
+
+    let long_path = format!("/api/v1/streams?stream={}", "a".repeat(40_000));
+    let (status, text) = raw_exchange(
+        api,
+        format!("GET {long_path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        matches!(status, Some(414 | 431)),
+        "a 40 kB request line: {text:.200}"
+    );
+
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (status, text) = raw_exchange(
+        api,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    );
+    assert_eq!(status, Some(431), "200 headers: {text:.200}");
+
+    let big = "v".repeat(40_000);
+    let (status, text) = raw_exchange(
+        api,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, Some(431), "a 40 kB header: {text:.200}");
+
+    // A declared body far beyond the limit is refused before it is sent.
+    let (status, text) = raw_exchange(
+        api,
+        b"POST /api/v1/srs/register HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n",
+    );
+    assert_eq!(status, Some(413), "{text:.300}");
+    assert!(text.contains("larger than"), "{text:.300}");
+
+    // A head that never completes: the connection is closed, no answer owed.
+    let (status, text) = raw_exchange(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        status.is_none_or(|s| s == 408),
+        "a stalled head was answered: {text:.200}"
+    );
+
+    // A body that stops half-way is given up on, with a clear answer.
+    let (status, text) = raw_exchange(
+        api,
+        b"POST /api/v1/srs/register HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ip\":",
+    );
+    assert_eq!(status, Some(408), "{text:.300}");
+
+    // Still answering normally.
+    assert_eq!(http("GET", api, "/healthz", &[], b"").status, 200);
+}
+
+#[test]
+fn malformed_queries_are_400_naming_the_problem() {
+    let proxy = Proxy::start(&[], &[], None);
+    let api = proxy.addr("system-api");
+    let r = http(
+        "GET",
+        api,
+        "/api/v1/streams?stream=a/b&stream=c/d",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("query")),
+        "{}",
+        r.text()
+    );
+    let r = http("GET", api, "/api/v1/servers?sort=sideways", &[], b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("sideways"));
 }
