@@ -198,6 +198,10 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
         }
         Err(_) => {
             tracing::info!(stream = %key, origin = %origin.id, "refused {what}: the origin did not answer within {limit:?}");
+            // It accepted the connection but does not speak: hung, or overloaded. Hold it
+            // down so this client's retry (and everyone else's) goes elsewhere.
+            let reason = format!("no RTMP answer within {limit:?}");
+            crate::origin_link::suspect(&ctx, &origin, &reason, "rtmp").await;
             refuse(client, front, "origin did not answer in time").await;
             return;
         }

@@ -420,7 +420,7 @@ fn nginx_rtmp_behind_the_proxy_protocol_v1_gets_the_stream() {
         &[
             ("origin-proxy-protocol", "rtmp"),
             ("origin-proxy-protocol-version", "1"),
-            // Probes connect without a header; nginx would only log them as broken.
+            // Keeps nginx's error log to the relayed sessions.
             ("health-check-interval", "off"),
         ],
         &[],
