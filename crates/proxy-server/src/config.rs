@@ -76,6 +76,7 @@ pub const SETTINGS: &[Setting] = &[
     s("health_check_rise", "PROXY_HEALTH_CHECK_RISE", "2", "consecutive passing probes that bring a down origin back"),
     s("health_check_fall", "PROXY_HEALTH_CHECK_FALL", "3", "consecutive failing probes that take an origin down"),
     s("health_check_registered", "PROXY_HEALTH_CHECK_REGISTERED", "off", "probe registered origins too (static origins are always probed)"),
+    s("health_check_cut_sessions", "PROXY_HEALTH_CHECK_CUT_SESSIONS", "on", "when probes take an origin down, end the sessions relayed to it so that their clients reconnect elsewhere"),
     s("suspect_for", "PROXY_SUSPECT_FOR", "10s", "an origin that refuses a connection is held down this long (0s: never)"),
     s("origin_connect_attempts", "PROXY_ORIGIN_CONNECT_ATTEMPTS", "3", "origins tried for one client before it sees an error"),
     s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
@@ -134,6 +135,9 @@ pub struct HealthCheck {
     pub fall: u32,
     /// Probe registered origins too, not only static ones.
     pub registered: bool,
+    /// End the sessions relayed to an origin when probes take it down (HAProxy's
+    /// `on-marked-down shutdown-sessions`).
+    pub cut_sessions: bool,
 }
 
 /// Which TCP legs towards origins carry a PROXY protocol header, and in which version.
@@ -393,12 +397,14 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         }
     })?;
     let health_registered = parse("health_check_registered", &|v| parse_bool(v).map(|_| ()))?;
+    let cut_sessions = parse("health_check_cut_sessions", &|v| parse_bool(v).map(|_| ()))?;
     let health_check = HealthCheck {
         interval: parse_duration(&interval).ok(),
         timeout: duration("health_check_timeout")?,
         rise: count("health_check_rise", 1)?.min(u64::from(u32::MAX)) as u32,
         fall: count("health_check_fall", 1)?.min(u64::from(u32::MAX)) as u32,
         registered: parse_bool(&health_registered).unwrap_or(false),
+        cut_sessions: parse_bool(&cut_sessions).unwrap_or(true),
     };
     let legs = parse("origin_proxy_protocol", &|v| {
         parse_proxy_protocol_legs(v).map(|_| ())
@@ -733,6 +739,7 @@ mod tests {
         assert_eq!(c.max_connections_per_ip, Some(1000));
         assert_eq!(c.health_check.interval, Some(Duration::from_secs(2)));
         assert_eq!((c.health_check.rise, c.health_check.fall), (2, 3));
+        assert!(c.health_check.cut_sessions);
         assert_eq!(c.origin_proxy_protocol, ProxyProtocolLegs::default());
         assert_eq!(c.origin_connect_attempts, 3);
 

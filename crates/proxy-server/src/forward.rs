@@ -196,6 +196,8 @@ pub struct Relayed {
     heard: tokio::time::Instant,
     /// Fires at `heard + idle` or later; moved on lazily, not at every frame.
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Resolves when the session is cut (its origin was marked down by its probes).
+    cut: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     _session: SessionGuard,
 }
 
@@ -208,6 +210,7 @@ impl Relayed {
             idle,
             heard: now,
             timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            cut: Box::pin(session.cut().clone().cancelled_owned()),
             _session: session,
         }
     }
@@ -231,6 +234,9 @@ impl Body for Relayed {
             }
             Poll::Ready(_) => {}
             Poll::Pending => {
+                if self.cut.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err("the origin was marked down".into())));
+                }
                 while self.timer.as_mut().poll(cx).is_ready() {
                     let due = self.heard + self.idle;
                     if tokio::time::Instant::now() >= due {

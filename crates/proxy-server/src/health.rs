@@ -251,6 +251,7 @@ async fn act(
             tracing::warn!(origin = %id, fails = state.fails, "origin down: {reason}");
             crate::metrics::origin_marked("probe");
             mark_down(ctx, interval, id, &reason).await;
+            cut_sessions(ctx, id);
         }
         (Change::CameUp, _) => {
             tracing::info!(origin = %id, passes = state.passes, "origin up: probes pass again");
@@ -264,6 +265,8 @@ async fn act(
         (Change::None, Err(reason)) if !state.up => {
             tracing::debug!(origin = %id, "still down: {reason}");
             mark_down(ctx, interval, id, &reason).await;
+            // Sessions that raced the mark (placed from a stale view) go too.
+            cut_sessions(ctx, id);
         }
         (Change::None, Err(reason)) => {
             tracing::info!(
@@ -274,6 +277,19 @@ async fn act(
             );
         }
         _ => {}
+    }
+}
+
+/// Ends this proxy's sessions on an origin its probes found dead, when configured (as
+/// HAProxy's `on-marked-down shutdown-sessions`): a hung origin would otherwise hold its
+/// clients until socket buffers fill, and they reconnect to a live origin at once.
+fn cut_sessions(ctx: &Context, id: &OriginId) {
+    if !ctx.config.health_check.cut_sessions {
+        return;
+    }
+    let cut = ctx.sessions.cut_origin(id);
+    if cut > 0 {
+        tracing::warn!(origin = %id, sessions = cut, "ended the sessions on an origin marked down");
     }
 }
 
@@ -539,6 +555,7 @@ mod tests {
             rise: 2,
             fall: 3,
             registered: false,
+            cut_sessions: true,
         };
         let held = hold(&settings, Duration::from_secs(2));
         assert!(

@@ -10,6 +10,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use lb_core::{OriginId, PickIntent, StreamKey};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// The protocol a session speaks to its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -100,6 +101,8 @@ pub struct SessionInfo {
     pub intent: PickIntent,
     pub started: Instant,
     pub traffic: Arc<Traffic>,
+    /// Cancelled when the session must end now (its origin was found dead).
+    pub cut: CancellationToken,
 }
 
 /// The registry; cheap to clone.
@@ -124,12 +127,19 @@ pub struct SessionGuard {
     inner: Arc<Inner>,
     id: u64,
     traffic: Arc<Traffic>,
+    cut: CancellationToken,
 }
 
 impl SessionGuard {
     /// The session's byte counters.
     pub fn traffic(&self) -> &Arc<Traffic> {
         &self.traffic
+    }
+
+    /// Cancelled when the session must end now: its relay watches it, because a hung
+    /// origin may never close the connection itself ([`Sessions::cut_origin`]).
+    pub fn cut(&self) -> &CancellationToken {
+        &self.cut
     }
 }
 
@@ -187,6 +197,7 @@ impl Sessions {
     ) -> SessionGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let traffic = Arc::new(Traffic::for_protocol(protocol));
+        let cut = CancellationToken::new();
         *self.inner.per_origin.entry(origin.clone()).or_insert(0) += 1;
         crate::metrics::session_opened(protocol.as_str());
         let info = SessionInfo {
@@ -197,13 +208,29 @@ impl Sessions {
             intent,
             started: Instant::now(),
             traffic: traffic.clone(),
+            cut: cut.clone(),
         };
         self.inner.live.insert(id, info);
         SessionGuard {
             inner: self.inner.clone(),
             id,
             traffic,
+            cut,
         }
+    }
+
+    /// Ends every live session relayed to `origin` (its probes say it is dead: a hung
+    /// origin holds its clients until socket buffers fill, minutes at a low bitrate), so
+    /// that they reconnect and are placed elsewhere. Returns how many were cut.
+    pub fn cut_origin(&self, origin: &OriginId) -> usize {
+        let mut cut = 0;
+        for s in self.inner.live.iter().filter(|s| &s.origin == origin) {
+            if !s.cut.is_cancelled() {
+                s.cut.cancel();
+                cut += 1;
+            }
+        }
+        cut
     }
 
     /// The number of live sessions.
@@ -297,6 +324,22 @@ mod tests {
         drop(second);
         assert!(sessions.by_origin().is_empty());
         assert_eq!(sessions.len(), 0);
+    }
+
+    #[test]
+    fn cutting_an_origin_cancels_its_sessions_only() {
+        let sessions = Sessions::default();
+        let (on_a, also_a, on_b) = (
+            open(&sessions, "a", 1),
+            open(&sessions, "a", 2),
+            open(&sessions, "b", 3),
+        );
+        assert_eq!(sessions.cut_origin(&OriginId::new("a")), 2);
+        assert!(on_a.cut().is_cancelled() && also_a.cut().is_cancelled());
+        assert!(!on_b.cut().is_cancelled());
+        assert_eq!(sessions.cut_origin(&OriginId::new("a")), 0, "already cut");
+        // Cut sessions stay listed until their relays end and drop the guards.
+        assert_eq!(sessions.count_for_origin(&OriginId::new("a")), 2);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub enum Fault {
     Idle(Duration),
     #[error("proxy shutting down")]
     Shutdown,
+    #[error("origin marked down by its probes")]
+    OriginDown,
 }
 
 /// Binds the listener, if configured, and serves it until shutdown.
@@ -214,15 +216,18 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
     let started = Instant::now();
     let mut relay = Relay::new(front.into_leg(), leg.into_leg());
-    let fault = relay::run(
-        &client,
-        &upstream,
-        &mut relay,
-        session.traffic(),
-        ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE),
-        &ctx.lifecycle,
-    )
-    .await;
+    // Cut without flushing: the origin is dead or hung, nothing would drain.
+    let fault = tokio::select! {
+        fault = relay::run(
+            &client,
+            &upstream,
+            &mut relay,
+            session.traffic(),
+            ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE),
+            &ctx.lifecycle,
+        ) => fault,
+        () = session.cut().cancelled() => Fault::OriginDown,
+    };
     let traffic = session.traffic();
     tracing::info!(
         stream = %key,

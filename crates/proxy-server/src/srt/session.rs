@@ -149,6 +149,7 @@ pub(super) async fn run(setup: Setup) {
         intent,
     );
     let traffic = guard.traffic().clone();
+    let cut = guard.cut().clone();
     let stop = CancellationToken::new();
     let (answered_tx, answered_rx) = oneshot::channel();
     let route = Route {
@@ -192,7 +193,7 @@ pub(super) async fn run(setup: Setup) {
         return;
     }
     let idle = ctx.config.idle_timeout;
-    let reason = live.relay(&stop, idle, &mut buf).await;
+    let reason = live.relay(&stop, &cut, idle, &mut buf).await;
     live.end(reason);
     let _ = events.send(Event::Ended { id, serial }).await;
 }
@@ -429,6 +430,7 @@ enum End {
     ClientShutdown,
     OriginShutdown,
     OriginGone,
+    OriginDown,
     ClientSilent,
     OriginSilent,
     ProxyShutdown,
@@ -440,6 +442,7 @@ impl End {
             End::ClientShutdown => "client shutdown",
             End::OriginShutdown => "origin shutdown",
             End::OriginGone => "origin unreachable",
+            End::OriginDown => "origin marked down by its probes",
             End::ClientSilent => "idle: nothing from the client",
             End::OriginSilent => "idle: nothing from the origin",
             End::ProxyShutdown => "proxy shutdown",
@@ -454,8 +457,15 @@ impl End {
 
 impl Live {
     /// Relays the origin's packets to the client until the session ends. The client's
-    /// packets are relayed by the receive loop, which cancels `stop` on their SHUTDOWN.
-    async fn relay(&mut self, stop: &CancellationToken, idle: Duration, buf: &mut [u8]) -> End {
+    /// packets are relayed by the receive loop, which cancels `stop` on their SHUTDOWN;
+    /// `cut` is cancelled when the origin's probes mark it down.
+    async fn relay(
+        &mut self,
+        stop: &CancellationToken,
+        cut: &CancellationToken,
+        idle: Duration,
+        buf: &mut [u8],
+    ) -> End {
         let mut tick = tokio::time::interval(
             (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
         );
@@ -464,11 +474,13 @@ impl Live {
         let (mut heard_client, mut heard_origin) = (Instant::now(), Instant::now());
         // Made once: each poll of a fresh one would register with the token again.
         let stopped = stop.cancelled();
-        tokio::pin!(stopped);
+        let origin_down = cut.cancelled();
+        tokio::pin!(stopped, origin_down);
         loop {
             tokio::select! {
                 biased;
                 () = &mut stopped => return End::ClientShutdown,
+                () = &mut origin_down => return End::OriginDown,
                 received = self.origin.recv(buf) => {
                     let mut received = received;
                     for _ in 0..DRAIN {

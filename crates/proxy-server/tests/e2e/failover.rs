@@ -146,7 +146,7 @@ fn a_hung_origin_is_found_by_the_rtmp_probe_and_its_streams_move() {
     let (mut a, mut b, proxy) = two_origins(FAST_PROBES);
     let url = format!("rtmp://{}/live/hung", proxy.addr("rtmp"));
     let stream = "__defaultVhost__/live/hung";
-    let publisher = ffmpeg_publish(&url, 600, true, "flv");
+    let mut publisher = ffmpeg_publish(&url, 600, true, "flv");
     let first = wait_publishing(&proxy, stream);
     let survivor = if first == "a" { "b" } else { "a" };
     let hung = if first == "a" { &mut a } else { &mut b };
@@ -171,9 +171,21 @@ fn a_hung_origin_is_found_by_the_rtmp_probe_and_its_streams_move() {
         "{down}"
     );
 
-    // The stalled publisher's bytes still fill socket buffers, so the proxy does not see
-    // it idle for a while; an encoder gives up on a stalled output by itself.
-    drop(publisher);
+    // Its live sessions are ended by the proxy (their bytes would otherwise fill socket
+    // buffers for minutes before anything looks idle), so the publisher reconnects.
+    let cut = wait_for(Duration::from_secs(20), || exited(&mut publisher));
+    assert!(
+        cut.is_some(),
+        "the publisher on the hung origin was not cut:\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        proxy
+            .log_text()
+            .contains("ended the sessions on an origin marked down"),
+        "{}",
+        proxy.log_text()
+    );
     let _again = ffmpeg_publish(&url, 600, true, "flv");
     assert_eq!(wait_publishing(&proxy, stream), survivor);
     hung.resume();
