@@ -187,11 +187,23 @@ impl NginxRtmp {
         }
         nginx
     }
+
+    /// SIGSTOP: a hung process; the kernel still completes TCP handshakes.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGKILL: as abrupt as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for NginxRtmp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

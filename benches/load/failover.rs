@@ -137,8 +137,8 @@ fn run_once(
 ) -> Result<Run, String> {
     std::fs::create_dir_all(dir).expect("run dir");
     let mut origins = [
-        Nginx::start(&dir.join("nginx-a")),
-        Nginx::start(&dir.join("nginx-b")),
+        common::NginxRtmp::start(&dir.join("nginx-a")),
+        common::NginxRtmp::start(&dir.join("nginx-b")),
     ];
     std::fs::write(
         dir.join("proxy.toml"),
@@ -330,79 +330,4 @@ impl Drop for Publisher {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// nginx with Debian's RTMP module, in the foreground in `dir`; killed on drop.
-struct Nginx {
-    port: u16,
-    child: Child,
-}
-
-impl Nginx {
-    fn start(dir: &Path) -> Self {
-        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-        assert!(
-            Path::new(module).exists(),
-            "nginx's RTMP module is needed: apt-get install -y nginx libnginx-mod-rtmp"
-        );
-        std::fs::create_dir_all(dir).expect("nginx dir");
-        let port = free_port();
-        let d = dir.display();
-        let conf = format!(
-            "load_module {module};\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-             application live {{ live on; }} }} }}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx is needed: apt-get install -y nginx libnginx-mod-rtmp");
-        let nginx = Nginx { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
-            common::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    /// SIGSTOP: a hung process; the kernel still completes TCP handshakes.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-STOP", &self.child.id().to_string()])
-            .status();
-    }
-
-    /// SIGKILL: as abrupt as a crash.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

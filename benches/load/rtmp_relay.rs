@@ -13,10 +13,9 @@
 #[path = "common.rs"]
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -35,7 +34,7 @@ fn main() {
 
     let workdir = std::env::temp_dir().join(format!("rtmp-relay-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).expect("workdir");
-    let nginx = Nginx::start(&workdir.join("nginx"));
+    let nginx = common::NginxRtmp::start(&workdir.join("nginx"));
     std::fs::write(
         workdir.join("proxy.toml"),
         format!("[[origins]]\nname = \"nginx\"\nrtmp = {}\n", nginx.port),
@@ -183,79 +182,4 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// nginx with Debian's RTMP module, in the foreground in `dir`; killed on drop.
-struct Nginx {
-    port: u16,
-    child: Child,
-}
-
-impl Nginx {
-    fn start(dir: &Path) -> Self {
-        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-        assert!(
-            Path::new(module).exists(),
-            "nginx's RTMP module is needed: apt-get install -y nginx libnginx-mod-rtmp"
-        );
-        std::fs::create_dir_all(dir).expect("nginx dir");
-        let port = free_port();
-        let d = dir.display();
-        let conf = format!(
-            r#"load_module {module};
-daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application live {{
-            live on;
-        }}
-    }}
-}}
-"#
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx is needed: apt-get install -y nginx libnginx-mod-rtmp");
-        let nginx = Nginx { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
-            common::sleep(Duration::from_millis(50));
-        }
-        nginx
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

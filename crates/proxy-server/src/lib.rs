@@ -104,9 +104,10 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     tokio::spawn(keep_live_placements(ctx.clone()));
     tokio::spawn(keep_static_origins(ctx.clone()));
     health::start(ctx.clone());
+    let shutdown = shutdown_signal();
     tracing::info!("ready");
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     ctx.lifecycle
         .shutdown(ctx.config.grace_quit, ctx.config.force_quit)
@@ -254,24 +255,33 @@ async fn keep_live_placements(ctx: Arc<Context>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Watches SIGTERM and SIGINT from the call on (so that a signal sent once "ready" is
+/// logged cannot meet the default action, which kills the process), and resolves at the
+/// first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::warn!("cannot watch SIGTERM: {e}");
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                (term, int) => {
+                    let e = term.err().or(int.err()).map(|e| e.to_string());
+                    tracing::warn!("cannot watch SIGTERM/SIGINT ({e:?}); waiting for Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
