@@ -172,6 +172,9 @@ struct Shared {
     multi: AtomicBool,
     tids: Mutex<TidRing>,
     traffic: Arc<Traffic>,
+    /// Cancelled when the origin's probes mark it down: the session is closed at the next
+    /// tick, and the client, hearing nothing more, renegotiates.
+    cut: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Default)]
@@ -536,6 +539,7 @@ impl Router {
             multi: AtomicBool::new(false),
             tids: Mutex::new(TidRing::default()),
             traffic: guard.traffic().clone(),
+            cut: guard.cut().clone(),
         });
         let (client_tx, client_rx) = watch::channel(from);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -633,19 +637,22 @@ impl Router {
         self.now += 1;
         self.lookups_this_tick = 0;
         let now = self.now;
-        // Idle sessions end.
-        let idle: Vec<usize> = self
+        // Idle sessions end, and so do those on an origin marked down.
+        let ending: Vec<(usize, &'static str)> = self
             .relays
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
-                r.as_ref()
-                    .filter(|r| now.saturating_sub(r.last_seen) >= self.idle_ticks)
-                    .map(|_| i)
+                let r = r.as_ref()?;
+                if r.shared.cut.is_cancelled() {
+                    Some((i, "origin marked down"))
+                } else {
+                    (now.saturating_sub(r.last_seen) >= self.idle_ticks).then_some((i, "idle"))
+                }
             })
             .collect();
-        for idx in idle {
-            self.close(idx, "idle");
+        for (idx, reason) in ending {
+            self.close(idx, reason);
         }
         if now % 4 == 0 {
             self.expire_known();
