@@ -115,10 +115,32 @@ static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::Prome
 
 /// Installs the Prometheus recorder behind `/metrics`, once per process (later calls, e.g.
 /// several proxies in one test process, share it). Returns whether `/metrics` can render.
+/// Histogram buckets, in seconds, of every latency metric.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long a balancer pick took (`proxy_pick_seconds{balancer}`).
+pub fn pick_took(balancer: &'static str, took: std::time::Duration) {
+    metrics::histogram!("proxy_pick_seconds", "balancer" => balancer).record(took.as_secs_f64());
+}
+
+/// How long a successful TCP connect to an origin took
+/// (`proxy_origin_connect_seconds{protocol}`).
+pub fn origin_connect_took(protocol: &'static str, took: std::time::Duration) {
+    metrics::histogram!("proxy_origin_connect_seconds", "protocol" => protocol)
+        .record(took.as_secs_f64());
+}
+
 pub fn install_prometheus() -> bool {
     PROMETHEUS
         .get_or_init(|| {
-            match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            // Latencies from half a millisecond (a local pick) to seconds (a connect that
+            // waits for its timeout).
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("the bucket list is not empty");
+            match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
                     Some(handle)
@@ -137,6 +159,16 @@ fn describe() {
     describe_counter!(
         "proxy_client_connections_total",
         "Clients accepted, by listener."
+    );
+    metrics::describe_histogram!(
+        "proxy_pick_seconds",
+        metrics::Unit::Seconds,
+        "Time the balancer took to name a stream's origin."
+    );
+    metrics::describe_histogram!(
+        "proxy_origin_connect_seconds",
+        metrics::Unit::Seconds,
+        "Time a TCP connect to an origin took, when it succeeded."
     );
     describe_counter!(
         "proxy_refusals_total",

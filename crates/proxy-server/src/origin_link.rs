@@ -78,7 +78,9 @@ impl ClientAddrs {
 /// The origin the balancer places the stream on. While the balancer's shared state is
 /// unreachable, a stream this proxy routed recently keeps its origin.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
+    let started = Instant::now();
     let mut picked = ctx.balancer.pick(key, intent).await;
+    metrics::pick_took(ctx.balancer.name(), started.elapsed());
     if matches!(picked, Err(lb_core::Error::NoOrigin { registered: 0, .. }))
         && !ctx.config.static_origins.is_empty()
     {
@@ -202,6 +204,7 @@ pub async fn connect_tcp(
 ) -> Result<(TcpStream, Endpoint), LinkError> {
     let mut last = None;
     for endpoint in endpoints {
+        let started = Instant::now();
         let attempt = tokio::time::timeout(
             ctx.config.origin_connect_timeout,
             TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
@@ -209,6 +212,7 @@ pub async fn connect_tcp(
         .await;
         let reason = match attempt {
             Ok(Ok(stream)) => {
+                metrics::origin_connect_took(protocol, started.elapsed());
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, endpoint.clone()));
             }

@@ -206,6 +206,23 @@ fn metrics_and_views_follow_a_publisher_and_a_player() {
         Some(1.0),
         "{during}"
     );
+    // Latency histograms: a pick per client, a connect per RTMP client.
+    assert!(
+        sample(
+            &during,
+            "proxy_pick_seconds_count",
+            &[("balancer", "memory")]
+        ) >= Some(2.0),
+        "{during}"
+    );
+    assert!(
+        sample(
+            &during,
+            "proxy_origin_connect_seconds_bucket",
+            &[("protocol", "rtmp"), ("le", "+Inf")]
+        ) >= Some(2.0),
+        "{during}"
+    );
     let grew = wait_for(Duration::from_secs(10), || {
         (bytes_up(&scrape(&proxy)) > bytes_up(&during)).then_some(())
     });
