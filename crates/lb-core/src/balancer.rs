@@ -125,6 +125,14 @@ pub struct RtcSession {
     pub client_ufrag: String,
     /// The origin's `a=ice-pwd`, which keys MESSAGE-INTEGRITY of the client's checks.
     pub server_pwd: String,
+    /// Where the origin receives this session's media (`ip:port`), when the signalling
+    /// proxy knew it: an origin that gives each session its own port can then be relayed
+    /// by any proxy of the fleet. Absent in records written by older proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    /// Whether the client publishes (WHIP) rather than plays (WHEP), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishing: Option<bool>,
 }
 
 /// A load balancer for the media proxy: it knows the origins, places every stream on one

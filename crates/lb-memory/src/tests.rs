@@ -189,6 +189,8 @@ async fn sessions_expire_when_idle_and_renew_when_used() {
         server_ufrag: "srv".into(),
         client_ufrag: "cli".into(),
         server_pwd: "pwd".into(),
+        media: None,
+        publishing: None,
     };
     lb.put_rtc("srv", &rtc).await.unwrap();
     clock.advance(Duration::from_secs(100));

@@ -548,6 +548,8 @@ async fn sessions_expire_when_idle_and_renew_when_used() {
         server_ufrag: "srv".into(),
         client_ufrag: "cli".into(),
         server_pwd: "pwd".into(),
+        media: None,
+        publishing: None,
     };
     lb.put_rtc("srv", &rtc).await.unwrap();
     sleep(1.2).await;
@@ -648,6 +650,8 @@ async fn two_proxies_share_origins_placements_and_sessions() {
         server_ufrag: "su".into(),
         client_ufrag: "cu".into(),
         server_pwd: "pw".into(),
+        media: None,
+        publishing: None,
     };
     one.put_rtc("su", &rtc).await.unwrap();
     assert_eq!(two.rtc("su").await.unwrap(), Some(rtc));

@@ -20,6 +20,7 @@ pub enum Protocol {
     HttpFlv,
     HttpTs,
     Hls,
+    #[serde(rename = "webrtc")]
     WebRtc,
     Srt,
 }

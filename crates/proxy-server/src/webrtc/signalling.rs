@@ -172,6 +172,8 @@ async fn offer(
         server_ufrag: server.ufrag.to_owned(),
         client_ufrag,
         server_pwd: server.pwd.to_owned(),
+        media: None,
+        publishing: Some(intent == PickIntent::Publish),
     };
     let rewritten = match &rtc.public {
         Some(public) => sdp::rewrite_candidates(answer, public, rtc.tcp).map_err(|e| {
@@ -219,14 +221,21 @@ async fn remember(
     answer: &str,
     intent: Option<PickIntent>,
 ) {
-    if let Err(e) = ctx.balancer.put_rtc(&session.server_ufrag, session).await {
+    let media = media_address(origin, Some(answer)).await;
+    let session = RtcSession {
+        media: media
+            .map(|m| m.to_string())
+            .or_else(|| session.media.clone()),
+        ..session.clone()
+    };
+    if let Err(e) = ctx.balancer.put_rtc(&session.server_ufrag, &session).await {
         tracing::warn!(ufrag = %session.server_ufrag, "cannot store the WebRTC session in the balancer ({e}); only this proxy can relay its media");
     }
     let Some(router) = &rtc.router else { return };
-    match media_address(origin, Some(answer)).await {
+    match media {
         Some(media) => router.prime(Known {
             integrity: IntegrityKey::new(session.server_pwd.as_bytes()),
-            session: session.clone(),
+            session,
             media,
             intent,
         }),
@@ -372,6 +381,8 @@ async fn resource(
                     server_ufrag: server.ufrag.to_owned(),
                     client_ufrag: client.ufrag.to_owned(),
                     server_pwd: server.pwd.to_owned(),
+                    media: old.media.clone(),
+                    publishing: old.publishing,
                 }),
                 _ => None,
             };

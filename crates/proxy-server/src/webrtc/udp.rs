@@ -775,15 +775,34 @@ async fn lookup(ctx: &Context, ufrag: &str) -> Option<Box<Known>> {
             return None;
         }
     };
-    let Some(media) = super::signalling::media_address(&origin, None).await else {
-        tracing::warn!(ufrag, origin = %origin.id, "the origin of a WebRTC session signalled elsewhere registered no WebRTC UDP endpoint");
-        return None;
+    // The address the signalling proxy stored (per-session ports), else the origin's
+    // registered one (records of older proxies).
+    let stored = session
+        .media
+        .as_deref()
+        .and_then(|m| m.parse::<SocketAddr>().ok());
+    let media = match stored {
+        Some(media) => media,
+        None => match super::signalling::media_address(&origin, None).await {
+            Some(media) => media,
+            None => {
+                tracing::warn!(ufrag, origin = %origin.id, "the origin of a WebRTC session signalled elsewhere registered no WebRTC UDP endpoint");
+                return None;
+            }
+        },
     };
+    let intent = session.publishing.map(|publishing| {
+        if publishing {
+            PickIntent::Publish
+        } else {
+            PickIntent::Play
+        }
+    });
     Some(Box::new(Known {
         integrity: IntegrityKey::new(session.server_pwd.as_bytes()),
         session,
         media,
-        intent: None,
+        intent,
     }))
 }
 

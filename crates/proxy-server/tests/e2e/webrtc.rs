@@ -80,7 +80,7 @@ fn rtc_clients(proxy: &Proxy, stream: &str) -> Vec<Value> {
                 .cloned()
                 .unwrap_or_default()
         })
-        .filter(|c| c["protocol"] == "web-rtc")
+        .filter(|c| c["protocol"] == "webrtc")
         .collect()
 }
 
@@ -743,6 +743,19 @@ fn a_session_signalled_through_one_proxy_is_relayed_and_deleted_through_another(
     assert_eq!(
         drain(&a, Duration::from_millis(500)),
         vec![b"\x80\x60via-two".to_vec()]
+    );
+    // Proxy two learnt from the stored record that this client publishes.
+    let listed = http(
+        "GET",
+        two.addr("system-api"),
+        "/api/v1/streams?stream=live/fleet",
+        &[],
+        b"",
+    )
+    .text();
+    assert!(
+        listed.contains("\"role\":\"publish\"") && listed.contains("\"webrtc\""),
+        "{listed}"
     );
     // A forged check is refused there too.
     udp_client()
