@@ -46,7 +46,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use lb_core::{Endpoint, Origin, OriginId, OriginSource, OriginStatus, Transport};
+use rtmp_peek::handshake::ClientHandshake;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -380,51 +382,43 @@ pub async fn probe(origin: &Origin, how: ProbeHow) -> Result<(), String> {
     Ok(())
 }
 
-/// RTMP's handshake packets after the version byte (C1, S1, S2, C2).
-const HANDSHAKE_LEN: usize = 1536;
-
-/// The client side of the plain RTMP handshake: the origin must answer C0C1 with S0S1S2.
-/// C2 (S1 echoed) completes it, so the origin sees a client that connected and left, not
+/// The client side of the plain RTMP handshake (rtmp-peek's): the origin must answer C0C1
+/// with S0S1S2. C2 completes it, so the origin sees a client that connected and left, not
 /// a broken handshake.
 async fn rtmp_handshake(
     mut stream: TcpStream,
     proxy_header: Option<ProxyProtocolVersion>,
 ) -> Result<(), String> {
+    let mut out = BytesMut::new();
     if let Some(version) = proxy_header {
         let (local, peer) = (
             stream.local_addr().map_err(|e| e.to_string())?,
             stream.peer_addr().map_err(|e| e.to_string())?,
         );
-        let header = crate::proxy_protocol::header(version, local, peer);
-        stream
-            .write_all(&header)
-            .await
-            .map_err(|e| format!("writing the PROXY protocol header: {e}"))?;
+        out.extend_from_slice(&crate::proxy_protocol::header(version, local, peer));
     }
-    let mut c0c1 = vec![0u8; 1 + HANDSHAKE_LEN];
-    c0c1[0] = 3;
-    // C1: time and zero (8 bytes, left zero), then random bytes.
-    c0c1[9..].iter_mut().for_each(|b| *b = fastrand::u8(..));
+    let mut handshake = ClientHandshake::new(false);
+    handshake
+        .start(&mut out)
+        .map_err(|e| format!("building C0C1: {e}"))?;
     stream
-        .write_all(&c0c1)
+        .write_all(&out)
         .await
         .map_err(|e| format!("sending C0C1: {e}"))?;
-    let mut s0s1s2 = vec![0u8; 1 + 2 * HANDSHAKE_LEN];
-    stream
-        .read_exact(&mut s0s1s2)
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => "closed during the RTMP handshake".to_owned(),
-            _ => format!("reading S0S1S2: {e}"),
-        })?;
-    if s0s1s2[0] != 3 {
-        return Err(format!(
-            "not RTMP: version byte {} in the handshake",
-            s0s1s2[0]
-        ));
+    out.clear();
+    let mut input = BytesMut::new();
+    while !handshake
+        .process(&mut input, &mut out)
+        .map_err(|e| format!("not RTMP: {e}"))?
+    {
+        match stream.read_buf(&mut input).await {
+            Ok(0) => return Err("closed during the RTMP handshake".to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading S0S1S2: {e}")),
+        }
     }
     stream
-        .write_all(&s0s1s2[1..=HANDSHAKE_LEN])
+        .write_all(&out)
         .await
         .map_err(|e| format!("sending C2: {e}"))?;
     let _ = stream.shutdown().await;
@@ -621,14 +615,19 @@ mod tests {
                     continue;
                 }
                 tokio::spawn(async move {
-                    let mut c0c1 = vec![0u8; 1 + HANDSHAKE_LEN];
-                    conn.read_exact(&mut c0c1).await?;
-                    let mut reply = vec![3u8];
-                    reply.extend_from_slice(&[0u8; HANDSHAKE_LEN]);
-                    reply.extend_from_slice(&c0c1[1..]);
-                    conn.write_all(&reply).await?;
-                    let mut c2 = vec![0u8; HANDSHAKE_LEN];
-                    conn.read_exact(&mut c2).await
+                    let mut handshake = rtmp_peek::handshake::ServerHandshake::new();
+                    let (mut input, mut out) = (BytesMut::new(), BytesMut::new());
+                    loop {
+                        let done =
+                            handshake.process(&mut input, &mut out).is_err() || handshake.is_done();
+                        if !out.is_empty() {
+                            conn.write_all(&out).await?;
+                            out.clear();
+                        }
+                        if done || conn.read_buf(&mut input).await? == 0 {
+                            return Ok::<(), std::io::Error>(());
+                        }
+                    }
                 });
             }
         });
