@@ -28,20 +28,7 @@ pub fn serve_tcp<F, Fut>(
         // One line a second at most per reason: a flood must not flood the log too.
         let at_global_limit = LogThrottle::new(Duration::from_secs(1));
         let at_ip_limit = LogThrottle::new(Duration::from_secs(1));
-        loop {
-            let accepted = tokio::select! {
-                () = ctx.lifecycle.stopped_accepting() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(protocol, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, peer)) = next_client(&ctx, &listener, protocol).await {
             // Refused connections are closed at once (dropped), before any byte is read.
             let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
                 metrics::refused(protocol, Refusal::ConnectionLimit);
@@ -71,4 +58,27 @@ pub fn serve_tcp<F, Fut>(
         }
         tracing::info!(protocol, "stopped accepting");
     });
+}
+
+/// The next client of `listener`, or `None` once the proxy stops accepting. A failed
+/// accept (out of file descriptors and the like) is logged and retried after a pause
+/// rather than in a spin.
+pub async fn next_client(
+    ctx: &Context,
+    listener: &TcpListener,
+    listener_name: &'static str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            () = ctx.lifecycle.stopped_accepting() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                tracing::warn!(listener = listener_name, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }

@@ -73,19 +73,8 @@ pub fn router(ctx: Arc<Context>) -> Router {
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
     let app = router(ctx.clone());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            () = ctx.lifecycle.stopped_accepting() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!("System API accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = crate::accept::next_client(&ctx, &listener, "system-api").await
+    {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = MAX_CONNECTIONS, "System API connection refused: too many open");
             continue;
