@@ -359,14 +359,9 @@ impl Router {
                     return;
                 }
             }
-            relay.last_seen = now;
-            if from == relay.client {
-                relay.current_seen = now;
-            }
-            if relay.to_origin.send(packet).is_err() {
+            if !relay.forward(packet, from, now) {
                 self.drops.to_origin += 1;
             }
-            relay.shared.traffic.add_to_origin(packet.len());
             return;
         }
         // An unknown sender: only a binding request may introduce it.
@@ -464,14 +459,9 @@ impl Router {
             return;
         };
         relay.record(msg, from);
-        relay.last_seen = now;
-        if from == relay.client {
-            relay.current_seen = now;
-        }
-        if relay.to_origin.send(packet).is_err() {
+        if !relay.forward(packet, from, now) {
             self.drops.to_origin += 1;
         }
-        relay.shared.traffic.add_to_origin(packet.len());
     }
 
     fn on_lookup(&mut self, ufrag: String, found: Option<Box<Known>>) {
@@ -738,6 +728,17 @@ impl Relay {
         self.client = to;
         self.current_seen = now;
         let _ = self.client_tx.send(to);
+    }
+
+    /// Sends a client's packet to the origin, noting when the client was last heard;
+    /// whether the socket took it.
+    fn forward(&mut self, packet: &[u8], from: SocketAddr, now: u64) -> bool {
+        self.last_seen = now;
+        if from == self.client {
+            self.current_seen = now;
+        }
+        self.shared.traffic.add_to_origin(packet.len());
+        self.to_origin.send(packet).is_ok()
     }
 
     fn record(&self, msg: &Message<'_>, from: SocketAddr) {
