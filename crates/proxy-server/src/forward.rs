@@ -318,7 +318,9 @@ impl Refusal {
 impl From<LinkError> for Refusal {
     fn from(e: LinkError) -> Self {
         let status = match e {
-            LinkError::Unavailable(_) | LinkError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LinkError::Unavailable(_) | LinkError::Full { .. } | LinkError::Local(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
         };
         Refusal::new(status, e.to_string())

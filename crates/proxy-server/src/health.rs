@@ -244,8 +244,14 @@ async fn act(
     interval: Duration,
     id: &OriginId,
     state: &mut ProbeState,
-    outcome: Result<(), String>,
+    outcome: Result<(), ProbeError>,
 ) {
+    let outcome = match outcome {
+        // The proxy could not even try (out of descriptors): the origin is neither
+        // healthier nor sicker than it was.
+        Err(ProbeError { local: true, .. }) => return,
+        outcome => outcome.map_err(|e| e.reason),
+    };
     let settings = ctx.config.health_check;
     let change = state.record(outcome.is_ok(), settings.rise, settings.fall);
     match (change, outcome) {
@@ -335,11 +341,30 @@ pub struct ProbeHow {
     pub rtmp_proxy_header: Option<ProxyProtocolVersion>,
 }
 
+/// Why a probe failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeError {
+    /// What failed (`http 10.0.0.5:8080: connection refused`).
+    pub reason: String,
+    /// The proxy could not open a socket (out of descriptors or ports): this says
+    /// nothing about the origin, and must not count against it.
+    pub local: bool,
+}
+
+impl ProbeError {
+    fn origin(reason: String) -> Self {
+        ProbeError {
+            reason,
+            local: false,
+        }
+    }
+}
+
 /// One probe of an origin: `Ok` when every protocol it lists has an endpoint that passes
 /// its check, else the first failure (`http 10.0.0.5:8080: ...`).
-pub async fn probe(origin: &Origin, how: ProbeHow) -> Result<(), String> {
+pub async fn probe(origin: &Origin, how: ProbeHow) -> Result<(), ProbeError> {
     // SRS may serve HTTP and its API on one port: check it once.
-    let mut tried: Vec<(&str, &Endpoint, Result<(), String>)> = Vec::new();
+    let mut tried: Vec<(&str, &Endpoint, Result<(), ProbeError>)> = Vec::new();
     for (protocol, endpoints) in probe_groups(origin) {
         let kind = if protocol == "rtmp" { "rtmp" } else { "tcp" };
         let mut failure = None;
@@ -353,16 +378,26 @@ pub async fn probe(origin: &Origin, how: ProbeHow) -> Result<(), String> {
                     let check = async {
                         let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
                             .await
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| ProbeError {
+                                local: crate::origin_link::is_local_exhaustion(&e),
+                                reason: e.to_string(),
+                            })?;
                         match kind {
-                            "rtmp" => rtmp_handshake(stream, how.rtmp_proxy_header).await,
+                            "rtmp" => rtmp_handshake(stream, how.rtmp_proxy_header)
+                                .await
+                                .map_err(ProbeError::origin),
                             // Dropped at once: the question is only whether it accepts.
                             _ => Ok(()),
                         }
                     };
                     let result = tokio::time::timeout(how.timeout, check)
                         .await
-                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", how.timeout)));
+                        .unwrap_or_else(|_| {
+                            Err(ProbeError::origin(format!(
+                                "no answer within {:?}",
+                                how.timeout
+                            )))
+                        });
                     tried.push((kind, endpoint, result.clone()));
                     result
                 }
@@ -372,7 +407,12 @@ pub async fn probe(origin: &Origin, how: ProbeHow) -> Result<(), String> {
                     failure = None;
                     break;
                 }
-                Err(e) => failure = Some(format!("{protocol} {endpoint}: {e}")),
+                Err(e) => {
+                    failure = Some(ProbeError {
+                        reason: format!("{protocol} {endpoint}: {}", e.reason),
+                        local: e.local,
+                    })
+                }
             }
         }
         if let Some(failure) = failure {
@@ -654,7 +694,10 @@ mod tests {
             Ok(()),
             "one of two RTMP endpoints is enough"
         );
-        let err = probe(&origin(&[rtmp], &[closed]), how()).await.unwrap_err();
+        let err = probe(&origin(&[rtmp], &[closed]), how())
+            .await
+            .unwrap_err()
+            .reason;
         assert!(
             err.starts_with(&format!("http 127.0.0.1:{closed}: ")),
             "a dead HTTP port fails the probe: {err}"
@@ -665,7 +708,10 @@ mod tests {
     #[tokio::test]
     async fn a_hung_rtmp_origin_fails_though_it_accepts() {
         let hung = fake_rtmp_origin(true).await;
-        let err = probe(&origin(&[hung], &[]), how()).await.unwrap_err();
+        let err = probe(&origin(&[hung], &[]), how())
+            .await
+            .unwrap_err()
+            .reason;
         assert!(err.contains("no answer within"), "{err}");
         // A port that accepts but does not speak RTMP (here: closes at once).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -675,7 +721,10 @@ mod tests {
                 drop(conn);
             }
         });
-        let err = probe(&origin(&[port], &[]), how()).await.unwrap_err();
+        let err = probe(&origin(&[port], &[]), how())
+            .await
+            .unwrap_err()
+            .reason;
         assert!(
             err.starts_with(&format!("rtmp 127.0.0.1:{port}: ")),
             "{err}"

@@ -68,6 +68,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> anyhow::Result<()> {
     // Before any listener, so every session is counted; an embedder's own recorder wins.
     metrics::install_prometheus();
+    raise_descriptor_limit(&config);
     for (origin, draining) in &config.static_origins {
         balancer
             .register(origin.clone())
@@ -192,6 +193,34 @@ pub(crate) async fn restore_static_origins(ctx: &Context) {
                 tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
             }
         }
+    }
+}
+
+/// Descriptors the proxy needs beyond two per client connection (its own and the
+/// origin's): listeners, the System API's connections, probes, Redis, logs.
+const DESCRIPTOR_OVERHEAD: u64 = 512;
+
+/// Raises the soft limit on open file descriptors to the hard one, and warns when the
+/// configured connection limit cannot fit in it: running out of descriptors turns every
+/// client beyond it away, whatever the origins' health.
+fn raise_descriptor_limit(config: &Config) {
+    let wanted = 2 * config.max_connections as u64 + DESCRIPTOR_OVERHEAD;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-file limit: {e}");
+            return;
+        }
+    };
+    if limit < wanted {
+        tracing::warn!(
+            limit,
+            wanted,
+            max_connections = config.max_connections,
+            "the open-file limit is too low for the connection limit (each client needs two descriptors, one to its origin): raise it (ulimit -n, LimitNOFILE) or lower PROXY_MAX_CONNECTIONS"
+        );
+    } else {
+        tracing::debug!(limit, "open-file limit");
     }
 }
 

@@ -42,7 +42,7 @@ impl PerIpLimiter {
 
     /// A slot for one more connection from `ip`, or `None` if it has as many as it may.
     pub fn try_acquire(&self, ip: IpAddr) -> Option<IpGuard> {
-        let ip = normalise(ip);
+        let ip = client_of(ip);
         let Some(limit) = self.limit else {
             return Some(IpGuard { counts: None, ip });
         };
@@ -68,7 +68,7 @@ impl PerIpLimiter {
 
     /// Connections `ip` holds now.
     pub fn count(&self, ip: IpAddr) -> usize {
-        self.counts.get(&normalise(ip)).map_or(0, |n| *n)
+        self.counts.get(&client_of(ip)).map_or(0, |n| *n)
     }
 
     /// IPs with at least one connection.
@@ -91,10 +91,20 @@ impl Drop for IpGuard {
 }
 
 /// One client, one address: an IPv4 client reaching a dual-stack listener shows up as
-/// `::ffff:a.b.c.d`, and must share the IPv4 address's count.
+/// `::ffff:a.b.c.d`, and is the IPv4 client.
 pub fn normalise(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client a per-IP limit counts an address against: the address itself for IPv4
+/// (mapped or not), its /64 for IPv6. One host is handed a whole /64 (SLAAC, privacy
+/// addresses), so counting single IPv6 addresses would let it walk past any per-IP limit.
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match normalise(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
         v4 => v4,
     }
 }
@@ -173,6 +183,24 @@ mod tests {
         assert!(limiter.try_acquire(ip("::ffff:192.0.2.7")).is_none());
         assert_eq!(normalise(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
         assert_eq!(normalise(ip("2001:db8::1")), ip("2001:db8::1"));
+        assert_eq!(client_of(ip("2001:db8::1")), ip("2001:db8::"));
+        assert_eq!(client_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let limiter = PerIpLimiter::new(Some(2));
+        let _a = limiter.try_acquire(ip("2001:db8:1:2::1")).unwrap();
+        let _b = limiter
+            .try_acquire(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+            .unwrap();
+        // Another address of the same /64 is the same client.
+        assert!(limiter
+            .try_acquire(ip("2001:db8:1:2:dead:beef::7"))
+            .is_none());
+        // The neighbouring /64 is another client.
+        assert!(limiter.try_acquire(ip("2001:db8:1:3::1")).is_some());
+        assert_eq!(limiter.count(ip("2001:db8:1:2::99")), 2);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum Refusal {
     OriginUnreachable,
     /// The origin answered with a refusal (e.g. an `on_publish` hook said no).
     OriginRefused,
+    /// The proxy itself ran short (file descriptors, local ports, kernel buffers): no
+    /// origin's fault, and no origin is marked for it.
+    LocalResources,
 }
 
 impl Refusal {
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::OriginFull => "origin_full",
             Refusal::OriginUnreachable => "origin_unreachable",
             Refusal::OriginRefused => "origin_refused",
+            Refusal::LocalResources => "local_resources",
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum LinkError {
     /// The origin holding the stream already has its `max_connections` through this proxy.
     #[error("origin {origin} is at its connection limit ({max})")]
     Full { origin: String, max: u32 },
+    /// The proxy could not open a connection for reasons of its own (out of file
+    /// descriptors or local ports): the origin is not to blame and is not marked.
+    #[error("the proxy is short of resources: {0}")]
+    Local(String),
 }
 
 impl LinkError {
@@ -50,6 +54,7 @@ impl LinkError {
                 Refusal::OriginUnreachable
             }
             LinkError::Full { .. } => Refusal::OriginFull,
+            LinkError::Local(_) => Refusal::LocalResources,
         }
     }
 }
@@ -216,6 +221,10 @@ pub async fn connect_tcp(
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, endpoint.clone()));
             }
+            Ok(Err(e)) if is_local_exhaustion(&e) => {
+                local_exhaustion_seen(&e);
+                return Err(LinkError::Local(e.to_string()));
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", ctx.config.origin_connect_timeout),
         };
@@ -230,6 +239,26 @@ pub async fn connect_tcp(
         origin: origin.id.to_string(),
         protocol,
     }))
+}
+
+/// Whether a failed `socket()`, `connect()` or `bind()` says the proxy itself is short of
+/// something (file descriptors, local ports, kernel memory), not that the peer is at fault.
+/// Such a failure never marks an origin down: with a low descriptor limit a handful of
+/// idle clients would otherwise take every healthy origin down, fleet-wide.
+pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Logs (at most once a second) and counts a local shortage.
+pub fn local_exhaustion_seen(e: &std::io::Error) {
+    static THROTTLE: std::sync::OnceLock<crate::limits::LogThrottle> = std::sync::OnceLock::new();
+    let throttle = THROTTLE.get_or_init(|| crate::limits::LogThrottle::new(Duration::from_secs(1)));
+    if let Some(held_back) = throttle.allow() {
+        tracing::error!(held_back, "the proxy is short of resources, no origin is blamed: {e} (raise the descriptor limit, LimitNOFILE, or lower the connection limits)");
+    }
 }
 
 /// Picks the stream's origin and connects to it for `client`; an origin that does not

@@ -150,6 +150,7 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
                 LinkError::NoEndpoint { .. } => "origin has no RTMP endpoint".to_owned(),
                 LinkError::Unreachable { .. } => "origin unreachable".to_owned(),
                 LinkError::Full { .. } => "origin at its connection limit".to_owned(),
+                LinkError::Local(_) => "proxy short of resources".to_owned(),
             };
             refuse(client, front, &reason).await;
             return;

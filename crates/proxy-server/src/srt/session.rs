@@ -246,7 +246,7 @@ async fn connect(
         }
         match handshake(s, conclusion, origin, deadline, buf).await {
             Ok(up) => return Ok(up),
-            Err((refusal, Failure::Refused)) => return Err(refusal),
+            Err((refusal, Failure::Refused | Failure::Local)) => return Err(refusal),
             Err((refusal, Failure::Silent(origin))) => {
                 let reason = format!("connect failed: {}", refusal.why);
                 suspect(&s.ctx, &origin, &reason, "srt").await;
@@ -275,6 +275,8 @@ enum Failure {
     Unreachable(Origin),
     /// The origin did not answer before the deadline.
     Silent(Origin),
+    /// The proxy could not open a socket (out of descriptors or ports): no origin's fault.
+    Local,
 }
 
 /// Replays the handshake to `origin`.
@@ -297,9 +299,18 @@ async fn handshake(
     };
     let unreachable = |why: String| (refusal(why), Failure::Unreachable(origin.clone()));
     let addr = resolve(&endpoint, deadline).await.map_err(&unreachable)?;
-    let socket = socket_toward(addr)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let socket = socket_toward(addr).await.map_err(|e| {
+        if crate::origin_link::is_local_exhaustion(&e) {
+            crate::origin_link::local_exhaustion_seen(&e);
+            let why = format!("the proxy is short of resources: {e}");
+            (
+                Refusal::local(RejectReason::Unavailable, why),
+                Failure::Local,
+            )
+        } else {
+            unreachable(e.to_string())
+        }
+    })?;
 
     let ids = SessionIds {
         toward_client: s.id,

@@ -127,8 +127,39 @@ impl Proxy {
     /// Starts the proxy with extra `--flag value` pairs, environment variables and
     /// optionally a config file body; waits until it says it is ready.
     pub fn start(flags: &[(&str, &str)], env: &[(&str, &str)], config_toml: Option<&str>) -> Self {
+        Self::launch(None, flags, env, config_toml)
+    }
+
+    /// As [`Proxy::start`], with the open-file limit set to `soft` (and `hard`) by
+    /// util-linux's `prlimit` before the proxy starts.
+    pub fn start_with_nofile(
+        (soft, hard): (u64, u64),
+        flags: &[(&str, &str)],
+        env: &[(&str, &str)],
+        config_toml: Option<&str>,
+    ) -> Self {
+        Self::launch(Some((soft, hard)), flags, env, config_toml)
+    }
+
+    fn launch(
+        nofile: Option<(u64, u64)>,
+        flags: &[(&str, &str)],
+        env: &[(&str, &str)],
+        config_toml: Option<&str>,
+    ) -> Self {
         let dir = TempDir::new("proxy");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy-server"));
+        let binary = env!("CARGO_BIN_EXE_proxy-server");
+        let mut cmd = match nofile {
+            None => Command::new(binary),
+            Some((soft, hard)) => {
+                // prlimit sets the limits, then execs the proxy: the pid stays the proxy's.
+                let mut cmd = Command::new(require_program("prlimit", "util-linux"));
+                cmd.arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(binary);
+                cmd
+            }
+        };
         cmd.current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -206,6 +237,29 @@ impl Proxy {
     /// The proxy's log so far.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
+    /// A line of the proxy's `/proc/PID/status` (`VmRSS`, `FDSize`...), as its number.
+    pub fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading the proxy's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Descriptors the proxy holds open now.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .expect("listing the proxy's descriptors")
     }
 }
 

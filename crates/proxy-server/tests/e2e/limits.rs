@@ -14,7 +14,7 @@ use crate::harness::{
 };
 
 /// The value of a Prometheus sample whose labels include all of `labels` (0 if absent).
-fn metric(proxy: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn metric(proxy: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
     let r = http("GET", proxy.addr("system-api"), "/metrics", &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     r.text()
@@ -217,7 +217,7 @@ fn the_ip_limit_counts_every_listener_srt_included() {
     );
 }
 
-fn server(proxy: &Proxy, id: &str) -> Value {
+pub fn server(proxy: &Proxy, id: &str) -> Value {
     let r = http("GET", proxy.addr("system-api"), "/api/v1/servers", &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["data"]

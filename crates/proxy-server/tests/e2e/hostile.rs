@@ -1,0 +1,120 @@
+//! Hostile clients and local faults cost nothing (issue 13): a client without any secret
+//! must not be able to spend the fleet's capacity, reach an origin's management API, or
+//! make the proxy blame a healthy origin.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::harness::{http, wait_for, NginxRtmp, Proxy};
+use crate::limits::{metric, server};
+
+/// Two nginx origins listed statically, and the TOML naming them.
+fn two_origins() -> (NginxRtmp, NginxRtmp, String) {
+    let (a, b) = (NginxRtmp::start(None), NginxRtmp::start(None));
+    let toml = format!("{}{}", a.origin_toml("a"), b.origin_toml("b"));
+    (a, b, toml)
+}
+
+/// Running out of file descriptors is the proxy's own fault: the client gets a 503, and
+/// neither the failed connect nor the probes meanwhile mark a healthy origin down.
+#[test]
+fn running_out_of_descriptors_marks_no_origin_down() {
+    let (_a, _b, toml) = two_origins();
+    let proxy = Proxy::start_with_nofile(
+        (64, 64),
+        &[
+            ("handshake-timeout", "60s"),
+            ("health-check-interval", "200ms"),
+            ("health-check-fall", "1"),
+        ],
+        &[],
+        Some(&toml),
+    );
+    assert!(
+        proxy.log_text().contains("open-file limit is too low"),
+        "a limit that cannot hold the connection limit is warned about at start:\n{}",
+        proxy.log_text()
+    );
+    // Idle clients until the proxy cannot accept any more (the rest wait in the backlog).
+    let http_addr = proxy.addr("http");
+    let mut idle: Vec<TcpStream> = Vec::new();
+    let exhausted = wait_for(Duration::from_secs(20), || {
+        for _ in 0..8 {
+            idle.push(TcpStream::connect(http_addr).expect("connecting an idle client"));
+        }
+        proxy
+            .log_text()
+            .contains("Too many open files")
+            .then_some(())
+    });
+    assert!(
+        exhausted.is_some(),
+        "the proxy never ran out of descriptors"
+    );
+    // The first idle client was accepted long ago: its request makes the proxy connect
+    // to an origin, with no descriptor to do it with. Probes fail the same way meanwhile.
+    let mut client = idle.remove(0);
+    client
+        .write_all(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "a local shortage is a 503, not the origin's 502: {answer:?}"
+    );
+    assert!(answer.contains("short of resources"), "{answer}");
+    // Let several probe rounds fail locally before the descriptors come back.
+    std::thread::sleep(Duration::from_millis(800));
+    drop(idle);
+    drop(client);
+    let api_up = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(proxy.addr("system-api")).ok()
+    });
+    assert!(api_up.is_some());
+    for id in ["a", "b"] {
+        let origin = server(&proxy, id);
+        assert_eq!(
+            origin["alive"],
+            true,
+            "origin {id} was blamed for the proxy's own shortage: {origin}\n{}",
+            proxy.log_text()
+        );
+        assert!(origin["down"].is_null(), "{origin}");
+    }
+    assert!(
+        metric(
+            &proxy,
+            "proxy_refusals_total",
+            &[("reason", "local_resources")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        metric(&proxy, "proxy_origin_marks_total", &[]),
+        0.0,
+        "no origin mark of any kind"
+    );
+}
+
+/// At start the soft descriptor limit is raised to the hard one.
+#[test]
+fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    let proxy = Proxy::start_with_nofile((256, 4096), &[], &[], None);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let soft: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(soft, 4096, "{line}");
+    let r = http("GET", proxy.addr("system-api"), "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
+}
