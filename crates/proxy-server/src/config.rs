@@ -80,6 +80,7 @@ pub const SETTINGS: &[Setting] = &[
     s("suspect_for", "PROXY_SUSPECT_FOR", "10s", "an origin that refuses a connection is held down this long (0s: never)"),
     s("origin_connect_attempts", "PROXY_ORIGIN_CONNECT_ATTEMPTS", "3", "origins tried for one client before it sees an error"),
     s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
+    s("trusted_proxies", "PROXY_TRUSTED_PROXIES", "", "addresses or blocks (10.0.0.0/8, 2001:db8::/32) of proxies in front of this one, whose X-Forwarded-For is kept; anyone else's is replaced by its address"),
     s("origin_proxy_protocol_version", "PROXY_ORIGIN_PROXY_PROTOCOL_VERSION", "2", "PROXY protocol version sent to origins: 2 (binary), or 1 (text; nginx-rtmp reads only this one)"),
 ];
 
@@ -118,6 +119,8 @@ pub struct Config {
     pub origin_connect_attempts: usize,
     /// The TCP legs to origins that start with a PROXY protocol v2 header.
     pub origin_proxy_protocol: ProxyProtocolLegs,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::limits::TrustedProxies,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -406,6 +409,9 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         registered: parse_bool(&health_registered).unwrap_or(false),
         cut_sessions: parse_bool(&cut_sessions).unwrap_or(true),
     };
+    let trusted_proxies = parse("trusted_proxies", &|v| {
+        crate::limits::TrustedProxies::parse(v).map(|_| ())
+    })?;
     let legs = parse("origin_proxy_protocol", &|v| {
         parse_proxy_protocol_legs(v).map(|_| ())
     })?;
@@ -446,6 +452,7 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
             },
             ..parse_proxy_protocol_legs(&legs).unwrap_or_default()
         },
+        trusted_proxies: crate::limits::TrustedProxies::parse(&trusted_proxies).unwrap_or_default(),
     })
 }
 

@@ -22,6 +22,7 @@ use lb_core::{Endpoint, Origin};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+use crate::limits::TrustedProxies;
 use crate::origin_link::{connect_to, ClientAddrs, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
 use crate::Context;
@@ -62,12 +63,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds the client to `X-Forwarded-For` (appending to what an earlier proxy wrote).
-pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.is_empty() => format!("{earlier}, {ip}"),
-        _ => ip,
+/// Sets `X-Forwarded-For` for the origin. A peer listed in `trusted` is a proxy in front
+/// of this one: its header is kept and the peer appended. Anyone else's header is a claim
+/// of its own, replaced by the peer's address, so that an origin hook reading the first
+/// entry cannot be fooled.
+pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, trusted: &TrustedProxies) {
+    let ip = crate::limits::normalise(peer.ip()).to_string();
+    let earlier = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let value = if trusted.trusts(peer.ip()) && !earlier.is_empty() {
+        format!("{earlier}, {ip}")
+    } else {
+        ip
     };
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert("x-forwarded-for", value);
@@ -356,10 +368,24 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends() {
+    fn forwarded_for_appends_only_behind_a_trusted_proxy() {
+        let trusted = TrustedProxies::parse("127.0.0.10").unwrap();
         let mut h = HeaderMap::new();
-        add_forwarded_for(&mut h, "127.0.0.9:5000".parse().unwrap());
-        add_forwarded_for(&mut h, "127.0.0.10:5000".parse().unwrap());
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static("7.7.7.7"));
+        // A client's own claim is replaced by its address.
+        add_forwarded_for(&mut h, "127.0.0.9:5000".parse().unwrap(), &trusted);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.9");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        // A trusted proxy's chain is kept, and the proxy appended.
+        add_forwarded_for(&mut h, "127.0.0.10:5000".parse().unwrap(), &trusted);
         assert_eq!(h["x-forwarded-for"], "127.0.0.9, 127.0.0.10");
+        let mut fresh = HeaderMap::new();
+        add_forwarded_for(
+            &mut fresh,
+            "[::ffff:127.0.0.10]:1".parse().unwrap(),
+            &trusted,
+        );
+        assert_eq!(fresh["x-forwarded-for"], "127.0.0.10");
     }
 }

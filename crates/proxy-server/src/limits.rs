@@ -109,6 +109,83 @@ pub fn client_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Addresses whose `X-Forwarded-For` the proxy believes (`PROXY_TRUSTED_PROXIES`): load
+/// balancers and CDNs in front of it. Any other client's header is replaced, not appended
+/// to, so an origin hook reading the first entry sees the real peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpRange>);
+
+/// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is inside the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.base, normalise(ip)) {
+            (IpAddr::V4(base), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(base) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(base), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(base) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let base = normalise(
+            addr.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("{text:?} is not an IP address or block"))?,
+        );
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {bits}"))?,
+        };
+        Ok(IpRange { base, prefix })
+    }
+}
+
+impl TrustedProxies {
+    /// A comma- or space-separated list of addresses and blocks; empty trusts nobody.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        list.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+
+    /// Whether a peer at `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(ip))
+    }
+}
+
 /// Lets a log line through at most once per period, and says how many were held back: a
 /// flood of refused clients costs one line a second, not one per client.
 pub struct LogThrottle {
@@ -222,6 +299,24 @@ mod tests {
         assert_eq!(limiter.tracked(), 10_000);
         drop(guards);
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_blocks() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, 192.0.2.7 2001:db8::/32").unwrap();
+        assert!(trusted.trusts(ip("10.200.3.4")));
+        assert!(trusted.trusts(ip("::ffff:10.1.1.1")));
+        assert!(trusted.trusts(ip("192.0.2.7")));
+        assert!(!trusted.trusts(ip("192.0.2.8")));
+        assert!(trusted.trusts(ip("2001:db8:ffff::1")));
+        assert!(!trusted.trusts(ip("2001:db9::1")));
+        assert!(!TrustedProxies::default().trusts(ip("127.0.0.1")));
+        assert!(TrustedProxies::parse("0.0.0.0/0")
+            .unwrap()
+            .trusts(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "nope", "::/129", "10.0.0.0/x"] {
+            assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

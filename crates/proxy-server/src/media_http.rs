@@ -272,7 +272,7 @@ async fn send_to_origin(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    add_forwarded_for(&mut headers, client.peer);
+    add_forwarded_for(&mut headers, client.peer, &ctx.config.trusted_proxies);
     let mut request = Request::builder()
         .method(parts.method)
         .uri(target)

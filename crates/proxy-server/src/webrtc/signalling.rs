@@ -135,7 +135,7 @@ async fn offer(
             )
         })?;
     let path = parts.uri.path().to_owned();
-    let request = origin_request(&parts, client.peer, parts.uri.query(), offer)?;
+    let request = origin_request(ctx, &parts, client.peer, parts.uri.query(), offer)?;
     let (origin, stream, endpoint) =
         link_tcp(ctx, &key, intent, "http-api", |o| &o.api, client).await?;
     let response = forward::send_over(ctx, stream, &endpoint, request).await?;
@@ -333,6 +333,7 @@ async fn resource(
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
     let request = origin_request(
+        ctx,
         &parts,
         client.peer,
         target.forward_query.as_deref(),
@@ -415,6 +416,7 @@ async fn resource(
 /// The client's request for the origin: method, path, the given query, end-to-end headers
 /// plus X-Forwarded-For, and the body.
 fn origin_request(
+    ctx: &Context,
     parts: &http::request::Parts,
     peer: SocketAddr,
     query: Option<&str>,
@@ -426,7 +428,7 @@ fn origin_request(
     };
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
-    add_forwarded_for(&mut headers, peer);
+    add_forwarded_for(&mut headers, peer, &ctx.config.trusted_proxies);
     headers.remove(header::CONTENT_LENGTH);
     let mut request = Request::builder()
         .method(parts.method.clone())

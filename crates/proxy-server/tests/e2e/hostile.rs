@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{http, wait_for, NginxRtmp, Proxy};
+use crate::harness::{http, wait_for, NginxProxyProtocol, NginxRtmp, Proxy};
 use crate::limits::{metric, server};
 
 /// Two nginx origins listed statically, and the TOML naming them.
@@ -117,4 +117,30 @@ fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
     assert_eq!(soft, 4096, "{line}");
     let r = http("GET", proxy.addr("system-api"), "/healthz", &[], b"");
     assert_eq!(r.status, 200);
+}
+
+/// A client's own `X-Forwarded-For` is replaced by its address, so an origin hook reading
+/// the first entry cannot be fooled; a peer listed in `PROXY_TRUSTED_PROXIES` keeps the
+/// chain it sent, with itself appended. (nginx echoes the header it received.)
+#[test]
+fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let nginx = NginxProxyProtocol::start();
+    let toml = format!("[[origins]]\nname = \"pp\"\nhttp = {}\n", nginx.http_port);
+    let spoofed = [("X-Forwarded-For", "6.6.6.6")];
+    let echoed = |proxy: &Proxy| {
+        let r = http("GET", proxy.addr("http"), "/live/cam.flv", &spoofed, b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+            .rsplit_once("xff=")
+            .map(|(_, x)| x.to_owned())
+            .unwrap()
+    };
+    let untrusting = Proxy::start(&[("origin-proxy-protocol", "http")], &[], Some(&toml));
+    assert_eq!(echoed(&untrusting), "127.0.0.1");
+    let trusting = Proxy::start(
+        &[("origin-proxy-protocol", "http")],
+        &[("PROXY_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.0/8")],
+        Some(&toml),
+    );
+    assert_eq!(echoed(&trusting), "6.6.6.6, 127.0.0.1");
 }
