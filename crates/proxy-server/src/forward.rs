@@ -18,12 +18,12 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use lb_core::{Endpoint, Origin};
+use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::limits::TrustedProxies;
-use crate::origin_link::{connect_to, ClientAddrs, LinkError};
+use crate::origin_link::{connect_to, suspect, ClientAddrs, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
 use crate::Context;
 
@@ -126,72 +126,118 @@ pub async fn serve_http1<F, Fut>(
     }
 }
 
+/// How long an origin has to start answering a request: the body may then take forever
+/// (a live stream), but the status and headers come at once from a healthy origin.
+/// Blocking LL-HLS playlist reloads wait for their part, and get `blocking`.
+pub fn response_wait(ctx: &Context, blocking: Option<Duration>) -> Duration {
+    blocking.unwrap_or(
+        ctx.config
+            .origin_connect_timeout
+            .max(Duration::from_secs(1))
+            * 4,
+    )
+}
+
 /// Sends one request to a given origin (a session's, not picked: an HLS token's, a WebRTC
 /// resource's) over a new connection; see [`send_over`].
 pub async fn send<B>(
     ctx: &Context,
     origin: &Origin,
-    endpoints: &[Endpoint],
-    protocol: &'static str,
+    leg: (&'static str, &[Endpoint]),
     client: ClientAddrs,
     request: Request<B>,
-) -> Result<Response<Incoming>, ForwardError>
+    wait: Duration,
+) -> Result<Response<Incoming>, LinkError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (stream, endpoint) = connect_to(ctx, origin, endpoints, protocol, client)
-        .await
-        .inspect_err(|e| crate::metrics::refused(protocol, e.refusal()))?;
-    send_over(ctx, stream, &endpoint, request).await
+    let (protocol, endpoints) = leg;
+    let sent = async {
+        let (stream, endpoint) = connect_to(ctx, origin, endpoints, protocol, client).await?;
+        send_over(ctx, origin, protocol, stream, &endpoint, request, wait).await
+    };
+    sent.await
+        .inspect_err(|e| crate::metrics::refused(protocol, e.refusal()))
 }
 
-/// Sends one request on a fresh connection to an origin ([`crate::origin_link::link_tcp`])
-/// and returns its response, with a body that keeps the origin connection (and the
-/// session) alive only while it is read.
+/// Picks the stream's origin and sends it `request()`: a connect that fails, or an origin
+/// that does not answer within `wait`, marks that origin down and the request goes to
+/// another ([`crate::origin_link::with_origins`]).
+pub async fn pick_and_send<B>(
+    ctx: &Context,
+    key: &StreamKey,
+    intent: PickIntent,
+    leg: (&'static str, fn(&Origin) -> &[Endpoint]),
+    client: ClientAddrs,
+    wait: Duration,
+    request: impl Fn() -> Result<Request<B>, LinkError>,
+) -> Result<(Origin, Response<Incoming>), LinkError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (protocol, endpoints) = leg;
+    crate::origin_link::with_origins(ctx, key, intent, protocol, |origin| {
+        let request = request();
+        async move {
+            let request = request?;
+            let (stream, endpoint) =
+                connect_to(ctx, &origin, endpoints(&origin), protocol, client).await?;
+            send_over(ctx, &origin, protocol, stream, &endpoint, request, wait).await
+        }
+    })
+    .await
+}
+
+/// Sends one request on a fresh connection to `origin` and returns its response, with a
+/// body that keeps the origin connection (and the session) alive only while it is read.
+/// An origin that does not start answering within `wait` is counted and held down like
+/// one that refused the connection ([`suspect`]): a hung origin must not cost every
+/// client the wait.
 pub async fn send_over<B>(
     ctx: &Context,
+    origin: &Origin,
+    protocol: &'static str,
     stream: TcpStream,
     endpoint: &Endpoint,
     request: Request<B>,
-) -> Result<Response<Incoming>, ForwardError>
+    wait: Duration,
+) -> Result<Response<Incoming>, LinkError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let timeout = ctx.config.origin_connect_timeout;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ForwardError::Origin(format!("{endpoint}: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("origin connection ended: {e}");
+    let failed = |reason: String| LinkError::Failed {
+        origin: origin.id.to_string(),
+        reason: format!("{endpoint}: {reason}"),
+    };
+    let exchange = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("origin connection ended: {e}");
+            }
+        });
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| failed(e.to_string()))
+    };
+    match tokio::time::timeout(wait, exchange).await {
+        Ok(answered) => answered,
+        Err(_) => {
+            let reason = format!("no response within {wait:?}");
+            suspect(ctx, origin, &format!("{endpoint}: {reason}"), protocol).await;
+            Err(LinkError::Unreachable {
+                origin: origin.id.to_string(),
+                endpoint: endpoint.to_string(),
+                reason,
+            })
         }
-    });
-    // The origin must start answering within the timeout; the body may then take forever
-    // (a live stream, an LL-HLS blocking playlist has its own longer wait).
-    match tokio::time::timeout(
-        timeout.max(std::time::Duration::from_secs(1)) * 4,
-        sender.send_request(request),
-    )
-    .await
-    {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(e)) => Err(ForwardError::Origin(format!("{endpoint}: {e}"))),
-        Err(_) => Err(ForwardError::Origin(format!(
-            "{endpoint}: no response headers within {:?}",
-            timeout * 4
-        ))),
     }
-}
-
-/// Why a request could not be forwarded.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    #[error("origin failed: {0}")]
-    Origin(String),
 }
 
 /// A response body that counts what it carries and holds the session open while it is
@@ -333,18 +379,11 @@ impl From<LinkError> for Refusal {
             LinkError::Unavailable(_) | LinkError::Full { .. } | LinkError::Local(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+            LinkError::NoEndpoint { .. }
+            | LinkError::Unreachable { .. }
+            | LinkError::Failed { .. } => StatusCode::BAD_GATEWAY,
         };
         Refusal::new(status, e.to_string())
-    }
-}
-
-impl From<ForwardError> for Refusal {
-    fn from(e: ForwardError) -> Self {
-        match e {
-            ForwardError::Link(link) => link.into(),
-            ForwardError::Origin(reason) => Refusal::new(StatusCode::BAD_GATEWAY, reason),
-        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
     Relayed,
 };
-use crate::origin_link::{link_tcp, ClientAddrs};
+use crate::origin_link::{ClientAddrs, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -270,25 +270,44 @@ async fn send_to_origin(
         Some(q) => format!("{}?{q}", parts.uri.path()),
         None => parts.uri.path().to_owned(),
     };
+    // A blocking LL-HLS reload is answered when its part exists, not at once.
+    let blocking = query
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")))
+        .then_some(PLAYLIST_WAIT);
+    let wait = forward::response_wait(ctx, blocking);
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     add_forwarded_for(&mut headers, client.peer, &ctx.config.trusted_proxies);
-    let mut request = Request::builder()
-        .method(parts.method)
-        .uri(target)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    *request.headers_mut() = headers;
+    let request = || {
+        let mut request = Request::builder()
+            .method(parts.method.clone())
+            .uri(target.as_str())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| LinkError::Failed {
+                origin: String::new(),
+                reason: format!("the request cannot be forwarded: {e}"),
+            })?;
+        *request.headers_mut() = headers.clone();
+        Ok(request)
+    };
     match to {
         To::Pick(key) => {
-            let (origin, stream, endpoint) =
-                link_tcp(ctx, key, PickIntent::Play, "http", |o| &o.http, client).await?;
-            let response = forward::send_over(ctx, stream, &endpoint, request).await?;
-            Ok((origin, response))
+            let leg: (&'static str, fn(&Origin) -> &[lb_core::Endpoint]) = ("http", |o| &o.http);
+            Ok(
+                forward::pick_and_send(ctx, key, PickIntent::Play, leg, client, wait, request)
+                    .await?,
+            )
         }
         To::Origin(origin) => {
-            let response =
-                forward::send(ctx, &origin, &origin.http, "http", client, request).await?;
+            let response = forward::send(
+                ctx,
+                &origin,
+                ("http", &origin.http),
+                client,
+                request()?,
+                wait,
+            )
+            .await?;
             Ok((*origin, response))
         }
     }

@@ -39,6 +39,10 @@ pub enum LinkError {
     /// The origin holding the stream already has its `max_connections` through this proxy.
     #[error("origin {origin} is at its connection limit ({max})")]
     Full { origin: String, max: u32 },
+    /// The origin accepted the connection, then failed the request (closed it, or sent
+    /// something that is not HTTP).
+    #[error("origin {origin} failed: {reason}")]
+    Failed { origin: String, reason: String },
     /// The proxy could not open a connection for reasons of its own (out of file
     /// descriptors or local ports): the origin is not to blame and is not marked.
     #[error("the proxy is short of resources: {0}")]
@@ -50,9 +54,9 @@ impl LinkError {
     pub fn refusal(&self) -> Refusal {
         match self {
             LinkError::Unavailable(_) => Refusal::NoOrigin,
-            LinkError::NoEndpoint { .. } | LinkError::Unreachable { .. } => {
-                Refusal::OriginUnreachable
-            }
+            LinkError::NoEndpoint { .. }
+            | LinkError::Unreachable { .. }
+            | LinkError::Failed { .. } => Refusal::OriginUnreachable,
             LinkError::Full { .. } => Refusal::OriginFull,
             LinkError::Local(_) => Refusal::LocalResources,
         }
@@ -274,25 +278,33 @@ pub async fn link_tcp(
     endpoints: fn(&Origin) -> &[Endpoint],
     client: ClientAddrs,
 ) -> Result<(Origin, TcpStream, Endpoint), LinkError> {
-    let linked = try_origins(ctx, key, intent, protocol, endpoints, client).await;
-    if let Err(e) = &linked {
-        metrics::refused(protocol, e.refusal());
-    }
-    linked
+    let linked = with_origins(ctx, key, intent, protocol, |origin| async move {
+        connect_to(ctx, &origin, endpoints(&origin), protocol, client).await
+    })
+    .await;
+    linked.map(|(origin, (stream, endpoint))| (origin, stream, endpoint))
 }
 
-async fn try_origins(
+/// Picks the stream's origin and runs `attempt` on it. An attempt that fails with
+/// [`LinkError::Unreachable`] (it marked the origin down, see [`suspect`]) is followed by
+/// another pick, until `origin_connect_attempts` origins have been tried or the balancer
+/// offers one already tried (it ignores marks, or has no other). The client then gets the
+/// last failure, counted as a refusal.
+pub async fn with_origins<T, F, Fut>(
     ctx: &Context,
     key: &StreamKey,
     intent: PickIntent,
     protocol: &'static str,
-    endpoints: fn(&Origin) -> &[Endpoint],
-    client: ClientAddrs,
-) -> Result<(Origin, TcpStream, Endpoint), LinkError> {
+    mut attempt: F,
+) -> Result<(Origin, T), LinkError>
+where
+    F: FnMut(Origin) -> Fut,
+    Fut: std::future::Future<Output = Result<T, LinkError>>,
+{
     let attempts = ctx.config.origin_connect_attempts.max(1);
     let mut tried: Vec<lb_core::OriginId> = Vec::new();
     let mut failed: Option<LinkError> = None;
-    loop {
+    let linked = loop {
         let origin = match (pick(ctx, key, intent).await, failed.take()) {
             (Ok(origin), None) => origin,
             (Ok(origin), Some(_)) if !tried.contains(&origin.id) => {
@@ -302,19 +314,25 @@ async fn try_origins(
             }
             // No other origin (or a balancer that ignores marks): why the last one failed
             // says more than "none left".
-            (_, Some(failure)) => return Err(failure),
-            (Err(e), None) => return Err(e),
+            (_, Some(failure)) => break Err(failure),
+            (Err(e), None) => break Err(e),
         };
-        check_capacity(ctx, &origin)?;
-        match connect_to(ctx, &origin, endpoints(&origin), protocol, client).await {
-            Ok((stream, endpoint)) => return Ok((origin, stream, endpoint)),
+        if let Err(e) = check_capacity(ctx, &origin) {
+            break Err(e);
+        }
+        match attempt(origin.clone()).await {
+            Ok(done) => break Ok((origin, done)),
             Err(e @ LinkError::Unreachable { .. }) if tried.len() + 1 < attempts => {
                 tried.push(origin.id);
                 failed = Some(e);
             }
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
+    };
+    if let Err(e) = &linked {
+        metrics::refused(protocol, e.refusal());
     }
+    linked
 }
 
 /// Refuses a client when this proxy already relays `max_connections` sessions to the

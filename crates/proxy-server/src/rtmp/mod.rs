@@ -148,7 +148,9 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
                 }
                 LinkError::Unavailable(e) => e.to_string(),
                 LinkError::NoEndpoint { .. } => "origin has no RTMP endpoint".to_owned(),
-                LinkError::Unreachable { .. } => "origin unreachable".to_owned(),
+                LinkError::Unreachable { .. } | LinkError::Failed { .. } => {
+                    "origin unreachable".to_owned()
+                }
                 LinkError::Full { .. } => "origin at its connection limit".to_owned(),
                 LinkError::Local(_) => "proxy short of resources".to_owned(),
             };

@@ -31,7 +31,7 @@ use super::Rtc;
 use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
 };
-use crate::origin_link::{link_tcp, ClientAddrs, LinkError};
+use crate::origin_link::{ClientAddrs, LinkError};
 use crate::Context;
 
 /// Largest offer, answer or trickle fragment read (the SDP parser's own limit).
@@ -135,10 +135,20 @@ async fn offer(
             )
         })?;
     let path = parts.uri.path().to_owned();
-    let request = origin_request(ctx, &parts, client.peer, parts.uri.query(), offer)?;
-    let (origin, stream, endpoint) =
-        link_tcp(ctx, &key, intent, "http-api", |o| &o.api, client).await?;
-    let response = forward::send_over(ctx, stream, &endpoint, request).await?;
+    // Built once to refuse a request that cannot be forwarded; again for each origin tried.
+    origin_request(ctx, &parts, client.peer, parts.uri.query(), offer.clone())?;
+    let request = || {
+        origin_request(ctx, &parts, client.peer, parts.uri.query(), offer.clone()).map_err(|_| {
+            LinkError::Failed {
+                origin: String::new(),
+                reason: "the offer cannot be forwarded".into(),
+            }
+        })
+    };
+    let leg: (&'static str, fn(&Origin) -> &[lb_core::Endpoint]) = ("http-api", |o| &o.api);
+    let wait = forward::response_wait(ctx, None);
+    let (origin, response) =
+        forward::pick_and_send(ctx, &key, intent, leg, client, wait, request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let body = read_body(body, "answer").await.map_err(|reason| {
@@ -339,7 +349,16 @@ async fn resource(
         target.forward_query.as_deref(),
         fragment.clone(),
     )?;
-    let response = forward::send(ctx, &origin, &origin.api, "http-api", client, request).await?;
+    let wait = forward::response_wait(ctx, None);
+    let response = forward::send(
+        ctx,
+        &origin,
+        ("http-api", &origin.api),
+        client,
+        request,
+        wait,
+    )
+    .await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let mut body = read_body(body, "response").await.map_err(|reason| {

@@ -144,3 +144,39 @@ fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     );
     assert_eq!(echoed(&trusting), "6.6.6.6, 127.0.0.1");
 }
+
+/// An origin that accepts connections and never answers HTTP (a stopped nginx: the kernel
+/// still completes the handshake) is held down like one that refused, and the request
+/// goes to another origin instead of ending in a 502. Probes are off: only the request
+/// can tell.
+#[test]
+fn an_origin_that_never_answers_is_marked_down_and_replaced() {
+    let (mut hung, _live, _) = two_origins();
+    let toml = format!(
+        "{}{}",
+        hung.origin_toml("a-hung"),
+        _live.origin_toml("b-live")
+    );
+    let proxy = Proxy::start(
+        &[
+            ("lb-strategy", "round-robin"),
+            ("health-check-interval", "off"),
+            ("origin-connect-timeout", "1s"),
+        ],
+        &[],
+        Some(&toml),
+    );
+    hung.pause();
+    let r = http("GET", proxy.addr("http"), "/live/cam.m3u8", &[], b"");
+    hung.resume();
+    // nginx answers 404 for a stream it does not have: an answer, from the live origin.
+    assert_eq!(r.status, 404, "{}\n{}", r.text(), proxy.log_text());
+    let hung_status = server(&proxy, "a-hung");
+    assert!(
+        hung_status["down"]
+            .as_str()
+            .is_some_and(|why| why.contains("no response within")),
+        "the silent origin is held down: {hung_status}"
+    );
+    assert!(metric(&proxy, "proxy_origin_retries_total", &[]) >= 1.0);
+}
