@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use crate::limits::TrustedProxies;
 use crate::origin_link::{connect_to, suspect, ClientAddrs, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
+use crate::write_watch::WriteWatch;
 use crate::Context;
 
 /// The error type of response bodies.
@@ -99,12 +100,15 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
 /// player or WHIP client sends.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
-/// Serves one HTTP/1 client connection: `handle` answers each request, and a request
-/// head must arrive within `header_timeout` (a client that connects and says nothing, or
-/// drips bytes, is closed; so is a keep-alive connection idle that long between requests).
+/// Serves one HTTP/1 client connection: `handle` answers each request. A request head
+/// must arrive within the handshake timeout (a client that connects and says nothing, or
+/// drips bytes, is closed; so is a keep-alive connection idle that long between
+/// requests), and a client that stops reading what it is sent is closed once no byte
+/// has got through for the idle timeout ([`crate::write_watch`]): hyper stops polling a
+/// response body while the socket is full, so the body's own timers cannot see it.
 pub async fn serve_http1<F, Fut>(
+    ctx: &Context,
     stream: TcpStream,
-    header_timeout: Duration,
     protocol: &'static str,
     handle: F,
 ) where
@@ -115,16 +119,32 @@ pub async fn serve_http1<F, Fut>(
         let answer = handle(req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let served = http1::Builder::new()
+    let (stream, progress) = WriteWatch::new(stream);
+    let stall_limit = ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE);
+    let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(ctx.config.handshake_timeout)
         .max_buf_size(MAX_REQUEST_HEAD)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+        .serve_connection(TokioIo::new(stream), service);
+    let served = tokio::select! {
+        served = conn => served,
+        () = crate::write_watch::stalled(&progress, stall_limit) => {
+            // Dropping the connection drops the response body, its session and its
+            // origin connection.
+            tracing::info!("{protocol} client closed: it read nothing for {stall_limit:?}");
+            return;
+        }
+    };
     if let Err(e) = served {
         tracing::debug!("{protocol} connection ended: {e}");
     }
 }
+
+/// Bounds on the idle timeout as relays apply it: a zero setting would end every
+/// response at once.
+pub const MIN_IDLE: Duration = Duration::from_secs(1);
+/// See [`MIN_IDLE`].
+pub const MAX_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How long an origin has to start answering a request: the body may then take forever
 /// (a live stream), but the status and headers come at once from a healthy origin.

@@ -27,6 +27,7 @@ mod rtmp;
 mod sessions;
 mod srt;
 mod webrtc;
+mod write_watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -43,10 +43,10 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 }
 
 async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
-    let timeout = ctx.config.handshake_timeout;
     let client = ClientAddrs::of(&stream, peer);
-    forward::serve_http1(stream, timeout, "http", move |req| {
-        handle(ctx.clone(), client, req)
+    let handler = ctx.clone();
+    forward::serve_http1(&ctx, stream, "http", move |req| {
+        handle(handler.clone(), client, req)
     })
     .await
 }
@@ -320,11 +320,10 @@ fn relayed(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // Bounded like the other relays' (a zero setting would end every body at once).
     let idle = ctx
         .config
         .idle_timeout
-        .clamp(Duration::from_secs(1), Duration::from_secs(365 * 24 * 3600));
+        .clamp(forward::MIN_IDLE, forward::MAX_IDLE);
     Response::from_parts(parts, Relayed::new(body, session, idle).boxed_unsync())
 }
 

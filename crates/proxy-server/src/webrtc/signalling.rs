@@ -46,10 +46,10 @@ pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let timeout = ctx.config.handshake_timeout;
     let client = ClientAddrs::of(&stream, peer);
-    forward::serve_http1(stream, timeout, "http-api", move |req| {
-        let (ctx, rtc) = (ctx.clone(), rtc.clone());
+    let handler = ctx.clone();
+    forward::serve_http1(&ctx, stream, "http-api", move |req| {
+        let (ctx, rtc) = (handler.clone(), rtc.clone());
         async move { handle(&ctx, &rtc, client, req).await }
     })
     .await

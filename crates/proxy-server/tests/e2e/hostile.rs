@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{http, wait_for, NginxProxyProtocol, NginxRtmp, Proxy};
+use crate::harness::{
+    ffmpeg_publish, free_port, http, wait_for, wait_listening, NginxProxyProtocol, NginxRtmp, Proxy,
+};
 use crate::limits::{metric, server};
 
 /// Two nginx origins listed statically, and the TOML naming them.
@@ -179,4 +181,59 @@ fn an_origin_that_never_answers_is_marked_down_and_replaced() {
         "the silent origin is held down: {hung_status}"
     );
     assert!(metric(&proxy, "proxy_origin_retries_total", &[]) >= 1.0);
+}
+
+/// An HTTP-FLV viewer that stops reading is closed once nothing has got through to it for
+/// the idle timeout, and its origin connection with it (the ffmpeg origin, serving one
+/// client, then exits); other viewers are not its business.
+#[test]
+fn a_viewer_that_stops_reading_is_cut() {
+    let origin_port = free_port();
+    // Not in real time: the stream fills the socket buffers in moments.
+    let mut origin = ffmpeg_publish(
+        &format!("http://127.0.0.1:{origin_port}/live/cam.flv"),
+        600,
+        false,
+        "flv -listen 1",
+    );
+    assert!(
+        wait_listening(origin_port, Duration::from_secs(10)),
+        "ffmpeg did not start listening"
+    );
+    let proxy = Proxy::start(
+        &[("health-check-interval", "off"), ("idle-timeout", "2s")],
+        &[],
+        Some(&format!(
+            "[[origins]]\nname = \"ffmpeg\"\nhttp = {origin_port}\n"
+        )),
+    );
+    let mut viewer = TcpStream::connect(proxy.addr("http")).unwrap();
+    viewer
+        .write_all(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 1024];
+    viewer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = viewer.read(&mut head).unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    // The viewer reads nothing more, and keeps its socket open.
+    let released = wait_for(Duration::from_secs(20), || {
+        origin.child.try_wait().ok().flatten()
+    });
+    assert!(
+        released.is_some(),
+        "a viewer that reads nothing still holds its origin connection after 20 s:\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        proxy.log_text().contains("it read nothing for 2s"),
+        "{}",
+        proxy.log_text()
+    );
+    drop(viewer);
 }
