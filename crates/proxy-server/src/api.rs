@@ -1,12 +1,14 @@
 //! The System API: origins register here, operators look and drain here.
 //!
 //! Replies follow SRS's shape: `{"code":0,...}` on success, `{"code":<status>,"error":..}`
-//! otherwise. Write endpoints and `/metrics` require the token when one is configured, as
-//! a bearer header or a `token` query parameter (SRS's heartbeat URL can only carry the
-//! latter); the JSON views and `/healthz` are open.
+//! otherwise. When a token is configured, every endpoint but `/healthz` and
+//! `/api/v1/versions` requires it, as a bearer header or a `token` query parameter (SRS's
+//! heartbeat URL can only carry the latter): the views list every client's address and
+//! every stream name, and an RTMP stream name is often its publisher's secret.
 //!
-//! Served by hyper with bounded heads (size, count, read time), bodies and connections:
-//! the API must stay answerable while clients misbehave.
+//! Served by hyper with bounded heads (size, count, read time), bodies and connections
+//! (in all, per client IP, and in lifetime): the API must stay answerable while clients
+//! misbehave, or origins could not renew their registrations.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,6 +46,14 @@ const MAX_HEADERS: usize = 64;
 /// Most System API connections at once; more are closed on accept. The API has its own
 /// budget, outside the clients' connection limit, so operators can reach a full proxy.
 const MAX_CONNECTIONS: usize = 256;
+/// Most System API connections from one client IP (IPv6: one /64) at once, so that one
+/// host cannot hold the whole budget and lock the origins' heartbeats out.
+const MAX_CONNECTIONS_PER_IP: usize = 16;
+/// A connection is closed (after its request in flight) when it has been open this long:
+/// keep-alive connections cannot be hoarded.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
+/// Endpoints open without the token: they say nothing about streams, clients or origins.
+const OPEN_PATHS: &[&str] = &["/healthz", "/api/v1/versions"];
 /// How long `/metrics` and `/healthz` wait for the balancer.
 const BALANCER_WAIT: Duration = Duration::from_secs(1);
 /// How long `/api/v1/streams` waits for each balancer call (a placements list can be long).
@@ -60,6 +70,10 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            require_token,
+        ))
         .method_not_allowed_fallback(|method: http::Method| async move {
             ApiError(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -73,10 +87,17 @@ pub fn router(ctx: Arc<Context>) -> Router {
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
     let app = router(ctx.clone());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_ip = crate::limits::PerIpLimiter::new(Some(MAX_CONNECTIONS_PER_IP));
+    let refusals = crate::limits::LogThrottle::new(Duration::from_secs(1));
     while let Some((stream, peer)) = crate::accept::next_client(&ctx, &listener, "system-api").await
     {
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "System API connection refused: too many open");
+        let (Some(ip_slot), Ok(slot)) = (
+            per_ip.try_acquire(peer.ip()),
+            slots.clone().try_acquire_owned(),
+        ) else {
+            if let Some(held_back) = refusals.allow() {
+                tracing::warn!(%peer, limit = MAX_CONNECTIONS, per_ip = MAX_CONNECTIONS_PER_IP, held_back, "System API connection refused: too many open");
+            }
             continue;
         };
         let (app, life) = (app.clone(), ctx.lifecycle.clone());
@@ -96,13 +117,31 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
+                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, "System API connection ended: {e}");
             }
-            drop(slot);
+            drop((slot, ip_slot));
         });
     }
+}
+
+/// Refuses every request but those to [`OPEN_PATHS`] without the token, when one is set.
+async fn require_token(
+    State(ctx): State<Arc<Context>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !OPEN_PATHS.contains(&request.uri().path()) {
+        if let Err(refused) = authorize(&ctx, request.headers(), request.uri().query()) {
+            return refused.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// An error reply.
@@ -210,10 +249,8 @@ async fn read_body(
 async fn register(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&ctx, &headers, query.as_deref())?;
     let body = read_body(&headers, body, ctx.config.handshake_timeout).await?;
     let origin = Registration::from_json(&body)
         .and_then(Registration::into_origin)
@@ -484,12 +521,7 @@ async fn ask<T>(
 
 /// Prometheus's scrape: what the recorder holds, then the origin gauges read from the
 /// balancer now.
-async fn metrics(
-    State(ctx): State<Arc<Context>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    authorize(&ctx, &headers, query.as_deref())?;
+async fn metrics(State(ctx): State<Arc<Context>>) -> Result<Response, ApiError> {
     let origins = match tokio::time::timeout(BALANCER_WAIT, ctx.balancer.origins()).await {
         Ok(Ok(origins)) => Some(origins),
         Ok(Err(e)) => {
@@ -559,14 +591,7 @@ fn origin_gauges(ctx: &Context, origins: Option<&[OriginStatus]>) -> String {
     g.finish()
 }
 
-async fn set_draining(
-    ctx: &Context,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    id: String,
-    draining: bool,
-) -> Result<Json<Value>, ApiError> {
-    authorize(ctx, headers, query)?;
+async fn set_draining(ctx: &Context, id: String, draining: bool) -> Result<Json<Value>, ApiError> {
     let id = OriginId::new(id);
     ctx.balancer.set_draining(&id, draining).await?;
     tracing::info!(origin = %id, draining, "drain state changed");
@@ -583,20 +608,16 @@ async fn set_draining(
 
 async fn drain(
     State(ctx): State<Arc<Context>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_draining(&ctx, &headers, q.as_deref(), id, true).await
+    set_draining(&ctx, id, true).await
 }
 
 async fn undrain(
     State(ctx): State<Arc<Context>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_draining(&ctx, &headers, q.as_deref(), id, false).await
+    set_draining(&ctx, id, false).await
 }
 
 async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiError> {

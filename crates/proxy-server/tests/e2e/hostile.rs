@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::harness::{
     ffmpeg_publish, free_port, http, wait_for, wait_listening, NginxProxyProtocol, NginxRtmp, Proxy,
 };
-use crate::limits::{metric, server};
+use crate::limits::{connect_from, metric, server};
 
 /// Two nginx origins listed statically, and the TOML naming them.
 fn two_origins() -> (NginxRtmp, NginxRtmp, String) {
@@ -236,4 +236,79 @@ fn a_viewer_that_stops_reading_is_cut() {
         proxy.log_text()
     );
     drop(viewer);
+}
+
+/// With a token set, the views (every client's address, every stream name: often the
+/// publisher's secret) need it too; only liveness and the version stay open.
+#[test]
+fn with_a_token_every_view_needs_it() {
+    let proxy = Proxy::start(&[], &[("PROXY_SYSTEM_API_TOKEN", "s3cret")], None);
+    let api = proxy.addr("system-api");
+    let bearer = [("Authorization", "Bearer s3cret")];
+    for path in [
+        "/api/v1/servers",
+        "/api/v1/streams",
+        "/metrics",
+        "/api/v1/servers?sort=hot",
+    ] {
+        assert_eq!(http("GET", api, path, &[], b"").status, 401, "{path}");
+        assert_eq!(
+            http("GET", api, path, &[("Authorization", "Bearer nope")], b"").status,
+            401,
+            "{path}"
+        );
+        assert_eq!(http("GET", api, path, &bearer, b"").status, 200, "{path}");
+    }
+    assert_eq!(
+        http("GET", api, "/api/v1/streams?token=s3cret", &[], b"").status,
+        200
+    );
+    for open in ["/healthz", "/api/v1/versions"] {
+        assert_eq!(http("GET", api, open, &[], b"").status, 200, "{open}");
+    }
+}
+
+/// One host holding keep-alive connections cannot take the System API's whole budget:
+/// an origin on another address still registers.
+#[test]
+fn one_host_cannot_lock_the_origins_out_of_the_system_api() {
+    let proxy = Proxy::start(&[], &[], None);
+    let api = proxy.addr("system-api");
+    // More than the API's whole budget of 256, from one address, each with a request
+    // answered and the connection kept alive.
+    let mut hoarded = Vec::new();
+    let mut served = 0;
+    for _ in 0..300 {
+        let mut conn = connect_from("127.0.0.1:0", api);
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = conn.write_all(b"GET /api/v1/versions HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut answer = [0u8; 512];
+        if matches!(conn.read(&mut answer), Ok(n) if n > 0) {
+            served += 1;
+        }
+        hoarded.push(conn);
+    }
+    assert!(
+        (1..=16).contains(&served),
+        "one address was served on {served} connections at once"
+    );
+    let mut origin = connect_from("127.0.0.2:0", api);
+    origin
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let heartbeat =
+        r#"{"ip":"127.0.0.5","server":"srs-a","service":"s1","pid":"1","rtmp":["19351"]}"#;
+    write!(
+        origin,
+        "POST /api/v1/srs/register HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{heartbeat}",
+        heartbeat.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = origin.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "an origin could not register while one host hoarded connections: {answer:?}"
+    );
+    drop(hoarded);
 }

@@ -58,7 +58,7 @@ fn held_open(mut stream: &TcpStream, wait: Duration) -> bool {
 }
 
 /// A connection from a given local address (any 127/8 address is loopback on Linux).
-fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
+pub fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket
         .bind(&local.parse::<SocketAddr>().unwrap().into())

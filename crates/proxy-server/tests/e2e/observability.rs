@@ -302,8 +302,8 @@ fn metrics_need_the_token_when_one_is_set() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("proxy_balancer_up 1"), "{}", r.text());
-    // The read-only views stay open, as before.
-    assert_eq!(http("GET", api, "/api/v1/streams", &[], b"").status, 200);
+    // The views list clients and stream names: they need it too.
+    assert_eq!(http("GET", api, "/api/v1/streams", &[], b"").status, 401);
 }
 
 #[test]

@@ -158,7 +158,14 @@ fn a_token_guards_the_write_endpoints() {
         .status,
         401
     );
-    assert!(servers(&proxy).is_empty());
+    let listed = http(
+        "GET",
+        proxy.addr("system-api"),
+        "/api/v1/servers",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    );
+    assert_eq!(listed.json()["data"], serde_json::json!([]));
     assert_eq!(
         register(
             &proxy,
