@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lb_core::{
-    is_alive, Balancer, Error, HlsSession, Origin, OriginId, OriginStatus, PickIntent, Placement,
-    RtcSession, StreamKey,
+    is_alive, Balancer, Error, HlsSession, LiveStream, Origin, OriginId, OriginStatus, PickIntent,
+    Placement, RtcSession, StreamKey,
 };
 
 #[derive(Default)]
@@ -100,7 +100,7 @@ impl Balancer for RendezvousBalancer {
             })
     }
 
-    async fn touch(&self, _: &[StreamKey]) -> Result<(), Error> {
+    async fn touch(&self, _: &[LiveStream]) -> Result<(), Error> {
         Ok(()) // placements are computed, not stored
     }
 

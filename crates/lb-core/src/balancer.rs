@@ -35,9 +35,16 @@ pub struct BalancerConfig {
     pub origin_ttl: Duration,
     /// HLS and WebRTC sessions expire after this long without use (SRS's proxy: 120 s).
     pub session_ttl: Duration,
-    /// A stream's placement is forgotten after this long without a pick or a touch; the
-    /// proxy touches the placements of its live sessions well within it.
+    /// A *firm* placement (made by a publish, or confirmed by a live publisher) is
+    /// forgotten after this long without a pick or a touch; the proxy touches the
+    /// placements of its live sessions well within it.
     pub placement_ttl: Duration,
+    /// A *tentative* placement (made by a play of a stream nobody was known to publish) is
+    /// forgotten after this long without a play pick or a touch from a live session, or at
+    /// once by [`Balancer::release`] when the origin had no such stream. Tentative
+    /// placements reserve no capacity: they are not counted in [`OriginStatus::streams`],
+    /// so plays of streams that do not exist cannot fill `max_streams`. Default 30 s.
+    pub tentative_ttl: Duration,
 }
 
 impl Default for BalancerConfig {
@@ -46,6 +53,7 @@ impl Default for BalancerConfig {
             origin_ttl: Duration::from_secs(300),
             session_ttl: Duration::from_secs(120),
             placement_ttl: Duration::from_secs(3600),
+            tentative_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -62,7 +70,8 @@ pub struct OriginStatus {
     pub draining: bool,
     /// Time since its last heartbeat or registration.
     pub since_heartbeat: Duration,
-    /// Streams placed on it.
+    /// Streams placed on it firmly (published through the balancer, or kept by a live
+    /// publisher); tentative placements of plays do not count.
     pub streams: usize,
     /// Why the proxies hold it down (failing probes, a failed connect), while they do:
     /// `alive` is false meanwhile, whatever its heartbeat says.
@@ -94,13 +103,27 @@ impl OriginStatus {
     }
 }
 
-/// A stream and the origin that holds it.
+/// A stream and the origin that holds it (as [`Balancer::placements`] lists them: firm
+/// placements only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     /// The stream.
     pub key: StreamKey,
     /// Its origin.
     pub origin: OriginId,
+}
+
+/// A stream with live sessions on this proxy, as [`Balancer::touch`] receives it: what the
+/// proxy itself knows of where the stream lives, so a balancer that lost its state (a Redis
+/// restart without persistence) can put the placement back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LiveStream {
+    /// The stream.
+    pub key: StreamKey,
+    /// The origin the proxy's live sessions of the stream are relayed to.
+    pub origin: OriginId,
+    /// Whether one of those sessions publishes the stream (then the placement is firm).
+    pub publishing: bool,
 }
 
 /// What an HLS affinity token stands for: segment requests carrying it go to this origin.
@@ -159,12 +182,46 @@ pub trait Balancer: Send + Sync + 'static {
     /// The origin for a stream: where it is placed, if that origin keeps it, or else a new
     /// placement chosen by the strategy, agreed atomically with every other proxy sharing
     /// this balancer.
+    ///
+    /// A placement is *firm* or *tentative*:
+    ///
+    /// - A [`PickIntent::Publish`] pick makes a firm placement: it lasts
+    ///   [`BalancerConfig::placement_ttl`] and counts in [`OriginStatus::streams`] (hence
+    ///   in `max_streams` and least-streams). A publish that finds a tentative placement
+    ///   its origin keeps makes it firm there.
+    /// - A [`PickIntent::Play`] pick of a stream without a placement chooses the origin
+    ///   alike, but the placement is tentative: it lasts only
+    ///   [`BalancerConfig::tentative_ttl`] and counts nowhere, so that plays of streams
+    ///   that do not exist take no capacity and leave no lasting state. A play that finds a
+    ///   placement keeps it and renews it for its own kind's TTL.
     async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error>;
 
-    /// Keeps the placements of streams with live sessions from expiring.
-    async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error>;
+    /// Renews the placements of streams with live sessions on this proxy, and puts back the
+    /// ones the balancer lost. For each [`LiveStream`]:
+    ///
+    /// - a placement naming `origin` is renewed: a firm one for
+    ///   [`BalancerConfig::placement_ttl`], a tentative one for
+    ///   [`BalancerConfig::tentative_ttl`], or made firm if `publishing`;
+    /// - a missing placement is created naming `origin` (firm if `publishing`, tentative
+    ///   otherwise), only if none exists (set-if-absent, atomic with other proxies): a
+    ///   shared store that restarted empty does not split a live stream;
+    /// - a placement naming another origin is left alone.
+    async fn touch(&self, live: &[LiveStream]) -> Result<(), Error>;
 
-    /// Every current placement.
+    /// Forgets a placement that a play just made in vain: the origin answered that it has
+    /// no such stream (404, refused). The placement of `key` is removed if, and only if, it
+    /// is still tentative and still names `origin` (one atomic compare-and-delete); a firm
+    /// placement, or one on another origin, is never removed.
+    ///
+    /// The default does nothing, for balancers that store no placements.
+    async fn release(&self, key: &StreamKey, origin: &OriginId) -> Result<(), Error> {
+        let _ = (key, origin);
+        Ok(())
+    }
+
+    /// The firm placements (tentative ones are not listed), at most
+    /// [`MAX_LISTED_PLACEMENTS`]: a huge number of streams cannot make one call stall the
+    /// balancer's store. When there are more, which ones are listed is unspecified.
     async fn placements(&self) -> Result<Vec<Placement>, Error>;
 
     /// Stores an HLS affinity token.
@@ -229,6 +286,9 @@ pub trait Balancer: Send + Sync + 'static {
     }
 }
 
+/// Most placements one [`Balancer::placements`] call returns (and, in a shared store, most
+/// entries one call examines).
+pub const MAX_LISTED_PLACEMENTS: usize = 10_000;
 /// Longest proxy id accepted by [`Balancer::report_connections`], in bytes.
 pub const MAX_PROXY_ID_LEN: usize = 128;
 /// Most origins one connection report may name.

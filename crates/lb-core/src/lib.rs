@@ -30,8 +30,8 @@ mod strategy;
 
 pub use balancer::{
     check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,
-    HlsSession, OriginStatus, PickIntent, Placement, RtcSession, MAX_PROXY_ID_LEN, MAX_REASON_LEN,
-    MAX_REPORTED_CONNECTIONS, MAX_REPORT_ENTRIES,
+    HlsSession, LiveStream, OriginStatus, PickIntent, Placement, RtcSession, MAX_LISTED_PLACEMENTS,
+    MAX_PROXY_ID_LEN, MAX_REASON_LEN, MAX_REPORTED_CONNECTIONS, MAX_REPORT_ENTRIES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;

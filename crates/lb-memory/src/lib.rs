@@ -2,7 +2,13 @@
 //!
 //! Origins, placements and sessions live in concurrent maps. Expired entries are swept
 //! while the maps are used, so memory stays bounded by what is live within one TTL even if
-//! nobody calls [`MemoryBalancer::sweep`].
+//! nobody calls [`MemoryBalancer::sweep`]; an expired placement counts as absent at once,
+//! swept or not.
+//!
+//! A placement is firm (a publish made it, or a live publisher confirmed it: it lasts
+//! [`BalancerConfig::placement_ttl`] and counts in [`OriginStatus::streams`]) or tentative
+//! (a play made it: it lasts [`BalancerConfig::tentative_ttl`], counts nowhere, and
+//! [`Balancer::release`] forgets it at once); see [`Balancer::pick`].
 //!
 //! Health marks ([`Balancer::mark_down`]) end at an instant of the balancer's [`Clock`];
 //! connection reports ([`Balancer::report_connections`]) are kept per proxy until their
@@ -42,8 +48,8 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use lb_core::{
     check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,
-    Clock, Error, HlsSession, Origin, OriginId, OriginStatus, PickIntent, Placement, RtcSession,
-    Strategy, StreamKey, SystemClock,
+    Clock, Error, HlsSession, LiveStream, Origin, OriginId, OriginStatus, PickIntent, Placement,
+    RtcSession, Strategy, StreamKey, SystemClock, MAX_LISTED_PLACEMENTS,
 };
 
 /// The in-process balancer.
@@ -53,9 +59,10 @@ pub struct MemoryBalancer {
     clock: Arc<dyn Clock>,
     epoch: Instant,
     origins: DashMap<OriginId, OriginEntry>,
-    placements: DashMap<StreamKey, Timed<OriginId>>,
-    /// Placements per origin, kept in step with `placements` (always updated while the
-    /// placement's entry is locked, so the two never disagree for long).
+    placements: DashMap<StreamKey, Placed>,
+    /// Firm placements per origin, kept in step with `placements` (always updated while the
+    /// placement's entry is locked, so the two never disagree for long). An expired firm
+    /// placement counts until it is swept or replaced.
     counts: DashMap<OriginId, usize>,
     hls: DashMap<String, Timed<HlsSession>>,
     rtc: DashMap<String, Timed<RtcSession>>,
@@ -90,6 +97,26 @@ struct Report {
 struct Timed<T> {
     value: T,
     last_used: Instant,
+}
+
+/// A stream's placement.
+struct Placed {
+    origin: OriginId,
+    last_used: Instant,
+    /// Counted in `counts` and kept for `placement_ttl`; otherwise tentative, kept for
+    /// `tentative_ttl` and counted nowhere.
+    firm: bool,
+}
+
+impl Placed {
+    fn live_at(&self, now: Instant, config: &BalancerConfig) -> bool {
+        let ttl = if self.firm {
+            config.placement_ttl
+        } else {
+            config.tentative_ttl
+        };
+        now.duration_since(self.last_used) < ttl
+    }
 }
 
 impl MemoryBalancer {
@@ -139,10 +166,9 @@ impl MemoryBalancer {
         // Never hold one map's lock while taking another's: collect first.
         let known: HashSet<OriginId> = self.origins.iter().map(|o| o.key().clone()).collect();
         self.placements.retain(|_, p| {
-            let keep =
-                now.duration_since(p.last_used) < cfg.placement_ttl && known.contains(&p.value);
-            if !keep {
-                self.count(&p.value, -1);
+            let keep = p.live_at(now, &cfg) && known.contains(&p.origin);
+            if !keep && p.firm {
+                self.count(&p.origin, -1);
             }
             keep
         });
@@ -167,7 +193,12 @@ impl MemoryBalancer {
     /// Sweeps at most once per half of the shortest TTL, from whatever call comes by.
     fn sweep_if_due(&self) {
         let now_ms = self.millis_since_epoch();
-        let period = (self.config.session_ttl.min(self.config.origin_ttl) / 2).as_millis() as u64;
+        let shortest = self
+            .config
+            .session_ttl
+            .min(self.config.origin_ttl)
+            .min(self.config.tentative_ttl);
+        let period = (shortest / 2).as_millis() as u64;
         let last = self.last_sweep_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) >= period.max(1)
             && self
@@ -262,21 +293,35 @@ impl MemoryBalancer {
         intent: PickIntent,
     ) -> (Result<Origin, Error>, &'static str) {
         self.sweep_if_due();
-        // Fast path: the stream is placed and its origin keeps it.
-        let placed = self.placements.get(key).map(|p| p.value.clone());
+        let now = self.clock.now();
+        // Fast path: the stream is placed, its origin keeps it, and the pick does not make
+        // it firm (which must count under the entry lock).
+        let placed = self
+            .placements
+            .get(key)
+            .filter(|p| p.live_at(now, &self.config))
+            .filter(|p| p.firm || intent == PickIntent::Play)
+            .map(|p| p.origin.clone());
         if let Some(origin) = placed.and_then(|id| self.keeping_origin(&id, intent)) {
-            self.touch_placement(key);
+            if let Some(mut p) = self.placements.get_mut(key) {
+                p.last_used = now;
+            }
             return (Ok(origin), "kept");
         }
         let statuses = self.statuses();
-        let now = self.clock.now();
         // The entry lock makes check-then-place atomic for concurrent picks of one stream;
         // the check is repeated because another pick may have placed it meanwhile.
         let mut entry = self.placements.entry(key.clone());
         if let Entry::Occupied(placed) = &mut entry {
-            let current = statuses.iter().find(|s| s.origin.id == placed.get().value);
-            if let Some(status) = current.filter(|s| s.keeps_placement(intent)) {
-                placed.get_mut().last_used = now;
+            let p = placed.get_mut();
+            let current = statuses.iter().find(|s| s.origin.id == p.origin);
+            let kept = current.filter(|s| s.keeps_placement(intent));
+            if let Some(status) = kept.filter(|_| p.live_at(now, &self.config)) {
+                if intent == PickIntent::Publish && !p.firm {
+                    p.firm = true;
+                    self.count(&p.origin, 1);
+                }
+                p.last_used = now;
                 return (Ok(status.origin.clone()), "kept");
             }
         }
@@ -286,23 +331,25 @@ impl MemoryBalancer {
         };
         let mut outcome = "placed";
         if let Entry::Occupied(previous) = &entry {
-            self.count(&previous.get().value, -1);
-            if previous.get().value != chosen.id {
+            let previous = previous.get();
+            if previous.firm {
+                self.count(&previous.origin, -1);
+            }
+            // An expired placement is no placement: the stream left nothing.
+            if previous.origin != chosen.id && previous.live_at(now, &self.config) {
                 outcome = "replaced";
             }
         }
-        self.count(&chosen.id, 1);
-        entry.insert(Timed {
-            value: chosen.id.clone(),
+        let firm = intent == PickIntent::Publish;
+        if firm {
+            self.count(&chosen.id, 1);
+        }
+        entry.insert(Placed {
+            origin: chosen.id.clone(),
             last_used: now,
+            firm,
         });
         (Ok(chosen.clone()), outcome)
-    }
-
-    fn touch_placement(&self, key: &StreamKey) {
-        if let Some(mut p) = self.placements.get_mut(key) {
-            p.last_used = self.clock.now();
-        }
     }
 
     fn touch_session<T: Clone>(&self, map: &DashMap<String, Timed<T>>, id: &str) -> Option<T> {
@@ -372,29 +419,65 @@ impl Balancer for MemoryBalancer {
         picked
     }
 
-    async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error> {
+    async fn touch(&self, live: &[LiveStream]) -> Result<(), Error> {
         let now = self.clock.now();
-        for key in keys {
-            if let Some(mut p) = self.placements.get_mut(key) {
-                p.last_used = now;
+        for stream in live {
+            match self.placements.entry(stream.key.clone()) {
+                Entry::Occupied(mut placed) => {
+                    let p = placed.get_mut();
+                    if !p.live_at(now, &self.config) {
+                        // Expired but not yet swept: as good as missing.
+                        if p.firm {
+                            self.count(&p.origin, -1);
+                        }
+                        p.origin = stream.origin.clone();
+                        p.firm = stream.publishing;
+                        if p.firm {
+                            self.count(&p.origin, 1);
+                        }
+                    } else if p.origin != stream.origin {
+                        continue;
+                    } else if stream.publishing && !p.firm {
+                        p.firm = true;
+                        self.count(&p.origin, 1);
+                    }
+                    p.last_used = now;
+                }
+                Entry::Vacant(vacant) => {
+                    if stream.publishing {
+                        self.count(&stream.origin, 1);
+                    }
+                    vacant.insert(Placed {
+                        origin: stream.origin.clone(),
+                        last_used: now,
+                        firm: stream.publishing,
+                    });
+                }
             }
         }
         Ok(())
     }
 
+    async fn release(&self, key: &StreamKey, origin: &OriginId) -> Result<(), Error> {
+        // Firm placements are never removed, so no count changes.
+        self.placements
+            .remove_if(key, |_, p| !p.firm && p.origin == *origin);
+        Ok(())
+    }
+
     async fn placements(&self) -> Result<Vec<Placement>, Error> {
         let now = self.clock.now();
-        let ttl = self.config.placement_ttl;
         let mut all: Vec<Placement> = self
             .placements
             .iter()
-            .filter(|p| now.duration_since(p.last_used) < ttl)
+            .filter(|p| p.firm && p.live_at(now, &self.config))
             .map(|p| Placement {
                 key: p.key().clone(),
-                origin: p.value.clone(),
+                origin: p.origin.clone(),
             })
             .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
+        all.truncate(MAX_LISTED_PLACEMENTS);
         Ok(all)
     }
 

@@ -2,13 +2,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::{
-    Balancer, BalancerConfig, Error, HlsSession, ManualClock, Origin, OriginId, PickIntent,
-    Registration, RtcSession, StrategyKind, StreamKey,
+    Balancer, BalancerConfig, Error, HlsSession, LiveStream, ManualClock, Origin, OriginId,
+    PickIntent, Registration, RtcSession, StrategyKind, StreamKey,
 };
 
 use super::MemoryBalancer;
 
 const TTL: Duration = Duration::from_secs(300);
+const TENTATIVE: Duration = Duration::from_secs(30);
 
 fn balancer(kind: StrategyKind) -> (MemoryBalancer, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
@@ -16,6 +17,7 @@ fn balancer(kind: StrategyKind) -> (MemoryBalancer, Arc<ManualClock>) {
         origin_ttl: TTL,
         session_ttl: Duration::from_secs(120),
         placement_ttl: Duration::from_secs(3600),
+        tentative_ttl: TENTATIVE,
     };
     (
         MemoryBalancer::with_clock(config, kind.build(), clock.clone()),
@@ -627,4 +629,206 @@ fn picks_are_counted_by_outcome() {
         (1, 2, 1, 1),
         "{counts:?}"
     );
+}
+
+/// Firm streams per server, in server order.
+async fn streams(lb: &MemoryBalancer) -> Vec<(String, usize)> {
+    lb.origins()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.origin.server.clone(), s.streams))
+        .collect()
+}
+
+fn live(k: &StreamKey, origin: &OriginId, publishing: bool) -> LiveStream {
+    LiveStream {
+        key: k.clone(),
+        origin: origin.clone(),
+        publishing,
+    }
+}
+
+/// Two origins `a` and `b`; the one a play of `k` lands on (tentatively), then drained, so
+/// that a new placement of `k` can only go to the other: a pick returning the drained
+/// origin proves the placement was still there.
+async fn placed_then_drained(lb: &MemoryBalancer, k: &StreamKey) -> (OriginId, OriginId) {
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    let first = lb.pick(k, PickIntent::Play).await.unwrap().id;
+    let other = if first == a.id { b.id } else { a.id };
+    lb.set_draining(&first, true).await.unwrap();
+    (first, other)
+}
+
+#[tokio::test]
+async fn plays_of_unknown_streams_take_no_capacity() {
+    let (lb, _) = balancer(StrategyKind::LeastStreams);
+    for server in ["a", "b"] {
+        let mut o = origin(server, "1");
+        o.max_streams = Some(5);
+        lb.register(o).await.unwrap();
+    }
+    for n in 0..20 {
+        let k = key(&format!("random-{n}"));
+        lb.pick(&k, PickIntent::Play)
+            .await
+            .unwrap_or_else(|e| panic!("play {n} refused: {e}"));
+    }
+    assert_eq!(
+        streams(&lb).await,
+        [("a".into(), 0), ("b".into(), 0)],
+        "plays reserve nothing"
+    );
+    assert!(lb.placements().await.unwrap().is_empty());
+    lb.pick(&key("real"), PickIntent::Publish)
+        .await
+        .expect("a real stream still finds room");
+    let total: usize = streams(&lb).await.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 1);
+}
+
+#[tokio::test]
+async fn a_tentative_placement_expires_after_its_ttl() {
+    let (lb, clock) = balancer(StrategyKind::Random);
+    let k = key("nobody");
+    let (first, other) = placed_then_drained(&lb, &k).await;
+    clock.advance(TENTATIVE - Duration::from_secs(1));
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().id,
+        first,
+        "within the tentative TTL: kept (and renewed)"
+    );
+    clock.advance(TENTATIVE - Duration::from_secs(1));
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().id, first);
+    clock.advance(TENTATIVE);
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().id,
+        other,
+        "unused for the tentative TTL: forgotten, placed anew"
+    );
+    clock.advance(TENTATIVE);
+    lb.sweep();
+    assert_eq!(
+        lb.sizes().1,
+        0,
+        "the sweep drops expired tentative placements"
+    );
+}
+
+#[tokio::test]
+async fn release_forgets_only_a_tentative_placement_on_that_origin() {
+    let (lb, _) = balancer(StrategyKind::Random);
+    let k = key("nobody");
+    let (first, other) = placed_then_drained(&lb, &k).await;
+    lb.release(&k, &other).await.unwrap();
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().id,
+        first,
+        "a release naming another origin changes nothing"
+    );
+    lb.release(&k, &first).await.unwrap();
+    assert_eq!(lb.sizes().1, 0, "released at once");
+    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().id, other);
+
+    let firm = key("published");
+    let on = lb.pick(&firm, PickIntent::Publish).await.unwrap().id;
+    assert_eq!(on, other, "the other origin drains");
+    lb.release(&firm, &on).await.unwrap();
+    assert_eq!(
+        lb.placements().await.unwrap(),
+        [lb_core::Placement {
+            key: firm.clone(),
+            origin: on.clone()
+        }],
+        "a firm placement is never released"
+    );
+    assert_eq!(lb.origin(&on).await.unwrap().unwrap().streams, 1);
+}
+
+#[tokio::test]
+async fn a_publish_makes_a_tentative_placement_firm() {
+    let (lb, clock) = balancer(StrategyKind::Random);
+    let k = key("early-player");
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    let on = lb.pick(&k, PickIntent::Play).await.unwrap().id;
+    assert_eq!(streams(&lb).await, [("a".into(), 0), ("b".into(), 0)]);
+    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().id, on);
+    assert_eq!(
+        lb.origin(&on).await.unwrap().unwrap().streams,
+        1,
+        "it counts"
+    );
+    assert_eq!(lb.placements().await.unwrap().len(), 1);
+    lb.release(&k, &on).await.unwrap();
+    clock.advance(TENTATIVE * 2);
+    assert_eq!(
+        lb.placements().await.unwrap().len(),
+        1,
+        "firm: neither released nor expired with the tentative TTL"
+    );
+}
+
+#[tokio::test]
+async fn touch_recreates_a_missing_placement_but_never_overrides_one() {
+    // A balancer that lost its state knows the origins again, but not the stream.
+    let (lb, _) = balancer(StrategyKind::Random);
+    let (a, b) = (origin("a", "1"), origin("b", "1"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    lb.set_draining(&a.id, true).await.unwrap();
+    let k = key("live");
+    lb.touch(&[live(&k, &a.id, true)]).await.unwrap();
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().id,
+        a.id,
+        "players follow the live publisher, not a new choice"
+    );
+    assert_eq!(streams(&lb).await, [("a".into(), 1), ("b".into(), 0)]);
+
+    let watched = key("watched");
+    lb.touch(&[live(&watched, &a.id, false)]).await.unwrap();
+    assert_eq!(lb.pick(&watched, PickIntent::Play).await.unwrap().id, a.id);
+    assert_eq!(
+        streams(&lb).await,
+        [("a".into(), 1), ("b".into(), 0)],
+        "recreated from a player alone: tentative"
+    );
+
+    lb.set_draining(&a.id, false).await.unwrap();
+    let elsewhere = key("elsewhere");
+    let placed = lb.pick(&elsewhere, PickIntent::Publish).await.unwrap().id;
+    let stale = if placed == a.id { &b.id } else { &a.id };
+    let before = streams(&lb).await;
+    lb.touch(&[live(&elsewhere, stale, true)]).await.unwrap();
+    assert_eq!(
+        lb.pick(&elsewhere, PickIntent::Play).await.unwrap().id,
+        placed,
+        "a placement on another origin is left alone"
+    );
+    assert_eq!(streams(&lb).await, before, "and counted where it was");
+}
+
+#[tokio::test]
+async fn a_live_player_keeps_a_tentative_placement_and_a_live_publisher_firms_it() {
+    let (lb, clock) = balancer(StrategyKind::Random);
+    let k = key("watched");
+    let (first, _) = placed_then_drained(&lb, &k).await;
+    for _ in 0..4 {
+        clock.advance(TENTATIVE / 2);
+        lb.touch(&[live(&k, &first, false)]).await.unwrap();
+    }
+    assert!(lb.placements().await.unwrap().is_empty(), "still tentative");
+    assert_eq!(
+        lb.pick(&k, PickIntent::Play).await.unwrap().id,
+        first,
+        "touched by a live player: kept past the tentative TTL"
+    );
+    lb.touch(&[live(&k, &first, true)]).await.unwrap();
+    assert_eq!(lb.origin(&first).await.unwrap().unwrap().streams, 1);
+    clock.advance(TENTATIVE * 4);
+    assert_eq!(lb.placements().await.unwrap().len(), 1, "firm now");
 }

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use fred::prelude::{ClientLike, Expiration, FromValue, KeysInterface, Pool, Value};
 use fred::types::scripts::Script;
 use lb_core::{
-    check_report, choose_origin, clip_reason, Balancer, BalancerConfig, Error, HlsSession, Origin,
-    OriginId, OriginSource, OriginStatus, PickIntent, Placement, RtcSession, Strategy, StreamKey,
+    check_report, choose_origin, clip_reason, Balancer, BalancerConfig, Error, HlsSession,
+    LiveStream, Origin, OriginId, OriginSource, OriginStatus, PickIntent, Placement, RtcSession,
+    Strategy, StreamKey, MAX_LISTED_PLACEMENTS,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,7 +24,8 @@ use crate::RedisBalancerConfig;
 const PLACE_ATTEMPTS: usize = 3;
 
 /// Streams renewed per script call by [`Balancer::touch`]: enough to make it one round trip
-/// for any realistic proxy, few enough that one call never blocks Redis for long.
+/// for any realistic proxy, few enough that one call never blocks Redis for long (three
+/// arguments each).
 const TOUCH_BATCH: usize = 500;
 
 /// The balancer of a fleet of proxies: origins, placements and sessions live in Redis, so
@@ -41,7 +43,8 @@ pub struct RedisBalancer {
 /// What the pick script decided.
 enum Decision {
     Kept(Origin),
-    Placed(Origin, Option<OriginId>),
+    /// Placed on the origin, leaving another one (and whether it was placed firmly there).
+    Placed(Origin, Option<(OriginId, bool)>),
     /// No origin keeps the stream and no candidate was offered.
     Need,
     /// The candidate cannot take a new stream now.
@@ -189,18 +192,20 @@ impl RedisBalancer {
             .to_owned(),
             millis(self.config.origin_ttl).to_string(),
             millis(self.config.placement_ttl).to_string(),
+            millis(self.config.tentative_ttl).to_string(),
         ];
         let reply: Vec<String> = self
             .eval("pick", &self.scripts.pick, url.to_owned(), args)
             .await?;
-        let [outcome, _id, raw, left]: [String; 4] =
+        let [outcome, _id, raw, left, left_firm]: [String; 5] =
             reply.try_into().map_err(|_| malformed("pick"))?;
         let origin = || Record::parse(&raw).map(|r| r.origin);
         Ok(match outcome.as_str() {
             "kept" => Decision::Kept(origin()?),
-            "placed" => {
-                Decision::Placed(origin()?, (!left.is_empty()).then(|| OriginId::new(left)))
-            }
+            "placed" => Decision::Placed(
+                origin()?,
+                (!left.is_empty()).then(|| (OriginId::new(left), left_firm == "1")),
+            ),
             "need" => Decision::Need,
             "refused" => Decision::Refused,
             _ => return Err(malformed("pick")),
@@ -234,7 +239,9 @@ impl RedisBalancer {
             match self.decide(&url, &stream, Some(&candidate), intent).await? {
                 Decision::Kept(origin) => return Ok((origin, "kept")),
                 Decision::Placed(origin, left) => {
-                    self.cache.note_move(&origin.id, left.as_ref());
+                    let to = (intent == PickIntent::Publish).then_some(&origin.id);
+                    let from = left.as_ref().filter(|(_, firm)| *firm).map(|(id, _)| id);
+                    self.cache.note_move(to, from);
                     return Ok((origin, placed(&left)));
                 }
                 Decision::Need | Decision::Refused => {
@@ -364,21 +371,45 @@ impl Balancer for RedisBalancer {
         picked.map(|(origin, _)| origin)
     }
 
-    async fn touch(&self, keys: &[StreamKey]) -> Result<(), Error> {
-        for batch in keys.chunks(TOUCH_BATCH) {
-            let mut args = Vec::with_capacity(batch.len() + 2);
+    async fn touch(&self, live: &[LiveStream]) -> Result<(), Error> {
+        for batch in live.chunks(TOUCH_BATCH) {
+            let mut args = Vec::with_capacity(3 * batch.len() + 3);
             args.push(self.keys.prefix().to_owned());
             args.push(millis(self.config.placement_ttl).to_string());
-            args.extend(batch.iter().map(stream_name));
-            let _: i64 = self
+            args.push(millis(self.config.tentative_ttl).to_string());
+            for stream in batch {
+                args.push(stream_name(&stream.key));
+                args.push(stream.origin.to_string());
+                args.push(if stream.publishing { "1" } else { "0" }.to_owned());
+            }
+            let created: i64 = self
                 .eval("touch", &self.scripts.touch, self.keys.index(), args)
                 .await?;
+            if created > 0 {
+                tracing::info!(
+                    created,
+                    "recreated placements of live streams that Redis had lost"
+                );
+            }
         }
         Ok(())
     }
 
+    async fn release(&self, key: &StreamKey, origin: &OriginId) -> Result<(), Error> {
+        let stream = stream_name(key);
+        let url = self.keys.url(&stream);
+        let args = vec![self.keys.prefix().to_owned(), stream, origin.to_string()];
+        let _: i64 = self
+            .eval("release", &self.scripts.release, url, args)
+            .await?;
+        Ok(())
+    }
+
     async fn placements(&self) -> Result<Vec<Placement>, Error> {
-        let args = vec![self.keys.prefix().to_owned()];
+        let args = vec![
+            self.keys.prefix().to_owned(),
+            MAX_LISTED_PLACEMENTS.to_string(),
+        ];
         let reply: Vec<String> = self
             .eval(
                 "placements",
@@ -492,7 +523,7 @@ impl std::fmt::Debug for RedisBalancer {
 }
 
 /// The outcome of a placement: `replaced` when the stream left another origin.
-fn placed(left: &Option<OriginId>) -> &'static str {
+fn placed<T>(left: &Option<T>) -> &'static str {
     if left.is_some() {
         "replaced"
     } else {

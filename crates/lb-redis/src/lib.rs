@@ -18,6 +18,7 @@
 //! ```
 //!
 //! [`mark_down`]: lb_core::Balancer::mark_down
+//! [`release`]: lb_core::Balancer::release
 //! [`mark_up`]: lb_core::Balancer::mark_up
 //!
 //! # Keys
@@ -30,8 +31,8 @@
 //! | `srs-proxy-all-servers` | SET | every origin id (SADD/SREM, never rewritten whole) | never |
 //! | `srs-proxy-server:{id}` | string | `{"heartbeat_ms":<Redis TIME>,"origin":{..}}` | 2 × origin TTL (static origins: never) |
 //! | `srs-proxy-drain:{id}` | string | present while the origin drains | with its server key |
-//! | `srs-proxy-url:{vhost/app/stream}` | string | the placed origin's id | placement TTL, renewed by pick and touch |
-//! | `srs-proxy-streams:{id}` | ZSET | the origin's streams, scored by placement expiry (ms) | placement TTL |
+//! | `srs-proxy-url:{vhost/app/stream}` | string | the placed origin's id | placement TTL when firm, tentative TTL when tentative; renewed by pick and touch, deleted by [`release`] when tentative |
+//! | `srs-proxy-streams:{id}` | ZSET | the origin's firm streams, scored by placement expiry (ms) | placement TTL |
 //! | `srs-proxy-spbhid:{token}` | string | HLS session JSON | session TTL, renewed on read |
 //! | `srs-proxy-ufrag:{ufrag}` | string | WebRTC session JSON | session TTL, renewed on read |
 //! | `srs-proxy-down:{id}` | string | the reason of a health mark ([`mark_down`]); the origin is not alive while it exists | the mark's duration (PX), replaced by a later mark, deleted by [`mark_up`] and when the origin is forgotten |
@@ -68,6 +69,13 @@
 //!    for a new stream with a warm snapshot, three with a cold one; a refused candidate
 //!    means the snapshot was stale, and the proxy retries with a fresh one.
 //!
+//! A placement is firm or tentative ([`Balancer::pick`](lb_core::Balancer::pick)): a firm
+//! one is the `url:` key (placement TTL) and the stream's entry in its origin's
+//! `streams:{id}` set; a tentative one (a play of a stream without a placement) is the
+//! `url:` key alone, with the tentative TTL. Plays of streams that do not exist therefore
+//! add nothing to the sets and leave keys that expire within the tentative TTL, or at once
+//! when the proxy [`release`]s them.
+//!
 //! Stream counts for least-streams and `max_streams` come from the per-origin ZSETs: a
 //! stream's score is its placement's expiry time, kept in step with the placement key by
 //! the same scripts, so counting the live streams is a `ZCOUNT` and expired ones are
@@ -80,8 +88,11 @@
 //!
 //! Other operations: `register`, `set_draining`, `mark_down`, `mark_up`,
 //! `report_connections`, `origins`, `origin`, `touch` (up to 500 streams per call),
-//! `placements`, `hls`, `rtc` are one script call each; `put_hls`, `put_rtc`, `remove_rtc`
-//! one command each. `register` and `origins` cost O(origins) inside Redis (a restart of
+//! `release`, `placements` (at most
+//! [`MAX_LISTED_PLACEMENTS`](lb_core::MAX_LISTED_PLACEMENTS) set members examined), `hls`,
+//! `rtc` are one script call each; `put_hls`, `put_rtc`, `remove_rtc` one command each.
+//! `touch` also puts back, set-if-absent, the placement of a live stream that Redis lost
+//! (a restart without persistence), naming the origin the proxy's sessions use. `register` and `origins` cost O(origins) inside Redis (a restart of
 //! an origin is found by its `server`, expired index entries are dropped); `origins`, and a
 //! placement on an origin with `max_connections`, also read every proxy's report
 //! (O(proxies)).
@@ -96,7 +107,7 @@
 //!   (an error: no origin could take it, or Redis failed).
 //! - `proxy_redis_errors_total{operation}`: Redis calls that failed or timed out, by
 //!   operation: `connect`, `script load`, `register`, `status`, `pick`, `touch`,
-//!   `placements`, `drain`, `mark`, `report`, `session read`, `session write`,
+//!   `release`, `placements`, `drain`, `mark`, `report`, `session read`, `session write`,
 //!   `session delete`.
 //!
 //! # When Redis is away
@@ -106,7 +117,9 @@
 //! connections are re-established in the background with exponential backoff (100 ms up to
 //! [`RedisBalancerConfig::reconnect_max_delay`]), forever. A Redis that restarts empty has
 //! forgotten every origin: registered origins come back with their next heartbeat, static
-//! ones must be registered again by whoever configured them.
+//! ones must be registered again by whoever configured them. It has forgotten the
+//! placements too: each proxy's next `touch` puts back those of its live streams, on the
+//! origin their sessions use, unless a pick placed the stream first.
 
 #![warn(missing_docs)]
 

@@ -19,6 +19,7 @@ pub(crate) struct Scripts {
     pub(crate) status: Script,
     pub(crate) pick: Script,
     pub(crate) touch: Script,
+    pub(crate) release: Script,
     pub(crate) placements: Script,
     pub(crate) drain: Script,
     pub(crate) mark: Script,
@@ -33,6 +34,7 @@ impl Scripts {
             status: Script::from_lua(script!("status.lua")),
             pick: Script::from_lua(script!("pick.lua")),
             touch: Script::from_lua(script!("touch.lua")),
+            release: Script::from_lua(script!("release.lua")),
             placements: Script::from_lua(script!("placements.lua")),
             drain: Script::from_lua(script!("drain.lua")),
             mark: Script::from_lua(include_str!("lua/mark.lua")),
@@ -41,12 +43,13 @@ impl Scripts {
         }
     }
 
-    pub(crate) fn all(&self) -> [&Script; 9] {
+    pub(crate) fn all(&self) -> [&Script; 10] {
         [
             &self.register,
             &self.status,
             &self.pick,
             &self.touch,
+            &self.release,
             &self.placements,
             &self.drain,
             &self.mark,

@@ -147,15 +147,16 @@ impl StatusCache {
         *self.lock() = None;
     }
 
-    /// Counts a placement this proxy just made, so that least-streams does not pile a burst
-    /// of new streams onto one origin while the snapshot ages.
-    pub(crate) fn note_move(&self, to: &OriginId, from: Option<&OriginId>) {
+    /// Counts a placement this proxy just made (`to`: a firm one, `from`: the firm one it
+    /// replaced), so that least-streams does not pile a burst of new streams onto one
+    /// origin while the snapshot ages.
+    pub(crate) fn note_move(&self, to: Option<&OriginId>, from: Option<&OriginId>) {
         let mut current = self.lock();
         let Some(snapshot) = current.as_mut() else {
             return;
         };
         for status in Arc::make_mut(&mut snapshot.statuses) {
-            if &status.origin.id == to {
+            if Some(&status.origin.id) == to {
                 status.streams += 1;
             } else if Some(&status.origin.id) == from {
                 status.streams = status.streams.saturating_sub(1);

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use fred::prelude::{ClientLike, Config, KeysInterface, SetsInterface};
 use fred::types::{ClusterHash, CustomCommand};
 use lb_core::{
-    Balancer, BalancerConfig, Error, HlsSession, Origin, OriginId, OriginSource, PickIntent,
-    Registration, RtcSession, StrategyKind, StreamKey,
+    Balancer, BalancerConfig, Error, HlsSession, LiveStream, Origin, OriginId, OriginSource,
+    PickIntent, Registration, RtcSession, StrategyKind, StreamKey,
 };
 use lb_redis::{RedisBalancer, RedisBalancerConfig};
 
 #[path = "redis/health.rs"]
 mod health;
+#[path = "redis/tentative.rs"]
+mod tentative;
 
 const REDIS_SERVER: &str = "redis-server";
 
@@ -149,6 +151,7 @@ fn config(origin_ttl: f64, session_ttl: f64, placement_ttl: f64) -> BalancerConf
         origin_ttl: Duration::from_secs_f64(origin_ttl),
         session_ttl: Duration::from_secs_f64(session_ttl),
         placement_ttl: Duration::from_secs_f64(placement_ttl),
+        ..BalancerConfig::default()
     }
 }
 
@@ -322,9 +325,12 @@ async fn a_dead_origin_loses_its_streams_at_the_next_pick() {
     let b = statuses.iter().find(|s| s.origin.server == "b").unwrap();
     assert_eq!(
         (b.alive, a.streams, b.streams),
-        (true, 0, 1),
-        "the stream moved in the counts too"
+        (true, 0, 0),
+        "the firm placement left a; a play's new placement is tentative"
     );
+    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "b");
+    let b = lb.origin(&b.origin.id).await.unwrap().unwrap();
+    assert_eq!(b.streams, 1, "the republish made it firm on b");
 }
 
 #[tokio::test]
@@ -588,7 +594,14 @@ async fn placements_expire_unless_picked_or_touched() {
         lb.pick(k, PickIntent::Publish).await.unwrap();
     }
     sleep(0.8).await;
-    lb.touch(std::slice::from_ref(&touched)).await.unwrap();
+    let on = lb.origins().await.unwrap()[0].origin.id.clone();
+    lb.touch(&[LiveStream {
+        key: touched.clone(),
+        origin: on,
+        publishing: true,
+    }])
+    .await
+    .unwrap();
     lb.pick(&picked, PickIntent::Play).await.unwrap();
     sleep(0.9).await;
     let keys: Vec<StreamKey> = lb
@@ -733,6 +746,18 @@ async fn proxies_racing_for_new_streams_agree() {
     let (decided, disagreements) = tally(results);
     assert_eq!(disagreements, 0, "proxies disagreed on first placements");
     assert_eq!(decided.len(), STREAMS);
+    assert!(
+        proxies[0].placements().await.unwrap().is_empty(),
+        "plays place tentatively: nothing is listed"
+    );
+    // The publishers come: every proxy finds the players' placements and makes them firm.
+    let mut results = Vec::new();
+    for task in race(PickIntent::Publish) {
+        results.push(task.await.unwrap());
+    }
+    let (firmed, disagreements) = tally(results);
+    assert_eq!(disagreements, 0, "proxies disagreed on firming placements");
+    assert_eq!(firmed, decided, "publishers follow the players' placements");
     let placements = proxies[0].placements().await.unwrap();
     assert_eq!(placements.len(), STREAMS);
     assert!(
@@ -931,15 +956,22 @@ async fn exercise(lb: &RedisBalancer) {
     let (a, b) = (origin("a", "1"), origin("b", "1"));
     lb.register(a.clone()).await.unwrap();
     lb.register(b.clone()).await.unwrap();
-    let mut keys = Vec::new();
+    let mut live = Vec::new();
     for n in 0..20 {
         let k = key(&format!("s{n}"));
         let placed = lb.pick(&k, PickIntent::Publish).await.unwrap();
         assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap(), placed);
-        keys.push(k);
+        live.push(LiveStream {
+            key: k,
+            origin: placed.id,
+            publishing: true,
+        });
     }
-    lb.touch(&keys).await.unwrap();
+    lb.touch(&live).await.unwrap();
     assert_eq!(lb.placements().await.unwrap().len(), 20);
+    let nobody = key("nobody");
+    let tried = lb.pick(&nobody, PickIntent::Play).await.unwrap().id;
+    lb.release(&nobody, &tried).await.unwrap();
     lb.set_draining(&a.id, true).await.unwrap();
     assert_eq!(
         lb.pick(&key("new"), PickIntent::Publish).await.unwrap().id,

@@ -332,6 +332,7 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         origin_ttl: duration("origin_ttl")?,
         session_ttl: duration("session_ttl")?,
         placement_ttl: duration("placement_ttl")?,
+        ..BalancerConfig::default()
     };
     let grace_quit = duration("grace_quit_timeout")?;
     let force_quit = duration("force_quit_timeout")?;

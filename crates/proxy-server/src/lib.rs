@@ -267,18 +267,20 @@ pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket>
 
 /// Keeps the balancer from forgetting where streams with live sessions are.
 async fn keep_live_placements(ctx: Arc<Context>) {
-    let period = (ctx.config.balancer_config.placement_ttl / 4)
+    let ttls = &ctx.config.balancer_config;
+    // Tentative placements of live players must be renewed too.
+    let period = (ttls.placement_ttl.min(ttls.tentative_ttl) / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         ctx.recent.placements.sweep();
         ctx.recent.tokens.sweep();
-        let keys = ctx.sessions.live_keys();
-        if keys.is_empty() {
+        let live = ctx.sessions.live_streams();
+        if live.is_empty() {
             continue;
         }
-        if let Err(e) = ctx.balancer.touch(&keys).await {
+        if let Err(e) = ctx.balancer.touch(&live).await {
             tracing::warn!("cannot refresh placements of live streams: {e}");
             metrics::balancer_error("touch");
         }

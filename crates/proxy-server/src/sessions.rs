@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
-use lb_core::{OriginId, PickIntent, StreamKey};
+use lb_core::{LiveStream, OriginId, PickIntent, StreamKey};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -239,12 +239,25 @@ impl Sessions {
         self.inner.live.len()
     }
 
-    /// The distinct streams with live sessions.
-    pub fn live_keys(&self) -> Vec<StreamKey> {
-        let mut keys: Vec<StreamKey> = self.inner.live.iter().map(|s| s.key.clone()).collect();
-        keys.sort();
-        keys.dedup();
-        keys
+    /// The distinct streams with live sessions, with the origin they are relayed to and
+    /// whether one of them publishes; a stream's publishing origin comes first, so that a
+    /// balancer putting back a lost placement picks the publisher's.
+    pub fn live_streams(&self) -> Vec<LiveStream> {
+        let mut merged: HashMap<(StreamKey, OriginId), bool> = HashMap::new();
+        for s in self.inner.live.iter() {
+            *merged.entry((s.key.clone(), s.origin.clone())).or_default() |=
+                s.intent == PickIntent::Publish;
+        }
+        let mut live: Vec<LiveStream> = merged
+            .into_iter()
+            .map(|((key, origin), publishing)| LiveStream {
+                key,
+                origin,
+                publishing,
+            })
+            .collect();
+        live.sort_by(|a, b| a.key.cmp(&b.key).then(b.publishing.cmp(&a.publishing)));
+        live
     }
 
     /// Live sessions grouped by stream.

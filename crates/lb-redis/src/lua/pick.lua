@@ -1,9 +1,10 @@
 -- KEYS[1]: the stream's placement key. ARGV: prefix, stream name, candidate origin id ('':
 -- only look for an origin that keeps the stream), publish ('1') or play ('0'), origin TTL
--- ms, placement TTL ms.
--- Returns {outcome, origin id, origin record JSON, id of the origin the stream left or ''}:
+-- ms, placement TTL ms, tentative TTL ms.
+-- Returns {outcome, origin id, origin record JSON, id of the origin the stream left or '',
+-- '1' if the placement it left was firm or '0'}:
 --   kept     the placed origin keeps the stream (alive; not draining, unless this is a
---            play); the placement is renewed
+--            play); the placement is renewed, and made firm by a publish
 --   placed   the stream is now on the candidate
 --   need     no origin keeps it and no candidate was given
 --   refused  the candidate cannot take a new stream now (dead, marked down, draining,
@@ -11,9 +12,15 @@
 --            proxy's view of it is stale
 -- Liveness, draining and capacity are decided here, on Redis's data and clock, so two
 -- proxies racing for a stream agree whatever their caches say.
+--
+-- A publish places firmly: the placement key lives the placement TTL and the stream is a
+-- member of its origin's set (`streams:{id}`), which is what counts against max_streams.
+-- A play of a stream without a placement places tentatively: the key lives the tentative
+-- TTL and the set is not touched, so plays of streams that do not exist reserve nothing.
 local prefix, stream, candidate = ARGV[1], ARGV[2], ARGV[3]
 local publish = ARGV[4] == '1'
 local origin_ttl, placement_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local tentative_ttl = tonumber(ARGV[7])
 local now = now_ms()
 
 -- The per-origin set scores each stream by its placement's expiry, so counting what is
@@ -29,38 +36,49 @@ if current then
   local raw, rec = load_record(prefix, current)
   if rec and is_alive(prefix, current, rec, now, origin_ttl)
     and not (publish and is_draining(prefix, current)) then
-    redis.call('PEXPIRE', KEYS[1], placement_ttl)
-    hold(current)
-    return {'kept', current, raw, ''}
+    if publish or is_firm(prefix, current, stream, now) then
+      redis.call('PEXPIRE', KEYS[1], placement_ttl)
+      hold(current)
+    else
+      redis.call('PEXPIRE', KEYS[1], tentative_ttl)
+    end
+    return {'kept', current, raw, '', '0'}
   end
 end
 if candidate == '' then
-  return {'need', '', '', ''}
+  return {'need', '', '', '', '0'}
 end
 
 local raw, rec = load_record(prefix, candidate)
 if not rec or not is_alive(prefix, candidate, rec, now, origin_ttl) or is_draining(prefix, candidate) then
-  return {'refused', candidate, '', ''}
+  return {'refused', candidate, '', '', '0'}
 end
 local max = rec.origin.max_streams
 if type(max) == 'number' then
   local placed = redis.call('ZCOUNT', prefix .. 'streams:' .. candidate, '(' .. now, '+inf')
   if placed >= max then
-    return {'refused', candidate, '', ''}
+    return {'refused', candidate, '', '', '0'}
   end
 end
 local max_conns = rec.origin.max_connections
 if type(max_conns) == 'number' then
   if connections_to(connection_reports(prefix), candidate) >= max_conns then
-    return {'refused', candidate, '', ''}
+    return {'refused', candidate, '', '', '0'}
   end
 end
 
-redis.call('SET', KEYS[1], candidate, 'PX', placement_ttl)
-local left = ''
-if current and current ~= candidate then
+local left, left_firm = '', '0'
+if current then
+  if is_firm(prefix, current, stream, now) then left_firm = '1' end
   redis.call('ZREM', prefix .. 'streams:' .. current, stream)
-  left = current
+  if current ~= candidate then left = current end
 end
-hold(candidate)
-return {'placed', candidate, raw, left}
+if publish then
+  redis.call('SET', KEYS[1], candidate, 'PX', placement_ttl)
+  hold(candidate)
+else
+  redis.call('SET', KEYS[1], candidate, 'PX', tentative_ttl)
+  -- A set entry left from a lost placement would read as firm.
+  redis.call('ZREM', prefix .. 'streams:' .. candidate, stream)
+end
+return {'placed', candidate, raw, left, left_firm}

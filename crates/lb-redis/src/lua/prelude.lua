@@ -67,3 +67,9 @@ local function forget(prefix, index, id)
     prefix .. 'down:' .. id)
 end
 
+-- Whether a stream's placement on an origin is firm: the stream is in the origin's set with
+-- a score (its expiry) still ahead. Tentative placements are a placement key alone.
+local function is_firm(prefix, id, stream, now)
+  local score = redis.call('ZSCORE', prefix .. 'streams:' .. id, stream)
+  return score ~= false and score ~= nil and tonumber(score) > now
+end
