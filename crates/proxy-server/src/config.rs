@@ -64,6 +64,7 @@ pub const SETTINGS: &[Setting] = &[
     s("origin_ttl", "PROXY_ORIGIN_TTL", "300s", "a registered origin is alive while its last heartbeat is younger"),
     s("session_ttl", "PROXY_SESSION_TTL", "120s", "HLS and WebRTC sessions expire after this long unused"),
     s("placement_ttl", "PROXY_PLACEMENT_TTL", "1h", "a stream's placement is forgotten after this long with no session"),
+    s("tentative_ttl", "PROXY_TENTATIVE_TTL", "30s", "a placement made by a player (no publisher yet) holds no capacity and is forgotten after this long with no session; one whose origin answers that it has no such stream is forgotten at once"),
     s("max_connections", "PROXY_MAX_CONNECTIONS", "10000", "most client connections (all TCP listeners together) at once"),
     s("handshake_timeout", "PROXY_HANDSHAKE_TIMEOUT", "10s", "time a client has to say which stream it wants"),
     s("origin_connect_timeout", "PROXY_ORIGIN_CONNECT_TIMEOUT", "5s", "time an origin has to accept and answer the proxy"),
@@ -332,7 +333,7 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
         origin_ttl: duration("origin_ttl")?,
         session_ttl: duration("session_ttl")?,
         placement_ttl: duration("placement_ttl")?,
-        ..BalancerConfig::default()
+        tentative_ttl: duration("tentative_ttl")?.max(Duration::from_millis(100)),
     };
     let grace_quit = duration("grace_quit_timeout")?;
     let force_quit = duration("force_quit_timeout")?;

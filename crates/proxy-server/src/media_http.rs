@@ -119,6 +119,10 @@ async fn relay_stream(
     let (origin, response) =
         send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
     tracing::info!(stream = %key, origin = %origin.id, status = response.status().as_u16(), "{protocol:?} viewer");
+    if !response.status().is_success() {
+        release(ctx, &key, &origin).await;
+        return Ok(unrelayed(response));
+    }
     let session = ctx.sessions.open(
         protocol,
         key,
@@ -151,6 +155,11 @@ async fn relay_playlist(
         None => {
             let (origin, response) =
                 send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
+            if !response.status().is_success() {
+                // No stream there: no token, and no placement left behind.
+                release(ctx, &key, &origin).await;
+                return Ok(unrelayed(response));
+            }
             let token = hls_token(&key, &origin);
             // Without the shared store the token would not resolve on other proxies; this
             // proxy still resolves it from its recent routes.
@@ -222,11 +231,18 @@ async fn relay_segment(
         Some(token) => To::Origin(Box::new(origin_of_token(ctx, token).await?)),
         None => To::Pick(&key),
     };
+    let picked = matches!(to, To::Pick(_));
     let query = req
         .uri()
         .query()
         .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
     let (origin, response) = send_to_origin(ctx, client, to, req, query.as_deref()).await?;
+    if !response.status().is_success() {
+        if picked {
+            release(ctx, &key, &origin).await;
+        }
+        return Ok(unrelayed(response));
+    }
     let session = ctx.sessions.open(
         Protocol::Hls,
         key,
@@ -311,6 +327,22 @@ async fn send_to_origin(
             Ok((*origin, response))
         }
     }
+}
+
+/// Forgets the placement a play just made, if the origin said it has no such stream
+/// (anything but a success): a play of a stream that does not exist leaves nothing behind.
+/// The balancer keeps placements a publisher made, and placements on other origins.
+async fn release(ctx: &Context, key: &StreamKey, origin: &Origin) {
+    if let Err(e) = ctx.balancer.release(key, &origin.id).await {
+        tracing::debug!(stream = %key, origin = %origin.id, "cannot release the placement: {e}");
+    }
+}
+
+/// An origin's answer passed on as it is, outside any session: an error page, not media.
+fn unrelayed(response: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
 }
 
 fn relayed(

@@ -21,6 +21,19 @@ fn register(proxy: &Proxy, server: &str, rtmp: u16, http_port: u16) {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// A WHIP publish of `live/<stream>`: a publisher's pick, whose placement every proxy
+/// lists (a player's is tentative, and is not listed).
+fn whip_publish(api: std::net::SocketAddr, stream: &str) -> crate::harness::Response {
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef012345\r\n";
+    http(
+        "POST",
+        api,
+        &format!("/rtc/v1/whip/?app=live&stream={stream}"),
+        &[("Content-Type", "application/sdp")],
+        offer.as_bytes(),
+    )
+}
+
 fn placements(proxy: &Proxy) -> Vec<(String, String)> {
     let r = http("GET", proxy.addr("system-api"), "/api/v1/streams", &[], b"");
     let mut list: Vec<(String, String)> = r.json()["data"]
@@ -87,18 +100,19 @@ fn concurrent_first_picks_through_three_proxies_agree() {
     // streams would not be placed at all): this test watches placement alone.
     let flags = [("origin-connect-timeout", "1s"), ("suspect-for", "0s")];
     let proxies: Vec<Proxy> = (0..3).map(|_| fleet_proxy(&redis, &flags, None)).collect();
-    // Origins on closed ports: each request places its stream, then fails fast with 502.
+    // Origins on closed ports: each WHIP publish places its stream (a publisher's
+    // placement, which is listed), then fails fast with 502.
     for n in 0..4 {
         register(&proxies[0], &format!("o{n}"), free_port(), free_port());
     }
     let streams = 40;
     std::thread::scope(|scope| {
         for (i, proxy) in proxies.iter().enumerate() {
-            let addr = proxy.addr("http");
+            let addr = proxy.addr("http-api");
             scope.spawn(move || {
                 for n in 0..streams {
                     let s = (n + i * 7) % streams;
-                    let r = http("GET", addr, &format!("/live/s{s}.flv"), &[], b"");
+                    let r = whip_publish(addr, &format!("s{s}"));
                     assert_eq!(r.status, 502, "{}", r.text());
                 }
             });
@@ -230,7 +244,7 @@ fn an_origin_that_stops_heartbeating_leaves_every_proxy_and_its_streams_move() {
         None,
     );
     register(&a, "old", free_port(), free_port());
-    let _ = http("GET", a.addr("http"), "/live/cam.flv", &[], b"");
+    let _ = whip_publish(a.addr("http-api"), "cam");
     assert_eq!(
         placements(&b),
         [("__defaultVhost__/live/cam".to_owned(), "old-s-1".to_owned())]
@@ -253,7 +267,7 @@ fn an_origin_that_stops_heartbeating_leaves_every_proxy_and_its_streams_move() {
             "the silent origin is not alive on any proxy: {servers}"
         );
     }
-    let _ = http("GET", a.addr("http"), "/live/cam.flv", &[], b"");
+    let _ = whip_publish(a.addr("http-api"), "cam");
     assert_eq!(
         placements(&b),
         [("__defaultVhost__/live/cam".to_owned(), "new-s-1".to_owned())]

@@ -649,6 +649,19 @@ impl RedisServer {
         );
     }
 
+    /// The keys matching `pattern` (redis-cli's SCAN).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let cli = require_program("redis-cli", "redis-tools");
+        let out = Command::new(cli)
+            .args(["-p", &self.port.to_string(), "--scan", "--pattern", pattern])
+            .output()
+            .expect("running redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The proxy flags that use this server.
     pub fn proxy_flags(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -7,7 +7,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::harness::{
-    ffmpeg_publish, free_port, http, wait_for, wait_listening, NginxProxyProtocol, NginxRtmp, Proxy,
+    ffmpeg_publish, fleet_proxy, free_port, http, wait_for, wait_listening, NginxProxyProtocol,
+    NginxRtmp, Proxy, RedisServer,
 };
 use crate::limits::{connect_from, metric, server};
 
@@ -311,4 +312,46 @@ fn one_host_cannot_lock_the_origins_out_of_the_system_api() {
         "an origin could not register while one host hoarded connections: {answer:?}"
     );
     drop(hoarded);
+}
+
+/// Plays of streams that do not exist take no capacity and leave nothing behind: neither
+/// a placement counted against `max_streams` nor keys in Redis. A real stream is then
+/// still placed. (Finding 1: ten such GETs used to fill two origins of `max_streams = 5`.)
+#[test]
+fn plays_of_missing_streams_take_no_capacity_and_leave_no_state() {
+    let redis = RedisServer::start();
+    let (a, b) = (NginxRtmp::start(None), NginxRtmp::start(None));
+    let toml = format!(
+        "{}max_streams = 5\n{}max_streams = 5\n",
+        a.origin_toml("a"),
+        b.origin_toml("b")
+    );
+    let proxy = fleet_proxy(&redis, &[], Some(&toml));
+    let web = proxy.addr("http");
+    for n in 0..20 {
+        for ext in ["flv", "m3u8", "ts"] {
+            let r = http("GET", web, &format!("/live/nothing-{n}.{ext}"), &[], b"");
+            assert_eq!(r.status, 404, "{ext}: {}", r.text());
+        }
+    }
+    for id in ["a", "b"] {
+        assert_eq!(server(&proxy, id)["streams"], 0, "{}", server(&proxy, id));
+    }
+    let left: Vec<String> = ["*url:*", "*spbhid:*", "*streams:*"]
+        .iter()
+        .flat_map(|p| redis.keys(p))
+        .collect();
+    assert!(left.is_empty(), "state left by plays of nothing: {left:?}");
+
+    let rtmp = proxy.addr("rtmp");
+    let _publisher = ffmpeg_publish(&format!("rtmp://{rtmp}/live/real"), 20, true, "flv");
+    let placed = wait_for(Duration::from_secs(20), || {
+        let total: u64 = ["a", "b"]
+            .iter()
+            .filter_map(|id| server(&proxy, id)["streams"].as_u64())
+            .sum();
+        (total == 1).then_some(())
+    });
+    assert!(placed.is_some(), "{}", proxy.log_text());
+    assert_eq!(redis.keys("*url:*").len(), 1);
 }

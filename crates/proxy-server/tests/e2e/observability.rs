@@ -336,10 +336,12 @@ fn a_live_stream_the_balancer_forgot_is_still_listed() {
         ) >= Some(1.0),
         "{text}"
     );
+    // The proxy writes the live stream's placement back (only where none exists), so new
+    // players of the stream find its publisher's origin.
     redis.restart();
     let listed = wait_for(Duration::from_secs(20), || {
         let (status, v) = streams(&proxy, "?stream=live/cam");
-        (status == 200 && v["data"][0]["placed"] == false).then_some(v)
+        (status == 200 && v["data"][0]["placed"] == true).then_some(v)
     })
     .unwrap_or_else(|| panic!("{}\n{}", streams(&proxy, "").1, proxy.log_text()));
     let entry = &listed["data"][0];
