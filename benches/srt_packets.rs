@@ -142,6 +142,7 @@ fn per_handshake(c: &mut Criterion) {
                 client(),
                 "198.51.100.9:10080".parse().expect("addr"),
                 ids,
+                NOW,
             );
             let first = s.to_origin(NOW);
             let step1 = s.on_origin(&origin_ind, NOW).expect("step");

@@ -64,7 +64,7 @@ pub fn packet_and_handshake(data: &[u8]) {
         toward_client: 1,
         toward_origin: hs.header.dest_socket_id,
     };
-    let mut session = Session::new(&accepted, peer, peer, ids);
+    let mut session = Session::new(&accepted, peer, peer, ids, now);
     if let Some(first) = session.to_origin(now) {
         Handshake::parse(&first).expect("our induction parses");
     }
@@ -166,7 +166,7 @@ pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
         toward_client: 0x0C11_E000,
         toward_origin: 0x0021_6100,
     };
-    let mut session = Session::new(&accepted, client, origin, ids);
+    let mut session = Session::new(&accepted, client, origin, ids, now);
     let mut conclusion_sent = false;
 
     let mut rest = data;
@@ -198,6 +198,10 @@ pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
                 Ok(OriginStep::SendToOrigin(b)) => {
                     let out = Handshake::parse(&b).expect("our conclusion parses");
                     assert_eq!(out.kind, HandshakeType::Conclusion);
+                    assert_eq!(
+                        out.header.timestamp, hs.header.timestamp,
+                        "no time passed: the client's own timestamp (the origin's TSBPD base)"
+                    );
                     assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes());
                     assert_eq!(out.socket_id, ids.toward_origin);
                     conclusion_sent = true;

@@ -58,7 +58,7 @@
 //!
 //! // 3. The streamid picked `origin`; replay the handshake to it as a caller.
 //! let ids = SessionIds { toward_client: 0x2000_0002, toward_origin: 0x3000_0003 };
-//! let mut session = Session::new(&accepted, client, origin, ids);
+//! let mut session = Session::new(&accepted, client, origin, ids, now);
 //! let ours = session.to_origin(now).ok_or("nothing to send")?;
 //! let ours = Handshake::parse(&ours)?;
 //! assert_eq!((ours.kind, ours.socket_id), (HandshakeType::Induction, ids.toward_origin));

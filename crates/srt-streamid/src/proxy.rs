@@ -21,6 +21,14 @@
 //! A repeated client conclusion (its answer was lost) arrives again with destination 0:
 //! [`Session::answer_retransmit`] gives the stored answer, and nothing is sent to the
 //! origin twice. A repeated induction is answered again by the stateless listener.
+//!
+//! The handshakes replayed to the origin carry the client's clock: the timestamp of the
+//! client's conclusion plus the time since it arrived, as the client itself would have
+//! stamped them. The origin takes the timestamp of the packet carrying HSREQ as the
+//! caller's age and sets its TSBPD time base (when each data packet is due) to its own
+//! "now" minus that age. Any other value shifts every packet's due time: too large and
+//! data is released at once, without the latency buffer, or, once the age exceeds the
+//! origin's monotonic clock (its host's uptime, for libsrt), never.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,9 +40,16 @@ use crate::packet::{set_dest_socket_id, ControlHeader};
 use crate::reject::RejectReason;
 use crate::{Error, StreamId};
 
-/// Handshake timestamps are informational; any clock's low 32 bits of microseconds do.
+/// SRT timestamps are microseconds modulo 2^32.
+fn micros(t: Duration) -> u32 {
+    (t.as_micros() & 0xFFFF_FFFF) as u32
+}
+
+/// The timestamp of the listener's own answers (inductions, rejections). A caller takes
+/// no timing from them (its TSBPD base comes from the HSRSP, which is the origin's), so
+/// any clock does.
 fn timestamp(now: Duration) -> u32 {
-    (now.as_micros() & 0xFFFF_FFFF) as u32
+    micros(now)
 }
 
 /// The client-facing half: answers inductions and checks conclusions without keeping
@@ -251,16 +266,22 @@ pub struct Session {
     // The client's conclusion with its extensions cut off, and those extensions.
     conclusion: Handshake<'static>,
     extensions: Vec<u8>,
+    /// When the conclusion arrived: its timestamp was the client's clock then.
+    received: Duration,
     state: State,
 }
 
 impl Session {
-    /// Starts replaying `accepted` (from `client`) to `origin`.
+    /// Starts replaying `accepted` (from `client`) to `origin`. `received` is when the
+    /// client's conclusion arrived, on the clock later given to [`Session::to_origin`] and
+    /// [`Session::on_origin`] (any epoch; a monotonic one keeps the origin's idea of the
+    /// client's age right across wall-clock steps).
     pub fn new(
         accepted: &Accepted<'_>,
         client: SocketAddr,
         origin: SocketAddr,
         ids: SessionIds,
+        received: Duration,
     ) -> Self {
         let hs = accepted.handshake;
         Session {
@@ -272,6 +293,7 @@ impl Session {
                 ..hs
             },
             extensions: hs.extensions.as_bytes().to_vec(),
+            received,
             state: State::AwaitInduction,
         }
     }
@@ -378,6 +400,13 @@ impl Session {
         }
     }
 
+    /// The client's clock at `now`: what it would stamp a handshake with if it were
+    /// talking to the origin itself.
+    fn client_clock(&self, now: Duration) -> u32 {
+        let since = micros(now.saturating_sub(self.received));
+        self.conclusion.header.timestamp.wrapping_add(since)
+    }
+
     fn induction(&self, now: Duration) -> [u8; BASE_LEN] {
         let c = &self.conclusion;
         let hs = Handshake::caller_induction(
@@ -389,7 +418,7 @@ impl Session {
         );
         Handshake {
             header: ControlHeader {
-                timestamp: timestamp(now),
+                timestamp: self.client_clock(now),
                 ..hs.header
             },
             ..hs
@@ -400,7 +429,7 @@ impl Session {
     fn origin_conclusion(&self, origin_cookie: u32, now: Duration) -> Vec<u8> {
         Handshake {
             header: ControlHeader {
-                timestamp: timestamp(now),
+                timestamp: self.client_clock(now),
                 dest_socket_id: 0,
                 ..self.conclusion.header
             },
@@ -564,6 +593,11 @@ mod tests {
     /// The captured libsrt listener answers were made for ffmpeg's socket id, so a session
     /// using that id toward the origin can be driven by them unchanged.
     fn session(conclusion: &[u8]) -> Session {
+        session_at(conclusion, NOW)
+    }
+
+    /// As [`session`], the conclusion having arrived at `received`.
+    fn session_at(conclusion: &[u8], received: Duration) -> Session {
         let accepted = Accepted {
             handshake: Handshake::parse(conclusion).unwrap(),
             streamid: None,
@@ -572,7 +606,7 @@ mod tests {
             toward_client: 0xBBBB_0002,
             toward_origin: FFMPEG_ID,
         };
-        Session::new(&accepted, client(), origin(), ids)
+        Session::new(&accepted, client(), origin(), ids, received)
     }
 
     fn without_timestamp(bytes: &[u8]) -> Vec<u8> {
@@ -584,11 +618,11 @@ mod tests {
     #[test]
     fn replay_to_a_libsrt_origin() {
         let mut s = session(CONCLUSION);
-        // Our induction to the origin is what libsrt itself sent, apart from the timestamp.
-        assert_eq!(
-            without_timestamp(&s.to_origin(NOW).unwrap()),
-            without_timestamp(INDUCTION)
-        );
+        // Our induction to the origin is what libsrt itself sent, apart from the timestamp
+        // (the client's clock when its conclusion came, as no time has passed).
+        let induction = s.to_origin(NOW).unwrap();
+        assert_eq!(without_timestamp(&induction), without_timestamp(INDUCTION));
+        assert_eq!(induction.get(8..12), CONCLUSION.get(8..12));
 
         let step = s
             .on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), NOW)
@@ -601,15 +635,14 @@ mod tests {
             Some(conclusion.clone()),
             "retransmission timer resends it"
         );
-        let mut expected = without_timestamp(CONCLUSION);
+        let mut expected = CONCLUSION.to_vec();
         expected
             .get_mut(44..48)
             .unwrap()
             .copy_from_slice(ORIGIN_INDUCTION.get(44..48).unwrap());
         assert_eq!(
-            without_timestamp(&conclusion),
-            expected,
-            "the client's conclusion with the origin's cookie"
+            conclusion, expected,
+            "the client's conclusion, timestamp included, with the origin's cookie"
         );
 
         let step = s
@@ -651,6 +684,55 @@ mod tests {
         assert_eq!(dest_socket_id(&data), Some(origin_hs.socket_id));
         relay.origin_to_client(&mut data).unwrap();
         assert_eq!(dest_socket_id(&data), Some(FFMPEG_ID));
+    }
+
+    /// The origin sets its TSBPD time base to its "now" minus the timestamp of the
+    /// conclusion carrying HSREQ. The proxy once stamped its own wall clock (microseconds
+    /// modulo 2^32) there: a libsrt origin whose uptime was below that value never
+    /// released a packet, and one above it released them without any latency buffer.
+    #[test]
+    fn replayed_handshakes_carry_the_clients_clock() {
+        const FFMPEG_TS: u32 = 0x2f0;
+        assert_eq!(
+            Handshake::parse(CONCLUSION).unwrap().header.timestamp,
+            FFMPEG_TS
+        );
+        let ms = Duration::from_millis;
+        let ts = |bytes: &[u8]| Handshake::parse(bytes).unwrap().header.timestamp;
+
+        // Whatever the epoch of the caller's clock, only the time since the conclusion
+        // arrived is added to ffmpeg's own timestamp.
+        for epoch in [NOW, Duration::ZERO, Duration::from_micros(0xFFFF_FFF0)] {
+            let mut s = session_at(CONCLUSION, epoch);
+            assert_eq!(ts(&s.to_origin(epoch + ms(1)).unwrap()), FFMPEG_TS + 1_000);
+            let OriginStep::SendToOrigin(conclusion) = s
+                .on_origin(&Handshake::parse(ORIGIN_INDUCTION).unwrap(), epoch + ms(2))
+                .unwrap()
+            else {
+                panic!("conclusion expected")
+            };
+            let mut expected = CONCLUSION.to_vec();
+            expected
+                .get_mut(8..12)
+                .unwrap()
+                .copy_from_slice(&(FFMPEG_TS + 2_000).to_be_bytes());
+            expected
+                .get_mut(44..48)
+                .unwrap()
+                .copy_from_slice(ORIGIN_INDUCTION.get(44..48).unwrap());
+            assert_eq!(conclusion, expected, "epoch {epoch:?}");
+            let resent = s.to_origin(epoch + ms(252)).unwrap();
+            assert_eq!(ts(&resent), FFMPEG_TS + 252_000, "a resend is stamped anew");
+        }
+
+        // SRT timestamps wrap at 2^32 microseconds; a clock stepping back adds nothing.
+        let mut late = CONCLUSION.to_vec();
+        late.get_mut(8..12)
+            .unwrap()
+            .copy_from_slice(&0xFFFF_FF00u32.to_be_bytes());
+        let s = session_at(&late, NOW);
+        assert_eq!(ts(&s.to_origin(NOW + ms(1)).unwrap()), 1_000 - 0x100);
+        assert_eq!(ts(&s.to_origin(NOW - ms(1)).unwrap()), 0xFFFF_FF00);
     }
 
     #[test]

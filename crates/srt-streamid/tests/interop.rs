@@ -284,7 +284,7 @@ fn our_handshakes_parse_with_the_oracle() {
         toward_client: 5,
         toward_origin: 6,
     };
-    let mut session = Session::new(&accepted, client, origin, ids);
+    let mut session = Session::new(&accepted, client, origin, ids, now);
     let ours = session.to_origin(now).unwrap();
     let oracle::Packet::Control(c) = oracle::Packet::parse(&mut &ours[..], false).unwrap() else {
         panic!("control")
@@ -662,7 +662,7 @@ fn run_proxy(
                     (HandshakeType::Conclusion, None) => {
                         let accepted = listener.accept_conclusion(hs, from, clock()).unwrap();
                         run.streamid = accepted.streamid.clone();
-                        let s = Session::new(&accepted, from, origin_addr, ids);
+                        let s = Session::new(&accepted, from, origin_addr, ids, clock());
                         back.send_to(&s.to_origin(clock()).unwrap(), origin_addr)
                             .unwrap();
                         last_origin_send = Instant::now();

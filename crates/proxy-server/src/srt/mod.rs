@@ -342,6 +342,7 @@ impl Front {
             events: self.events.clone(),
             client,
             conclusion: datagram_of(&accepted.handshake),
+            received: Instant::now(),
             key,
             mode,
             id,

@@ -38,6 +38,9 @@ pub(super) struct Setup {
     pub client: ClientKey,
     /// The client's conclusion, whole.
     pub conclusion: Vec<u8>,
+    /// When it arrived: the handshakes replayed to the origin carry its timestamp plus
+    /// the time since (see `srt_streamid::proxy`).
+    pub received: Instant,
     pub key: StreamKey,
     pub mode: Mode,
     /// The proxy's socket id for this connection, on both sides.
@@ -320,11 +323,13 @@ async fn handshake(
         handshake: *conclusion,
         streamid: None,
     };
-    let mut session = Session::new(&accepted, s.client.0, addr, ids);
+    // The session's clock: monotonic, from the conclusion's arrival.
+    let clock = || s.received.elapsed();
+    let mut session = Session::new(&accepted, s.client.0, addr, ids, Duration::ZERO);
     let mut next_resend = Instant::now();
     loop {
         if Instant::now() >= next_resend {
-            if let Some(packet) = session.to_origin(wall_clock()) {
+            if let Some(packet) = session.to_origin(clock()) {
                 send(&socket, &packet).await.map_err(&unreachable)?;
             }
             next_resend = Instant::now() + RESEND;
@@ -343,7 +348,7 @@ async fn handshake(
         let Some(answer) = buf.get(..n).and_then(|b| Handshake::parse(b).ok()) else {
             continue;
         };
-        match session.on_origin(&answer, wall_clock()) {
+        match session.on_origin(&answer, clock()) {
             Ok(OriginStep::SendToOrigin(packet)) => {
                 send(&socket, &packet).await.map_err(&unreachable)?;
                 next_resend = Instant::now() + RESEND;
