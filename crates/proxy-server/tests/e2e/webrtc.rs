@@ -12,6 +12,7 @@
 //! ([`answer_consent`]), or on purpose do not.
 
 mod fake_origin;
+mod nat;
 mod peers;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -24,6 +25,7 @@ use stun_ufrag::{BindingRequest, IceRole, IntegrityKey, Message, TransactionId};
 
 use crate::harness::{fleet_proxy, http, wait_for, Proxy, RedisServer};
 use fake_origin::FakeOrigin;
+use nat::FakeNat;
 use peers::{client, PyOrigin};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -664,6 +666,82 @@ fn bad_stun_and_forged_sources_are_refused_then_a_moved_client_is_followed() {
     );
     let log = proxy.log_text();
     assert!(log.contains("WebRTC client address changed"), "{log}");
+}
+
+#[test]
+fn a_player_whose_nat_rebinds_is_followed_once_its_new_address_consents() {
+    let origin = PyOrigin::start(true);
+    // The player reaches the proxy through a fake NAT: the answer names the NAT's inside
+    // address, which forwards to the proxy's UDP port.
+    let nat = FakeNat::bind();
+    let candidate = nat.inside.to_string();
+    let proxy = Proxy::start(
+        &[],
+        &[("PROXY_RTC_CANDIDATE", candidate.as_str())],
+        Some(&origin.origin_toml("aiortc")),
+    );
+    nat.start(proxy.addr("webrtc"));
+    // The publisher goes to the origin directly (the NAT has room for one client).
+    let mut publisher = client(
+        "publish",
+        &format!(
+            "http://127.0.0.1:{}/rtc/v1/whip/?app=live&stream=nat",
+            origin.api
+        ),
+        45,
+        false,
+    );
+    assert_eq!(publisher.event("answer", SECS(20))["status"], 201);
+    publisher.wait(SECS(15), "connected publisher", |v| {
+        v["state"] == "connected"
+    });
+    let mut player = client(
+        "play",
+        &format!(
+            "http://{}/rtc/v1/whep/?app=live&stream=nat",
+            proxy.addr("http-api")
+        ),
+        40,
+        false,
+    );
+    let answer = player.event("answer", SECS(20));
+    assert_eq!(answer["status"], 201, "{answer}");
+    assert!(
+        answer["candidates"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("127.0.0.1 {} typ host", nat.inside.port())),
+        "{answer}"
+    );
+    let before = player.frames_at_least(15, SECS(20));
+    assert!(
+        nat.media_at(0) > 0,
+        "the media came through the first mapping"
+    );
+    let first = nat.outside();
+    nat.rebind();
+    // Everything the player sends now comes from a new address. Its next consent check
+    // (aioice sends one every 4-6 s) is valid there; the proxy asks the new address, the
+    // player's ICE agent answers, and the media follows.
+    assert!(
+        wait_for(SECS(20), || (nat.media_at(1) >= 30).then_some(())).is_some(),
+        "no media through the new mapping {} (old {first}): {}\n{}",
+        nat.outside(),
+        proxy.log_text(),
+        player.stderr()
+    );
+    let after = player.frames_at_least(before + 30, SECS(15));
+    assert!(
+        after >= before + 30,
+        "decoding went on: {before} then {after}"
+    );
+    let log = proxy.log_text();
+    assert!(
+        log.contains("WebRTC client address changed")
+            && log.contains(&format!("to={}", nat.outside())),
+        "{log}"
+    );
+    assert_eq!(rtc_clients(&proxy, "__defaultVhost__/live/nat").len(), 1);
 }
 
 #[test]
