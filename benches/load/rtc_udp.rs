@@ -8,7 +8,9 @@
 //! SDP answer of known ufrag/pwd, registered through the proxy's System API, and a UDP
 //! socket standing for its media port that counts what arrives (and, for the players,
 //! sends). Each client opens its session as a browser would: a WHIP offer through the
-//! proxy's HTTP API, then a signed STUN binding request to the proxy's UDP port.
+//! proxy's HTTP API, then a signed STUN binding request to the proxy's UDP port, and an
+//! answer to the proxy's consent requests (keyed with the client's ice-pwd), without which
+//! the proxy sends the client no media.
 //!
 //! `cargo build --release -p proxy-server -p proxy-benches && target/release/rtc-udp
 //!  [--clients 50] [--seconds 4] [--rate 40000]`
@@ -23,12 +25,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stun_ufrag::{sdp, BindingRequest, IceRole, IntegrityKey, TransactionId};
+use stun_ufrag::stun::binding_success_response;
+use stun_ufrag::{sdp, BindingRequest, IceRole, IntegrityKey, Message, TransactionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PACKET: usize = 1200;
 const PWD: &str = "fakepwd-for-the-load-generator";
+/// Every client's ice-pwd.
+const CLIENT_PWD: &str = "clientpassword0123456789";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -74,7 +79,7 @@ fn main() {
     let sink = Sink::start(media.try_clone().unwrap());
     let mut socks = Vec::new();
     for n in 0..clients {
-        let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:c{n}\r\na=ice-pwd:clientpassword0123456789\r\n");
+        let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:c{n}\r\na=ice-pwd:{CLIENT_PWD}\r\n");
         let (status, answer) = runtime.block_on(http(
             http_api,
             "POST",
@@ -100,6 +105,16 @@ fn main() {
         .encode(&IntegrityKey::new(PWD.as_bytes()), &mut buf)
         .expect("check");
         sock.send_to(check, webrtc).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = [0u8; 1024];
+        let (len, from) = sock
+            .recv_from(&mut request)
+            .expect("the proxy's consent request");
+        assert!(
+            answer_consent(&sock, &request[..len], from),
+            "session {n}: not a consent request"
+        );
+        sock.set_read_timeout(None).unwrap();
         socks.push(sock);
     }
     // Each session's origin-side address, from its check arriving at the media port.
@@ -172,6 +187,26 @@ fn main() {
     counters.stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_dir_all(&workdir);
     drop(proxy);
+}
+
+/// Answers the proxy's consent request as the client's ICE agent would; false if the
+/// datagram is not a binding request.
+fn answer_consent(sock: &UdpSocket, datagram: &[u8], from: SocketAddr) -> bool {
+    let Ok(request) = Message::parse(datagram) else {
+        return false;
+    };
+    if !request.is_binding_request() {
+        return false;
+    }
+    let mut buf = [0u8; 256];
+    let key = IntegrityKey::new(CLIENT_PWD.as_bytes());
+    let Ok(local) = sock.local_addr() else {
+        return false;
+    };
+    match binding_success_response(&request, local, &key, &mut buf) {
+        Ok(answer) => sock.send_to(answer, from).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// A transaction id carrying the client's index.
@@ -337,9 +372,13 @@ impl Counters {
             while !halt.load(Ordering::Relaxed) {
                 let mut any = false;
                 for s in &socks {
-                    while s.recv(&mut buf).is_ok() {
-                        t.fetch_add(1, Ordering::Relaxed);
+                    while let Ok((n, from)) = s.recv_from(&mut buf) {
                         any = true;
+                        // The proxy's consent refreshes (every 5 s) are answered, not counted.
+                        if buf[0] <= 3 && answer_consent(s, &buf[..n], from) {
+                            continue;
+                        }
+                        t.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 if !any {

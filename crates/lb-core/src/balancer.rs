@@ -156,6 +156,18 @@ pub struct RtcSession {
     /// Whether the client publishes (WHIP) rather than plays (WHEP), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publishing: Option<bool>,
+    /// The client's `a=ice-pwd` (from the offer): any proxy keys its own consent checks
+    /// (RFC 7675) with it before it sends media to a client address. Absent in records
+    /// written by older proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_pwd: Option<String>,
+    /// The origin's resource for the session (its `Location`, as a path and query on its
+    /// API): the only target a client's DELETE or PATCH is forwarded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Hex SHA-256 of the secret in the resource URL the proxy gave the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_secret: Option<String>,
 }
 
 /// A load balancer for the media proxy: it knows the origins, places every stream on one

@@ -193,6 +193,9 @@ async fn sessions_expire_when_idle_and_renew_when_used() {
         server_pwd: "pwd".into(),
         media: None,
         publishing: None,
+        client_pwd: None,
+        resource: None,
+        resource_secret: None,
     };
     lb.put_rtc("srv", &rtc).await.unwrap();
     clock.advance(Duration::from_secs(100));

@@ -556,6 +556,9 @@ async fn sessions_expire_when_idle_and_renew_when_used() {
         server_pwd: "pwd".into(),
         media: None,
         publishing: None,
+        client_pwd: None,
+        resource: None,
+        resource_secret: None,
     };
     lb.put_rtc("srv", &rtc).await.unwrap();
     sleep(1.2).await;
@@ -665,6 +668,9 @@ async fn two_proxies_share_origins_placements_and_sessions() {
         server_pwd: "pw".into(),
         media: None,
         publishing: None,
+        client_pwd: Some("cpw".into()),
+        resource: Some("/rtc/v1/whip/?action=delete&token=t".into()),
+        resource_secret: Some("00ff".into()),
     };
     one.put_rtc("su", &rtc).await.unwrap();
     assert_eq!(two.rtc("su").await.unwrap(), Some(rtc));

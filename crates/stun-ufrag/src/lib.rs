@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod consent;
 pub mod demux;
 mod error;
 pub mod sdp;

@@ -386,3 +386,55 @@ fn fuzz_corpus_replays_cleanly() {
     assert!(replay("sdp_rewrite", harness::sdp) > 0);
     assert!(replay("candidate", harness::candidate) > 0);
 }
+
+/// The relay's consent request is a check the oracle accepts, keyed with the CLIENT's
+/// password; a success the oracle writes (as the client's agent would) grants consent, and
+/// one keyed with the server's password does not.
+#[test]
+fn consent_request_and_answer_cross_check() {
+    use std::time::Instant;
+    use stun_ufrag::consent::Consent;
+
+    let (client, at) = (
+        "client-pwd-from-the-offer-0123",
+        SocketAddr::from(([198, 51, 100, 7], 40_000)),
+    );
+    let now = Instant::now();
+    let mut c = Consent::new("EsAw", "2m8u6b05", client, 77, at, now).unwrap();
+    let t = c
+        .on_check(at, true, now, || TransactionId([5; 12]))
+        .transmit
+        .unwrap();
+    let o = oracle_decode(&t.datagram);
+    assert_eq!((o.class(), o.method()), (MessageClass::Request, BINDING));
+    assert_eq!(
+        o.get_attribute::<Username>().unwrap().name(),
+        "EsAw:2m8u6b05"
+    );
+    assert_eq!(o.get_attribute::<IceControlled>().unwrap().prio(), 77);
+    assert!(o.get_attribute::<IceControlling>().is_none());
+    o.get_attribute::<MessageIntegrity>()
+        .unwrap()
+        .check_short_term_credential(client)
+        .expect("the client's agent verifies the request with its own password");
+
+    let answer = |pwd: &str, tid: u8| {
+        let mut msg = OracleMessage::new(
+            MessageClass::SuccessResponse,
+            BINDING,
+            oracle_tid([tid; 12]),
+        );
+        msg.add_attribute(XorMappedAddress::new(SocketAddr::from(([127, 0, 0, 1], 9))));
+        oracle_sign(msg, pwd)
+    };
+    let wrong = answer("the-server-password-is-not-it", 5);
+    assert!(c.on_response(at, &Message::parse(&wrong).unwrap(), now));
+    assert!(!c.destination().consented);
+    let t = c.poll(now + std::time::Duration::from_secs(5), || {
+        TransactionId([6; 12])
+    });
+    assert_eq!(t.len(), 1);
+    let right = answer(client, 6);
+    assert!(c.on_response(at, &Message::parse(&right).unwrap(), now));
+    assert!(c.destination().consented);
+}

@@ -1,23 +1,30 @@
 //! The WHIP/WHEP resource URL (`Location`) as the client sees it through the proxy.
 //!
-//! The origin's `Location` is kept (made relative: the proxy serves it) and two query
-//! parameters are appended: `proxy_ufrag` (the server ufrag the balancer stores the session
-//! under) and `proxy_origin` (the origin id, for when that session has expired). A DELETE or
-//! PATCH on it, received by any proxy of the fleet, finds the origin through them, and
-//! reaches the origin with them removed, so the origin sees its own URL again. SRS's
-//! relative Location (`/rtc/v1/whip/?action=delete&token=..&app=..&stream=..&session=..`)
-//! thus stays an SRS URL.
+//! The origin's `Location` is recorded in the session's record (made relative: a path and
+//! query on the origin's API) and is the ONLY target a DELETE or PATCH is forwarded to.
+//! The client gets the same path and query (so SRS's relative
+//! `/rtc/v1/whip/?action=delete&token=..&app=..&stream=..&session=..` stays an SRS-looking
+//! URL that resolves against the WHIP endpoint) plus two parameters: `proxy_ufrag`, the
+//! server ufrag the balancer stores the session under, and `proxy_secret`, 128 random bits
+//! made for this session. The record keeps only the secret's SHA-256. A DELETE or PATCH,
+//! received by any proxy of the fleet, is forwarded only if the record exists and the
+//! secret matches; the path and the rest of the query the client sent are ignored. The
+//! ufrag alone proves nothing: it travels in clear in every STUN check.
+
+use sha2::{Digest, Sha256};
 
 /// Query parameter carrying the server ufrag.
 pub const UFRAG_PARAM: &str = "proxy_ufrag";
-/// Query parameter carrying the origin id.
-pub const ORIGIN_PARAM: &str = "proxy_origin";
+/// Query parameter carrying the session's secret.
+pub const SECRET_PARAM: &str = "proxy_secret";
+/// Random bytes in a secret (128 bits).
+const SECRET_BYTES: usize = 16;
 
-/// The Location the proxy returns for the origin's `location`, given the path the offer
-/// was posted to (for a Location relative to it).
-pub fn to_proxy(location: &str, request_path: &str, ufrag: &str, origin: &str) -> String {
+/// The origin's `location` as a path and query on its API, given the path the offer was
+/// posted to (for a Location relative to it). An absolute URL's host is dropped: the
+/// request goes to the origin's registered API endpoint, never to a host a reply named.
+pub fn origin_resource(location: &str, request_path: &str) -> String {
     let location = location.trim();
-    // An absolute URL names the origin's host: keep its path and query only.
     let relative = match location.split_once("://") {
         Some((scheme, rest))
             if !scheme.is_empty()
@@ -42,10 +49,15 @@ pub fn to_proxy(location: &str, request_path: &str, ufrag: &str, origin: &str) -
             format!("{dir}/{location}")
         }
     };
-    // A fragment never reaches the server; drop it.
-    let relative = relative.split('#').next().unwrap_or_default();
-    let sep = if relative.contains('?') {
-        if relative.ends_with('?') || relative.ends_with('&') {
+    // A fragment never reaches the server.
+    relative.split('#').next().unwrap_or_default().to_owned()
+}
+
+/// The Location the proxy returns: the origin's resource with the session's ufrag and
+/// secret appended.
+pub fn to_proxy(resource: &str, ufrag: &str, secret: &str) -> String {
+    let sep = if resource.contains('?') {
+        if resource.ends_with('?') || resource.ends_with('&') {
             ""
         } else {
             "&"
@@ -54,27 +66,22 @@ pub fn to_proxy(location: &str, request_path: &str, ufrag: &str, origin: &str) -
         "?"
     };
     format!(
-        "{relative}{sep}{UFRAG_PARAM}={}&{ORIGIN_PARAM}={}",
+        "{resource}{sep}{UFRAG_PARAM}={}&{SECRET_PARAM}={}",
         encode(ufrag),
-        encode(origin)
+        encode(secret)
     )
 }
 
-/// What the proxy reads of a resource URL's query, and the query to forward.
+/// What the proxy reads of a resource URL's query.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Resource {
     pub ufrag: Option<String>,
-    pub origin: Option<String>,
-    /// The query without the proxy's parameters (`None` if nothing is left).
-    pub forward_query: Option<String>,
+    pub secret: Option<String>,
 }
 
-/// Splits the proxy's parameters off a resource URL's query. Without them, SRS's own
-/// `session=<server ufrag>:<client ufrag>` still names the session.
+/// The proxy's parameters of a resource URL's query; everything else is ignored.
 pub fn parse(query: Option<&str>) -> Resource {
     let mut out = Resource::default();
-    let mut kept: Vec<&str> = Vec::new();
-    let mut srs_session = None;
     for pair in query
         .unwrap_or_default()
         .split('&')
@@ -83,20 +90,38 @@ pub fn parse(query: Option<&str>) -> Resource {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             UFRAG_PARAM => out.ufrag = Some(decode(value)),
-            ORIGIN_PARAM => out.origin = Some(decode(value)),
-            _ => {
-                if name == "session" {
-                    srs_session = decode(value).split(':').next().map(str::to_owned);
-                }
-                kept.push(pair);
-            }
+            SECRET_PARAM => out.secret = Some(decode(value)),
+            _ => {}
         }
     }
-    if out.ufrag.is_none() {
-        out.ufrag = srs_session.filter(|s| !s.is_empty());
-    }
-    out.forward_query = Some(kept.join("&")).filter(|q| !q.is_empty());
     out
+}
+
+/// A new secret (hex) and what the record keeps of it (hex SHA-256); `None` if the
+/// system's random source fails, in which case the session gets no Location.
+pub fn new_secret() -> Option<(String, String)> {
+    let mut bytes = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut bytes).ok()?;
+    let secret = hex(&bytes);
+    let digest = digest(&secret);
+    Some((secret, digest))
+}
+
+/// Hex SHA-256 of a secret.
+pub fn digest(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `secret` is the one whose digest the record keeps. The comparison takes the
+/// same time wherever the digests differ.
+pub fn verify(secret: &str, recorded_digest: &str) -> bool {
+    let ours = digest(secret);
+    let (a, b) = (ours.as_bytes(), recorded_digest.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -149,59 +174,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn srs_location_keeps_its_query_and_gains_the_proxy_params() {
+    fn srs_location_is_recorded_and_gains_the_proxy_params() {
         let srs = "/rtc/v1/whip/?action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+";
-        let proxied = to_proxy(srs, "/rtc/v1/whip/", "k2m9", "srs-1-s-42");
-        assert_eq!(proxied, "/rtc/v1/whip/?action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+&proxy_ufrag=k2m9&proxy_origin=srs-1-s-42");
+        let resource = origin_resource(srs, "/rtc/v1/whip/");
+        assert_eq!(resource, srs);
+        let proxied = to_proxy(&resource, "k2m9", "00ff");
+        assert_eq!(proxied, "/rtc/v1/whip/?action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+&proxy_ufrag=k2m9&proxy_secret=00ff");
         let (_, query) = proxied.split_once('?').unwrap();
-        let r = parse(Some(query));
-        assert_eq!(r.ufrag.as_deref(), Some("k2m9"));
-        assert_eq!(r.origin.as_deref(), Some("srs-1-s-42"));
         assert_eq!(
-            r.forward_query.as_deref(),
-            Some("action=delete&token=abc&app=live&stream=cam&session=k2m9:Xy/+")
+            parse(Some(query)),
+            Resource {
+                ufrag: Some("k2m9".into()),
+                secret: Some("00ff".into())
+            }
         );
     }
 
     #[test]
     fn absolute_and_relative_locations() {
         assert_eq!(
-            to_proxy(
-                "http://10.0.0.5:1985/whip/res/1",
-                "/rtc/v1/whip/",
-                "u+/",
-                "o"
-            ),
-            "/whip/res/1?proxy_ufrag=u%2B%2F&proxy_origin=o"
+            origin_resource("http://10.0.0.5:1985/whip/res/1", "/rtc/v1/whip/"),
+            "/whip/res/1"
         );
         assert_eq!(
-            to_proxy("https://origin.example", "/rtc/v1/whip/", "u", "o"),
-            "/?proxy_ufrag=u&proxy_origin=o"
+            origin_resource("https://origin.example", "/rtc/v1/whip/"),
+            "/"
         );
         assert_eq!(
-            to_proxy("//origin.example/r/2?x=1", "/rtc/v1/whip/", "u", "o"),
-            "/r/2?x=1&proxy_ufrag=u&proxy_origin=o"
+            origin_resource("https://origin.example?x=1", "/rtc/v1/whip/"),
+            "/?x=1"
         );
         assert_eq!(
-            to_proxy("res/3", "/rtc/v1/whip/", "u", "o"),
-            "/rtc/v1/whip/res/3?proxy_ufrag=u&proxy_origin=o"
+            origin_resource("//origin.example/r/2?x=1#frag", "/rtc/v1/whip/"),
+            "/r/2?x=1"
         );
         assert_eq!(
-            to_proxy("/r?", "/x", "u", "o"),
-            "/r?proxy_ufrag=u&proxy_origin=o"
+            origin_resource("res/3", "/rtc/v1/whip/"),
+            "/rtc/v1/whip/res/3"
         );
-        let r = parse(Some("proxy_ufrag=u%2B%2F&proxy_origin=o"));
-        assert_eq!((r.ufrag.as_deref(), r.forward_query), (Some("u+/"), None));
+        assert_eq!(
+            to_proxy("/r?", "u+/", "s"),
+            "/r?proxy_ufrag=u%2B%2F&proxy_secret=s"
+        );
+        assert_eq!(to_proxy("/r", "u", "s"), "/r?proxy_ufrag=u&proxy_secret=s");
+        let r = parse(Some(
+            "proxy_ufrag=u%2B%2F&proxy_secret=s&proxy_origin=o&session=a:b",
+        ));
+        assert_eq!(
+            (r.ufrag.as_deref(), r.secret.as_deref()),
+            (Some("u+/"), Some("s"))
+        );
     }
 
     #[test]
-    fn srs_session_param_names_the_ufrag_without_the_proxy_params() {
+    fn only_the_proxy_params_name_a_session() {
+        // SRS's own `session=<server>:<client>` names a ufrag, which anyone can read off a
+        // STUN check: it is not accepted in place of the proxy's parameters.
         let r = parse(Some(
-            "action=delete&app=live&stream=cam&session=srv1%3Acli1",
+            "action=delete&app=live&stream=cam&session=srv1%3Acli1&proxy_origin=srs-1",
         ));
-        assert_eq!(r.ufrag.as_deref(), Some("srv1"));
-        assert_eq!(r.origin, None);
+        assert_eq!(r, Resource::default());
         assert_eq!(parse(None), Resource::default());
         assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn secrets_are_random_and_verified_by_their_digest_only() {
+        let (secret, recorded) = new_secret().unwrap();
+        let (other, _) = new_secret().unwrap();
+        assert_eq!(secret.len(), 32);
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(secret, other);
+        assert_ne!(
+            recorded, secret,
+            "the record does not keep the secret itself"
+        );
+        assert!(verify(&secret, &recorded));
+        assert!(!verify(&other, &recorded));
+        assert!(!verify("", &recorded));
+        assert!(!verify(&secret, ""));
+        assert!(!verify(&secret, &recorded[..63]));
+        // SHA-256 of "abc" (FIPS 180-2 example).
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

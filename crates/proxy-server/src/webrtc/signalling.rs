@@ -6,9 +6,11 @@
 //! - The answer returns with the origin's status, headers and body, except: candidates
 //!   rewritten to the proxy's public address and UDP port (TCP ones dropped unless
 //!   PROXY_RTC_TCP_CANDIDATES), and `Location` rewritten (see [`super::location`]).
-//! - `DELETE` / `PATCH` on that Location reach the same origin, from any proxy of the fleet.
-//!   DELETE also forgets the session (balancer and UDP router); a PATCH answer's candidates
-//!   are rewritten, and an ICE restart's new credentials are stored like an answer's.
+//! - `DELETE` / `PATCH` on that Location, from any proxy of the fleet, reach the origin's
+//!   recorded resource, and only with the session's secret (unknown session or wrong
+//!   secret: 404, nothing forwarded). A DELETE the origin confirms (2xx) also forgets the
+//!   session (balancer and UDP router); a PATCH answer's candidates are rewritten, and an
+//!   ICE restart's new credentials are stored like an answer's.
 //! - `GET /api/v1/versions`; `OPTIONS` anywhere answers CORS preflights.
 
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
-use lb_core::{Origin, OriginId, PickIntent, RtcSession, StreamKey};
+use lb_core::{Origin, PickIntent, RtcSession, StreamKey};
 use stun_ufrag::sdp::{self, CandidateType, Transport};
 use stun_ufrag::IntegrityKey;
 use tokio::net::TcpStream;
@@ -124,10 +126,10 @@ async fn offer(
     let offer = read_body(body, "offer")
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
-    let client_ufrag = std::str::from_utf8(&offer)
+    let (client_ufrag, client_pwd) = std::str::from_utf8(&offer)
         .ok()
         .and_then(|text| sdp::ice_credentials(text).ok())
-        .map(|c| c.ufrag.to_owned())
+        .map(|c| (c.ufrag.to_owned(), c.pwd.to_owned()))
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -135,10 +137,14 @@ async fn offer(
             )
         })?;
     let path = parts.uri.path().to_owned();
+    let target = match parts.uri.query().filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
     // Built once to refuse a request that cannot be forwarded; again for each origin tried.
-    origin_request(ctx, &parts, client.peer, parts.uri.query(), offer.clone())?;
+    origin_request(ctx, &parts, client.peer, &target, offer.clone())?;
     let request = || {
-        origin_request(ctx, &parts, client.peer, parts.uri.query(), offer.clone()).map_err(|_| {
+        origin_request(ctx, &parts, client.peer, &target, offer.clone()).map_err(|_| {
             LinkError::Failed {
                 origin: String::new(),
                 reason: "the offer cannot be forwarded".into(),
@@ -159,6 +165,12 @@ async fn offer(
     })?;
     if !head.status.is_success() {
         tracing::info!(stream = %key, origin = %origin.id, status = head.status.as_u16(), "origin refused the WebRTC offer");
+        if intent == PickIntent::Play {
+            // No stream there: the player's placement goes (a publisher's stays).
+            if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
+                tracing::debug!(stream = %key, "cannot release the placement: {e}");
+            }
+        }
         return Ok(Response::from_parts(head, full(body)));
     }
     let answer = std::str::from_utf8(&body).map_err(|_| {
@@ -176,7 +188,7 @@ async fn offer(
             ),
         )
     })?;
-    let session = RtcSession {
+    let mut session = RtcSession {
         key: key.clone(),
         origin: origin.id.clone(),
         server_ufrag: server.ufrag.to_owned(),
@@ -184,6 +196,9 @@ async fn offer(
         server_pwd: server.pwd.to_owned(),
         media: None,
         publishing: Some(intent == PickIntent::Publish),
+        client_pwd: Some(client_pwd),
+        resource: None,
+        resource_secret: None,
     };
     let rewritten = match &rtc.public {
         Some(public) => sdp::rewrite_candidates(answer, public, rtc.tcp).map_err(|e| {
@@ -194,28 +209,37 @@ async fn offer(
         })?,
         None => answer.to_owned(),
     };
-    remember(ctx, rtc, &origin, &session, answer, Some(intent)).await;
-    if let Some(loc) = head
-        .headers
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let proxied = location::to_proxy(loc, &path, &session.server_ufrag, origin.id.as_str());
-        match HeaderValue::from_str(&proxied) {
-            Ok(v) => {
-                head.headers.insert(header::LOCATION, v);
-            }
-            Err(_) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "origin {} sent a Location that cannot be rewritten",
-                        origin.id
-                    ),
-                ))
-            }
-        }
+    // The origin's resource is recorded with the digest of a new secret; the client's
+    // Location carries the secret, without which no DELETE or PATCH is forwarded.
+    if let Some(loc) = head.headers.remove(header::LOCATION) {
+        let resource = loc
+            .to_str()
+            .ok()
+            .map(|loc| location::origin_resource(loc, &path));
+        let Some(((secret, digest), resource)) = location::new_secret().zip(resource) else {
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "origin {}'s Location cannot be rewritten (or no random secret for it)",
+                    origin.id
+                ),
+            ));
+        };
+        let proxied = location::to_proxy(&resource, &session.server_ufrag, &secret);
+        let value = HeaderValue::from_str(&proxied).map_err(|_| {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "origin {} sent a Location that cannot be rewritten",
+                    origin.id
+                ),
+            )
+        })?;
+        head.headers.insert(header::LOCATION, value);
+        session.resource = Some(resource);
+        session.resource_secret = Some(digest);
     }
+    remember(ctx, rtc, &origin, &session, answer, Some(intent)).await;
     head.headers.remove(header::CONTENT_LENGTH);
     tracing::info!(stream = %key, origin = %origin.id, ufrag = %session.server_ufrag, ?intent, status = head.status.as_u16(), "WebRTC session signalled");
     Ok(Response::from_parts(head, full(rewritten)))
@@ -296,34 +320,42 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     }
 }
 
-/// DELETE or PATCH on a resource URL the proxy handed out.
+/// DELETE or PATCH on a resource URL the proxy handed out: forwarded to the origin's
+/// recorded resource if the URL names a known session and carries its secret.
 async fn resource(
     ctx: &Context,
     rtc: &Rtc,
     client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    let target = location::parse(req.uri().query());
-    let session = match &target.ufrag {
-        Some(ufrag) => match ctx.balancer.rtc(ufrag).await {
-            Ok(session) => session,
-            Err(e) => {
-                tracing::warn!(ufrag, "cannot read the WebRTC session from the balancer ({e}); using the origin the URL names");
-                None
-            }
-        },
-        None => None,
+    // One answer for every refusal, so that none tells a prober which part was wrong.
+    let unknown = || {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "unknown or expired WebRTC session: this URL names no session the proxy knows",
+        )
     };
-    let origin_id = session
-        .as_ref()
-        .map(|s| s.origin.clone())
-        .or_else(|| target.origin.clone().map(OriginId::new))
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                "unknown or expired WebRTC session: this URL names no session the proxy knows",
-            )
-        })?;
+    let target = location::parse(req.uri().query());
+    let (Some(ufrag), Some(secret)) = (&target.ufrag, &target.secret) else {
+        return Err(unknown());
+    };
+    let session = ctx
+        .balancer
+        .rtc(ufrag)
+        .await
+        .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
+        .ok_or_else(unknown)?;
+    let (Some(recorded), Some(digest)) = (&session.resource, &session.resource_secret) else {
+        // Records of older proxies kept no secret: their Locations cannot be told from
+        // forged ones, so they are refused.
+        tracing::info!(ufrag, "WebRTC session record without a resource secret (signalled by an older proxy): DELETE/PATCH refused");
+        return Err(unknown());
+    };
+    if !location::verify(secret, digest) {
+        tracing::info!(ufrag, peer = %client.peer, method = %req.method(), "WebRTC resource request with a wrong secret: refused");
+        return Err(unknown());
+    }
+    let origin_id = session.origin.clone();
     let origin = ctx
         .balancer
         .origin(&origin_id)
@@ -342,13 +374,7 @@ async fn resource(
     let fragment = read_body(body, "request")
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
-    let request = origin_request(
-        ctx,
-        &parts,
-        client.peer,
-        target.forward_query.as_deref(),
-        fragment.clone(),
-    )?;
+    let request = origin_request(ctx, &parts, client.peer, recorded, fragment.clone())?;
     let wait = forward::response_wait(ctx, None);
     let response = forward::send(
         ctx,
@@ -368,21 +394,19 @@ async fn resource(
         )
     })?;
     let status = head.status;
-    tracing::info!(origin = %origin.id, ufrag = target.ufrag.as_deref().unwrap_or("-"), %method, status = status.as_u16(), "WebRTC session resource");
+    tracing::info!(origin = %origin.id, ufrag, %method, status = status.as_u16(), "WebRTC session resource");
 
-    if method == Method::DELETE
-        && (status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::GONE)
-    {
-        if let Some(ufrag) = &target.ufrag {
-            if let Err(e) = ctx.balancer.remove_rtc(ufrag).await {
-                tracing::warn!(
-                    ufrag,
-                    "cannot remove the WebRTC session from the balancer: {e}"
-                );
-            }
-            if let Some(router) = &rtc.router {
-                router.forget(ufrag.clone());
-            }
+    // Forgotten only once the origin says it is gone: a refused or failed DELETE leaves
+    // the session relayed.
+    if method == Method::DELETE && status.is_success() {
+        if let Err(e) = ctx.balancer.remove_rtc(ufrag).await {
+            tracing::warn!(
+                ufrag,
+                "cannot remove the WebRTC session from the balancer: {e}"
+            );
+        }
+        if let Some(router) = &rtc.router {
+            router.forget(ufrag.clone());
         }
     }
     if method == Method::PATCH && status.is_success() && !body.is_empty() {
@@ -393,16 +417,14 @@ async fn resource(
                     .ok()
                     .map(sdp::sdpfrag_ice_credentials),
                 sdp::sdpfrag_ice_credentials(frag),
-                &session,
             ) {
-                (Some(Ok(Some(client))), Ok(Some(server)), Some(old)) => Some(RtcSession {
-                    key: old.key.clone(),
-                    origin: old.origin.clone(),
+                // The Location still names the old ufrag, whose record keeps the resource.
+                (Some(Ok(Some(client))), Ok(Some(server))) => Some(RtcSession {
                     server_ufrag: server.ufrag.to_owned(),
                     client_ufrag: client.ufrag.to_owned(),
                     server_pwd: server.pwd.to_owned(),
-                    media: old.media.clone(),
-                    publishing: old.publishing,
+                    client_pwd: Some(client.pwd.to_owned()),
+                    ..session.clone()
                 }),
                 _ => None,
             };
@@ -432,19 +454,15 @@ async fn resource(
     Ok(Response::from_parts(head, full(body)))
 }
 
-/// The client's request for the origin: method, path, the given query, end-to-end headers
-/// plus X-Forwarded-For, and the body.
+/// The client's request for the origin: method, the given target (path and query),
+/// end-to-end headers plus X-Forwarded-For, and the body.
 fn origin_request(
     ctx: &Context,
     parts: &http::request::Parts,
     peer: SocketAddr,
-    query: Option<&str>,
+    target: &str,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Refusal> {
-    let target = match query.filter(|q| !q.is_empty()) {
-        Some(q) => format!("{}?{q}", parts.uri.path()),
-        None => parts.uri.path().to_owned(),
-    };
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     add_forwarded_for(&mut headers, peer, &ctx.config.trusted_proxies);

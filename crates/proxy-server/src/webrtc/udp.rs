@@ -14,9 +14,21 @@
 //!   relayed, and a flood of made-up ufrags costs it little. Everything
 //!   else from an unknown address is dropped after a look at its first byte.
 //! - A session may have several client addresses (a client checking from several
-//!   candidates, a NAT rebinding): each one that sent a valid check is bound. Origin
-//!   packets go to the current one: the last that sent media or DTLS, or a check with
-//!   USE-CANDIDATE, or any valid check once the current one has been silent for a second.
+//!   candidates, a NAT rebinding): each one that sent a valid check is bound, and its
+//!   packets go to the origin. But a valid check proves only that its sender knows the
+//!   origin's ice-pwd, which the client always does, so its source address may be forged:
+//!   before the origin's media goes to an address, the proxy sends it a binding request of
+//!   its own (USERNAME `<client ufrag>:<server ufrag>`, MESSAGE-INTEGRITY keyed with the
+//!   client's ice-pwd from the offer, a random transaction id) and waits for the success
+//!   answer: RFC 7675 consent, as browsers ask it. This holds for a session's very first
+//!   address too: a relay opened on a proxy (after an idle timeout, on another proxy of the
+//!   fleet, after an ICE restart) may join a DTLS association the origin already has, and
+//!   a forged first check would then aim live media at a victim. Until consent, only STUN
+//!   and DTLS handshake records go to the address; SRTP, SRTCP and DTLS application data
+//!   are held back (dropped). Consent is renewed every 5 s and lapses 30 s after the last
+//!   answer. The policy ([`stun_ufrag::consent::Consent`]) picks the current address: the
+//!   last consented one that sent media or DTLS, or a check with USE-CANDIDATE, or any
+//!   valid check once the current one has been silent for a second or has not consented.
 //!   The origin's answers to checks go back to the address that sent the check.
 //!
 //! Each session has ONE connected socket towards the origin's media address and ONE task
@@ -31,12 +43,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lb_core::{OriginId, PickIntent, RtcSession, StreamKey};
-use stun_ufrag::{classify, IntegrityKey, Message, PacketKind};
+use stun_ufrag::consent::{self, Consent, Destination, Transmit};
+use stun_ufrag::{classify, IntegrityKey, Message, PacketKind, TransactionId};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -56,8 +69,6 @@ const MAX_KNOWN: usize = 65_536;
 const MAX_MISSING: usize = 4096;
 /// How long a ufrag the balancer did not know is not asked for again.
 const MISSING_FOR: Duration = Duration::from_secs(2);
-/// Most client addresses bound to one session.
-const MAX_ADDRS: usize = 4;
 /// Check transactions remembered per session, to return the origin's answers to the
 /// address that asked.
 const TID_RING: usize = 8;
@@ -121,6 +132,7 @@ pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> Handle {
         missing: HashMap::new(),
         lookup_tx,
         now: 0,
+        clock: Instant::now(),
         idle_ticks: ticks(idle),
         known_ticks: ticks(ctx.config.balancer_config.session_ttl),
         renew_ticks: ticks(ctx.config.balancer_config.session_ttl / 3).max(1),
@@ -151,14 +163,13 @@ struct Relay {
     integrity: IntegrityKey,
     /// Connected to the origin; written without awaiting.
     to_origin: std::net::UdpSocket,
-    /// Where the origin's packets go now.
-    client: SocketAddr,
-    client_tx: watch::Sender<SocketAddr>,
-    /// Every address bound to this session, oldest first.
-    addrs: Vec<SocketAddr>,
-    /// Tick of the last packet from the client (any address), and from the current address.
+    /// The session's client addresses, which one is current, which have consented.
+    consent: Consent,
+    /// What the reader was last told of `consent.destination()`.
+    published: Destination,
+    dest_tx: watch::Sender<Destination>,
+    /// Tick of the last packet from the client (any address).
     last_seen: u64,
-    current_seen: u64,
     shared: Arc<Shared>,
     key: StreamKey,
     origin: OriginId,
@@ -172,6 +183,8 @@ struct Shared {
     multi: AtomicBool,
     tids: Mutex<TidRing>,
     traffic: Arc<Traffic>,
+    /// Origin packets not sent because the current address has not consented.
+    held: AtomicU64,
     /// Cancelled when the origin's probes mark it down: the session is closed at the next
     /// tick, and the client, hearing nothing more, renegotiates.
     cut: tokio_util::sync::CancellationToken,
@@ -235,6 +248,8 @@ struct Router {
     missing: HashMap<String, u64>,
     lookup_tx: mpsc::Sender<Lookup>,
     now: u64,
+    /// Time for the consent policy, read once per batch of inputs.
+    clock: Instant,
     idle_ticks: u64,
     known_ticks: u64,
     renew_ticks: u64,
@@ -262,9 +277,16 @@ impl Router {
                 biased;
                 () = &mut forced => break,
                 Some(c) = control.recv() => self.on_control(c),
-                Some((ufrag, found)) = lookups.recv() => self.on_lookup(ufrag, found),
-                _ = tick.tick() => self.on_tick(),
+                Some((ufrag, found)) = lookups.recv() => {
+                    self.clock = Instant::now();
+                    self.on_lookup(ufrag, found);
+                }
+                _ = tick.tick() => {
+                    self.clock = Instant::now();
+                    self.on_tick();
+                }
                 received = socket.recv_from(&mut buf) => {
+                    self.clock = Instant::now();
                     match received {
                         Ok((n, from)) => self.on_datagram(&buf[..n], from),
                         Err(e) => tracing::debug!("webrtc recv: {e}"),
@@ -317,7 +339,7 @@ impl Router {
     fn on_datagram(&mut self, packet: &[u8], from: SocketAddr) {
         let kind = classify(packet);
         if let Some(&idx) = self.by_addr.get(&from) {
-            let now = self.now;
+            let (now, clock) = (self.now, self.clock);
             let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
                 return;
             };
@@ -332,12 +354,13 @@ impl Router {
                             // A check of this session from one of its own addresses.
                             Ok(user) if user.server == relay.ufrag => {
                                 relay.record(&msg, from);
-                                if msg.use_candidate()
-                                    || (from != relay.client
-                                        && now.saturating_sub(relay.current_seen) >= 4)
-                                {
-                                    relay.set_client(from, now);
-                                }
+                                let out = relay.consent.on_check(
+                                    from,
+                                    msg.use_candidate(),
+                                    clock,
+                                    random_tid,
+                                );
+                                self.after_consent(idx, out.transmit, out.evicted);
                             }
                             // Another session's check (an ICE restart, or the address moved
                             // between sessions): routed, and verified, by its ufrag.
@@ -347,11 +370,17 @@ impl Router {
                                 return;
                             }
                         }
+                    } else if relay.consent.on_response(from, &msg, clock) {
+                        // The answer to the proxy's own consent request: not the origin's.
+                        relay.last_seen = now;
+                        relay.publish();
+                        return;
                     }
                 }
                 PacketKind::Dtls | PacketKind::Rtp => {
-                    if from != relay.client {
-                        relay.set_client(from, now);
+                    let ask = relay.consent.on_traffic(from, clock, random_tid);
+                    if ask.is_some() || relay.published != relay.consent.destination() {
+                        self.after_consent(idx, ask, None);
                     }
                 }
                 _ => {
@@ -359,7 +388,10 @@ impl Router {
                     return;
                 }
             }
-            if !relay.forward(packet, from, now) {
+            let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            if !relay.forward(packet, now) {
                 self.drops.to_origin += 1;
             }
             return;
@@ -390,7 +422,8 @@ impl Router {
                 tracing::debug!(%from, ufrag = user.server, "check failed MESSAGE-INTEGRITY or names another client ufrag: dropped");
                 return;
             }
-            self.bind(idx, from, msg.use_candidate());
+            self.bind(idx, from);
+            self.consent_check(idx, msg, from);
             return self.forward_check(idx, msg, packet, from);
         }
         if let Some((known, _)) = self.known.get(user.server) {
@@ -411,8 +444,11 @@ impl Router {
                 return;
             };
             match self.open(known, from) {
-                Ok(idx) => self.forward_check(idx, msg, packet, from),
-                Err(e) => tracing::warn!(%from, "cannot open a socket towards the origin: {e}"),
+                Ok(idx) => {
+                    self.consent_check(idx, msg, from);
+                    self.forward_check(idx, msg, packet, from);
+                }
+                Err(e) => tracing::warn!(%from, "cannot open the WebRTC session: {e}"),
             }
             return;
         }
@@ -453,13 +489,52 @@ impl Router {
         });
     }
 
+    /// A verified check from `from`, an address bound to session `idx`: the consent
+    /// policy may ask the address, or move the session to it.
+    fn consent_check(&mut self, idx: usize, msg: &Message<'_>, from: SocketAddr) {
+        let clock = self.clock;
+        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let out = relay
+            .consent
+            .on_check(from, msg.use_candidate(), clock, random_tid);
+        self.after_consent(idx, out.transmit, out.evicted);
+    }
+
+    /// After the consent policy of session `idx` ran: its request goes out, an address it
+    /// dropped is unbound, and the reader learns where the origin's packets go.
+    fn after_consent(
+        &mut self,
+        idx: usize,
+        transmit: Option<Transmit>,
+        evicted: Option<SocketAddr>,
+    ) {
+        if let Some(gone) = evicted {
+            if self.by_addr.get(&gone) == Some(&idx) {
+                self.by_addr.remove(&gone);
+            }
+        }
+        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        relay
+            .shared
+            .multi
+            .store(relay.consent.len() > 1, Ordering::Relaxed);
+        relay.publish();
+        if let Some(t) = transmit {
+            send_consent_request(&self.socket, relay.id, &t);
+        }
+    }
+
     fn forward_check(&mut self, idx: usize, msg: &Message<'_>, packet: &[u8], from: SocketAddr) {
         let now = self.now;
         let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
         relay.record(msg, from);
-        if !relay.forward(packet, from, now) {
+        if !relay.forward(packet, now) {
             self.drops.to_origin += 1;
         }
     }
@@ -508,6 +583,22 @@ impl Router {
             media,
             intent,
         } = *known;
+        // Without the client's ice-pwd no address can be asked for consent: records written
+        // by older proxies are not relayed (their clients signal again).
+        let Some(client_pwd) = session.client_pwd.as_deref() else {
+            return Err(io::Error::other(
+                "its record (written by an older proxy) has no client ice-pwd, so consent cannot be checked",
+            ));
+        };
+        let consent = Consent::new(
+            &session.client_ufrag,
+            &session.server_ufrag,
+            client_pwd,
+            fastrand::u64(..),
+            from,
+            self.clock,
+        )
+        .map_err(|e| io::Error::other(format!("its ufrags are unusable: {e}")))?;
         let local = match media.ip() {
             ip if ip.is_loopback() => SocketAddr::new(ip, 0),
             IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
@@ -529,9 +620,11 @@ impl Router {
             multi: AtomicBool::new(false),
             tids: Mutex::new(TidRing::default()),
             traffic: guard.traffic().clone(),
+            held: AtomicU64::new(0),
             cut: guard.cut().clone(),
         });
-        let (client_tx, client_rx) = watch::channel(from);
+        let published = consent.destination();
+        let (dest_tx, dest_rx) = watch::channel(published);
         let (stop_tx, stop_rx) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
@@ -540,7 +633,7 @@ impl Router {
         let reader = read_origin(
             from_origin,
             self.socket.clone(),
-            client_rx,
+            dest_rx,
             shared.clone(),
             stop_rx,
             guard,
@@ -557,11 +650,10 @@ impl Router {
             client_ufrag: session.client_ufrag,
             integrity,
             to_origin,
-            client: from,
-            client_tx,
-            addrs: Vec::new(),
+            consent,
+            published,
+            dest_tx,
             last_seen: self.now,
-            current_seen: self.now,
             shared,
             key: session.key,
             origin: session.origin,
@@ -578,48 +670,23 @@ impl Router {
             }
         };
         self.by_ufrag.insert(session.server_ufrag, idx);
-        self.bind(idx, from, true);
+        self.bind(idx, from);
         Ok(idx)
     }
 
-    /// Binds a verified address to a session (taking it from any other session).
-    fn bind(&mut self, idx: usize, from: SocketAddr, nominated: bool) {
+    /// Binds a verified address to a session (taking it from any other session); the
+    /// session's consent policy then decides whether media may go there.
+    fn bind(&mut self, idx: usize, from: SocketAddr) {
         if let Some(previous) = self.by_addr.insert(from, idx) {
             if previous != idx {
                 if let Some(other) = self.relays.get_mut(previous).and_then(Option::as_mut) {
-                    other.addrs.retain(|a| *a != from);
+                    other.consent.forget(from);
                     other
                         .shared
                         .multi
-                        .store(other.addrs.len() > 1, Ordering::Relaxed);
+                        .store(other.consent.len() > 1, Ordering::Relaxed);
                 }
             }
-        }
-        let now = self.now;
-        let Some(relay) = self.relays.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        if !relay.addrs.contains(&from) {
-            if relay.addrs.len() >= MAX_ADDRS {
-                // The oldest address that is not the current one makes room.
-                if let Some(pos) = relay.addrs.iter().position(|a| *a != relay.client) {
-                    let old = relay.addrs.remove(pos);
-                    if self.by_addr.get(&old) == Some(&idx) {
-                        self.by_addr.remove(&old);
-                    }
-                }
-            }
-            relay.addrs.push(from);
-        }
-        relay
-            .shared
-            .multi
-            .store(relay.addrs.len() > 1, Ordering::Relaxed);
-        let current_gone =
-            !relay.addrs.contains(&relay.client) || now.saturating_sub(relay.current_seen) >= 4;
-        if from != relay.client && (nominated || current_gone) {
-            tracing::info!(id = relay.id, from = %relay.client, to = %from, "WebRTC client address changed");
-            relay.set_client(from, now);
         }
     }
 
@@ -643,6 +710,14 @@ impl Router {
             .collect();
         for (idx, reason) in ending {
             self.close(idx, reason);
+        }
+        // Consent: retransmissions, refreshes, and consent that lapsed.
+        let clock = self.clock;
+        for relay in self.relays.iter_mut().flatten() {
+            for t in relay.consent.poll(clock, random_tid) {
+                send_consent_request(&self.socket, relay.id, &t);
+            }
+            relay.publish();
         }
         if now % 4 == 0 {
             self.expire_known();
@@ -701,9 +776,9 @@ impl Router {
             return;
         };
         self.free.push(idx);
-        for addr in &relay.addrs {
-            if self.by_addr.get(addr) == Some(&idx) {
-                self.by_addr.remove(addr);
+        for addr in relay.consent.addrs() {
+            if self.by_addr.get(&addr) == Some(&idx) {
+                self.by_addr.remove(&addr);
             }
         }
         if self.by_ufrag.get(&relay.ufrag) == Some(&idx) {
@@ -717,6 +792,7 @@ impl Router {
             reason,
             bytes_to_origin = t.to_origin.load(Ordering::Relaxed),
             bytes_to_client = t.to_client.load(Ordering::Relaxed),
+            held_without_consent = relay.shared.held.load(Ordering::Relaxed),
             "WebRTC session closed"
         );
         // Dropping the relay drops its stop sender and its socket: the reader ends.
@@ -724,19 +800,26 @@ impl Router {
 }
 
 impl Relay {
-    fn set_client(&mut self, to: SocketAddr, now: u64) {
-        self.client = to;
-        self.current_seen = now;
-        let _ = self.client_tx.send(to);
+    /// Tells the reader where the origin's packets go, if that changed.
+    fn publish(&mut self) {
+        let dest = self.consent.destination();
+        if dest == self.published {
+            return;
+        }
+        if dest.addr != self.published.addr {
+            tracing::info!(id = self.id, from = %self.published.addr, to = %dest.addr, "WebRTC client address changed");
+        }
+        if dest.consented != self.published.consented {
+            tracing::debug!(id = self.id, client = %dest.addr, consented = dest.consented, "WebRTC client consent");
+        }
+        self.published = dest;
+        let _ = self.dest_tx.send(dest);
     }
 
     /// Sends a client's packet to the origin, noting when the client was last heard;
     /// whether the socket took it.
-    fn forward(&mut self, packet: &[u8], from: SocketAddr, now: u64) -> bool {
+    fn forward(&mut self, packet: &[u8], now: u64) -> bool {
         self.last_seen = now;
-        if from == self.client {
-            self.current_seen = now;
-        }
         self.shared.traffic.add_to_origin(packet.len());
         self.to_origin.send(packet).is_ok()
     }
@@ -745,6 +828,28 @@ impl Relay {
         if let Ok(mut ring) = self.shared.tids.lock() {
             ring.record(msg.transaction_id().0, from);
         }
+    }
+}
+
+/// A fresh transaction id for a consent request, from the system's CSPRNG: it is all a
+/// forger lacks to answer a request sent to someone else's address.
+fn random_tid() -> TransactionId {
+    let mut tid = [0u8; 12];
+    if let Err(e) = getrandom::fill(&mut tid) {
+        // Never seen on a working system; the answer would still have to come from the
+        // address asked.
+        tracing::error!("the system's random source failed ({e}); consent request ids are weaker");
+        tid.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+    TransactionId(tid)
+}
+
+/// Sends a consent request without waiting: a full socket drops it, and the policy asks
+/// again.
+fn send_consent_request(socket: &UdpSocket, id: u64, t: &Transmit) {
+    match socket.try_send_to(&t.datagram, t.to) {
+        Ok(_) => tracing::trace!(id, to = %t.to, "consent request sent"),
+        Err(e) => tracing::debug!(id, to = %t.to, "consent request not sent: {e}"),
     }
 }
 
@@ -769,6 +874,11 @@ async fn lookup(ctx: &Context, ufrag: &str) -> Option<Box<Known>> {
             return None;
         }
     };
+    if session.client_pwd.is_none() {
+        // No consent can be asked without it (see `Router::open`).
+        tracing::info!(ufrag, "WebRTC session signalled by an older proxy (no client ice-pwd in its record): not relayed");
+        return None;
+    }
     let origin = match ctx.balancer.origin(&session.origin).await {
         Ok(Some(status)) => status.origin,
         _ => {
@@ -811,7 +921,7 @@ async fn lookup(ctx: &Context, ufrag: &str) -> Option<Box<Known>> {
 async fn read_origin(
     socket: UdpSocket,
     clients: Arc<UdpSocket>,
-    mut client: watch::Receiver<SocketAddr>,
+    mut client: watch::Receiver<Destination>,
     shared: Arc<Shared>,
     stop: oneshot::Receiver<()>,
     _session: SessionGuard,
@@ -839,7 +949,16 @@ async fn read_origin(
         // Then whatever else is queued, without going back through the select.
         for _ in 0..BATCH {
             let packet = &buf[..n];
-            let mut to = dest;
+            if !dest.consented && !consent::may_precede_consent(packet) {
+                // Media waits for the address to consent.
+                shared.held.fetch_add(1, Ordering::Relaxed);
+                n = match socket.try_recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(_) => break,
+                };
+                continue;
+            }
+            let mut to = dest.addr;
             if shared.multi.load(Ordering::Relaxed) && classify(packet) == PacketKind::Stun {
                 // The answer to a check goes to the address that sent it.
                 if let (Some(tid), Ok(ring)) = (packet.get(8..20), shared.tids.lock()) {

@@ -6,19 +6,26 @@
 //! with SRS's paths and replies (tests/e2e/webrtc_peers/origin.py; not SRS). With a FAKE
 //! origin written in Rust (webrtc/fake_origin.rs) where exact bytes matter: the rewritten
 //! answer, the forwarded requests, and which datagrams reach the origin's media port.
+//!
+//! The proxy sends media only to a client address that answered its own consent request
+//! (RFC 7675); the raw-socket clients here answer it as an ICE agent does
+//! ([`answer_consent`]), or on purpose do not.
 
 mod fake_origin;
+mod nat;
 mod peers;
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use stun_ufrag::{BindingRequest, IceRole, IntegrityKey, TransactionId};
+use stun_ufrag::stun::binding_success_response;
+use stun_ufrag::{BindingRequest, IceRole, IntegrityKey, Message, TransactionId};
 
 use crate::harness::{fleet_proxy, http, wait_for, Proxy, RedisServer};
 use fake_origin::FakeOrigin;
+use nat::FakeNat;
 use peers::{client, PyOrigin};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -60,6 +67,123 @@ fn drain(socket: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Whether a datagram is STUN (RFC 7983's first-byte range).
+fn is_stun(d: &[u8]) -> bool {
+    d.first().is_some_and(|b| *b <= 3)
+}
+
+/// The client's ICE agent's answer to a binding request keyed with its `pwd`: a success
+/// keyed with the same password.
+fn consent_answer(request: &[u8], pwd: &str, mapped: SocketAddr) -> Vec<u8> {
+    Message::parse(request)
+        .expect("a STUN request")
+        .verify_password(pwd.as_bytes())
+        .expect("the proxy keys its request with the client's ice-pwd");
+    signed_answer(request, pwd, mapped)
+}
+
+/// A success answer to `request` keyed with `pwd`, whichever it is.
+fn signed_answer(request: &[u8], pwd: &str, mapped: SocketAddr) -> Vec<u8> {
+    let req = Message::parse(request).expect("a STUN request");
+    let mut buf = [0u8; 256];
+    binding_success_response(&req, mapped, &IntegrityKey::new(pwd.as_bytes()), &mut buf)
+        .expect("encoding an answer")
+        .to_vec()
+}
+
+/// Waits for the proxy's consent request at `socket` and answers it as the client's ICE
+/// agent would; the request. Fails if media arrives first.
+fn answer_consent(socket: &UdpSocket, pwd: &str, wait: Duration) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < deadline {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let d = &buf[..n];
+        assert!(is_stun(d), "media arrived before consent: {d:?}");
+        if Message::parse(d).is_ok_and(|m| m.is_binding_request()) {
+            socket
+                .send_to(&consent_answer(d, pwd, socket.local_addr().unwrap()), from)
+                .unwrap();
+            return d.to_vec();
+        }
+    }
+    panic!("no consent request from the proxy within {wait:?}")
+}
+
+/// Datagrams other than STUN arriving at `socket` within `wait`; the proxy's consent
+/// requests among them are answered.
+fn media(socket: &UdpSocket, pwd: &str, wait: Duration) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < deadline {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let d = &buf[..n];
+        if !is_stun(d) {
+            out.push(d.to_vec());
+        } else if Message::parse(d).is_ok_and(|m| m.is_binding_request()) {
+            let answer = consent_answer(d, pwd, socket.local_addr().unwrap());
+            socket.send_to(&answer, from).unwrap();
+        }
+    }
+    out
+}
+
+/// An RTP-looking datagram.
+fn rtp(fill: u8) -> Vec<u8> {
+    let mut rtp = vec![0x80, 0x60];
+    rtp.resize(1200, fill);
+    rtp
+}
+
+/// The client at `socket` answers the proxy's consent request, then sends RTP; once the
+/// origin has that RTP, the proxy has taken the answer (one socket, one task, in order),
+/// and the answer itself did not reach the origin.
+fn consent_then_rtp(socket: &UdpSocket, webrtc: SocketAddr, fake: &FakeOrigin) -> Vec<u8> {
+    let request = answer_consent(socket, fake_origin::CLIENT_PWD, SECS(3));
+    consent_taken(socket, webrtc, fake);
+    request
+}
+
+/// Once RTP the client sends after its consent answer has reached the origin, the proxy
+/// has taken that answer, and the answer itself was not relayed.
+fn consent_taken(socket: &UdpSocket, webrtc: SocketAddr, fake: &FakeOrigin) {
+    socket.send_to(&rtp(9), webrtc).unwrap();
+    let (got, _) = fake
+        .next(SECS(3))
+        .expect("the client's RTP reached the origin");
+    assert_eq!(
+        got,
+        rtp(9),
+        "the consent answer is the proxy's own: it is not relayed"
+    );
+}
+
+/// A UDP socket that shares its port with others (SO_REUSEPORT), on `port` or a free one.
+fn shared_port_socket(port: u16) -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_reuse_port(true).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let s: UdpSocket = s.into();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s
+}
+
+/// A forger that sends with `victim`'s address as its source: a socket on the victim's
+/// port (SO_REUSEPORT) connected elsewhere, so the kernel delivers what is sent to that
+/// address to the victim's socket only, as on a network where the source was spoofed.
+fn forger_of(victim: &UdpSocket) -> UdpSocket {
+    let forger = shared_port_socket(victim.local_addr().unwrap().port());
+    forger.connect("127.0.0.1:9").unwrap();
+    forger
 }
 
 fn streams(proxy: &Proxy) -> Value {
@@ -392,7 +516,7 @@ fn two_streams_on_two_origins_share_the_udp_port() {
 }
 
 #[test]
-fn bad_stun_is_dropped_and_live_sessions_go_on_then_a_moved_client_is_followed() {
+fn bad_stun_and_forged_sources_are_refused_then_a_moved_client_is_followed() {
     let origin = PyOrigin::start(true);
     let proxy = Proxy::start(&[], &[], Some(&origin.origin_toml("aiortc")));
     let api = proxy.addr("http-api");
@@ -414,11 +538,13 @@ fn bad_stun_is_dropped_and_live_sessions_go_on_then_a_moved_client_is_followed()
         false,
     );
     let answer = player.event("answer", SECS(20));
-    let (ufrag, pwd) = (
+    let (ufrag, pwd, client_pwd) = (
         answer["ufrag"].as_str().unwrap().to_owned(),
         answer["pwd"].as_str().unwrap().to_owned(),
+        answer["local_pwd"].as_str().unwrap().to_owned(),
     );
     let cli = client_ufrag(answer["location"].as_str().unwrap());
+    assert_eq!(answer["local_ufrag"].as_str(), Some(cli.as_str()));
     let before = player.frames_at_least(10, SECS(20));
 
     let attacker = udp_client();
@@ -461,8 +587,50 @@ fn bad_stun_is_dropped_and_live_sessions_go_on_then_a_moved_client_is_followed()
     );
     assert_eq!(origin.state()["sessions"].as_object().unwrap().len(), 2);
 
-    // A valid, nominating check from a new address moves the session there: the origin's
-    // answer to it and then the origin's media follow the client.
+    // Whoever has the answer (the player itself, here this test) can make checks that pass
+    // MESSAGE-INTEGRITY, and can put a victim's address on them as their source. The
+    // victim gets the origin's answers to those checks and the proxy's consent requests,
+    // one small STUN message each, and never the player's media.
+    let victim = shared_port_socket(0);
+    let forger = forger_of(&victim);
+    let mut at_victim = Vec::new();
+    for _ in 0..15 {
+        forger
+            .send_to(&check(&ufrag, &cli, &pwd, true), webrtc)
+            .unwrap();
+        at_victim.extend(drain(&victim, Duration::from_millis(200)));
+    }
+    assert!(
+        drain(&forger, Duration::from_millis(100)).is_empty(),
+        "the forger sees none of it"
+    );
+    let media_at_victim: Vec<&Vec<u8>> = at_victim.iter().filter(|d| !is_stun(d)).collect();
+    assert!(
+        media_at_victim.is_empty(),
+        "{} datagrams of media reached the victim's address",
+        media_at_victim.len()
+    );
+    let asked = at_victim
+        .iter()
+        .filter(|d| Message::parse(d).is_ok_and(|m| m.is_binding_request()))
+        .count();
+    assert!(
+        (1..=10).contains(&asked),
+        "the victim's address is asked for consent, a bounded number of times: {asked}"
+    );
+    let after_forgery = player.frames_at_least(after + 20, SECS(10));
+    assert!(
+        after_forgery >= after + 20,
+        "the player goes on decoding: {after} then {after_forgery}"
+    );
+    assert!(
+        !proxy.log_text().contains("WebRTC client address changed"),
+        "{}",
+        proxy.log_text()
+    );
+
+    // A client really at a new address answers the consent request (with its own ice-pwd,
+    // as its ICE agent does): the origin's answers and then its media follow it there.
     let moved = udp_client();
     let mut stun_answers = 0;
     let mut media = 0;
@@ -470,8 +638,18 @@ fn bad_stun_is_dropped_and_live_sessions_go_on_then_a_moved_client_is_followed()
         moved
             .send_to(&check(&ufrag, &cli, &pwd, true), webrtc)
             .unwrap();
-        for d in drain(&moved, Duration::from_millis(150)) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(150);
+        while std::time::Instant::now() < deadline {
+            let mut buf = [0u8; 2048];
+            let Ok((n, from)) = moved.recv_from(&mut buf) else {
+                continue;
+            };
+            let d = &buf[..n];
             match d[0] {
+                0..=3 if Message::parse(d).is_ok_and(|m| m.is_binding_request()) => {
+                    let answer = consent_answer(d, &client_pwd, moved.local_addr().unwrap());
+                    moved.send_to(&answer, from).unwrap();
+                }
                 0..=3 => stun_answers += 1,
                 128..=191 => media += 1,
                 _ => {}
@@ -488,6 +666,82 @@ fn bad_stun_is_dropped_and_live_sessions_go_on_then_a_moved_client_is_followed()
     );
     let log = proxy.log_text();
     assert!(log.contains("WebRTC client address changed"), "{log}");
+}
+
+#[test]
+fn a_player_whose_nat_rebinds_is_followed_once_its_new_address_consents() {
+    let origin = PyOrigin::start(true);
+    // The player reaches the proxy through a fake NAT: the answer names the NAT's inside
+    // address, which forwards to the proxy's UDP port.
+    let nat = FakeNat::bind();
+    let candidate = nat.inside.to_string();
+    let proxy = Proxy::start(
+        &[],
+        &[("PROXY_RTC_CANDIDATE", candidate.as_str())],
+        Some(&origin.origin_toml("aiortc")),
+    );
+    nat.start(proxy.addr("webrtc"));
+    // The publisher goes to the origin directly (the NAT has room for one client).
+    let mut publisher = client(
+        "publish",
+        &format!(
+            "http://127.0.0.1:{}/rtc/v1/whip/?app=live&stream=nat",
+            origin.api
+        ),
+        45,
+        false,
+    );
+    assert_eq!(publisher.event("answer", SECS(20))["status"], 201);
+    publisher.wait(SECS(15), "connected publisher", |v| {
+        v["state"] == "connected"
+    });
+    let mut player = client(
+        "play",
+        &format!(
+            "http://{}/rtc/v1/whep/?app=live&stream=nat",
+            proxy.addr("http-api")
+        ),
+        40,
+        false,
+    );
+    let answer = player.event("answer", SECS(20));
+    assert_eq!(answer["status"], 201, "{answer}");
+    assert!(
+        answer["candidates"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("127.0.0.1 {} typ host", nat.inside.port())),
+        "{answer}"
+    );
+    let before = player.frames_at_least(15, SECS(20));
+    assert!(
+        nat.media_at(0) > 0,
+        "the media came through the first mapping"
+    );
+    let first = nat.outside();
+    nat.rebind();
+    // Everything the player sends now comes from a new address. Its next consent check
+    // (aioice sends one every 4-6 s) is valid there; the proxy asks the new address, the
+    // player's ICE agent answers, and the media follows.
+    assert!(
+        wait_for(SECS(20), || (nat.media_at(1) >= 30).then_some(())).is_some(),
+        "no media through the new mapping {} (old {first}): {}\n{}",
+        nat.outside(),
+        proxy.log_text(),
+        player.stderr()
+    );
+    let after = player.frames_at_least(before + 30, SECS(15));
+    assert!(
+        after >= before + 30,
+        "decoding went on: {before} then {after}"
+    );
+    let log = proxy.log_text();
+    assert!(
+        log.contains("WebRTC client address changed")
+            && log.contains(&format!("to={}", nat.outside())),
+        "{log}"
+    );
+    assert_eq!(rtc_clients(&proxy, "__defaultVhost__/live/nat").len(), 1);
 }
 
 #[test]
@@ -531,7 +785,14 @@ fn the_answer_is_rewritten_and_only_authentic_checks_reach_the_origin() {
         "UDP candidate rewritten to the proxy, TCP candidate dropped, the rest untouched"
     );
     let location = r.header("location").unwrap().to_owned();
-    assert_eq!(location, "/rtc/v1/whip/?action=delete&token=tok1&app=live&stream=cam&secret=s3&session=fakeufrag:cli&proxy_ufrag=fakeufrag&proxy_origin=fake");
+    let (named, secret) = location
+        .split_once("&proxy_secret=")
+        .unwrap_or_else(|| panic!("the Location carries the session's secret: {location}"));
+    assert_eq!(named, "/rtc/v1/whip/?action=delete&token=tok1&app=live&stream=cam&secret=s3&session=fakeufrag:cli&proxy_ufrag=fakeufrag");
+    assert!(
+        secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "128 random bits: {secret}"
+    );
     let posted = fake
         .requests()
         .into_iter()
@@ -550,19 +811,61 @@ fn the_answer_is_rewritten_and_only_authentic_checks_reach_the_origin() {
         .next(SECS(3))
         .expect("the check reached the origin's media port");
     assert_eq!(got, first);
-    let mut rtp = vec![0x80, 0x60];
-    rtp.resize(1200, 7);
-    a.send_to(&rtp, webrtc).unwrap();
+    // Until A answers the proxy's consent request, the origin's media does not go to A,
+    // the session's first address though it is.
+    fake.media
+        .send_to(b"\x80\x60before-consent", relay)
+        .unwrap();
+    let early = drain(&a, Duration::from_millis(250));
+    assert!(
+        !early.is_empty() && early.iter().all(|d| is_stun(d)),
+        "only the consent request: {early:?}"
+    );
+    let request = Message::parse(&early[0]).expect("the consent request");
+    assert!(request.is_binding_request());
+    assert_eq!(
+        request.username_bytes(),
+        Some(&b"cli1:fakeufrag"[..]),
+        "USERNAME <client ufrag>:<server ufrag>"
+    );
+    request
+        .verify_password(fake_origin::CLIENT_PWD.as_bytes())
+        .expect("keyed with the client's ice-pwd from the offer");
+    request.verify_fingerprint().unwrap();
+    // An answer keyed with the origin's password (which anyone holding the SDP answer
+    // knows) grants nothing, and is not relayed; the client checks again, and is asked again.
+    let wrong = signed_answer(&early[0], fake_origin::PWD, a.local_addr().unwrap());
+    a.send_to(&wrong, webrtc).unwrap();
+    // (What was already on its way to A before the proxy read that answer.)
+    assert!(drain(&a, Duration::from_millis(150))
+        .iter()
+        .all(|d| is_stun(d)));
+    a.send_to(&first, webrtc).unwrap();
+    let (got, _) = fake.next(SECS(3)).expect("the check again");
+    assert_eq!(got, first, "the wrong answer did not reach the origin");
+    fake.media.send_to(b"\x80\x60still-held", relay).unwrap();
+    let queued = drain(&a, Duration::from_millis(250));
+    assert!(queued.iter().all(|d| is_stun(d)), "still held: {queued:?}");
+    let asked = queued
+        .iter()
+        .find(|d| Message::parse(d).is_ok_and(|m| m.is_binding_request()))
+        .expect("asked again");
+    // The client's own answer: from then on media flows.
+    let answer = consent_answer(asked, fake_origin::CLIENT_PWD, a.local_addr().unwrap());
+    a.send_to(&answer, webrtc).unwrap();
+    consent_taken(&a, webrtc, &fake);
+    let rtp = rtp(9);
     fake.media
         .send_to(b"\x80\x60origin-to-client", relay)
         .unwrap();
     assert_eq!(
-        drain(&a, Duration::from_millis(500)),
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
         vec![b"\x80\x60origin-to-client".to_vec()]
     );
 
     // Checks failing MESSAGE-INTEGRITY, or naming another client, or an unknown ufrag, from
     // another address: dropped, and the session stays with A.
+    a.send_to(&rtp, webrtc).unwrap();
     let b = udp_client();
     b.send_to(
         &check(fake_origin::UFRAG, "cli1", "not-the-password-at-all", true),
@@ -590,12 +893,13 @@ fn the_answer_is_rewritten_and_only_authentic_checks_reach_the_origin() {
     );
     fake.media.send_to(b"\x80\x60still-a", relay).unwrap();
     assert_eq!(
-        drain(&a, Duration::from_millis(500)),
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
         vec![b"\x80\x60still-a".to_vec()]
     );
     assert!(drain(&b, Duration::from_millis(100)).is_empty());
 
-    // A valid check from B: B is followed.
+    // A valid, nominating check from B: the origin hears it, but the media stays with A
+    // until B answers the proxy's consent request; then B is followed.
     b.send_to(
         &check(fake_origin::UFRAG, "cli1", fake_origin::PWD, true),
         webrtc,
@@ -605,9 +909,17 @@ fn the_answer_is_rewritten_and_only_authentic_checks_reach_the_origin() {
         .next(SECS(3))
         .expect("B's valid check reached the origin");
     assert_eq!(via, relay, "the same origin-side socket");
+    fake.media
+        .send_to(b"\x80\x60a-until-b-answers", relay)
+        .unwrap();
+    assert_eq!(
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
+        vec![b"\x80\x60a-until-b-answers".to_vec()]
+    );
+    consent_then_rtp(&b, webrtc, &fake);
     fake.media.send_to(b"\x80\x60now-b", relay).unwrap();
     assert_eq!(
-        drain(&b, Duration::from_millis(500)),
+        media(&b, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
         vec![b"\x80\x60now-b".to_vec()]
     );
 
@@ -656,6 +968,113 @@ fn the_answer_is_rewritten_and_only_authentic_checks_reach_the_origin() {
 }
 
 #[test]
+fn forged_delete_and_patch_reach_nothing_and_only_a_confirmed_delete_forgets() {
+    let fake = FakeOrigin::start();
+    let proxy = Proxy::start(&[], &[], Some(&fake.origin_toml("fake")));
+    let (api, webrtc) = (proxy.addr("http-api"), proxy.addr("webrtc"));
+    let r = http(
+        "POST",
+        api,
+        "/rtc/v1/whip/?app=live&stream=kick",
+        &[],
+        fake_origin::offer("cli1").as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let location = r.header("location").unwrap().to_owned();
+    let (_, secret) = location.split_once("&proxy_secret=").unwrap();
+    let recorded =
+        "/rtc/v1/whip/?action=delete&token=tok1&app=live&stream=kick&session=fakeufrag:cli";
+    // A live session: the client checks, consents, and gets the origin's media.
+    let a = udp_client();
+    a.send_to(
+        &check(fake_origin::UFRAG, "cli1", fake_origin::PWD, true),
+        webrtc,
+    )
+    .unwrap();
+    let (_, relay) = fake.next(SECS(3)).expect("the check reached the origin");
+    consent_then_rtp(&a, webrtc, &fake);
+    let flows = |tag: &[u8]| {
+        fake.media.send_to(tag, relay).unwrap();
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)) == vec![tag.to_vec()]
+    };
+    assert!(flows(b"\x80\x60live"));
+    let listed = || rtc_clients(&proxy, "__defaultVhost__/live/kick").len();
+    assert_eq!(listed(), 1);
+
+    let wrong_secret = location.replace(secret, &"0".repeat(32));
+    let forged = [
+        // The reported attack: an origin named, any path of its API (SRS's "kick client").
+        ("DELETE", "/api/v1/clients/abc?proxy_origin=fake".to_owned()),
+        // The ufrag, which every STUN check carries in clear, is not enough.
+        (
+            "DELETE",
+            "/api/v1/clients/abc?proxy_ufrag=fakeufrag&proxy_origin=fake".to_owned(),
+        ),
+        ("DELETE", format!("{recorded}&proxy_ufrag=fakeufrag")),
+        // SRS's own URL without the proxy's parameters.
+        ("DELETE", recorded.to_owned()),
+        ("DELETE", wrong_secret.clone()),
+        ("PATCH", wrong_secret.clone()),
+        ("DELETE", location.replace(secret, &secret[..31])),
+        // The right secret with another session's ufrag.
+        (
+            "DELETE",
+            format!("/rtc/v1/whip/?proxy_ufrag=nosuch&proxy_secret={secret}"),
+        ),
+    ];
+    for (method, url) in &forged {
+        let r = http(method, api, url, &[], b"");
+        assert_eq!(r.status, 404, "{method} {url}: {}", r.text());
+        assert_eq!(
+            r.json()["error"],
+            "unknown or expired WebRTC session: this URL names no session the proxy knows",
+            "one answer for every refusal"
+        );
+    }
+    let reached: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|s| s.method != "POST")
+        .map(|s| format!("{} {}", s.method, s.target))
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "nothing forged reached the origin: {reached:?}"
+    );
+    assert_eq!(listed(), 1, "the session stays");
+    assert!(flows(b"\x80\x60still-live"), "its media still flows");
+
+    // The session's secret, on whatever path: forwarded to the RECORDED resource only. The
+    // origin refuses this DELETE: the proxy keeps relaying the session.
+    let elsewhere = format!("/api/v1/clients/abc?proxy_ufrag=fakeufrag&proxy_secret={secret}");
+    let r = http("DELETE", api, &elsewhere, &[("X-Fake-Status", "500")], b"");
+    assert_eq!(r.status, 500, "the origin's refusal passes through");
+    let deletes = || -> Vec<String> {
+        fake.requests()
+            .iter()
+            .filter(|s| s.method == "DELETE")
+            .map(|s| s.target.clone())
+            .collect()
+    };
+    assert_eq!(deletes(), [recorded]);
+    assert_eq!(listed(), 1, "not confirmed by the origin: not forgotten");
+    assert!(flows(b"\x80\x60after-a-refused-delete"));
+
+    // Confirmed: forgotten, and relayed no more.
+    let r = http("DELETE", api, &location, &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(deletes(), [recorded, recorded]);
+    assert!(
+        wait_for(SECS(5), || (listed() == 0).then_some(())).is_some(),
+        "the session ended with the confirmed DELETE: {}",
+        streams(&proxy)
+    );
+    let r = http("DELETE", api, &location, &[], b"");
+    assert_eq!(r.status, 404, "a forgotten session: {}", r.text());
+    assert_eq!(deletes().len(), 2, "and nothing forwarded");
+}
+
+#[test]
 fn idle_sessions_expire_and_come_back_from_the_balancer() {
     let fake = FakeOrigin::start();
     let proxy = Proxy::start(
@@ -697,7 +1116,11 @@ fn idle_sessions_expire_and_come_back_from_the_balancer() {
         "{}",
         proxy.log_text()
     );
-    // The client comes back: the session is found again in the balancer.
+    // (The first session's unanswered consent requests, still queued at A.)
+    drain(&a, Duration::from_millis(100));
+    // The client comes back: the session is found again in the balancer, and its
+    // address is asked for consent again (the origin may still have the DTLS association:
+    // a forged first check must not get the media).
     a.send_to(
         &check(fake_origin::UFRAG, "cli1", fake_origin::PWD, true),
         webrtc,
@@ -706,9 +1129,10 @@ fn idle_sessions_expire_and_come_back_from_the_balancer() {
     let (_, relay) = fake
         .next(SECS(3))
         .expect("the returning client's check reached the origin");
+    consent_then_rtp(&a, webrtc, &fake);
     fake.media.send_to(b"\x80\x60back", relay).unwrap();
     assert_eq!(
-        drain(&a, Duration::from_millis(500)),
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
         vec![b"\x80\x60back".to_vec()]
     );
 }
@@ -739,9 +1163,11 @@ fn a_session_signalled_through_one_proxy_is_relayed_and_deleted_through_another(
         .next(SECS(5))
         .unwrap_or_else(|| panic!("proxy two did not relay; its log:\n{}", two.log_text()));
     assert_eq!(got, first);
+    // Proxy two asks for consent with the client's ice-pwd it read from the record.
+    consent_then_rtp(&a, two.addr("webrtc"), &fake);
     fake.media.send_to(b"\x80\x60via-two", relay).unwrap();
     assert_eq!(
-        drain(&a, Duration::from_millis(500)),
+        media(&a, fake_origin::CLIENT_PWD, Duration::from_millis(500)),
         vec![b"\x80\x60via-two".to_vec()]
     );
     // Proxy two learnt from the stored record that this client publishes.

@@ -1,7 +1,8 @@
 //! A FAKE WHIP origin written here, for exact checks of the signalling and of the UDP
 //! routing: an HTTP API that records every request and answers an offer with a canned SDP
 //! (known ufrag/pwd, a UDP and a TCP candidate naming a documentation address), and a UDP
-//! socket standing for the origin's media port.
+//! socket standing for the origin's media port. A DELETE carrying `X-Fake-Status` is
+//! refused with 500, others succeed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -12,6 +13,8 @@ use std::time::Duration;
 pub const UFRAG: &str = "fakeufrag";
 pub const PWD: &str = "fakepwd0123456789abcdefgh";
 pub const ETAG: &str = "\"etag-1\"";
+/// The ice-pwd of [`offer`]: what the proxy's consent requests are keyed with.
+pub const CLIENT_PWD: &str = "clientpwd0123456789abcd";
 
 /// The answer the fake sends, candidates included.
 pub fn answer(media_port: u16) -> String {
@@ -27,7 +30,7 @@ pub fn answer(media_port: u16) -> String {
 pub fn offer(ufrag: &str) -> String {
     format!(
         "v=0\r\no=- 7 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:clientpwd0123456789abcd\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\na=sendonly\r\n"
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{CLIENT_PWD}\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\na=sendonly\r\n"
     )
 }
 
@@ -99,6 +102,11 @@ impl FakeOrigin {
                             ("204 No Content", vec![("ETag", ETAG.into())], String::new())
                         }
                         "PATCH" => ("412 Precondition Failed", vec![], String::new()),
+                        // A test asks for a refusal with this header (the proxy forwards
+                        // the client's headers).
+                        "DELETE" if request.header("x-fake-status").is_some() => {
+                            ("500 Internal Server Error", vec![], String::new())
+                        }
                         "DELETE" => (
                             "200 OK",
                             vec![("Content-Type", "application/json".into())],

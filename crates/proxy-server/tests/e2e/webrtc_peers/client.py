@@ -4,7 +4,7 @@
   client.py play URL [--seconds N] [--delete]
 
 Prints JSON lines: `answer` (status, Location, ETag, candidates, ICE ufrag/pwd of the
-answer), `state` (connection state changes), for a player `frames` (decoded video frames
+answer and of the client's own offer), `state` (connection state changes), for a player `frames` (decoded video frames
 so far, every half second), then `deleted` (status of the DELETE on the Location) if asked,
 and `done`. A player retries its offer while the origin answers 404 (nothing published
 yet), for up to 10 s.
@@ -69,6 +69,8 @@ async def main():
         candidates=common.sdp_candidates(answer),
         ufrag=common.sdp_value(answer, "ice-ufrag"),
         pwd=common.sdp_value(answer, "ice-pwd"),
+        local_ufrag=common.sdp_value(pc.localDescription.sdp, "ice-ufrag"),
+        local_pwd=common.sdp_value(pc.localDescription.sdp, "ice-pwd"),
         body=answer if status != 201 else None,
     )
     if status != 201:
