@@ -83,6 +83,7 @@ pub const SETTINGS: &[Setting] = &[
     s("origin_proxy_protocol", "PROXY_ORIGIN_PROXY_PROTOCOL", "off", "send a PROXY protocol header to origins on these TCP legs: off, or a list of rtmp, http, api (all: every one)"),
     s("trusted_proxies", "PROXY_TRUSTED_PROXIES", "", "addresses or blocks (10.0.0.0/8, 2001:db8::/32) of proxies in front of this one, whose X-Forwarded-For is kept; anyone else's is replaced by its address"),
     s("origin_proxy_protocol_version", "PROXY_ORIGIN_PROXY_PROTOCOL_VERSION", "2", "PROXY protocol version sent to origins: 2 (binary), or 1 (text; nginx-rtmp reads only this one)"),
+    s("rtmp_buffer_budget", "PROXY_RTMP_BUFFER_BUDGET", "256", "MiB of partial messages and pending output all RTMP connections together may hold beyond each one's first 256 KiB; a connection needing more is closed (0: no budget)"),
 ];
 
 /// The resolved configuration.
@@ -122,6 +123,9 @@ pub struct Config {
     pub origin_proxy_protocol: ProxyProtocolLegs,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::limits::TrustedProxies,
+    /// Bytes all RTMP connections may buffer together beyond their free share; `None`: no
+    /// budget.
+    pub rtmp_buffer_budget: Option<usize>,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -455,6 +459,9 @@ fn resolve(layers: &Layers, file_origins: Vec<StaticOrigin>) -> anyhow::Result<C
             ..parse_proxy_protocol_legs(&legs).unwrap_or_default()
         },
         trusted_proxies: crate::limits::TrustedProxies::parse(&trusted_proxies).unwrap_or_default(),
+        rtmp_buffer_budget: Some(count("rtmp_buffer_budget", 0)?)
+            .filter(|mib| *mib > 0)
+            .map(|mib| usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)),
     })
 }
 
@@ -751,15 +758,18 @@ mod tests {
         assert!(c.health_check.cut_sessions);
         assert_eq!(c.origin_proxy_protocol, ProxyProtocolLegs::default());
         assert_eq!(c.origin_connect_attempts, 3);
+        assert_eq!(c.rtmp_buffer_budget, Some(256 * 1024 * 1024));
 
         let file = [
             ("max_connections_per_ip", "0"),
+            ("rtmp_buffer_budget", "0"),
             ("health_check_interval", "off"),
             ("origin_proxy_protocol", "rtmp, api"),
             ("suspect_for", "0s"),
         ];
         let c = resolve(&layers(&[], &[], &file), vec![]).unwrap();
         assert_eq!(c.max_connections_per_ip, None);
+        assert_eq!(c.rtmp_buffer_budget, None);
         assert_eq!(c.health_check.interval, None);
         assert_eq!(c.suspect_for, Duration::ZERO);
         assert_eq!(
@@ -783,6 +793,7 @@ mod tests {
             ("origin_proxy_protocol", "srt"),
             ("origin_connect_attempts", "-1"),
             ("origin_proxy_protocol_version", "3"),
+            ("rtmp_buffer_budget", "64MiB"),
         ] {
             let err = resolve(&layers(&[], &[], &[(key, bad)]), vec![])
                 .unwrap_err()

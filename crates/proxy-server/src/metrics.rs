@@ -44,6 +44,9 @@ pub enum Refusal {
     /// The proxy itself ran short (file descriptors, local ports, kernel buffers): no
     /// origin's fault, and no origin is marked for it.
     LocalResources,
+    /// The client's connection would hold more buffered bytes than the process-wide
+    /// budget has left (`PROXY_RTMP_BUFFER_BUDGET`).
+    BufferBudget,
 }
 
 impl Refusal {
@@ -59,6 +62,7 @@ impl Refusal {
             Refusal::OriginUnreachable => "origin_unreachable",
             Refusal::OriginRefused => "origin_refused",
             Refusal::LocalResources => "local_resources",
+            Refusal::BufferBudget => "buffer_budget",
         }
     }
 }

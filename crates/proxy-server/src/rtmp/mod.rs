@@ -37,6 +37,15 @@
 //! proxy never drops or reorders messages itself: it has no codec knowledge to drop at a
 //! keyframe boundary, and a stalled connection ends by `idle_timeout` anyway.
 //!
+//! # Memory
+//!
+//! What one connection may make the proxy hold is bounded: a client's messages by
+//! [`CLIENT_READER_LIMITS`] (2 MiB each, 2.25 MiB of partial messages at once, reserved
+//! as bytes arrive rather than as headers declare), the origin's by `rtmp-peek`'s default
+//! limits, output by [`relay::HIGH_WATER`] per direction. All connections together draw on
+//! one [`budget::BufferBudget`] (`PROXY_RTMP_BUFFER_BUDGET`) for what each holds beyond an
+//! ordinary stream's working set; a connection that needs more than is left is closed.
+//!
 //! # Logs
 //!
 //! Every connection runs in the `conn` span of the accept loop (protocol, peer). A session
@@ -44,6 +53,7 @@
 //! each way, duration, reason); a connection that never becomes a session logs why it was
 //! closed or refused.
 
+pub mod budget;
 pub mod relay;
 
 use std::io;
@@ -55,12 +65,13 @@ use bytes::BytesMut;
 use lb_core::{PickIntent, StreamKey};
 use rtmp_peek::session::SetupStage;
 use rtmp_peek::{
-    ClientConfig, ClientEvent, ClientSession, Command, Identified, Relay, ServerConfig,
-    ServerEvent, ServerSession, StreamKind,
+    ClientConfig, ClientEvent, ClientSession, Command, Identified, ReaderLimits, Relay,
+    ServerConfig, ServerEvent, ServerSession, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use self::budget::{BufferBudget, Charge, OverBudget};
 use crate::origin_link::{link_tcp, ClientAddrs, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
@@ -71,6 +82,16 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 /// once; an enormous one would overflow the clock).
 const MIN_IDLE: Duration = Duration::from_secs(1);
 const MAX_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What a client's chunk stream may make the proxy hold. A real publisher has one video
+/// frame in progress at a time, with audio between its chunks: room for one message of the
+/// largest size plus 256 KiB. Messages up to 2 MiB: twice nginx-rtmp's default
+/// `max_message` (1 MiB), and 4K keyframes are typically under 1 MiB.
+pub const CLIENT_READER_LIMITS: ReaderLimits = ReaderLimits {
+    max_message_size: 2 * 1024 * 1024,
+    max_chunk_streams: 64,
+    max_in_progress: 2 * 1024 * 1024 + 256 * 1024,
+};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +114,8 @@ pub enum Fault {
     Shutdown,
     #[error("origin marked down by its probes")]
     OriginDown,
+    #[error("{0}")]
+    OverBudget(OverBudget),
 }
 
 /// Binds the listener, if configured, and serves it until shutdown.
@@ -101,16 +124,33 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         return Ok(());
     };
     let listener = crate::bind_tcp("rtmp", addr).await?;
-    crate::accept::serve_tcp(ctx, listener, "rtmp", serve_connection);
+    let budget = BufferBudget::new(ctx.config.rtmp_buffer_budget);
+    crate::accept::serve_tcp(ctx, listener, "rtmp", move |ctx, client, peer| {
+        serve_connection(ctx, client, peer, budget.clone())
+    });
     Ok(())
 }
 
-async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: SocketAddr) {
+async fn serve_connection(
+    ctx: Arc<Context>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    budget: Arc<BufferBudget>,
+) {
     let accepted = Instant::now();
-    let mut front = ServerSession::new(ServerConfig::default());
+    let mut charge = budget.charge();
+    let mut front = ServerSession::new(ServerConfig {
+        reader_limits: CLIENT_READER_LIMITS,
+        ..ServerConfig::default()
+    });
     let limit = ctx.config.handshake_timeout;
-    let identified = match tokio::time::timeout(limit, identify(&mut client, &mut front)).await {
+    let identifying = identify(&mut client, &mut front, &mut charge);
+    let identified = match tokio::time::timeout(limit, identifying).await {
         Ok(Ok(identified)) => identified,
+        Ok(Err(Fault::OverBudget(over))) => {
+            budget.refused(&over);
+            return;
+        }
         Ok(Err(fault)) => {
             tracing::info!("closed before publish or play: {fault}");
             return;
@@ -171,11 +211,21 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
     let limit = ctx.config.origin_connect_timeout;
     let verdict = tokio::time::timeout(
         limit,
-        origin_verdict(&mut client, &mut upstream, &mut front, &mut leg),
+        origin_verdict(
+            &mut client,
+            &mut upstream,
+            &mut front,
+            &mut leg,
+            &mut charge,
+        ),
     )
     .await;
     match verdict {
         Ok(Ok(Verdict::Accepted)) => {}
+        Ok(Err(Fault::OverBudget(over))) => {
+            budget.refused(&over);
+            return;
+        }
         Ok(Ok(Verdict::Rejected { stage, reply })) => {
             tracing::info!(
                 stream = %key,
@@ -185,6 +235,12 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
                 "refused {what} by the origin (at {})",
                 stage_name(stage)
             );
+            if intent == PickIntent::Play {
+                // No stream there: the player's placement goes (a publisher's stays).
+                if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
+                    tracing::debug!(stream = %key, "cannot release the placement: {e}");
+                }
+            }
             linger_close(client, front.take_output()).await;
             return;
         }
@@ -228,9 +284,13 @@ async fn serve_connection(ctx: Arc<Context>, mut client: TcpStream, peer: Socket
             session.traffic(),
             ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE),
             &ctx.lifecycle,
+            &mut charge,
         ) => fault,
         () = session.cut().cancelled() => Fault::OriginDown,
     };
+    if let Fault::OverBudget(over) = &fault {
+        budget.refused(over);
+    }
     let traffic = session.traffic();
     tracing::info!(
         stream = %key,
@@ -263,6 +323,7 @@ fn stage_name(stage: SetupStage) -> &'static str {
 async fn identify(
     client: &mut TcpStream,
     front: &mut ServerSession,
+    charge: &mut Charge,
 ) -> Result<Box<Identified>, Fault> {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     loop {
@@ -271,6 +332,9 @@ async fn identify(
             return Err(Fault::ClientClosed);
         }
         front.feed(&buf).map_err(Fault::ClientProtocol)?;
+        charge
+            .update(front.buffered_bytes())
+            .map_err(Fault::OverBudget)?;
         if front.has_output() {
             client
                 .write_all(&front.take_output())
@@ -297,6 +361,7 @@ async fn origin_verdict(
     origin: &mut TcpStream,
     front: &mut ServerSession,
     leg: &mut ClientSession,
+    charge: &mut Charge,
 ) -> Result<Verdict, Fault> {
     let mut from_origin = BytesMut::with_capacity(16 * 1024);
     let mut from_client = BytesMut::with_capacity(4 * 1024);
@@ -329,6 +394,9 @@ async fn origin_verdict(
                 from_client.clear();
             }
         }
+        charge
+            .update(front.buffered_bytes() + leg.buffered_bytes())
+            .map_err(Fault::OverBudget)?;
         while let Some(event) = leg.poll_event() {
             match event {
                 ClientEvent::Forward(msg) => front.send(&msg).map_err(Fault::OriginProtocol)?,

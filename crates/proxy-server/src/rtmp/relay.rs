@@ -4,7 +4,9 @@
 //! its output, so a message is copied only by the relay's re-chunking. Memory is bounded
 //! per direction: a side is read only while the output pending for the other side is
 //! below [`HIGH_WATER`], so a peer that reads slowly holds back its counterpart through TCP
-//! (backpressure) instead of growing the proxy's buffers.
+//! (backpressure) instead of growing the proxy's buffers. What the session holds
+//! (partial messages, output) is kept charged to the [`BufferBudget`](super::budget::BufferBudget)
+//! after every step; the session ends when the budget cannot cover it.
 
 use std::time::Duration;
 
@@ -13,19 +15,24 @@ use rtmp_peek::Relay;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::budget::Charge;
 use super::Fault;
 use crate::lifecycle::Lifecycle;
 use crate::sessions::Traffic;
 
-/// Output pending for one side above which the other side is no longer read.
-pub const HIGH_WATER: usize = 1024 * 1024;
+/// Output pending for one side above which the other side is no longer read. The kernel's
+/// socket buffers (megabytes on a fast path) do the smoothing; this only needs to keep a
+/// write going while the next read is processed. Pending output can pass it by the
+/// messages one read completes.
+pub const HIGH_WATER: usize = 256 * 1024;
 /// Most bytes read from a socket at once.
 const READ_SIZE: usize = 64 * 1024;
 /// How long the pending output may take to drain once the session ends.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
 
-/// Relays until one side closes or fails, or nothing moves for `idle`. Counts the bytes
-/// written to each side into `traffic`. Flushes what is pending (briefly) before returning.
+/// Relays until one side closes or fails, nothing moves for `idle`, or the session holds
+/// more than `charge` can cover. Counts the bytes written to each side into `traffic`.
+/// Flushes what is pending (briefly) before returning.
 pub async fn run(
     client: &TcpStream,
     origin: &TcpStream,
@@ -33,9 +40,13 @@ pub async fn run(
     traffic: &Traffic,
     idle: Duration,
     lifecycle: &Lifecycle,
+    charge: &mut Charge,
 ) -> Fault {
     let mut state = Pending::default();
-    let fault = relay_loop(client, origin, relay, traffic, idle, lifecycle, &mut state).await;
+    let fault = relay_loop(
+        client, origin, relay, traffic, idle, lifecycle, charge, &mut state,
+    )
+    .await;
     let flush = async {
         while state.refill(relay) {
             if !state.to_client.is_empty() {
@@ -92,12 +103,18 @@ impl Pending {
         self.to_origin.advance(n);
         traffic.add_to_origin(n);
     }
+
+    /// Bytes taken from the relay and not written yet.
+    fn len(&self) -> usize {
+        self.to_client.len() + self.to_origin.len()
+    }
 }
 
 fn would_block(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn relay_loop(
     client: &TcpStream,
     origin: &TcpStream,
@@ -105,6 +122,7 @@ async fn relay_loop(
     traffic: &Traffic,
     idle: Duration,
     lifecycle: &Lifecycle,
+    charge: &mut Charge,
     out: &mut Pending,
 ) -> Fault {
     // The legs may hold bytes already (a client that did not wait for the origin's answer,
@@ -122,6 +140,10 @@ async fn relay_loop(
     tokio::pin!(idle_timer, forced);
     loop {
         out.refill(relay);
+        // A few loads and compares; the shared counter moves only when a step is crossed.
+        if let Err(over) = charge.update(relay.buffered_bytes() + out.len()) {
+            return Fault::OverBudget(over);
+        }
         let read_client = out.to_origin.len() + relay.pending_for_origin() < HIGH_WATER;
         let read_origin = out.to_client.len() + relay.pending_for_client() < HIGH_WATER;
         tokio::select! {
@@ -206,9 +228,11 @@ async fn relay_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtmp::budget::{BufferBudget, FREE_PER_CONNECTION};
     use rtmp_peek::message::types;
     use rtmp_peek::{ChunkReader, ChunkWriter, Leg, Message};
     use std::sync::atomic::Ordering;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -234,6 +258,10 @@ mod tests {
     }
 
     async fn rig(idle: Duration) -> Rig {
+        rig_with_budget(idle, BufferBudget::new(None)).await
+    }
+
+    async fn rig_with_budget(idle: Duration, budget: Arc<BufferBudget>) -> Rig {
         let (client_ours, client) = pair().await;
         let (origin_ours, origin) = pair().await;
         let traffic = std::sync::Arc::new(Traffic::default());
@@ -241,6 +269,7 @@ mod tests {
         let done = tokio::spawn(async move {
             let mut relay = Relay::new(leg(1), leg(7));
             let life = Lifecycle::new();
+            let mut charge = budget.charge();
             run(
                 &client_ours,
                 &origin_ours,
@@ -248,6 +277,7 @@ mod tests {
                 &counters,
                 idle,
                 &life,
+                &mut charge,
             )
             .await
         });
@@ -377,6 +407,79 @@ mod tests {
         assert!(matches!(fault, Fault::Idle(_)), "{fault}");
         assert!(start.elapsed() >= Duration::from_millis(800));
         assert!(rig.traffic.to_client.load(Ordering::Relaxed) > 600);
+    }
+
+    /// A client holding partial messages beyond its free share and what the budget has
+    /// left is cut; its charge goes back to the budget.
+    #[tokio::test]
+    async fn a_client_hoarding_partial_messages_past_the_budget_is_cut() {
+        let budget = BufferBudget::new(Some(512 * 1024));
+        let mut rig = rig_with_budget(Duration::from_secs(30), budget.clone()).await;
+        // Three 1 MiB video messages, 300 KiB of each sent: 900 KiB held, 256 KiB free,
+        // 512 KiB of budget.
+        let mut wire = Vec::new();
+        for csid in [4u8, 5, 6] {
+            wire.extend([csid, 0, 0, 0, 0x10, 0, 0, 9, 1, 0, 0, 0]);
+            for (i, piece) in vec![0x17u8; 300 * 1024].chunks(128).enumerate() {
+                if i > 0 {
+                    wire.push(0xc0 | csid);
+                }
+                wire.extend_from_slice(piece);
+            }
+            // The next csid's fmt 0 header may follow: each message ended on a chunk
+            // boundary (300 KiB is a multiple of 128).
+        }
+        rig.client.write_all(&wire).await.unwrap();
+        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        match fault {
+            Fault::OverBudget(over) => {
+                assert_eq!(over.budget, 512 * 1024);
+                assert!(over.held > FREE_PER_CONNECTION + 512 * 1024, "{over}");
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(budget.used(), 0);
+        // Nothing of the partial messages reached the origin.
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(3), rig.origin.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+    }
+
+    /// Within the budget, the same client's messages are relayed whole.
+    #[tokio::test]
+    async fn messages_completed_within_the_budget_flow_and_the_charge_goes_back() {
+        let budget = BufferBudget::new(Some(512 * 1024));
+        let mut rig = rig_with_budget(Duration::from_secs(30), budget.clone()).await;
+        let mut writer = ChunkWriter::new();
+        let mut wire = bytes::BytesMut::new();
+        // 600 KiB: above the free share, within it plus the budget.
+        let frame = Message::new(6, types::VIDEO, 1, 0, Bytes::from(vec![0x17; 600 * 1024]));
+        writer.write(&frame, &mut wire).unwrap();
+        rig.client.write_all(&wire).await.unwrap();
+        let mut reader = ChunkReader::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let got = loop {
+            let n = tokio::time::timeout(Duration::from_secs(5), rig.origin.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the relay closed the origin");
+            reader.feed(&buf[..n]);
+            if let Some(msg) = reader.next_message().unwrap() {
+                break msg;
+            }
+        };
+        assert_eq!((got.stream_id, got.payload.len()), (7, 600 * 1024));
+        drop(rig.client);
+        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::ClientClosed), "{fault}");
+        assert_eq!(budget.used(), 0);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ mod failover;
 mod fleet;
 mod harness;
 mod hostile;
+mod hostile_rtmp;
 mod limits;
 mod media_http;
 mod observability;

@@ -2,7 +2,7 @@
 //! buffered, parse it, then advance. Payload bytes are taken as they arrive rather than per
 //! whole chunk, so a peer announcing a 2 GiB chunk size cannot make us buffer 2 GiB.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{check_chunk_size, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP};
 use crate::message::{types, Control};
@@ -17,7 +17,12 @@ pub struct ReaderLimits {
     pub max_message_size: u32,
     /// Most chunk streams tracked at once. Default 64 (encoders use about five).
     pub max_chunk_streams: usize,
-    /// Most bytes of partially received messages, over all chunk streams. Default 8 MiB.
+    /// Most bytes held for partially received messages, over all chunk streams: the memory
+    /// reserved for them, which follows the bytes received (see
+    /// [`ChunkReader::buffered_bytes`]), not the lengths their headers declare. Default
+    /// 4.25 MiB: one message of the largest size, and the audio and data messages
+    /// interleaved with it. A real publisher has one video frame in progress at a time; a
+    /// peer opening many large messages at once is refused here.
     pub max_in_progress: usize,
 }
 
@@ -26,14 +31,16 @@ impl Default for ReaderLimits {
         ReaderLimits {
             max_message_size: 4 * 1024 * 1024,
             max_chunk_streams: 64,
-            max_in_progress: 8 * 1024 * 1024,
+            max_in_progress: 4 * 1024 * 1024 + 256 * 1024,
         }
     }
 }
 
-/// Capacity first reserved for a message that spans chunks; growth after that follows the
-/// bytes actually received, so the declared length never drives allocation on its own.
-const INITIAL_PAYLOAD_CAPACITY: usize = 64 * 1024;
+/// Smallest capacity reserved for a message that spans chunks. Growth after that doubles
+/// with the bytes received (so copying stays linear in the message size) and stops at the
+/// declared length, so a peer declaring large messages and sending little of them makes
+/// the reader hold little.
+const MIN_PAYLOAD_CAPACITY: usize = 4 * 1024;
 
 /// What the last header on one chunk stream said.
 #[derive(Debug)]
@@ -50,7 +57,9 @@ struct StreamState {
     type_id: u8,
     stream_id: u32,
     in_progress: bool,
-    payload: BytesMut,
+    /// The message received so far; a `Vec` so that its capacity is exactly what was
+    /// reserved for it (and accounted in `ChunkReader::held`).
+    payload: Vec<u8>,
 }
 
 impl StreamState {
@@ -64,7 +73,7 @@ impl StreamState {
             type_id: 0,
             stream_id: 0,
             in_progress: false,
-            payload: BytesMut::new(),
+            payload: Vec::new(),
         }
     }
 }
@@ -104,7 +113,8 @@ pub struct ChunkReader {
     chunk_size: u32,
     limits: ReaderLimits,
     current: Option<Current>,
-    in_progress: usize,
+    /// Capacity of every partial message's payload, summed.
+    held: usize,
     consumed: u64,
     window: u32,
     last_ack: u64,
@@ -130,7 +140,7 @@ impl ChunkReader {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
             current: None,
-            in_progress: 0,
+            held: 0,
             consumed: 0,
             window: 0,
             last_ack: 0,
@@ -151,6 +161,14 @@ impl ChunkReader {
     /// Bytes fed but not parsed yet.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes the reader holds for the peer: the input not parsed yet, and the memory
+    /// reserved for partially received messages. The latter grows with what arrived, not
+    /// with what the headers declared: a message declared at 4 MiB of which 1 KiB arrived
+    /// holds a few KiB. Cheap (two fields), for owners that account memory per read.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len() + self.held
     }
 
     /// The peer's current chunk size.
@@ -222,16 +240,23 @@ impl ChunkReader {
             // own bytes instead of copying them.
             Some(self.buf.split_to(n).freeze())
         } else {
-            if st.payload.capacity() == 0 {
-                st.payload
-                    .reserve((st.length as usize).min(INITIAL_PAYLOAD_CAPACITY));
+            let need = st.payload.len() + n;
+            let before = st.payload.capacity();
+            if need > before {
+                // `need` never exceeds the declared length: chunks stop where it ends.
+                let target = need
+                    .max(2 * before)
+                    .max(MIN_PAYLOAD_CAPACITY)
+                    .min(st.length as usize)
+                    .max(need);
+                st.payload.reserve_exact(target - st.payload.len());
+                self.held += st.payload.capacity() - before;
+                if self.held > self.limits.max_in_progress {
+                    return Err(Error::TooMuchInProgress(self.limits.max_in_progress));
+                }
             }
             st.payload.extend_from_slice(&self.buf[..n]);
             self.buf.advance(n);
-            self.in_progress += n;
-            if self.in_progress > self.limits.max_in_progress {
-                return Err(Error::TooMuchInProgress(self.limits.max_in_progress));
-            }
             None
         };
         self.consumed += n as u64;
@@ -245,8 +270,9 @@ impl ChunkReader {
         let payload = match fast {
             Some(bytes) => bytes,
             None if st.payload.len() == st.length as usize => {
-                self.in_progress -= st.payload.len();
-                std::mem::take(&mut st.payload).freeze()
+                self.held -= st.payload.capacity();
+                // No copy: the vector becomes the `Bytes`' storage.
+                Bytes::from(std::mem::take(&mut st.payload))
             }
             None => return Ok(None),
         };
@@ -266,8 +292,8 @@ impl ChunkReader {
             Some(Control::SetChunkSize(size)) => self.chunk_size = size,
             Some(Control::Abort(csid)) => {
                 if let Some(st) = self.streams.iter_mut().find(|s| s.csid == csid) {
-                    self.in_progress -= st.payload.len();
-                    st.payload = BytesMut::new();
+                    self.held -= st.payload.capacity();
+                    st.payload = Vec::new();
                     st.in_progress = false;
                 }
             }
@@ -553,7 +579,8 @@ mod tests {
         assert_eq!(got[1], big);
         assert_eq!(got[2].type_id, types::ABORT);
         assert_eq!(got[3], m(4, 8, 1, 0, &[7]));
-        assert_eq!(r.in_progress, 0);
+        assert_eq!(r.held, 0);
+        assert_eq!(r.buffered_bytes(), 0);
     }
 
     #[test]
@@ -623,6 +650,156 @@ mod tests {
             r.feed(&[0u8; 128]);
         }
         assert_eq!(read_all(&mut r), Err(Error::TooMuchInProgress(200)));
+    }
+
+    /// Limits a proxy puts on its clients: 2 MiB messages, one of them in progress plus
+    /// 256 KiB.
+    fn proxy_limits() -> ReaderLimits {
+        ReaderLimits {
+            max_message_size: 2 * 1024 * 1024,
+            max_in_progress: 2 * 1024 * 1024 + 256 * 1024,
+            ..Default::default()
+        }
+    }
+
+    /// A fmt 0 header on `csid` (one byte) starting a video message of `len` bytes.
+    fn header(csid: u8, len: u32) -> Vec<u8> {
+        let l = len.to_be_bytes();
+        vec![csid, 0, 0, 0, l[1], l[2], l[3], 9, 1, 0, 0, 0]
+    }
+
+    #[test]
+    fn many_chunk_streams_each_starting_a_large_message_hit_the_limit() {
+        let limits = proxy_limits();
+        let mut r = ChunkReader::with_limits(limits);
+        r.set_chunk_size(64 * 1024).unwrap();
+        let declared = 2 * 1024 * 1024 - 1;
+        let mut refused_at = None;
+        for csid in 4..60u8 {
+            r.feed(&header(csid, declared));
+            r.feed(&[7u8; 64 * 1024]);
+            match read_all(&mut r) {
+                Ok(got) => assert!(got.is_empty()),
+                Err(e) => {
+                    assert_eq!(e, Error::TooMuchInProgress(limits.max_in_progress));
+                    refused_at = Some(csid);
+                    break;
+                }
+            }
+            assert!(r.buffered_bytes() <= limits.max_in_progress);
+        }
+        // 64 KiB each: the 37th message opened crosses 2.25 MiB.
+        assert_eq!(refused_at, Some(4 + 36));
+    }
+
+    #[test]
+    fn declared_lengths_reserve_nothing_up_front() {
+        // 60 messages declared at 2 MiB, one byte of each: a few KiB each, not 2 MiB (nor a
+        // fixed first reservation of tens of KiB).
+        let mut r = ChunkReader::with_limits(proxy_limits());
+        // One-byte chunks, so that the next header may start another chunk stream.
+        r.set_chunk_size(1).unwrap();
+        for csid in 4..64u8 {
+            r.feed(&header(csid, 2 * 1024 * 1024 - 1));
+            r.feed(&[7u8]);
+            assert_eq!(r.next_message().unwrap(), None);
+        }
+        assert_eq!(r.buffered_bytes(), 60 * MIN_PAYLOAD_CAPACITY);
+    }
+
+    #[test]
+    fn a_trickled_message_grows_memory_with_what_arrived() {
+        let limits = proxy_limits();
+        let len = limits.max_message_size as usize;
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut wire = BytesMut::new();
+        let mut w = ChunkWriter::with_chunk_size(4096).unwrap();
+        w.write(&m(6, 9, 1, 0, &payload), &mut wire).unwrap();
+        let mut r = ChunkReader::with_limits(limits);
+        r.set_chunk_size(4096).unwrap();
+        let mut fed = 0;
+        let mut got = None;
+        for piece in wire.chunks(1000) {
+            r.feed(piece);
+            fed += piece.len();
+            if let Some(msg) = r.next_message().unwrap() {
+                got = Some(msg);
+                break;
+            }
+            // Never more than twice what arrived (or the first small reservation), and
+            // never more than the message.
+            let held = r.buffered_bytes();
+            assert!(
+                held <= (2 * fed).max(MIN_PAYLOAD_CAPACITY + 1000) && held <= len + 20,
+                "{held} bytes held after {fed} received"
+            );
+        }
+        assert_eq!(got, Some(m(6, 9, 1, 0, &payload)));
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_keyframe_sized_message_interleaved_with_audio_passes() {
+        // A 1.9 MiB keyframe on csid 6 with audio on csid 4 between its chunks, at the
+        // chunk sizes encoders use, within the proxy's limits.
+        let limits = proxy_limits();
+        let key = m(6, 9, 1, 40, &vec![0x17; 1900 * 1024]);
+        for chunk_size in [128u32, 4096, 60_000] {
+            let mut key_wire = BytesMut::new();
+            ChunkWriter::with_chunk_size(chunk_size)
+                .unwrap()
+                .write(&key, &mut key_wire)
+                .unwrap();
+            // Split the keyframe's bytes at chunk boundaries and put an audio message
+            // (written by its own writer: other chunk stream) after every 8th chunk.
+            let mut wire = BytesMut::new();
+            let mut audio_writer = ChunkWriter::with_chunk_size(chunk_size).unwrap();
+            let first = 12 + chunk_size as usize;
+            let step = 1 + chunk_size as usize;
+            let mut pos = 0;
+            let mut audio = Vec::new();
+            let mut n = 0;
+            while pos < key_wire.len() {
+                let end = (if pos == 0 { first } else { pos + step }).min(key_wire.len());
+                wire.extend_from_slice(&key_wire[pos..end]);
+                pos = end;
+                n += 1;
+                if n % 8 == 0 {
+                    let a = m(4, 8, 1, n, &vec![0xaf; 300]);
+                    audio_writer.write(&a, &mut wire).unwrap();
+                    audio.push(a);
+                }
+            }
+            let mut r = ChunkReader::with_limits(limits);
+            r.set_chunk_size(chunk_size).unwrap();
+            let mut got = Vec::new();
+            for piece in wire.chunks(16 * 1024) {
+                r.feed(piece);
+                got.extend(read_all(&mut r).unwrap());
+            }
+            assert!(!audio.is_empty());
+            let (videos, audios): (Vec<_>, Vec<_>) = got.into_iter().partition(|m| m.csid == 6);
+            assert_eq!(videos, vec![key.clone()], "chunk size {chunk_size}");
+            assert_eq!(audios, audio);
+            assert_eq!(r.buffered_bytes(), 0);
+        }
+    }
+
+    #[test]
+    fn a_message_of_the_largest_size_fits_when_in_progress_equals_it() {
+        // Reservations stop at the declared length, so the limits can be equal.
+        let size = 1024 * 1024;
+        let limits = ReaderLimits {
+            max_message_size: size as u32,
+            max_in_progress: size,
+            ..Default::default()
+        };
+        let msg = m(6, 9, 1, 0, &vec![1u8; size]);
+        let mut wire = BytesMut::new();
+        ChunkWriter::new().write(&msg, &mut wire).unwrap();
+        let mut r = ChunkReader::with_limits(limits);
+        r.feed(&wire);
+        assert_eq!(read_all(&mut r).unwrap(), vec![msg]);
     }
 
     #[test]

@@ -281,6 +281,11 @@ impl ClientSession {
         self.leg.output_len() > 0
     }
 
+    /// Bytes the session holds for this connection (see [`Leg::buffered_bytes`]).
+    pub fn buffered_bytes(&self) -> usize {
+        self.leg.buffered_bytes()
+    }
+
     /// The origin's message stream id, once `createStream` was answered.
     pub fn origin_stream_id(&self) -> Option<u32> {
         self.origin_stream_id

@@ -99,6 +99,12 @@ impl Leg {
         self.out.len()
     }
 
+    /// Bytes this leg holds: what its reader holds
+    /// ([`ChunkReader::buffered_bytes`]) and the output not taken yet.
+    pub fn buffered_bytes(&self) -> usize {
+        self.reader.buffered_bytes() + self.out.len()
+    }
+
     /// Takes the bytes to send to the peer.
     pub fn take_output(&mut self) -> Bytes {
         self.out.split().freeze()

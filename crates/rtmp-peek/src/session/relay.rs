@@ -161,6 +161,12 @@ impl Relay {
         self.origin.output_len()
     }
 
+    /// Bytes both legs hold (see [`Leg::buffered_bytes`]): partial messages, input not
+    /// parsed and output not taken. Cheap, for owners that account memory per read.
+    pub fn buffered_bytes(&self) -> usize {
+        self.client.buffered_bytes() + self.origin.buffered_bytes()
+    }
+
     /// The client's leg.
     pub fn client(&self) -> &Leg {
         &self.client

@@ -261,6 +261,13 @@ impl ServerSession {
         self.leg.output_len() > 0
     }
 
+    /// Bytes the session holds for this connection (see [`Leg::buffered_bytes`]): client
+    /// input not parsed yet (after identification, everything until the relay), partial
+    /// messages, and output not taken.
+    pub fn buffered_bytes(&self) -> usize {
+        self.leg.buffered_bytes()
+    }
+
     /// The handshake form the client used, once known.
     pub fn handshake_form(&self) -> Option<HandshakeForm> {
         self.handshake.form()
