@@ -7,6 +7,8 @@
 //!   or as a static configuration lists it.
 //! - [`Balancer`]: the trait a balancer implements (in one process, through Redis, or your
 //!   own), and [`Strategy`]: how a new stream chooses among live origins.
+//! - `testing` (feature `testing`): the conformance suite every balancer runs against
+//!   itself.
 //!
 //! ```
 //! use lb_core::{Registration, StreamKey};
@@ -27,6 +29,8 @@ mod key;
 mod load;
 mod origin;
 mod strategy;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use balancer::{
     check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,

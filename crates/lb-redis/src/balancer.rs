@@ -539,7 +539,13 @@ fn unavailable(what: &str, e: &fred::error::Error) -> Error {
     Error::Unavailable(format!("redis {what}: {e}"))
 }
 
-/// Milliseconds for Redis, at least 1: a zero TTL would mean "no expiry" to the scripts.
+/// Milliseconds for Redis, at least 1 (a zero TTL would mean "no expiry" to the scripts)
+/// and at most 100 years: Redis refuses a PX that overflows its clock, and Lua reads
+/// larger numbers as floats, so an absurd duration means "for as long as can be", not an
+/// error (as in lb-memory).
 fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+    const MAX_MS: i64 = 100 * 365 * 24 * 3_600_000;
+    i64::try_from(d.as_millis())
+        .unwrap_or(MAX_MS)
+        .clamp(1, MAX_MS)
 }

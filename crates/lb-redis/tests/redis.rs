@@ -1,6 +1,7 @@
 //! `RedisBalancer` against a real redis-server, started and stopped by these tests on a free
-//! loopback port. lb-memory's cases, plus what only a shared store has: several proxies,
-//! races between them, and Redis going away.
+//! loopback port: the balancer conformance suite (`lb_core::testing`, module `conformance`),
+//! then what only a shared store has: its key layout and scripts, several proxies and races
+//! between them, Redis going away, cluster and sentinel.
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
@@ -12,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config, KeysInterface, SetsInterface};
 use fred::types::{ClusterHash, CustomCommand};
+use lb_core::testing::{key, origin, Harness};
 use lb_core::{
-    Balancer, BalancerConfig, Error, HlsSession, LiveStream, Origin, OriginId, OriginSource,
-    PickIntent, Registration, RtcSession, StrategyKind, StreamKey,
+    Balancer, BalancerConfig, Error, HlsSession, LiveStream, OriginId, PickIntent, RtcSession,
+    Strategy, StrategyKind, StreamKey,
 };
 use lb_redis::{RedisBalancer, RedisBalancerConfig};
 
@@ -22,6 +24,34 @@ use lb_redis::{RedisBalancer, RedisBalancerConfig};
 mod health;
 #[path = "redis/tentative.rs"]
 mod tentative;
+
+/// A fresh key prefix on this test's redis-server for each balancer; time passes by
+/// sleeping, so the suite's TTLs are [`lb_core::testing::DEFAULT_TTL`] (800 ms) and its
+/// timed scenarios take a few seconds each.
+struct Redis(Arc<RedisServer>);
+
+#[async_trait::async_trait]
+impl Harness for Redis {
+    async fn balancer(
+        &self,
+        config: BalancerConfig,
+        strategy: Box<dyn Strategy>,
+    ) -> Arc<dyn Balancer> {
+        let prefix = unique_prefix("conformance");
+        match RedisBalancer::connect(redis_config(&self.0, &prefix), config, strategy).await {
+            Ok(lb) => Arc::new(lb),
+            Err(e) => panic!("connect to the test redis-server: {e}"),
+        }
+    }
+
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+}
+
+mod conformance {
+    lb_core::conformance_tests!(super::Redis(super::shared_redis()));
+}
 
 const REDIS_SERVER: &str = "redis-server";
 
@@ -186,47 +216,8 @@ async fn raw_client(server: &RedisServer) -> fred::prelude::Client {
     client
 }
 
-fn origin(server: &str, pid: &str) -> Origin {
-    let body = format!(
-        r#"{{"ip":"127.0.0.1","server":"{server}","service":"svc{pid}","pid":"{pid}","rtmp":["19350"]}}"#
-    );
-    Registration::from_json(body.as_bytes())
-        .unwrap()
-        .into_origin()
-        .unwrap()
-}
-
-fn key(stream: &str) -> StreamKey {
-    StreamKey::new(None, "live", stream).unwrap()
-}
-
 async fn sleep(secs: f64) {
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-}
-
-#[tokio::test]
-async fn a_stream_sticks_to_its_origin() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("stick"),
-        BalancerConfig::default(),
-        StrategyKind::Random,
-    )
-    .await;
-    for s in ["a", "b", "c"] {
-        lb.register(origin(s, "1")).await.unwrap();
-    }
-    for n in 0..30 {
-        let k = key(&format!("s{n}"));
-        let first = lb.pick(&k, PickIntent::Publish).await.unwrap().id;
-        for _ in 0..5 {
-            assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().id, first);
-        }
-    }
-    assert_eq!(lb.placements().await.unwrap().len(), 30);
-    let counted: usize = lb.origins().await.unwrap().iter().map(|s| s.streams).sum();
-    assert_eq!(counted, 30);
 }
 
 #[tokio::test]
@@ -287,130 +278,22 @@ async fn keys_follow_the_reference_layout() {
 }
 
 #[tokio::test]
-async fn a_dead_origin_loses_its_streams_at_the_next_pick() {
+async fn dead_origins_are_forgotten_after_two_ttls() {
+    // The record's PX is 2 x origin_ttl: a dead origin is listed for one more TTL.
     let redis = shared_redis();
     let lb = balancer(
         &redis,
-        &unique_prefix("dead"),
-        config(2.0, 120.0, 3600.0),
-        StrategyKind::Random,
-    )
-    .await;
-    lb.register(origin("a", "1")).await.unwrap();
-    let k = key("cam");
-    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "a");
-    sleep(1.0).await;
-    lb.register(origin("b", "1")).await.unwrap();
-    assert_eq!(
-        lb.pick(&k, PickIntent::Play).await.unwrap().server,
-        "a",
-        "a is still within its TTL"
-    );
-    sleep(1.2).await;
-    lb.register(origin("b", "1")).await.unwrap(); // b heartbeats, a does not
-    assert_eq!(
-        lb.pick(&k, PickIntent::Play).await.unwrap().server,
-        "b",
-        "a expired: placed again"
-    );
-    let statuses = lb.origins().await.unwrap();
-    let a = statuses
-        .iter()
-        .find(|s| s.origin.server == "a")
-        .expect("a dead origin stays listed for a second TTL");
-    assert!(
-        !a.alive && a.since_heartbeat >= Duration::from_secs(2),
-        "{a:?}"
-    );
-    let b = statuses.iter().find(|s| s.origin.server == "b").unwrap();
-    assert_eq!(
-        (b.alive, a.streams, b.streams),
-        (true, 0, 0),
-        "the firm placement left a; a play's new placement is tentative"
-    );
-    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().server, "b");
-    let b = lb.origin(&b.origin.id).await.unwrap().unwrap();
-    assert_eq!(b.streams, 1, "the republish made it firm on b");
-}
-
-#[tokio::test]
-async fn draining_moves_publishers_keeps_players_and_refuses_new_streams() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("drain"),
-        BalancerConfig::default(),
+        &unique_prefix("forgotten"),
+        config(0.5, 120.0, 3600.0),
         StrategyKind::Random,
     )
     .await;
     let a = origin("a", "1");
     lb.register(a.clone()).await.unwrap();
-    let k = key("cam");
-    lb.pick(&k, PickIntent::Publish).await.unwrap();
-    lb.register(origin("b", "1")).await.unwrap();
-    lb.set_draining(&a.id, true).await.unwrap();
-    assert!(lb.origin(&a.id).await.unwrap().unwrap().draining);
-    assert_eq!(
-        lb.pick(&k, PickIntent::Play).await.unwrap().server,
-        "a",
-        "players follow the live stream"
-    );
-    for n in 0..20 {
-        assert_eq!(
-            lb.pick(&key(&format!("new{n}")), PickIntent::Publish)
-                .await
-                .unwrap()
-                .server,
-            "b"
-        );
-    }
-    assert_eq!(
-        lb.pick(&k, PickIntent::Publish).await.unwrap().server,
-        "b",
-        "a republish leaves the draining origin"
-    );
-    assert!(matches!(
-        lb.set_draining(&OriginId::new("nope"), true).await,
-        Err(Error::UnknownOrigin(_))
-    ));
-    lb.set_draining(&a.id, false).await.unwrap();
-    assert!(!lb.origin(&a.id).await.unwrap().unwrap().draining);
-    lb.register(a.clone()).await.unwrap();
-    assert!(
-        !lb.origin(&a.id).await.unwrap().unwrap().draining,
-        "a heartbeat does not bring the flag back"
-    );
-}
-
-#[tokio::test]
-async fn no_origin_says_why_and_dead_origins_go_after_two_ttls() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("none"),
-        config(1.0, 120.0, 3600.0),
-        StrategyKind::Random,
-    )
-    .await;
-    match lb.pick(&key("x"), PickIntent::Play).await {
-        Err(Error::NoOrigin {
-            registered: 0,
-            alive: 0,
-            accepting: 0,
-        }) => {}
-        other => panic!("{other:?}"),
-    }
-    lb.register(origin("a", "1")).await.unwrap();
-    sleep(1.1).await;
-    match lb.pick(&key("x"), PickIntent::Play).await {
-        Err(Error::NoOrigin {
-            registered: 1,
-            alive: 0,
-            ..
-        }) => {}
-        other => panic!("{other:?}"),
-    }
-    sleep(1.0).await;
+    sleep(0.6).await;
+    let status = lb.origin(&a.id).await.unwrap().expect("listed while dead");
+    assert!(!status.alive, "{status:?}");
+    sleep(0.5).await;
     assert!(
         lb.origins().await.unwrap().is_empty(),
         "forgotten after 2 x origin_ttl"
@@ -419,83 +302,6 @@ async fn no_origin_says_why_and_dead_origins_go_after_two_ttls() {
         Err(Error::NoOrigin { registered: 0, .. }) => {}
         other => panic!("{other:?}"),
     }
-}
-
-#[tokio::test]
-async fn static_origins_never_expire() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("static"),
-        config(1.0, 120.0, 3600.0),
-        StrategyKind::Random,
-    )
-    .await;
-    let mut s = origin("s", "1");
-    s.source = OriginSource::Static;
-    lb.register(s.clone()).await.unwrap();
-    sleep(1.2).await;
-    let status = lb.origin(&s.id).await.unwrap().expect("still listed");
-    assert!(status.alive);
-    assert_eq!(
-        lb.pick(&key("cam"), PickIntent::Publish).await.unwrap().id,
-        s.id
-    );
-}
-
-#[tokio::test]
-async fn a_restart_replaces_the_old_process_at_once() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("restart"),
-        BalancerConfig::default(),
-        StrategyKind::Random,
-    )
-    .await;
-    lb.register(origin("a", "1")).await.unwrap();
-    lb.register(origin("other", "1")).await.unwrap();
-    lb.set_draining(&origin("other", "1").id, true)
-        .await
-        .unwrap();
-    let k = key("cam");
-    assert_eq!(lb.pick(&k, PickIntent::Publish).await.unwrap().pid, "1");
-    lb.register(origin("a", "2")).await.unwrap();
-    let statuses = lb.origins().await.unwrap();
-    let ids: Vec<&str> = statuses.iter().map(|s| s.origin.id.as_str()).collect();
-    assert_eq!(ids, ["a-svc2-2", "other-svc1-1"]);
-    assert_eq!(lb.pick(&k, PickIntent::Play).await.unwrap().pid, "2");
-    assert_eq!(lb.origin(&origin("a", "1").id).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn capacity_and_least_streams() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("capacity"),
-        BalancerConfig::default(),
-        StrategyKind::LeastStreams,
-    )
-    .await;
-    let mut small = origin("small", "1");
-    small.max_streams = Some(2);
-    lb.register(small).await.unwrap();
-    lb.register(origin("big", "1")).await.unwrap();
-    for n in 0..10 {
-        lb.pick(&key(&format!("s{n}")), PickIntent::Publish)
-            .await
-            .unwrap();
-    }
-    let statuses = lb.origins().await.unwrap();
-    let count = |server: &str| {
-        statuses
-            .iter()
-            .find(|s| s.origin.server == server)
-            .unwrap()
-            .streams
-    };
-    assert_eq!((count("small"), count("big")), (2, 8));
 }
 
 #[tokio::test]
@@ -532,94 +338,27 @@ async fn least_streams_balances_a_burst_within_the_status_cache() {
 }
 
 #[tokio::test]
-async fn sessions_expire_when_idle_and_renew_when_used() {
-    let redis = shared_redis();
-    let lb = balancer(
-        &redis,
-        &unique_prefix("sessions"),
-        config(300.0, 2.0, 3600.0),
-        StrategyKind::Random,
-    )
-    .await;
-    let a = origin("a", "1");
-    lb.register(a.clone()).await.unwrap();
-    let hls = HlsSession {
-        key: key("cam"),
-        origin: a.id.clone(),
-    };
-    lb.put_hls("tok", &hls).await.unwrap();
-    let rtc = RtcSession {
-        key: key("cam"),
-        origin: a.id.clone(),
-        server_ufrag: "srv".into(),
-        client_ufrag: "cli".into(),
-        server_pwd: "pwd".into(),
-        media: None,
-        publishing: None,
-        client_pwd: None,
-        resource: None,
-        resource_secret: None,
-    };
-    lb.put_rtc("srv", &rtc).await.unwrap();
-    sleep(1.2).await;
-    assert_eq!(
-        lb.hls("tok").await.unwrap(),
-        Some(hls.clone()),
-        "used within the TTL: renewed"
-    );
-    sleep(1.2).await;
-    assert_eq!(lb.hls("tok").await.unwrap(), Some(hls));
-    assert_eq!(
-        lb.rtc("srv").await.unwrap(),
-        None,
-        "unused for 2.4 s: expired"
-    );
-    lb.put_rtc("srv", &rtc).await.unwrap();
-    assert_eq!(lb.rtc("srv").await.unwrap(), Some(rtc));
-    lb.remove_rtc("srv").await.unwrap();
-    assert_eq!(lb.rtc("srv").await.unwrap(), None);
-    assert_eq!(lb.hls(&"x".repeat(10_000)).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn placements_expire_unless_picked_or_touched() {
+async fn an_expired_placement_stops_counting_at_once() {
+    // A firm stream's score in its origin's set is its placement's expiry: counts need no
+    // sweep (lb-memory's do).
     let redis = shared_redis();
     let lb = balancer(
         &redis,
         &unique_prefix("placements"),
-        config(300.0, 120.0, 1.5),
+        config(300.0, 120.0, 0.4),
         StrategyKind::Random,
     )
     .await;
     lb.register(origin("a", "1")).await.unwrap();
-    let (touched, picked, idle) = (key("touched"), key("picked"), key("idle"));
-    for k in [&touched, &picked, &idle] {
-        lb.pick(k, PickIntent::Publish).await.unwrap();
-    }
-    sleep(0.8).await;
-    let on = lb.origins().await.unwrap()[0].origin.id.clone();
-    lb.touch(&[LiveStream {
-        key: touched.clone(),
-        origin: on,
-        publishing: true,
-    }])
-    .await
-    .unwrap();
-    lb.pick(&picked, PickIntent::Play).await.unwrap();
-    sleep(0.9).await;
-    let keys: Vec<StreamKey> = lb
-        .placements()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.key)
-        .collect();
-    assert_eq!(keys, [picked, touched]);
+    lb.pick(&key("idle"), PickIntent::Publish).await.unwrap();
+    assert_eq!(lb.origins().await.unwrap()[0].streams, 1);
+    sleep(0.5).await;
     assert_eq!(
         lb.origins().await.unwrap()[0].streams,
-        2,
+        0,
         "the idle placement no longer counts"
     );
+    assert!(lb.placements().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -669,8 +408,8 @@ async fn two_proxies_share_origins_placements_and_sessions() {
         media: None,
         publishing: None,
         client_pwd: Some("cpw".into()),
-        resource: Some("/rtc/v1/whip/?action=delete&token=t".into()),
-        resource_secret: Some("00ff".into()),
+        resource: Some("/rtc/v1/whip/?action=delete&session=x".into()),
+        resource_secret: Some("ab".repeat(32)),
     };
     one.put_rtc("su", &rtc).await.unwrap();
     assert_eq!(two.rtc("su").await.unwrap(), Some(rtc));
