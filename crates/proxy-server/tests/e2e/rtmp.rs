@@ -615,11 +615,16 @@ fn a_silent_or_dripping_client_is_closed_after_the_handshake_timeout() {
         "closed after {:?}",
         start.elapsed()
     );
-    let log = proxy.log_text();
-    assert!(
-        log.matches("within the handshake timeout").count() >= 2,
-        "{log}"
-    );
+    // The log is read by another thread: wait for both lines rather than race it.
+    let logged = wait_for(Duration::from_secs(5), || {
+        (proxy
+            .log_text()
+            .matches("within the handshake timeout")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", proxy.log_text());
 }
 
 #[test]
