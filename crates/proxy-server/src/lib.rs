@@ -26,6 +26,7 @@ mod proxy_protocol;
 mod rtmp;
 mod sessions;
 mod srt;
+mod upkeep;
 mod webrtc;
 mod write_watch;
 
@@ -103,8 +104,8 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     media_http::start(ctx.clone()).await?;
     webrtc::start(ctx.clone()).await?;
     srt::start(ctx.clone()).await?;
-    tokio::spawn(keep_live_placements(ctx.clone()));
-    tokio::spawn(keep_static_origins(ctx.clone()));
+    tokio::spawn(upkeep::keep_live_placements(ctx.clone()));
+    tokio::spawn(upkeep::keep_static_origins(ctx.clone()));
     health::start(ctx.clone());
     let shutdown = shutdown_signal();
     tracing::info!("ready");
@@ -161,37 +162,6 @@ async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {
                         delay = (delay * 2).min(Duration::from_secs(5));
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Keeps static origins registered: a shared balancer (a Redis restarted without
-/// persistence) may forget them, and they have no heartbeat of their own.
-async fn keep_static_origins(ctx: Arc<Context>) {
-    if ctx.config.static_origins.is_empty() {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        restore_static_origins(&ctx).await;
-    }
-}
-
-/// Adds again the static origins the balancer has forgotten, with their draining flags.
-pub(crate) async fn restore_static_origins(ctx: &Context) {
-    for (origin, draining) in &ctx.config.static_origins {
-        if let Ok(None) = ctx.balancer.origin(&origin.id).await {
-            tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
-            let restored = ctx.balancer.register(origin.clone()).await;
-            let restored = match restored {
-                Ok(()) if *draining => ctx.balancer.set_draining(&origin.id, true).await,
-                other => other,
-            };
-            if let Err(e) = restored {
-                tracing::warn!(origin = %origin.id, "cannot add static origin: {e}");
             }
         }
     }
@@ -263,28 +233,6 @@ pub async fn bind_udp(name: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket>
         );
     }
     Ok(socket)
-}
-
-/// Keeps the balancer from forgetting where streams with live sessions are.
-async fn keep_live_placements(ctx: Arc<Context>) {
-    let ttls = &ctx.config.balancer_config;
-    // Tentative placements of live players must be renewed too.
-    let period = (ttls.placement_ttl.min(ttls.tentative_ttl) / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tick.tick().await;
-        ctx.recent.placements.sweep();
-        ctx.recent.tokens.sweep();
-        let live = ctx.sessions.live_streams();
-        if live.is_empty() {
-            continue;
-        }
-        if let Err(e) = ctx.balancer.touch(&live).await {
-            tracing::warn!("cannot refresh placements of live streams: {e}");
-            metrics::balancer_error("touch");
-        }
-    }
 }
 
 /// Watches SIGTERM and SIGINT from the call on (so that a signal sent once "ready" is

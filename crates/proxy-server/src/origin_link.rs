@@ -95,7 +95,7 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
     {
         // The shared state was wiped (a Redis restart): put the static origins back now
         // rather than at the next periodic check.
-        crate::restore_static_origins(ctx).await;
+        crate::upkeep::restore_static_origins(ctx).await;
         picked = ctx.balancer.pick(key, intent).await;
     }
     match picked {
