@@ -21,9 +21,13 @@
 //! assert_eq!(origin.rtmp[0].to_string(), "10.0.0.5:19351");
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod balancer;
 mod clock;
 mod error;
+#[doc(hidden)]
 pub mod fuzzing;
 mod key;
 mod load;

@@ -121,6 +121,7 @@
 //! placements too: each proxy's next `touch` puts back those of its live streams, on the
 //! origin their sessions use, unless a pick placed the stream first.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod balancer;

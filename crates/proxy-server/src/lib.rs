@@ -12,6 +12,9 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod accept;
 mod api;
 pub mod config;
@@ -45,9 +48,13 @@ use crate::sessions::Sessions;
 
 /// What every listener and session shares.
 pub struct Context {
+    /// The configuration in force.
     pub config: Config,
+    /// Where streams are placed.
     pub balancer: Arc<dyn Balancer>,
+    /// This proxy's live sessions.
     pub sessions: Sessions,
+    /// Accepting, draining and stopping.
     pub lifecycle: Lifecycle,
     /// One permit per client connection, across the TCP listeners.
     pub connections: Arc<Semaphore>,

@@ -121,8 +121,6 @@ pub fn balancer_error(operation: &'static str) {
 static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
     std::sync::OnceLock::new();
 
-/// Installs the Prometheus recorder behind `/metrics`, once per process (later calls, e.g.
-/// several proxies in one test process, share it). Returns whether `/metrics` can render.
 /// Histogram buckets, in seconds, of every latency metric.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -140,6 +138,8 @@ pub fn origin_connect_took(protocol: &'static str, took: std::time::Duration) {
         .record(took.as_secs_f64());
 }
 
+/// Installs the Prometheus recorder behind `/metrics`, once per process (later calls, e.g.
+/// several proxies in one test process, share it). Returns whether `/metrics` can render.
 pub fn install_prometheus() -> bool {
     PROMETHEUS
         .get_or_init(|| {
