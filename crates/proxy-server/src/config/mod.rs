@@ -1,0 +1,319 @@
+//! Configuration: the reference's `PROXY_*` environment variables (also read from a `.env`
+//! file), a TOML file and command-line flags, in the precedence flag > env > .env > file >
+//! default.
+//!
+//! Loading goes in two steps. Every setting (one row of the table in `settings.rs`, listed
+//! by [`SETTINGS`]) is parsed and normalised once, by its row's parser, into a typed field;
+//! then [`Config`] is assembled from those fields, with the checks that span several.
+//! Every problem found on the way (a bad value, naming the setting, the value and where it
+//! came from; an unknown key in the file; a bad origin) is reported at once.
+
+mod layers;
+mod origins;
+mod parse;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lb_core::{BalancerConfig, Origin, StrategyKind};
+
+use self::layers::{Layers, Problems};
+use self::origins::StaticOrigin;
+pub use self::parse::parse_duration;
+use self::parse::BalancerType;
+use self::settings::Settings;
+pub use self::settings::{Setting, SETTINGS};
+
+/// The longest duration any setting takes: longer ones are refused, since timers an
+/// operator meant as "forever" would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The shortest idle timeout: a shorter setting is raised to this (zero would end every
+/// relay at once).
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The resolved configuration. Every value is already checked and normalised: code using
+/// it needs no clamps of its own.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// RTMP listener; `None`: off.
+    pub rtmp_listen: Option<SocketAddr>,
+    /// HTTP-FLV/TS/HLS listener; `None`: off.
+    pub http_listen: Option<SocketAddr>,
+    /// WHIP/WHEP signalling listener; `None`: off.
+    pub http_api_listen: Option<SocketAddr>,
+    /// WebRTC UDP media socket; `None`: off.
+    pub webrtc_listen: Option<SocketAddr>,
+    /// SRT UDP socket; `None`: off.
+    pub srt_listen: Option<SocketAddr>,
+    /// System API listener; `None`: off.
+    pub system_api_listen: Option<SocketAddr>,
+    /// Directory served for paths no stream claims; `None`: none.
+    pub static_files: Option<PathBuf>,
+    /// Which balancer to run.
+    pub balancer: BalancerKind,
+    /// The balancer's TTLs (`tentative_ttl` at least 100 ms).
+    pub balancer_config: BalancerConfig,
+    /// How new streams are placed.
+    pub strategy: StrategyKind,
+    /// On SIGTERM, how long live sessions may run on.
+    pub grace_quit: Duration,
+    /// On SIGTERM, when the process exits regardless (never before `grace_quit`).
+    pub force_quit: Duration,
+    /// Token the System API's write endpoints require; `None`: none.
+    pub system_api_token: Option<String>,
+    /// Origins from the file and the default backend, with whether each starts draining.
+    pub static_origins: Vec<(Origin, bool)>,
+    /// Most client connections at once, all TCP listeners together (at least 1).
+    pub max_connections: usize,
+    /// Time a client has to name its stream (above zero).
+    pub handshake_timeout: Duration,
+    /// Time an origin has to accept and answer (above zero).
+    pub origin_connect_timeout: Duration,
+    /// A relay with no traffic for this long is closed. Already clamped to
+    /// [`MIN_IDLE_TIMEOUT`]..=[`MAX_DURATION`]: use it as it is.
+    pub idle_timeout: Duration,
+    /// The address WebRTC answers name, if set.
+    pub rtc_candidate: Option<String>,
+    /// Keep the origin's TCP candidates in WebRTC answers.
+    pub rtc_tcp_candidates: bool,
+    /// Most connections and sessions from one client IP at once; `None`: no limit.
+    pub max_connections_per_ip: Option<usize>,
+    /// Active probes of the origins' TCP endpoints.
+    pub health_check: HealthCheck,
+    /// How long an origin that refused a connection is held down; zero: never.
+    pub suspect_for: Duration,
+    /// Origins tried for one client before it sees an error (1 to 16).
+    pub origin_connect_attempts: usize,
+    /// The TCP legs to origins that start with a PROXY protocol header.
+    pub origin_proxy_protocol: ProxyProtocolLegs,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::limits::TrustedProxies,
+    /// Bytes all RTMP connections may buffer together beyond their free share; `None`: no
+    /// budget.
+    pub rtmp_buffer_budget: Option<usize>,
+}
+
+/// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
+/// endpoints every `interval`; `fall` consecutive failures take it down, `rise`
+/// consecutive passes bring it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between probes; `None` disables probing.
+    pub interval: Option<Duration>,
+    /// Time a probe's connect may take (above zero).
+    pub timeout: Duration,
+    /// Consecutive passes to come back up (at least 1).
+    pub rise: u32,
+    /// Consecutive failures to go down (at least 1).
+    pub fall: u32,
+    /// Probe registered origins too, not only static ones.
+    pub registered: bool,
+    /// End the sessions relayed to an origin when probes take it down (HAProxy's
+    /// `on-marked-down shutdown-sessions`).
+    pub cut_sessions: bool,
+}
+
+/// Which TCP legs towards origins carry a PROXY protocol header, and in which version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyProtocolLegs {
+    /// The header's version.
+    pub version: ProxyProtocolVersion,
+    /// RTMP (the only way an RTMP origin learns the client's address).
+    pub rtmp: bool,
+    /// HTTP-FLV/TS/HLS.
+    pub http: bool,
+    /// WHIP/WHEP signalling.
+    pub api: bool,
+}
+
+/// The PROXY protocol's two header formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// The text header (`PROXY TCP4 …\r\n`).
+    V1,
+    /// The binary header.
+    #[default]
+    V2,
+}
+
+/// Which balancer to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BalancerKind {
+    /// In this process: one proxy.
+    Memory,
+    /// In Redis: a fleet of proxies sharing it.
+    Redis(RedisSettings),
+}
+
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// A `redis://` (or `rediss://`, `redis-sentinel://`...) URL; overrides the rest.
+    pub url: Option<String>,
+    /// Host, without a URL.
+    pub host: String,
+    /// Port, without a URL.
+    pub port: u16,
+    /// Password, without a URL; `None`: none.
+    pub password: Option<String>,
+    /// Database number, without a URL.
+    pub db: u8,
+}
+
+/// The command line: `--config FILE` and one flag per setting.
+pub fn command() -> clap::Command {
+    let mut cmd = clap::Command::new("proxy-server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(
+            "Media-streaming proxy with a built-in load balancer, in front of a fleet of origins",
+        )
+        .after_help(
+            "Each setting is read from its flag, else its environment variable, else .env, \
+             else the config file (by its flag's name with _ for -), else its default. \
+             Durations: 500ms, 20s, 2m, 1h, 1m30s, or a number of seconds; at most 365 days.",
+        )
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("TOML configuration file"),
+        );
+    for setting in SETTINGS {
+        cmd = cmd.arg(
+            clap::Arg::new(setting.key)
+                .long(setting.flag())
+                .value_name("VALUE")
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    setting.help, setting.env, setting.default
+                )),
+        );
+    }
+    cmd
+}
+
+/// Reads the configuration from the command line, the process environment, `.env` in
+/// the working directory and the TOML file named by `--config`.
+pub fn load(args: impl IntoIterator<Item = String>) -> anyhow::Result<Config> {
+    let matches = command().try_get_matches_from(args)?;
+    let mut problems = Problems::default();
+    let mut layers = Layers {
+        flags: SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = matches.get_one::<String>(s.key)?;
+                Some((s.key.to_owned(), value.clone()))
+            })
+            .collect(),
+        env: layers::environment(&mut problems),
+        dotenv: layers::dotenv_file()?,
+        ..Layers::default()
+    };
+    let mut file_origins = Vec::new();
+    if let Some(path) = matches.get_one::<String>("config") {
+        let path = Path::new(path);
+        let file = layers::read_file(path, &mut problems)?;
+        (layers.file, file_origins) = (file.settings, file.origins);
+        layers.file_path = Some(path.to_owned());
+    }
+    resolve(&layers, file_origins, problems)
+}
+
+/// The configuration the layers give, with the origins from the file; or every problem
+/// found (those in `problems` already, and any more).
+fn resolve(
+    layers: &Layers,
+    file_origins: Vec<(Origin, bool)>,
+    mut problems: Problems,
+) -> anyhow::Result<Config> {
+    let config =
+        Settings::read(layers, &mut problems).map(|s| assemble(s, file_origins, &mut problems));
+    problems.finish(config)
+}
+
+/// The configuration from its settings, every one valid on its own; what is wrong across
+/// settings goes to `problems`.
+fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Problems) -> Config {
+    if s.force_quit_timeout < s.grace_quit_timeout {
+        problems.push(format!(
+            "force_quit_timeout ({:?}) must not be shorter than grace_quit_timeout ({:?})",
+            s.force_quit_timeout, s.grace_quit_timeout
+        ));
+    }
+    let mut static_origins = file_origins;
+    if s.default_backend_enabled {
+        let origin = StaticOrigin {
+            name: "default".into(),
+            ip: Some(s.default_backend_ip),
+            rtmp: vec![s.default_backend_rtmp],
+            http: vec![s.default_backend_http],
+            api: vec![s.default_backend_api],
+            rtc: vec![s.default_backend_rtc],
+            srt: vec![s.default_backend_srt],
+            ..StaticOrigin::default()
+        };
+        match origin.into_origin() {
+            Ok(origin) => static_origins.push((origin, false)),
+            Err(e) => problems.push(format!("PROXY_DEFAULT_BACKEND_*: {e:#}")),
+        }
+    }
+    let balancer = match s.load_balancer_type {
+        BalancerType::Memory => BalancerKind::Memory,
+        BalancerType::Redis => BalancerKind::Redis(RedisSettings {
+            url: s.redis_url,
+            host: s.redis_host,
+            port: s.redis_port,
+            password: s.redis_password,
+            db: s.redis_db,
+        }),
+    };
+    Config {
+        rtmp_listen: s.rtmp_server,
+        http_listen: s.http_server,
+        http_api_listen: s.http_api,
+        webrtc_listen: s.webrtc_server,
+        srt_listen: s.srt_server,
+        system_api_listen: s.system_api,
+        static_files: s.static_files,
+        balancer,
+        balancer_config: BalancerConfig {
+            origin_ttl: s.origin_ttl,
+            session_ttl: s.session_ttl,
+            placement_ttl: s.placement_ttl,
+            tentative_ttl: s.tentative_ttl,
+        },
+        strategy: s.lb_strategy,
+        grace_quit: s.grace_quit_timeout,
+        force_quit: s.force_quit_timeout,
+        system_api_token: s.system_api_token,
+        static_origins,
+        max_connections: s.max_connections,
+        handshake_timeout: s.handshake_timeout,
+        origin_connect_timeout: s.origin_connect_timeout,
+        idle_timeout: s.idle_timeout,
+        rtc_candidate: s.rtc_candidate,
+        rtc_tcp_candidates: s.rtc_tcp_candidates,
+        max_connections_per_ip: s.max_connections_per_ip,
+        health_check: HealthCheck {
+            interval: s.health_check_interval,
+            timeout: s.health_check_timeout,
+            rise: s.health_check_rise,
+            fall: s.health_check_fall,
+            registered: s.health_check_registered,
+            cut_sessions: s.health_check_cut_sessions,
+        },
+        suspect_for: s.suspect_for,
+        origin_connect_attempts: s.origin_connect_attempts,
+        origin_proxy_protocol: ProxyProtocolLegs {
+            version: s.origin_proxy_protocol_version,
+            ..s.origin_proxy_protocol
+        },
+        trusted_proxies: s.trusted_proxies,
+        rtmp_buffer_budget: s.rtmp_buffer_budget,
+    }
+}
