@@ -120,7 +120,7 @@ pub async fn serve_http1<F, Fut>(
         async move { Ok::<_, Infallible>(answer.await) }
     });
     let (stream, progress) = WriteWatch::new(stream);
-    let stall_limit = ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE);
+    let stall_limit = ctx.config.idle_timeout;
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.config.handshake_timeout)
@@ -139,12 +139,6 @@ pub async fn serve_http1<F, Fut>(
         tracing::debug!("{protocol} connection ended: {e}");
     }
 }
-
-/// Bounds on the idle timeout as relays apply it: a zero setting would end every
-/// response at once.
-pub const MIN_IDLE: Duration = Duration::from_secs(1);
-/// See [`MIN_IDLE`].
-pub const MAX_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How long an origin has to start answering a request: the body may then take forever
 /// (a live stream), but the status and headers come at once from a healthy origin.

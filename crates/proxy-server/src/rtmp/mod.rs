@@ -78,10 +78,6 @@ use crate::Context;
 
 /// How long a refused client gets to read its error status before the socket closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
-/// Bounds of the idle timeout a relay applies (a zero setting would end every session at
-/// once; an enormous one would overflow the clock).
-const MIN_IDLE: Duration = Duration::from_secs(1);
-const MAX_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What a client's chunk stream may make the proxy hold. A real publisher has one video
 /// frame in progress at a time, with audio between its chunks: room for one message of the
@@ -282,7 +278,7 @@ async fn serve_connection(
             &upstream,
             &mut relay,
             session.traffic(),
-            ctx.config.idle_timeout.clamp(MIN_IDLE, MAX_IDLE),
+            ctx.config.idle_timeout,
             &ctx.lifecycle,
             &mut charge,
         ) => fault,
