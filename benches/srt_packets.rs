@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use srt_streamid::{
-    classify, dest_socket_id, Accepted, Handshake, Listener, OriginStep, Packet, PacketKind, Relay,
-    Session, SessionIds, StreamId, SynCookies,
+    classify, dest_socket_id, set_dest_socket_id, Accepted, Action, Handshake, Limits, Listener,
+    Outcome, Packet, PacketKind, Relay, Router, Session, SessionIds, StreamId, SynCookies,
 };
 
 const DATA: &[u8] = include_bytes!("../crates/srt-streamid/tests/data/session_c2o_data_0.bin");
@@ -67,6 +67,20 @@ fn per_packet(c: &mut Criterion) {
             black_box(id)
         })
     });
+    g.bench_function("relay: Relay::from_client (classify + rewrite)", |b| {
+        b.iter(|| black_box(relay.from_client(black_box(buf.as_mut_slice()))))
+    });
+    g.bench_function(
+        "relay: Relay::from_origin (id check + classify + rewrite)",
+        |b| {
+            let mut ack = ACK.to_vec();
+            b.iter(|| {
+                let pkt = black_box(ack.as_mut_slice());
+                set_dest_socket_id(pkt, 0x4444).expect("header");
+                black_box(relay.from_origin(pkt))
+            })
+        },
+    );
     g.bench_function("control (ACK) header decode", |b| {
         b.iter(|| {
             black_box(
@@ -131,26 +145,86 @@ fn per_handshake(c: &mut Criterion) {
         toward_client: 0x2000_0002,
         toward_origin: induction.socket_id,
     };
-    let (origin_ind, origin_con) = (
-        Handshake::parse(ORIGIN_INDUCTION).expect("hs"),
-        Handshake::parse(ORIGIN_CONCLUSION).expect("hs"),
-    );
     g.bench_function("session: replay to origin and translate answer", |b| {
         b.iter(|| {
-            let mut s = Session::new(
-                &accepted,
-                client(),
+            let mut s = Session::new(&accepted, client(), ids, NOW);
+            s.dial(
                 "198.51.100.9:10080".parse().expect("addr"),
-                ids,
                 NOW,
+                NOW + Duration::from_secs(5),
             );
-            let first = s.to_origin(NOW);
-            let step1 = s.on_origin(&origin_ind, NOW).expect("step");
-            let step2 = s.on_origin(&origin_con, NOW).expect("step");
-            assert!(matches!(step2, OriginStep::Connected { .. }));
-            black_box((first, step1, step2))
+            let first = s.poll_transmit();
+            s.handle_datagram(NOW, ORIGIN_INDUCTION)
+                .expect("induction answer");
+            let second = s.poll_transmit();
+            s.handle_datagram(NOW, ORIGIN_CONCLUSION)
+                .expect("conclusion answer");
+            assert!(matches!(s.outcome(), Some(Outcome::Connected(_))));
+            black_box((first, second, s.reply().map(<[u8]>::len)))
         })
     });
+    g.finish();
+}
+
+/// The router's per-packet path: one datagram of a live session, routed by its
+/// destination id among `sessions` others and readdressed.
+fn per_routed_packet(c: &mut Criterion) {
+    let mut g = c.benchmark_group("srt/router");
+    g.throughput(Throughput::Elements(1));
+    for sessions in [1usize, 1_000] {
+        let mut router: Router<u32> = Router::new(
+            [42; 32],
+            Limits {
+                max_sessions: sessions + 1,
+                max_pending: sessions + 1,
+                answer_ttl: Duration::from_secs(10),
+            },
+        );
+        let mut last = None;
+        for i in 0..sessions {
+            let peer: SocketAddr = ([192, 0, 2, 7], 1024 + i as u16).into();
+            // The client's conclusion, with the cookie the router gives this peer.
+            let mut induction = INDUCTION.to_vec();
+            let _ = router.handle_datagram(NOW, peer, &mut induction);
+            let answer = router.poll_transmit().expect("induction answer");
+            let cookie = Handshake::parse(&answer.payload).expect("hs").cookie;
+            let mut conclusion = KM_CONCLUSION.to_vec();
+            conclusion[44..48].copy_from_slice(&cookie.to_be_bytes());
+            let Action::Open(opening) = router.handle_datagram(NOW, peer, &mut conclusion) else {
+                panic!("not opened")
+            };
+            let mut s = opening.session;
+            let id = s.ids().toward_client;
+            s.dial(
+                "198.51.100.9:10080".parse().expect("addr"),
+                NOW,
+                NOW + Duration::from_secs(5),
+            );
+            for answer in [ORIGIN_INDUCTION, ORIGIN_CONCLUSION] {
+                let mut answer = answer.to_vec();
+                set_dest_socket_id(&mut answer, id).expect("header");
+                s.handle_datagram(NOW, &answer).expect("origin answer");
+            }
+            router.answered(s, Some(i as u32), NOW);
+            while router.poll_transmit().is_some() {}
+            last = Some((peer, id));
+        }
+        let (peer, id) = last.expect("a session");
+        let mut data = DATA.to_vec();
+        g.bench_function(
+            format!("forward a data packet ({sessions} sessions)"),
+            |b| {
+                b.iter(|| {
+                    let pkt = black_box(data.as_mut_slice());
+                    set_dest_socket_id(pkt, id).expect("header");
+                    match router.handle_datagram(NOW, peer, pkt) {
+                        Action::Forward { to, last } => black_box((*to, last)),
+                        _ => panic!("not forwarded"),
+                    };
+                })
+            },
+        );
+    }
     g.finish();
 }
 
@@ -175,5 +249,11 @@ fn per_cookie(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_packet, per_handshake, per_cookie);
+criterion_group!(
+    benches,
+    per_packet,
+    per_handshake,
+    per_routed_packet,
+    per_cookie
+);
 criterion_main!(benches);

@@ -64,26 +64,47 @@ pub fn packet_and_handshake(data: &[u8]) {
         toward_client: 1,
         toward_origin: hs.header.dest_socket_id,
     };
-    let mut session = Session::new(&accepted, peer, peer, ids, now);
-    if let Some(first) = session.to_origin(now) {
+    let mut session = Session::new(&accepted, peer, ids, now);
+    session.dial(peer, now, now + Duration::from_secs(1));
+    if let Some(first) = session.poll_transmit() {
         Handshake::parse(&first).expect("our induction parses");
     }
     for _ in 0..3 {
-        match session.on_origin(&hs, now) {
-            Ok(OriginStep::SendToOrigin(b))
-            | Ok(OriginStep::Connected { to_client: b, .. })
-            | Ok(OriginStep::Rejected { to_client: b, .. }) => {
-                let out = Handshake::parse(&b).expect("what we send parses");
-                assert_eq!(
-                    out.extensions.as_bytes(),
-                    hs.extensions.as_bytes(),
-                    "extensions pass untouched"
-                );
-            }
-            Ok(OriginStep::Nothing) | Err(_) => {}
+        let decided = session.outcome().is_some();
+        let _ = session.handle_datagram(now, data);
+        if let Some(b) = session.poll_transmit() {
+            let out = Handshake::parse(&b).expect("what we send parses");
+            assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes());
+        }
+        if let (false, Some(Outcome::Connected(_) | Outcome::Rejected(_))) =
+            (decided, session.outcome())
+        {
+            let reply = session.reply().expect("a verdict has an answer");
+            let out = Handshake::parse(reply).expect("what we send parses");
+            assert_eq!(
+                out.extensions.as_bytes(),
+                hs.extensions.as_bytes(),
+                "extensions pass untouched"
+            );
         }
     }
     let _ = session.answer_retransmit(&hs);
+
+    // And the router, fed the same bytes from one address.
+    let mut router: Router<()> = Router::new(
+        [3; 32],
+        Limits {
+            max_sessions: 4,
+            max_pending: 4,
+            answer_ttl: Duration::from_secs(10),
+        },
+    );
+    let mut copy = data.to_vec();
+    let _ = router.handle_datagram(now, peer, &mut copy);
+    while let Some(t) = router.poll_transmit() {
+        assert_eq!(t.to, peer);
+        Handshake::parse(&t.payload).expect("the router's answers parse");
+    }
 }
 
 /// The streamid grammar on any UTF-8 text, and the SID word packing round trip.
@@ -166,7 +187,13 @@ pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
         toward_client: 0x0C11_E000,
         toward_origin: 0x0021_6100,
     };
-    let mut session = Session::new(&accepted, client, origin, ids, now);
+    let mut session = Session::new(&accepted, client, ids, now);
+    session.dial(origin, now, now + Duration::from_secs(5));
+    let induction = session.poll_transmit().expect("our induction");
+    assert_eq!(
+        Handshake::parse(&induction).expect("parses").kind,
+        HandshakeType::Induction
+    );
     let mut conclusion_sent = false;
 
     let mut rest = data;
@@ -181,47 +208,50 @@ pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
         }
 
         let before = session.outcome();
-        assert_eq!(session.to_origin(now).is_none(), before.is_some());
+        assert_eq!(session.poll_timeout().is_none(), before.is_some());
         if let Ok(answer) = Handshake::parse(&datagram) {
-            let step = session.on_origin(&answer, now);
+            let step = session.handle_datagram(now, &datagram);
+            let sent = session.poll_transmit();
             if before.is_some() {
                 assert!(
-                    matches!(
-                        step,
-                        Ok(OriginStep::Nothing) | Err(Error::WrongSocketId { .. })
-                    ),
+                    matches!(step, Ok(()) | Err(Error::WrongSocketId { .. })),
                     "a step after the verdict: {step:?}"
                 );
+                assert_eq!(session.outcome(), before, "a verdict is final");
+                assert_eq!(sent, None);
                 continue;
             }
-            match step {
-                Ok(OriginStep::SendToOrigin(b)) => {
-                    let out = Handshake::parse(&b).expect("our conclusion parses");
-                    assert_eq!(out.kind, HandshakeType::Conclusion);
-                    assert_eq!(
-                        out.header.timestamp, hs.header.timestamp,
-                        "no time passed: the client's own timestamp (the origin's TSBPD base)"
-                    );
-                    assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes());
-                    assert_eq!(out.socket_id, ids.toward_origin);
-                    conclusion_sent = true;
-                }
-                Ok(OriginStep::Connected { to_client, relay }) => {
+            if let Some(b) = sent {
+                let out = Handshake::parse(&b).expect("our conclusion parses");
+                assert_eq!(out.kind, HandshakeType::Conclusion);
+                assert_eq!(
+                    out.header.timestamp, hs.header.timestamp,
+                    "no time passed: the client's own timestamp (the origin's TSBPD base)"
+                );
+                assert_eq!(out.extensions.as_bytes(), hs.extensions.as_bytes());
+                assert_eq!(out.socket_id, ids.toward_origin);
+                conclusion_sent = true;
+            }
+            match session.outcome() {
+                Some(Outcome::Connected(relay)) => {
                     assert!(conclusion_sent, "connected before our conclusion went out");
-                    assert_eq!(session.outcome(), Some(Outcome::Connected(relay)));
-                    check_to_client(&to_client, &answer, &hs, ids);
+                    let to_client = session.reply().expect("an answer");
+                    check_to_client(to_client, &answer, &hs, ids);
                     assert_eq!(
                         session.answer_retransmit(&hs),
-                        Some(&to_client[..]),
+                        Some(to_client),
                         "a repeated conclusion gets the same answer"
                     );
+                    assert_eq!(relay.ids, ids);
                 }
-                Ok(OriginStep::Rejected { to_client, reason }) => {
-                    assert_eq!(session.outcome(), Some(Outcome::Rejected(reason)));
-                    check_to_client(&to_client, &answer, &hs, ids);
+                Some(Outcome::Rejected(_)) => {
+                    check_to_client(session.reply().expect("an answer"), &answer, &hs, ids);
                 }
-                Ok(OriginStep::Nothing) => panic!("nothing to do before the verdict"),
-                Err(_) => assert_eq!(session.outcome(), None),
+                Some(Outcome::Refused(reason)) => panic!("refused {reason:?} without a timer"),
+                None => {}
+            }
+            if step.is_err() {
+                assert_eq!(session.outcome(), None);
             }
         } else if let Some(Outcome::Connected(relay)) = before {
             let mut copy = datagram.clone();
@@ -233,10 +263,25 @@ pub fn proxy_session(data: &[u8]) -> Option<Outcome> {
                 assert_eq!(dest_socket_id(&copy), Some(relay.origin_socket_id));
                 assert_eq!(copy.get(HEADER_LEN..), datagram.get(HEADER_LEN..));
             }
+            let mut copy = datagram.clone();
+            match relay.from_origin(&mut copy) {
+                Verdict::Forward | Verdict::Last => {
+                    assert_eq!(dest_socket_id(&datagram), Some(ids.toward_origin));
+                    assert_eq!(dest_socket_id(&copy), Some(relay.client_socket_id));
+                }
+                Verdict::Drop => assert_eq!(copy, datagram),
+            }
         }
     }
     if session.outcome().is_none() {
         assert_eq!(session.answer_retransmit(&hs), None);
+        session.handle_timeout(now + Duration::from_secs(5));
+        assert_eq!(
+            session.outcome(),
+            Some(Outcome::Refused(RejectReason::BadGateway)),
+            "silence until the deadline"
+        );
+        return None;
     }
     session.outcome()
 }

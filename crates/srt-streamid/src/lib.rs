@@ -5,7 +5,7 @@
 //! No sockets, no clocks, no global state: bytes and the current time go in, values and
 //! bytes to send come out. Parsers borrow the input, check every length against what is
 //! there and a fixed limit, and never panic; the per-packet path ([`Packet`],
-//! [`set_dest_socket_id`], [`Relay`]) does not allocate.
+//! [`set_dest_socket_id`], [`Relay`], [`Router::handle_datagram`]) does not allocate.
 //!
 //! The streamid:
 //!
@@ -18,8 +18,9 @@
 //! assert_eq!(sid.mode, Mode::Publish);
 //! ```
 //!
-//! The whole proxy flow (see [`proxy`] for the picture), with the client and the origin
-//! played by hand-made packets:
+//! The whole proxy flow (see [`proxy`] for the picture; [`Router`] does steps 1, 2 and 6
+//! for every client of a listening socket), with the client and the origin played by
+//! hand-made packets:
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -58,10 +59,13 @@
 //!
 //! // 3. The streamid picked `origin`; replay the handshake to it as a caller.
 //! let ids = SessionIds { toward_client: 0x2000_0002, toward_origin: 0x3000_0003 };
-//! let mut session = Session::new(&accepted, client, origin, ids, now);
-//! let ours = session.to_origin(now).ok_or("nothing to send")?;
+//! let mut session = Session::new(&accepted, client, ids, now);
+//! session.dial(origin, now, now + Duration::from_secs(3));
+//! let ours = session.poll_transmit().ok_or("nothing to send")?;
 //! let ours = Handshake::parse(&ours)?;
 //! assert_eq!((ours.kind, ours.socket_id), (HandshakeType::Induction, ids.toward_origin));
+//! // Unanswered, it is sent again at `session.poll_timeout()`.
+//! assert_eq!(session.poll_timeout(), Some(now + proxy::RESEND_INTERVAL));
 //!
 //! // 4. The origin answers with its cookie; we send the client's conclusion with it.
 //! let origin_answer = Handshake {
@@ -72,15 +76,17 @@
 //!     socket_id: 0x7777,
 //!     ..ours
 //! };
-//! let OriginStep::SendToOrigin(replayed) = session.on_origin(&origin_answer, now)? else { panic!() };
+//! session.handle_datagram(now, &origin_answer.to_vec())?;
+//! let replayed = session.poll_transmit().ok_or("no conclusion")?;
 //! let replayed = Handshake::parse(&replayed)?;
 //! assert_eq!(replayed.cookie, 0xABCD_1234);
 //! assert_eq!(replayed.extensions.as_bytes(), ext.as_slice(), "client's extensions, byte for byte");
 //!
 //! // 5. The origin accepts; its answer goes back to the client with ids translated.
 //! let origin_done = Handshake { kind: HandshakeType::Conclusion, socket_id: 0x8888, ..origin_answer };
-//! let OriginStep::Connected { to_client, relay } = session.on_origin(&origin_done, now)? else { panic!() };
-//! let to_client = Handshake::parse(&to_client)?;
+//! session.handle_datagram(now, &origin_done.to_vec())?;
+//! let Some(Outcome::Connected(relay)) = session.outcome() else { panic!() };
+//! let to_client = Handshake::parse(session.reply().ok_or("no answer")?)?;
 //! assert_eq!((to_client.header.dest_socket_id, to_client.socket_id), (0xC0FFEE, ids.toward_client));
 //! assert_eq!(to_client.cookie, answer.cookie);
 //!
@@ -94,7 +100,7 @@
 //! }
 //! .encode()
 //! .to_vec();
-//! relay.client_to_origin(&mut data)?;
+//! assert_eq!(relay.from_client(&mut data), Verdict::Forward);
 //! assert_eq!(dest_socket_id(&data), Some(0x8888));
 //! # Ok(())
 //! # }
@@ -130,6 +136,9 @@ pub use packet::{
     classify, dest_socket_id, set_dest_socket_id, ControlHeader, DataHeader, Header, KeyFlags,
     Packet, PacketKind, PacketPosition, HEADER_LEN,
 };
-pub use proxy::{Accepted, Listener, OriginStep, Outcome, Relay, Session, SessionIds};
+pub use proxy::{
+    Accepted, Action, Limits, Listener, Opening, Outcome, Refusal, Relay, Router, Session,
+    SessionIds, Silence, Silent, Transmit, Verdict,
+};
 pub use reject::RejectReason;
 pub use streamid::{Mode, StreamId, MAX_STREAMID_LEN};

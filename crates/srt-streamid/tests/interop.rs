@@ -284,8 +284,9 @@ fn our_handshakes_parse_with_the_oracle() {
         toward_client: 5,
         toward_origin: 6,
     };
-    let mut session = Session::new(&accepted, client, origin, ids, now);
-    let ours = session.to_origin(now).unwrap();
+    let mut session = Session::new(&accepted, client, ids, now);
+    session.dial(origin, now, now + Duration::from_secs(3));
+    let ours = session.poll_transmit().unwrap();
     let oracle::Packet::Control(c) = oracle::Packet::parse(&mut &ours[..], false).unwrap() else {
         panic!("control")
     };
@@ -301,9 +302,10 @@ fn our_handshakes_parse_with_the_oracle() {
         cookie: 0x5555,
         ..Handshake::parse(&ours).unwrap()
     };
-    let OriginStep::SendToOrigin(replayed) = session.on_origin(&origin_answer, now).unwrap() else {
-        panic!()
-    };
+    session
+        .handle_datagram(now, &origin_answer.to_vec())
+        .unwrap();
+    let replayed = session.poll_transmit().unwrap();
     let oracle::Packet::Control(c) = oracle::Packet::parse(&mut &replayed[..], false).unwrap()
     else {
         panic!("control")
@@ -620,7 +622,7 @@ struct ProxyRun {
 }
 
 /// A whole proxy in one loop, written the way the front-end is meant to use the crate:
-/// ffmpeg -> (this) -> srt-live-transmit. Runs until ffmpeg exits.
+/// ffmpeg -> [`Router`] (this) [`Session`] -> srt-live-transmit. Runs until ffmpeg exits.
 fn run_proxy(
     mut client_proc: Running,
     origin_addr: SocketAddr,
@@ -628,99 +630,82 @@ fn run_proxy(
     front: UdpSocket,
 ) -> (ProxyRun, bool, String) {
     let back = loopback();
-    let listener = Listener::new(SynCookies::new([0x11; 32]), 0x0100_0000);
-    let ids = SessionIds {
-        toward_client: 0x0200_0000,
-        toward_origin: 0x0300_0000,
-    };
-    let (mut session, mut client, mut relay): (Option<Session>, Option<SocketAddr>, Option<Relay>) =
-        (None, None, None);
+    let started = Instant::now();
+    let clock = || started.elapsed();
+    let mut router: Router<()> = Router::new(
+        [0x11; 32],
+        Limits {
+            max_sessions: 1,
+            max_pending: 1,
+            answer_ttl: Duration::from_secs(10),
+        },
+    );
+    let mut session: Option<Session> = None;
+    let (mut client, mut relay): (Option<SocketAddr>, Option<Relay>) = (None, None);
     let mut run = ProxyRun::default();
     let mut buf = [0u8; 1500];
-    let mut last_origin_send = Instant::now();
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline && client_proc.0.try_wait().unwrap().is_none() {
         if let Ok((n, from)) = front.recv_from(&mut buf) {
             let pkt = &mut buf[..n];
-            if classify(pkt) == Some(PacketKind::Handshake) && dest_socket_id(pkt) == Some(0) {
-                let hs = Handshake::parse(pkt).unwrap();
-                match (hs.kind, &session) {
-                    (HandshakeType::Induction, _) => {
-                        front
-                            .send_to(
-                                &listener.answer_induction(&hs, from, clock()).unwrap(),
-                                from,
-                            )
-                            .unwrap();
-                    }
-                    (HandshakeType::Conclusion, Some(s)) => {
-                        if let Some(reply) = s.answer_retransmit(&hs) {
-                            front.send_to(reply, from).unwrap();
-                            run.retransmits_answered += 1;
-                        }
-                    }
-                    (HandshakeType::Conclusion, None) => {
-                        let accepted = listener.accept_conclusion(hs, from, clock()).unwrap();
-                        run.streamid = accepted.streamid.clone();
-                        let s = Session::new(&accepted, from, origin_addr, ids, clock());
-                        back.send_to(&s.to_origin(clock()).unwrap(), origin_addr)
-                            .unwrap();
-                        last_origin_send = Instant::now();
-                        session = Some(s);
-                        client = Some(from);
-                    }
-                    (other, _) => panic!("unexpected client handshake {other:?}"),
+            let repeated = Handshake::parse(pkt).is_ok_and(|hs| {
+                hs.kind == HandshakeType::Conclusion
+                    && relay.is_some()
+                    && dest_socket_id(pkt) == Some(0)
+            });
+            match router.handle_datagram(clock(), from, pkt) {
+                Action::Forward { .. } => {
+                    let r = relay.expect("forwarded on a live route");
+                    assert_eq!(dest_socket_id(pkt), Some(r.origin_socket_id));
+                    back.send_to(pkt, origin_addr).unwrap();
+                    run.client_to_origin += 1;
                 }
-            } else if let Some(r) = relay {
-                assert_eq!(dest_socket_id(pkt), Some(ids.toward_client));
-                r.client_to_origin(pkt).unwrap();
-                back.send_to(pkt, origin_addr).unwrap();
-                run.client_to_origin += 1;
+                Action::Open(opening) => {
+                    run.streamid = Some(opening.streamid);
+                    let mut s = opening.session;
+                    let now = clock();
+                    s.dial(origin_addr, now, now + Duration::from_secs(5));
+                    session = Some(s);
+                    client = Some(from);
+                }
+                Action::Handshake => run.retransmits_answered += usize::from(repeated),
+                other => panic!("unexpected client datagram: {other:?}"),
+            }
+            while let Some(t) = router.poll_transmit() {
+                front.send_to(&t.payload, t.to).unwrap();
             }
         }
         if let Ok((n, _)) = back.recv_from(&mut buf) {
             let pkt = &mut buf[..n];
-            let (Some(s), Some(c)) = (session.as_mut(), client) else {
-                continue;
-            };
-            if let Some(r) = relay {
-                assert_eq!(dest_socket_id(pkt), Some(ids.toward_origin));
-                r.origin_to_client(pkt).unwrap();
-                front.send_to(pkt, c).unwrap();
-                run.origin_to_client += 1;
-            } else {
-                match s
-                    .on_origin(&Handshake::parse(pkt).unwrap(), clock())
-                    .unwrap()
-                {
-                    OriginStep::SendToOrigin(b) => {
-                        back.send_to(&b, origin_addr).unwrap();
-                        last_origin_send = Instant::now();
-                    }
-                    OriginStep::Connected {
-                        to_client,
-                        relay: r,
-                    } => {
-                        front.send_to(&to_client, c).unwrap();
-                        relay = Some(r);
-                    }
-                    OriginStep::Rejected { to_client, .. } => {
-                        front.send_to(&to_client, c).unwrap();
-                    }
-                    OriginStep::Nothing => {}
+            if let (Some(r), Some(c)) = (relay, client) {
+                assert_eq!(dest_socket_id(pkt), Some(r.ids.toward_origin));
+                if r.from_origin(pkt) != Verdict::Drop {
+                    front.send_to(pkt, c).unwrap();
+                    run.origin_to_client += 1;
                 }
-                run.outcome = s.outcome();
+            } else if let Some(s) = session.as_mut() {
+                s.handle_datagram(clock(), pkt).unwrap();
             }
         }
-        // The origin may not be listening yet: repeat our last handshake like libsrt does.
-        if let (Some(s), true) = (
-            &session,
-            last_origin_send.elapsed() > Duration::from_millis(250),
-        ) {
-            if let Some(again) = s.to_origin(clock()) {
-                back.send_to(&again, origin_addr).unwrap();
+        // The origin may not be listening yet: the session repeats its last handshake.
+        if let Some(s) = session.as_mut() {
+            if s.poll_timeout().is_some_and(|at| at <= clock()) {
+                s.handle_timeout(clock());
             }
-            last_origin_send = Instant::now();
+            if let Some(packet) = s.poll_transmit() {
+                back.send_to(&packet, origin_addr).unwrap();
+            }
+            if let Some(outcome) = s.outcome() {
+                run.outcome = Some(outcome);
+                if let Outcome::Connected(r) = outcome {
+                    relay = Some(r);
+                }
+                let decided = session.take().unwrap();
+                router.answered(decided, Some(()), clock());
+                while let Some(t) = router.poll_transmit() {
+                    front.send_to(&t.payload, t.to).unwrap();
+                }
+            }
         }
     }
     let (success, err) = finish(client_proc, Duration::from_secs(5));

@@ -960,14 +960,17 @@ fn a_silent_origin_does_not_stall_other_sessions() {
         "the session is live"
     );
 
-    // Twenty clients wait on the silent origin at once, each in its own thread.
+    // Twenty clients wait on the silent origin at once, each in its own thread. They
+    // publish: a publisher's placement is listed (a player's is tentative, and is not).
     let waiting: Vec<_> = (0..20)
         .map(|_| {
             std::thread::spawn(move || {
                 let caller = Caller::new(srt);
                 let started = Instant::now();
-                let answer =
-                    caller.connect(&hsreq_and_sid("#!::r=live/stuck"), Duration::from_secs(6));
+                let answer = caller.connect(
+                    &hsreq_and_sid("#!::r=live/stuck,m=publish"),
+                    Duration::from_secs(6),
+                );
                 (answer.and_then(|a| rejection(&a)), started.elapsed())
             })
         })
