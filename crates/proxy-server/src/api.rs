@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::forward::Refusal;
 use crate::metrics::ScrapeGauges;
 use crate::sessions::StreamSessions;
 use crate::Context;
@@ -69,13 +70,13 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/v1/streams", get(streams))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .fallback(|| async { Refusal::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             require_token,
         ))
         .method_not_allowed_fallback(|method: http::Method| async move {
-            ApiError(
+            Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed on this endpoint (see the Allow header)"),
             )
@@ -138,39 +139,13 @@ async fn require_token(
 ) -> Response {
     if !OPEN_PATHS.contains(&request.uri().path()) {
         if let Err(refused) = authorize(&ctx, request.headers(), request.uri().query()) {
-            return refused.into_response();
+            return axum::response::IntoResponse::into_response(refused);
         }
     }
     next.run(request).await
 }
 
-/// An error reply.
-pub struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.0,
-            Json(json!({ "code": self.0.as_u16(), "error": self.1 })),
-        )
-            .into_response()
-    }
-}
-
-impl From<lb_core::Error> for ApiError {
-    fn from(e: lb_core::Error) -> Self {
-        let status = match e {
-            lb_core::Error::UnknownOrigin(_) => StatusCode::NOT_FOUND,
-            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e.to_string())
-    }
-}
-
-fn authorize(ctx: &Context, headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+fn authorize(ctx: &Context, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refusal> {
     let Some(expected) = ctx.config.system_api_token.as_deref() else {
         return Ok(());
     };
@@ -181,10 +156,10 @@ fn authorize(ctx: &Context, headers: &HeaderMap, query: Option<&str>) -> Result<
     let queried = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
     match bearer.or(queried) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
-        None => Err(ApiError(
+        Some(_) => Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong token")),
+        None => Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
-            "this endpoint needs the System API token".into(),
+            "this endpoint needs the System API token",
         )),
     }
 }
@@ -202,9 +177,9 @@ async fn read_body(
     headers: &HeaderMap,
     body: Body,
     timeout: Duration,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<bytes::Bytes, Refusal> {
     let too_large = || {
-        ApiError(
+        Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body is larger than {MAX_BODY} bytes"),
         )
@@ -221,7 +196,7 @@ async fn read_body(
         let (mut kept, mut seen) = (bytes::BytesMut::new(), 0usize);
         while let Some(frame) = body.frame().await {
             let frame = frame
-                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reading body: {e}")))?;
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("reading body: {e}")))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -239,7 +214,7 @@ async fn read_body(
         Ok(kept.freeze())
     };
     tokio::time::timeout(timeout, read).await.map_err(|_| {
-        ApiError(
+        Refusal::new(
             StatusCode::REQUEST_TIMEOUT,
             format!("body did not arrive within {timeout:?}"),
         )
@@ -250,11 +225,11 @@ async fn register(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     let body = read_body(&headers, body, ctx.config.handshake_timeout).await?;
     let origin = Registration::from_json(&body)
         .and_then(Registration::into_origin)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("registration: {e}")))?;
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("registration: {e}")))?;
     let known = ctx.balancer.origin(&origin.id).await?.is_some();
     let (id, rtmp) = (
         origin.id.clone(),
@@ -357,13 +332,13 @@ struct ServersQuery {
 async fn servers(
     State(ctx): State<Arc<Context>>,
     query: Result<Query<ServersQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     let Query(query) = query.map_err(bad_query)?;
     let hot = match query.sort.as_deref() {
         None | Some("id") => false,
         Some("hot") => true,
         Some(other) => {
-            return Err(ApiError(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 format!("sort={other:?}: expected `hot` or `id`"),
             ))
@@ -392,8 +367,8 @@ async fn servers(
     ))
 }
 
-fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, format!("query: {}", e.body_text()))
+fn bad_query(e: QueryRejection) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, format!("query: {}", e.body_text()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,7 +406,7 @@ fn origin_json(id: Option<&OriginId>, origins: &HashMap<&OriginId, &OriginStatus
 async fn streams(
     State(ctx): State<Arc<Context>>,
     query: Result<Query<StreamsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     let Query(query) = query.map_err(bad_query)?;
     // A balancer that cannot answer (Redis away) still leaves this proxy's own clients
     // worth showing: they are listed unplaced, with the error beside them.
@@ -476,7 +451,7 @@ async fn streams(
     });
     if listed.is_empty() && balancer_error.is_none() {
         if let Some(wanted) = &query.stream {
-            return Err(ApiError(
+            return Err(Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!(
                     "stream {wanted:?} is not placed on any origin and has no client on this proxy"
@@ -521,7 +496,7 @@ async fn ask<T>(
 
 /// Prometheus's scrape: what the recorder holds, then the origin gauges read from the
 /// balancer now.
-async fn metrics(State(ctx): State<Arc<Context>>) -> Result<Response, ApiError> {
+async fn metrics(State(ctx): State<Arc<Context>>) -> Result<Response, Refusal> {
     let origins = match tokio::time::timeout(BALANCER_WAIT, ctx.balancer.origins()).await {
         Ok(Ok(origins)) => Some(origins),
         Ok(Err(e)) => {
@@ -536,9 +511,8 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> Result<Response, ApiError> 
         }
     };
     let Some(mut text) = crate::metrics::render_prometheus() else {
-        return Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics go to a recorder the embedding program installed; this proxy's /metrics cannot render them".into(),
+        return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE,
+            "metrics go to a recorder the embedding program installed; this proxy's /metrics cannot render them",
         ));
     };
     text.push_str(&origin_gauges(&ctx, origins.as_deref()));
@@ -591,7 +565,7 @@ fn origin_gauges(ctx: &Context, origins: Option<&[OriginStatus]>) -> String {
     g.finish()
 }
 
-async fn set_draining(ctx: &Context, id: String, draining: bool) -> Result<Json<Value>, ApiError> {
+async fn set_draining(ctx: &Context, id: String, draining: bool) -> Result<Json<Value>, Refusal> {
     let id = OriginId::new(id);
     ctx.balancer.set_draining(&id, draining).await?;
     tracing::info!(origin = %id, draining, "drain state changed");
@@ -599,7 +573,7 @@ async fn set_draining(ctx: &Context, id: String, draining: bool) -> Result<Json<
         .balancer
         .origin(&id)
         .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown origin {id}")))?;
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("unknown origin {id}")))?;
     let sessions = ctx.sessions.count_for_origin(&id);
     Ok(Json(
         json!({ "code": 0, "data": server_json(&status, sessions) }),
@@ -609,18 +583,18 @@ async fn set_draining(ctx: &Context, id: String, draining: bool) -> Result<Json<
 async fn drain(
     State(ctx): State<Arc<Context>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     set_draining(&ctx, id, true).await
 }
 
 async fn undrain(
     State(ctx): State<Arc<Context>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refusal> {
     set_draining(&ctx, id, false).await
 }
 
-async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiError> {
+async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, Refusal> {
     // A balancer that cannot answer within a second makes this proxy unfit for new clients.
     match tokio::time::timeout(BALANCER_WAIT, ctx.balancer.origins()).await {
         Ok(Ok(origins)) => Ok(Json(json!({
@@ -630,10 +604,10 @@ async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, ApiErro
             "origins_alive": origins.iter().filter(|o| o.alive).count(),
             "sessions": ctx.sessions.len(),
         }))),
-        Ok(Err(e)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(_) => Err(ApiError(
+        Ok(Err(e)) => Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(_) => Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "balancer did not answer within 1 s".into(),
+            "balancer did not answer within 1 s",
         )),
     }
 }

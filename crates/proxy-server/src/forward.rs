@@ -387,6 +387,28 @@ impl Refusal {
     }
 }
 
+/// The System API answers with the same refusals (through axum).
+impl axum::response::IntoResponse for Refusal {
+    fn into_response(self) -> axum::response::Response {
+        Refusal::into_response(self).map(axum::body::Body::new)
+    }
+}
+
+/// A balancer's answer to an operator's request: an unknown origin is not found, a
+/// balancer that cannot answer is unavailable, anything else a bad request.
+impl From<lb_core::Error> for Refusal {
+    fn from(e: lb_core::Error) -> Self {
+        let status = match e {
+            lb_core::Error::UnknownOrigin(_) => StatusCode::NOT_FOUND,
+            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
+
 impl From<LinkError> for Refusal {
     fn from(e: LinkError) -> Self {
         let status = match e {
