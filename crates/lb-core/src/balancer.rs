@@ -35,9 +35,11 @@ pub struct BalancerConfig {
     pub origin_ttl: Duration,
     /// HLS and WebRTC sessions expire after this long without use (SRS's proxy: 120 s).
     pub session_ttl: Duration,
-    /// A *firm* placement (made by a publish, or confirmed by a live publisher) is
+    /// A *firm* placement confirmed by a live publisher ([`Balancer::touch`]) is
     /// forgotten after this long without a pick or a touch; the proxy touches the
-    /// placements of its live sessions well within it.
+    /// placements of its live sessions well within it. Until a live publisher confirms
+    /// it, a placement lives only [`BalancerConfig::tentative_ttl`] (never longer than
+    /// this), so one whose publisher the origin refused holds its slot only that long.
     pub placement_ttl: Duration,
     /// A *tentative* placement (made by a play of a stream nobody was known to publish) is
     /// forgotten after this long without a play pick or a touch from a live session, or at
@@ -197,10 +199,12 @@ pub trait Balancer: Send + Sync + 'static {
     ///
     /// A placement is *firm* or *tentative*:
     ///
-    /// - A [`PickIntent::Publish`] pick makes a firm placement: it lasts
-    ///   [`BalancerConfig::placement_ttl`] and counts in [`OriginStatus::streams`] (hence
-    ///   in `max_streams` and least-streams). A publish that finds a tentative placement
-    ///   its origin keeps makes it firm there.
+    /// - A [`PickIntent::Publish`] pick makes a firm placement: it counts in
+    ///   [`OriginStatus::streams`] at once (hence in `max_streams` and least-streams), and
+    ///   lasts [`BalancerConfig::tentative_ttl`] until a [`Balancer::touch`] naming a live
+    ///   publisher confirms it (the origin accepted the publisher), then
+    ///   [`BalancerConfig::placement_ttl`]. A publish that finds a tentative placement its
+    ///   origin keeps makes it firm there.
     /// - A [`PickIntent::Play`] pick of a stream without a placement chooses the origin
     ///   alike, but the placement is tentative: it lasts only
     ///   [`BalancerConfig::tentative_ttl`] and counts nowhere, so that plays of streams
@@ -212,8 +216,9 @@ pub trait Balancer: Send + Sync + 'static {
     /// ones the balancer lost. For each [`LiveStream`]:
     ///
     /// - a placement naming `origin` is renewed: a firm one for
-    ///   [`BalancerConfig::placement_ttl`], a tentative one for
-    ///   [`BalancerConfig::tentative_ttl`], or made firm if `publishing`;
+    ///   [`BalancerConfig::placement_ttl`] once confirmed (a `publishing` entry confirms
+    ///   it), a tentative one for [`BalancerConfig::tentative_ttl`], or made firm and
+    ///   confirmed if `publishing`;
     /// - a missing placement is created naming `origin` (firm if `publishing`, tentative
     ///   otherwise), only if none exists (set-if-absent, atomic with other proxies): a
     ///   shared store that restarted empty does not split a live stream;

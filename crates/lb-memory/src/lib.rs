@@ -5,8 +5,9 @@
 //! nobody calls [`MemoryBalancer::sweep`]; an expired placement counts as absent at once,
 //! swept or not.
 //!
-//! A placement is firm (a publish made it, or a live publisher confirmed it: it lasts
-//! [`BalancerConfig::placement_ttl`] and counts in [`OriginStatus::streams`]) or tentative
+//! A placement is firm (a publish made it, or a live publisher confirmed it: it counts in
+//! [`OriginStatus::streams`], and lasts [`BalancerConfig::placement_ttl`] once a live
+//! publisher confirmed it, [`BalancerConfig::tentative_ttl`] until then) or tentative
 //! (a play made it: it lasts [`BalancerConfig::tentative_ttl`], counts nowhere, and
 //! [`Balancer::release`] forgets it at once); see [`Balancer::pick`].
 //!
@@ -106,17 +107,21 @@ struct Timed<T> {
 struct Placed {
     origin: OriginId,
     last_used: Instant,
-    /// Counted in `counts` and kept for `placement_ttl`; otherwise tentative, kept for
-    /// `tentative_ttl` and counted nowhere.
+    /// Counted in `counts` (a publisher placed it); otherwise tentative, counted nowhere.
     firm: bool,
+    /// A live publisher was seen on it ([`Balancer::touch`]): kept for `placement_ttl`.
+    /// Until then every placement lives `tentative_ttl`, so one whose publisher the origin
+    /// refused holds its slot only that long.
+    confirmed: bool,
 }
 
 impl Placed {
     fn live_at(&self, now: Instant, config: &BalancerConfig) -> bool {
-        let ttl = if self.firm {
+        // Never longer than a confirmed placement's.
+        let ttl = if self.firm && self.confirmed {
             config.placement_ttl
         } else {
-            config.tentative_ttl
+            config.tentative_ttl.min(config.placement_ttl)
         };
         now.duration_since(self.last_used) < ttl
     }
@@ -351,6 +356,7 @@ impl MemoryBalancer {
             origin: chosen.id.clone(),
             last_used: now,
             firm,
+            confirmed: false,
         });
         (Ok(chosen.clone()), outcome)
     }
@@ -435,14 +441,18 @@ impl Balancer for MemoryBalancer {
                         }
                         p.origin = stream.origin.clone();
                         p.firm = stream.publishing;
+                        p.confirmed = stream.publishing;
                         if p.firm {
                             self.count(&p.origin, 1);
                         }
                     } else if p.origin != stream.origin {
                         continue;
-                    } else if stream.publishing && !p.firm {
-                        p.firm = true;
-                        self.count(&p.origin, 1);
+                    } else if stream.publishing {
+                        if !p.firm {
+                            p.firm = true;
+                            self.count(&p.origin, 1);
+                        }
+                        p.confirmed = true;
                     }
                     p.last_used = now;
                 }
@@ -454,6 +464,7 @@ impl Balancer for MemoryBalancer {
                         origin: stream.origin.clone(),
                         last_used: now,
                         firm: stream.publishing,
+                        confirmed: stream.publishing,
                     });
                 }
             }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use lb_core::testing::{key, origin, static_origin, Harness};
 use lb_core::{
-    Balancer, BalancerConfig, HlsSession, ManualClock, PickIntent, Strategy, StrategyKind,
+    Balancer, BalancerConfig, HlsSession, LiveStream, ManualClock, PickIntent, Strategy,
+    StrategyKind,
 };
 
 use super::MemoryBalancer;
@@ -88,6 +89,15 @@ async fn sweeps_drop_expired_placements_and_release_drops_at_once() {
             .await
             .unwrap();
     }
+    // Their publishers were accepted: live sessions confirm the placements.
+    let live: Vec<LiveStream> = (0..6)
+        .map(|n| LiveStream {
+            key: key(&format!("s{n}")),
+            origin: a.id.clone(),
+            publishing: true,
+        })
+        .collect();
+    lb.touch(&live).await.unwrap();
     for stream in ["nobody", "released"] {
         lb.pick(&key(stream), PickIntent::Play).await.unwrap();
     }

@@ -196,6 +196,7 @@ macro_rules! conformance_tests {
             a_tentative_placement_expires_after_its_ttl
             release_forgets_only_a_tentative_placement_on_that_origin
             a_publish_makes_a_tentative_placement_firm
+            an_unconfirmed_publishers_placement_lasts_the_tentative_ttl
             touch_recreates_a_missing_placement_but_never_overrides_one
             a_live_player_keeps_a_tentative_placement_and_a_live_publisher_firms_it
         }

@@ -166,14 +166,53 @@ pub async fn a_publish_makes_a_tentative_placement_firm(h: &dyn Harness) {
         "and is listed"
     );
     ok(lb.release(&k, &on).await, "release");
+    // The origin accepted the publisher: its live session confirms the placement.
+    ok(lb.touch(&[live(&k, &on, true)]).await, "touch");
     ok(lb.set_draining(&on, true).await, "set_draining");
     h.advance(ttl * 12 / 10).await;
     assert_eq!(
         ok(lb.placements().await, "placements").len(),
         1,
-        "firm: neither released nor expired with tentative_ttl"
+        "firm and confirmed: neither released nor expired with tentative_ttl"
     );
     assert_eq!(pick(&lb, &k, PickIntent::Play).await.id, on);
+}
+
+/// A publisher's placement that no live publisher confirms (the origin refused it) lasts
+/// only `tentative_ttl`: refused publishers cannot hold capacity for `placement_ttl`.
+pub async fn an_unconfirmed_publishers_placement_lasts_the_tentative_ttl(h: &dyn Harness) {
+    let run = Run::start(
+        h,
+        "an_unconfirmed_publishers_placement_lasts_the_tentative_ttl",
+    );
+    if !run.needs(&[Capability::Placements]).await {
+        return;
+    }
+    let ttl = h.ttl();
+    let lb = run
+        .balancer(with_tentative_ttl(h), StrategyKind::Random.build())
+        .await;
+    let a = origin("a", "1");
+    ok(lb.register(a.clone()).await, "register");
+    let (refused, accepted) = (key("refused"), key("accepted"));
+    pick(&lb, &refused, PickIntent::Publish).await;
+    pick(&lb, &accepted, PickIntent::Publish).await;
+    assert_eq!(
+        status(&lb, &a.id).await.streams,
+        2,
+        "a publisher's pick counts at once"
+    );
+    ok(lb.touch(&[live(&accepted, &a.id, true)]).await, "touch");
+    h.advance(ttl * 12 / 10).await;
+    let listed: Vec<StreamKey> = ok(lb.placements().await, "placements")
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![accepted],
+        "the unconfirmed placement expired with tentative_ttl; the confirmed one stays"
+    );
 }
 
 /// `touch` creates a missing placement on the origin the live sessions use (firm for a

@@ -20,15 +20,23 @@
 local prefix, stream, candidate = ARGV[1], ARGV[2], ARGV[3]
 local publish = ARGV[4] == '1'
 local origin_ttl, placement_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local tentative_ttl = tonumber(ARGV[7])
+-- Never longer than a confirmed placement's.
+local tentative_ttl = math.min(tonumber(ARGV[7]), placement_ttl)
 local now = now_ms()
 
 -- The per-origin set scores each stream by its placement's expiry, so counting what is
 -- live needs no scan of the placement keys.
-local function hold(id)
+local function hold(id, ttl)
   local set = prefix .. 'streams:' .. id
-  redis.call('ZADD', set, now + placement_ttl, stream)
-  redis.call('PEXPIRE', set, placement_ttl)
+  redis.call('ZADD', set, now + ttl, stream)
+  if redis.call('PTTL', set) < placement_ttl then redis.call('PEXPIRE', set, placement_ttl) end
+end
+
+-- A placement a live publisher confirmed (touch.lua) lives placement_ttl; until then
+-- every placement lives tentative_ttl, so one whose publisher the origin refused holds
+-- its slot only that long. A confirmed placement is told by its remaining life.
+local function confirmed()
+  return redis.call('PTTL', KEYS[1]) > tentative_ttl
 end
 
 local current = redis.call('GET', KEYS[1])
@@ -37,8 +45,10 @@ if current then
   if rec and is_alive(prefix, current, rec, now, origin_ttl)
     and not (publish and is_draining(prefix, current)) then
     if publish or is_firm(prefix, current, stream, now) then
-      redis.call('PEXPIRE', KEYS[1], placement_ttl)
-      hold(current)
+      local ttl = tentative_ttl
+      if confirmed() then ttl = placement_ttl end
+      redis.call('PEXPIRE', KEYS[1], ttl)
+      hold(current, ttl)
     else
       redis.call('PEXPIRE', KEYS[1], tentative_ttl)
     end
@@ -74,8 +84,8 @@ if current then
   if current ~= candidate then left = current end
 end
 if publish then
-  redis.call('SET', KEYS[1], candidate, 'PX', placement_ttl)
-  hold(candidate)
+  redis.call('SET', KEYS[1], candidate, 'PX', tentative_ttl)
+  hold(candidate, tentative_ttl)
 else
   redis.call('SET', KEYS[1], candidate, 'PX', tentative_ttl)
   -- A set entry left from a lost placement would read as firm.

@@ -77,17 +77,27 @@ async fn placements_are_url_keys_and_firm_ones_set_members() {
     lb.release(&k, &on).await.unwrap();
     assert_eq!(placed(k.clone()).await.0, None, "released at once");
 
-    // A publish makes a firm placement: the placement TTL, and a member of the origin's set.
+    // A publish makes a firm placement, a member of the origin's set; it lives the tentative
+    // TTL until a live publisher confirms it, then the placement TTL.
     let early = key("early-player");
     let on = lb.pick(&early, PickIntent::Play).await.unwrap().id;
     assert_eq!(member(&on, &early).await, None);
     assert_eq!(lb.pick(&early, PickIntent::Publish).await.unwrap().id, on);
+    assert!(member(&on, &early).await.is_some(), "firm: in streams:{on}");
+    let (_, ttl) = placed(early.clone()).await;
+    assert!(
+        (1..=30_000).contains(&ttl),
+        "unconfirmed: kept for the tentative TTL, got {ttl} ms"
+    );
+    lb.touch(&[live(&early, &on, true)]).await.unwrap();
     let (_, ttl) = placed(early.clone()).await;
     assert!(
         ttl > 30_000,
-        "firm: kept for the placement TTL, got {ttl} ms"
+        "confirmed: kept for the placement TTL, got {ttl} ms"
     );
-    assert!(member(&on, &early).await.is_some(), "firm: in streams:{on}");
+    // A player's touch keeps what a publisher confirmed.
+    lb.touch(&[live(&early, &on, false)]).await.unwrap();
+    assert!(placed(early.clone()).await.1 > 30_000);
     lb.release(&early, &on).await.unwrap();
     assert_eq!(
         placed(early.clone()).await.0.as_deref(),
