@@ -119,6 +119,13 @@ pub async fn serve_http1<F, Fut>(
         let answer = handle(req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
+    // The kernel would otherwise grow the send buffer to megabytes (autotuning) for a
+    // client that reads nothing, and the write watch would see progress all that while.
+    // Half a megabyte in flight (the kernel doubles the value) still carries tens of
+    // Mbit/s over a 50 ms path.
+    if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(CLIENT_SEND_BUFFER) {
+        tracing::debug!("cannot bound the client's send buffer: {e}");
+    }
     let (stream, progress) = WriteWatch::new(stream);
     let stall_limit = ctx.config.idle_timeout;
     let conn = http1::Builder::new()
@@ -151,6 +158,9 @@ pub fn response_wait(ctx: &Context, blocking: Option<Duration>) -> Duration {
             * 4,
     )
 }
+
+/// Send buffer asked for on HTTP client sockets ([`serve_http1`]).
+const CLIENT_SEND_BUFFER: usize = 256 * 1024;
 
 /// Sends one request to a given origin (a session's, not picked: an HLS token's, a WebRTC
 /// resource's) over a new connection; see [`send_over`].
