@@ -102,6 +102,8 @@ struct Stats {
     refused: [AtomicU64; 6],
     active: [AtomicU64; 6],
     last_error: [Mutex<Option<String>>; 6],
+    /// When sessions ended in an error (seconds since the start) and of which kind.
+    lost_at: Mutex<Vec<(f64, usize)>>,
 }
 
 enum Ending {
@@ -189,8 +191,13 @@ fn main() {
     let end = start + Duration::from_secs(seconds);
     let publishers = clients.div_ceil(6);
     let tasks: Vec<_> = (0..clients)
-        .map(|i| runtime.spawn(virtual_client(i, publishers, addrs, end, stats.clone())))
+        .map(|i| {
+            let times = (start, end);
+            runtime.spawn(virtual_client(i, publishers, addrs, times, stats.clone()))
+        })
         .collect();
+    let pauses = Arc::new(Mutex::new(Vec::new()));
+    runtime.spawn(watch_pauses(start, pauses.clone()));
     let targets = hostile::Targets {
         rtmp: addrs.rtmp,
         http: addrs.http,
@@ -320,6 +327,23 @@ fn main() {
                 .unwrap_or("-")
         );
     }
+    let lost_at = stats.lost_at.lock().unwrap();
+    if !lost_at.is_empty() {
+        let when: Vec<String> = lost_at
+            .iter()
+            .map(|(t, k)| format!("{t:.1} ({})", KINDS[*k]))
+            .collect();
+        println!("lost sessions ended at t = {}", when.join(", "));
+    }
+    let pauses = pauses.lock().unwrap();
+    let when: Vec<String> = pauses
+        .iter()
+        .map(|(t, late)| format!("{t:.1} ({late:.1} s)"))
+        .collect();
+    println!(
+        "the bench's own runtime stalled over {PAUSE_NOTED:?} at t = {} (a stall there delays echoes without the proxy's doing)",
+        if when.is_empty() { "never".to_owned() } else { when.join(", ") }
+    );
     println!();
     let mut failures = Vec::new();
     if lost > 0 {
@@ -386,6 +410,24 @@ fn main() {
     }
 }
 
+/// Stalls of the real clients' runtime at least this long are noted.
+const PAUSE_NOTED: Duration = Duration::from_millis(300);
+
+/// Notes when the real clients' runtime could not run a task for [`PAUSE_NOTED`] or more
+/// (a loaded machine): an echo gap of that length is then the bench's, not the proxy's.
+async fn watch_pauses(start: Instant, pauses: Arc<Mutex<Vec<(f64, f64)>>>) {
+    let tick = Duration::from_millis(50);
+    loop {
+        let before = Instant::now();
+        tokio::time::sleep(tick).await;
+        let late = before.elapsed().saturating_sub(tick);
+        if late >= PAUSE_NOTED {
+            let at = start.elapsed().as_secs_f64();
+            pauses.lock().unwrap().push((at, late.as_secs_f64()));
+        }
+    }
+}
+
 /// The proxy's resident memory and open descriptors at one moment.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -441,7 +483,7 @@ async fn virtual_client(
     i: usize,
     publishers: usize,
     addrs: Addrs,
-    end: Instant,
+    (start, end): (Instant, Instant),
     stats: Arc<Stats>,
 ) {
     let kind = i % 6;
@@ -476,6 +518,8 @@ async fn virtual_client(
             Ok(Ending::Refused) => stats.refused[kind].fetch_add(1, Ordering::Relaxed),
             Err(e) => {
                 *stats.last_error[kind].lock().unwrap() = Some(e);
+                let at = start.elapsed().as_secs_f64();
+                stats.lost_at.lock().unwrap().push((at, kind));
                 stats.errors[kind].fetch_add(1, Ordering::Relaxed)
             }
         };
