@@ -216,12 +216,23 @@ impl Attack {
                 .filter_map(|w| w.strip_prefix('-'))
                 .map(named)
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Attack::ALL
+            let chosen: Vec<Attack> = Attack::ALL
                 .into_iter()
                 .filter(|a| !left_out.contains(a))
-                .collect());
+                .collect();
+            if chosen.is_empty() {
+                return Err("no attack left".into());
+            }
+            return Ok(chosen);
         }
-        words.into_iter().map(named).collect()
+        let chosen = words
+            .into_iter()
+            .map(named)
+            .collect::<Result<Vec<_>, _>>()?;
+        if chosen.is_empty() {
+            return Err("no attack left".into());
+        }
+        Ok(chosen)
     }
 
     fn give_up(self) -> Duration {
@@ -283,6 +294,7 @@ pub struct Hostiles {
     /// The FAKE origin's WHIP answer counter: its live ufrags are `fake<n>` for n at
     /// most this.
     live_ufrags: &'static AtomicU64,
+    /// (attack, what the proxy did) -> how often, how long connections stayed open.
     tally: Mutex<BTreeMap<(Attack, String), Count>>,
 }
 
