@@ -1,8 +1,9 @@
 //! Soak: many concurrent sessions across protocols for minutes, clients connecting, staying
-//! a few seconds and leaving, over and over. Reports the proxy's memory after warm-up,
-//! periodically and at the end (and again once every session has expired), sessions
-//! completed and errors per protocol, and the client sessions the proxy's API lists (its
-//! live-session registry) at each sample and after the quiet.
+//! a few seconds and leaving, over and over, optionally next to hostile clients. Reports
+//! the proxy's memory and open descriptors after warm-up, periodically and at the end (and
+//! again once every session has expired), sessions completed and errors per protocol, and
+//! the client sessions the proxy's API lists (its live-session registry) at each sample and
+//! after the quiet.
 //!
 //! Virtual clients, spread evenly over six kinds, each in a loop (connect, stay 2-8 s, leave,
 //! pause up to 1 s):
@@ -21,15 +22,41 @@
 //!   encoder, or answers WHIP without a browser-grade WebRTC stack, and srt-live-transmit
 //!   serves one caller at a time.
 //!
-//! `cargo build --release -p proxy-server -p proxy-benches && target/release/soak
-//!  [--seconds 300] [--clients 120] [--every 30] [--warmup 20] [--proxy PATH]`
+//! A WebRTC or SRT session whose echoes stop more than a second before it ends counts as
+//! an error (the proxy dropped it mid-way), as does any other session the proxy ends early.
 //!
-//! The proxy runs with a 15 s session TTL and a 10 s idle timeout, so that what the clients
-//! leave behind expires within the quiet period; the Prometheus series count is printed
-//! too (labels minted per session would grow it).
+//! `--hostile N` adds N hostile clients (hostile.rs): each in a loop picks a random attack
+//! on one of the proxy's ports (silent and garbage connections, RTMP and HTTP heads that
+//! never end or declare huge sizes, keep-alive hoarding of the System API, plays of missing
+//! streams, forged WHIP DELETE/PATCH, FLV viewers that stop reading, spoofed
+//! X-Forwarded-For, random datagrams, bad STUN, bad SRT handshakes, small-datagram floods),
+//! all together at most `--hostile-rate` operations a second (default 200), from
+//! 127.0.0.10-17. `--seed S` replays the random choices (the seed is printed), `--attacks
+//! a,b` runs only those (`--attacks -a,-b`: all but those). The end prints, per attack,
+//! what the proxy did (answered, closed after how long, held, silent).
+//!
+//! `cargo build --release -p proxy-server -p proxy-benches && target/release/soak
+//!  [--seconds 300] [--clients 120] [--every 30] [--warmup 20] [--proxy PATH]
+//!  [--hostile 0] [--hostile-rate 200] [--seed S] [--attacks all]`
+//!
+//! Each sample row: the proxy's RSS and open descriptors (entries of /proc/PID/fd), the
+//! real sessions open per kind, real sessions completed and lost (errors and refusals),
+//! client sessions the API lists, hostile operations so far, and `nx-*` streams listed.
+//!
+//! Verdict: the last line is PASS or FAIL, and the exit status 0 or 1. FAIL if any real
+//! session ended in an error or was refused, if the proxy's RSS or open descriptor count
+//! at the end (once the clients stopped) or after the quiet exceeds 1.5 times its value
+//! after the warm-up, or if it still lists a stream that does not exist (`nx-*`, asked
+//! for by hostiles only) after the quiet.
+//!
+//! The proxy runs with a 15 s session TTL and tentative-placement TTL and a 10 s idle
+//! timeout, so that what the clients leave behind expires within the quiet period; the
+//! Prometheus series count is printed too (labels minted per session would grow it).
 
 #[path = "common.rs"]
 mod common;
+#[path = "hostile.rs"]
+mod hostile;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +89,10 @@ const SEGMENT_LEN: usize = 188 * 64;
 /// Proxy timeouts shortened so that sessions left behind expire within the quiet period.
 const SESSION_TTL_S: u64 = 15;
 const IDLE_TIMEOUT_S: u64 = 10;
+/// End values above this multiple of the post-warm-up ones fail the run.
+const GROWTH_LIMIT: f64 = 1.5;
+/// WHIP answers the FAKE origin has given; its ufrags are `fake<n>` (hostiles guess them).
+static WHIP_ANSWERS: AtomicU64 = AtomicU64::new(0);
 
 /// Per-kind counters.
 #[derive(Default)]
@@ -71,6 +102,8 @@ struct Stats {
     refused: [AtomicU64; 6],
     active: [AtomicU64; 6],
     last_error: [Mutex<Option<String>>; 6],
+    /// When sessions ended in an error (seconds since the start) and of which kind.
+    lost_at: Mutex<Vec<(f64, usize)>>,
 }
 
 enum Ending {
@@ -84,6 +117,11 @@ fn main() {
     let clients = common::arg_num(&args, "--clients", 120).max(6) as usize;
     let every = common::arg_num(&args, "--every", 30).max(1);
     let warmup = common::arg_num(&args, "--warmup", 20);
+    let hostiles = common::arg_num(&args, "--hostile", 0) as usize;
+    let hostile_rate = common::arg_num(&args, "--hostile-rate", 200).max(1);
+    let seed = common::arg_num(&args, "--seed", fastrand::u64(..));
+    let attacks = hostile::Attack::parse_list(arg_str(&args, "--attacks").unwrap_or("all"))
+        .unwrap_or_else(|e| panic!("--attacks: {e}"));
     let binary = common::proxy_binary(&args);
     assert!(
         binary.exists(),
@@ -92,6 +130,13 @@ fn main() {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The hostiles get a runtime of their own, so that they cannot delay the real clients
+    // on this side and pass that off as the proxy's doing.
+    let hostile_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
@@ -121,6 +166,8 @@ fn main() {
             &ttl,
             "--idle-timeout",
             &idle,
+            "--tentative-ttl",
+            &ttl,
         ],
         &workdir,
     );
@@ -131,6 +178,8 @@ fn main() {
         webrtc: proxy.addr("webrtc"),
         srt: proxy.addr("srt"),
     };
+    let api = proxy.addr("system-api");
+    let pid = proxy.child.id();
 
     println!(
         "Soak: {clients} virtual clients ({} per kind: {}) for {seconds} s, each connecting, staying 2-8 s, leaving",
@@ -142,13 +191,38 @@ fn main() {
     let end = start + Duration::from_secs(seconds);
     let publishers = clients.div_ceil(6);
     let tasks: Vec<_> = (0..clients)
-        .map(|i| runtime.spawn(virtual_client(i, publishers, addrs, end, stats.clone())))
+        .map(|i| {
+            let times = (start, end);
+            runtime.spawn(virtual_client(i, publishers, addrs, times, stats.clone()))
+        })
+        .collect();
+    let pauses = Arc::new(Mutex::new(Vec::new()));
+    runtime.spawn(watch_pauses(start, pauses.clone()));
+    let targets = hostile::Targets {
+        rtmp: addrs.rtmp,
+        http: addrs.http,
+        http_api: addrs.http_api,
+        system_api: api,
+        webrtc: addrs.webrtc,
+        srt: addrs.srt,
+    };
+    let names: Vec<&str> = attacks.iter().map(|a| a.name()).collect();
+    let hostile = hostile::Hostiles::new(targets, attacks, hostile_rate, &WHIP_ANSWERS);
+    if hostiles > 0 {
+        println!(
+            "and {hostiles} hostile clients, at most {hostile_rate} operations/s in all, seed {seed} (--seed {seed} replays), attacks: {}",
+            names.join(", ")
+        );
+    }
+    let hostile_tasks: Vec<_> = (0..hostiles)
+        .map(|i| hostile_runtime.spawn(hostile.clone().client(i, seed, end)))
         .collect();
 
     println!(
-        "{:>6} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>7} {:>7}",
+        "{:>6} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>7} {:>7} {:>8} {:>9}",
         "t (s)",
         "RSS (KiB)",
+        "fds",
         "pub",
         "play",
         "flv",
@@ -157,19 +231,23 @@ fn main() {
         "srt",
         "completed",
         "errors",
-        "listed"
+        "listed",
+        "hostile",
+        "nx listed"
     );
-    let api = proxy.addr("system-api");
-    let row = |label: &str, rss: u64| {
-        let listed = runtime
-            .block_on(listed_sessions(api))
-            .map_or("?".to_owned(), |n| n.to_string());
+    let row = |label: &str, sample: Sample| {
+        let (listed, odd) = match runtime.block_on(listed_sessions(api)) {
+            Some((clients, odd)) => (clients.to_string(), odd.to_string()),
+            None => ("?".to_owned(), "?".to_owned()),
+        };
         let active: Vec<String> = (0..6)
             .map(|k| stats.active[k].load(Ordering::Relaxed).to_string())
             .collect();
         let sum = |c: &[AtomicU64; 6]| c.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
         println!(
-            "{label:>6} {rss:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>7} {listed:>7}",
+            "{label:>6} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>7} {listed:>7} {:>8} {odd:>9}",
+            sample.rss,
+            sample.fds,
             active[0],
             active[1],
             active[2],
@@ -177,49 +255,71 @@ fn main() {
             active[4],
             active[5],
             sum(&stats.completed),
-            sum(&stats.errors)
+            sum(&stats.errors) + sum(&stats.refused),
+            hostile.ops(),
         );
     };
     let warm = start + Duration::from_secs(warmup.min(seconds));
     sleep_until(warm);
-    let rss_start = proxy.rss_kib();
+    let first = Sample::of(&proxy, pid);
     let series_start = runtime.block_on(metric_series(api));
-    row(&format!("{warmup}"), rss_start);
-    let mut samples = vec![rss_start];
+    row(&format!("{warmup}"), first);
+    let mut samples = vec![first];
     let mut next = warm + Duration::from_secs(every);
     while next < end {
         sleep_until(next);
-        let rss = proxy.rss_kib();
-        samples.push(rss);
-        row(&format!("{}", next.duration_since(start).as_secs()), rss);
+        let sample = Sample::of(&proxy, pid);
+        samples.push(sample);
+        row(&format!("{}", next.duration_since(start).as_secs()), sample);
         next += Duration::from_secs(every);
     }
     sleep_until(end);
     for t in tasks {
         let _ = runtime.block_on(t);
     }
-    let rss_end = proxy.rss_kib();
-    samples.push(rss_end);
-    row(&format!("{}", start.elapsed().as_secs()), rss_end);
+    for t in hostile_tasks {
+        let _ = hostile_runtime.block_on(t);
+    }
+    let last = Sample::of(&proxy, pid);
+    samples.push(last);
+    row(&format!("{}", start.elapsed().as_secs()), last);
     // Every session left; wait for the proxy's timers to forget them.
     let quiet = SESSION_TTL_S.max(IDLE_TIMEOUT_S) + 10;
     common::sleep(Duration::from_secs(quiet));
-    let rss_settled = proxy.rss_kib();
-    row(&format!("+{quiet}"), rss_settled);
+    let settled = Sample::of(&proxy, pid);
+    row(&format!("+{quiet}"), settled);
     let listed = runtime.block_on(listed_sessions(api));
     let series_end = runtime.block_on(metric_series(api));
 
     println!();
+    if hostiles > 0 {
+        println!(
+            "Hostile clients: {hostiles}, {} operations, seed {seed}",
+            hostile.ops()
+        );
+        hostile.print_report();
+        println!();
+    }
+    println!(
+        "Real clients{}:",
+        if hostiles > 0 {
+            " (next to the hostiles)"
+        } else {
+            ""
+        }
+    );
     println!(
         "{:<14} {:>10} {:>8} {:>8}  last error",
         "protocol", "sessions", "errors", "refused"
     );
+    let mut lost = 0;
     for (k, kind) in KINDS.iter().enumerate() {
+        let errors = stats.errors[k].load(Ordering::Relaxed);
+        let refused = stats.refused[k].load(Ordering::Relaxed);
+        lost += errors + refused;
         println!(
-            "{kind:<14} {:>10} {:>8} {:>8}  {}",
+            "{kind:<14} {:>10} {errors:>8} {refused:>8}  {}",
             stats.completed[k].load(Ordering::Relaxed),
-            stats.errors[k].load(Ordering::Relaxed),
-            stats.refused[k].load(Ordering::Relaxed),
             stats.last_error[k]
                 .lock()
                 .unwrap()
@@ -227,22 +327,64 @@ fn main() {
                 .unwrap_or("-")
         );
     }
-    let peak = samples.iter().copied().max().unwrap_or(0);
-    let ratio = |x: u64| x as f64 / rss_start.max(1) as f64;
+    let lost_at = stats.lost_at.lock().unwrap();
+    if !lost_at.is_empty() {
+        let when: Vec<String> = lost_at
+            .iter()
+            .map(|(t, k)| format!("{t:.1} ({})", KINDS[*k]))
+            .collect();
+        println!("lost sessions ended at t = {}", when.join(", "));
+    }
+    let pauses = pauses.lock().unwrap();
+    let when: Vec<String> = pauses
+        .iter()
+        .map(|(t, late)| format!("{t:.1} ({late:.1} s)"))
+        .collect();
+    println!(
+        "the bench's own runtime stalled over {PAUSE_NOTED:?} at t = {} (a stall there delays echoes without the proxy's doing)",
+        if when.is_empty() { "never".to_owned() } else { when.join(", ") }
+    );
     println!();
-    println!(
-        "proxy RSS: start {rss_start} KiB (after {warmup} s warm-up), peak {peak} KiB, end {rss_end} KiB, after {quiet} s quiet {rss_settled} KiB"
-    );
-    println!(
-        "end/start {:.3} ({:+} KiB); settled/start {:.3} ({:+} KiB)",
-        ratio(rss_end),
-        rss_end as i64 - rss_start as i64,
-        ratio(rss_settled),
-        rss_settled as i64 - rss_start as i64
-    );
+    let mut failures = Vec::new();
+    if lost > 0 {
+        failures.push(format!("{lost} real sessions lost (errors or refusals)"));
+    }
+    for (what, unit, of) in [
+        ("RSS", " KiB", (|s: &Sample| s.rss) as fn(&Sample) -> u64),
+        ("open descriptors", "", |s: &Sample| s.fds),
+    ] {
+        let (start_v, end_v, settled_v) = (of(&first), of(&last), of(&settled));
+        let peak = samples.iter().map(of).max().unwrap_or(0);
+        let ratio = |x: u64| x as f64 / start_v.max(1) as f64;
+        println!(
+            "proxy {what}: start {start_v}{unit} (after {warmup} s warm-up), peak {peak}, end {end_v}, after {quiet} s quiet {settled_v}; end/start {:.3} ({:+}), settled/start {:.3} ({:+})",
+            ratio(end_v),
+            end_v as i64 - start_v as i64,
+            ratio(settled_v),
+            settled_v as i64 - start_v as i64
+        );
+        if ratio(end_v.max(settled_v)) > GROWTH_LIMIT {
+            failures.push(format!(
+                "{what} grew to {:.2}x its post-warm-up value (limit {GROWTH_LIMIT}x)",
+                ratio(end_v.max(settled_v))
+            ));
+        }
+    }
+    if let Some((_, odd @ 1..)) = listed {
+        failures.push(format!(
+            "{odd} streams that do not exist (nx-*) still listed after the quiet"
+        ));
+    }
     match listed {
-        Some(n) => println!("client sessions the proxy still lists after the quiet: {n}"),
+        Some((n, odd)) => println!(
+            "client sessions the proxy still lists after the quiet: {n}; streams that do not exist (nx-*) it lists: {odd}"
+        ),
         None => println!("client sessions the proxy still lists after the quiet: (API unreadable)"),
+    }
+    if listed.is_some_and(|(_, odd)| odd > 0) {
+        for line in runtime.block_on(missing_streams(api)) {
+            println!("  {line}");
+        }
     }
     let show = |n: Option<usize>| n.map_or("?".to_owned(), |n| n.to_string());
     println!(
@@ -250,12 +392,64 @@ fn main() {
         show(series_start),
         show(series_end)
     );
-    if ratio(rss_end) > 1.25 && rss_end.saturating_sub(rss_start) > 16 * 1024 {
+    if first.rss > 0
+        && last.rss as f64 / first.rss as f64 > 1.25
+        && last.rss.saturating_sub(first.rss) > 16 * 1024
+    {
         println!("FINDING: memory grew beyond 25% and 16 MiB over the run");
     }
     drop(proxy);
     drop(nginx);
     let _ = std::fs::remove_dir_all(&workdir);
+    hostile_runtime.shutdown_background();
+    if failures.is_empty() {
+        println!("PASS: no real session lost; RSS and descriptors within {GROWTH_LIMIT}x of their post-warm-up values");
+    } else {
+        println!("FAIL: {}", failures.join("; "));
+        std::process::exit(1);
+    }
+}
+
+/// Stalls of the real clients' runtime at least this long are noted.
+const PAUSE_NOTED: Duration = Duration::from_millis(300);
+
+/// Notes when the real clients' runtime could not run a task for [`PAUSE_NOTED`] or more
+/// (a loaded machine): an echo gap of that length is then the bench's, not the proxy's.
+async fn watch_pauses(start: Instant, pauses: Arc<Mutex<Vec<(f64, f64)>>>) {
+    let tick = Duration::from_millis(50);
+    loop {
+        let before = Instant::now();
+        tokio::time::sleep(tick).await;
+        let late = before.elapsed().saturating_sub(tick);
+        if late >= PAUSE_NOTED {
+            let at = start.elapsed().as_secs_f64();
+            pauses.lock().unwrap().push((at, late.as_secs_f64()));
+        }
+    }
+}
+
+/// The proxy's resident memory and open descriptors at one moment.
+#[derive(Clone, Copy)]
+struct Sample {
+    rss: u64,
+    fds: u64,
+}
+
+impl Sample {
+    fn of(proxy: &common::ProxyProcess, pid: u32) -> Sample {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+        Sample {
+            rss: proxy.rss_kib(),
+            fds,
+        }
+    }
+}
+
+/// `--NAME VALUE` as text.
+fn arg_str<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].as_str())
 }
 
 fn sleep_until(t: Instant) {
@@ -289,7 +483,7 @@ async fn virtual_client(
     i: usize,
     publishers: usize,
     addrs: Addrs,
-    end: Instant,
+    (start, end): (Instant, Instant),
     stats: Arc<Stats>,
 ) {
     let kind = i % 6;
@@ -324,6 +518,8 @@ async fn virtual_client(
             Ok(Ending::Refused) => stats.refused[kind].fetch_add(1, Ordering::Relaxed),
             Err(e) => {
                 *stats.last_error[kind].lock().unwrap() = Some(e);
+                let at = start.elapsed().as_secs_f64();
+                stats.lost_at.lock().unwrap().push((at, kind));
                 stats.errors[kind].fetch_add(1, Ordering::Relaxed)
             }
         };
@@ -540,6 +736,7 @@ async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
     media[0] = 0x80;
     let mut buf = vec![0u8; 2048];
     let mut echoed = 0u64;
+    let mut last_echo = Instant::now();
     let deadline = tokio::time::Instant::now() + stay;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
@@ -551,6 +748,7 @@ async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
             got = sock.recv(&mut buf) => {
                 if got.is_ok() {
                     echoed += 1;
+                    last_echo = Instant::now();
                 }
             }
         }
@@ -558,7 +756,21 @@ async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
     if echoed == 0 {
         return Err("no datagram came back through the proxy".into());
     }
+    echoes_to_the_end(last_echo)?;
     Ok(Ending::Done)
+}
+
+/// Echoes that stopped well before the session's end mean the proxy dropped the session
+/// mid-way (a forged DELETE, a hijacked address), which a count of echoes would not show.
+fn echoes_to_the_end(last_echo: Instant) -> Result<(), String> {
+    let silent = last_echo.elapsed();
+    if silent > Duration::from_secs(1) {
+        return Err(format!(
+            "echoes stopped {:.1} s before the end: session dropped mid-way",
+            silent.as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 /// The number of series `/metrics` exposes: labels minted per session would grow it.
@@ -572,19 +784,44 @@ async fn metric_series(api: SocketAddr) -> Option<usize> {
     })
 }
 
-/// The client sessions `/api/v1/streams` lists, all streams together.
-async fn listed_sessions(api: SocketAddr) -> Option<usize> {
+/// The client sessions `/api/v1/streams` lists, all streams together, and the streams it
+/// lists under names that do not exist (`nx-*`, only hostile clients ask for them).
+async fn listed_sessions(api: SocketAddr) -> Option<(usize, usize)> {
     let (status, body) = exchange(api, "GET", "/api/v1/streams", "").await.ok()?;
     if status != 200 {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    let count = v["data"]
-        .as_array()?
+    let streams = v["data"].as_array()?;
+    let clients = streams
         .iter()
         .map(|s| s["sessions"]["clients"].as_array().map_or(0, Vec::len))
         .sum();
-    Some(count)
+    let missing = streams
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("nx-")))
+        .count();
+    Some((clients, missing))
+}
+
+/// The `nx-*` entries of `/api/v1/streams`, in short.
+async fn missing_streams(api: SocketAddr) -> Vec<String> {
+    let Ok((200, body)) = exchange(api, "GET", "/api/v1/streams", "").await else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("nx-")))
+        .map(|s| {
+            format!(
+                "{} placed={} origin={} sessions={}",
+                s["stream"], s["placed"], s["origin"], s["sessions"]
+            )
+        })
+        .collect()
 }
 
 /// ffmpeg's conclusion (libsrt 1.5.1): its fields and HSREQ are what every SRT client here
@@ -660,6 +897,7 @@ async fn srt(proxy: SocketAddr, i: usize, round: u64, stay: Duration) -> Outcome
 
     let mut packet = vec![0u8; 16 + 1316];
     let mut echoed = 0u64;
+    let mut last_echo = Instant::now();
     let mut seq = 1000u32;
     let deadline = tokio::time::Instant::now() + stay;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -686,6 +924,7 @@ async fn srt(proxy: SocketAddr, i: usize, round: u64, stay: Duration) -> Outcome
                     let data = Packet::parse(&buf[..n]).is_ok_and(|p| !p.is_control());
                     if data && dest_socket_id(&buf[..n]) == Some(socket_id) {
                         echoed += 1;
+                        last_echo = Instant::now();
                     }
                 }
             }
@@ -703,6 +942,7 @@ async fn srt(proxy: SocketAddr, i: usize, round: u64, stay: Duration) -> Outcome
     if echoed == 0 {
         return Err("no data packet came back through the proxy".into());
     }
+    echoes_to_the_end(last_echo)?;
     Ok(Ending::Done)
 }
 
@@ -802,16 +1042,14 @@ async fn start_fake_origin() -> (u16, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http_port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
-        let mut n = 0u64;
         while let Ok((stream, _)) = listener.accept().await {
-            n += 1;
-            tokio::spawn(serve(stream, n, media_port));
+            tokio::spawn(serve(stream, media_port));
         }
     });
     (http_port, media_port)
 }
 
-async fn serve(mut stream: TcpStream, n: u64, media_port: u16) {
+async fn serve(mut stream: TcpStream, media_port: u16) {
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     let head = loop {
@@ -858,7 +1096,12 @@ async fn serve(mut stream: TcpStream, n: u64, media_port: u16) {
         r.extend_from_slice(body);
         r
     };
-    let answer = if method == "POST" && path.starts_with("/rtc/v1/whip") {
+    // Streams named nx-* do not exist (hostile clients ask for them).
+    let missing = name.starts_with("nx-") || target.contains("stream=nx-");
+    let answer = if missing {
+        reply("404 Not Found", "text/plain", b"no such stream")
+    } else if method == "POST" && path.starts_with("/rtc/v1/whip") {
+        let n = WHIP_ANSWERS.fetch_add(1, Ordering::Relaxed) + 1;
         let sdp = format!(
             "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=Fake\r\nt=0 0\r\na=ice-lite\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:fake{n}\r\na=ice-pwd:{PWD}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {media_port} typ host\r\n"
         );
