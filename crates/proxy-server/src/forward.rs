@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::limits::TrustedProxies;
-use crate::origin_link::{connect_to, suspect, ClientAddrs, LinkError};
+use crate::origin_link::{connect_to, suspect, ClientAddrs, Leg, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
 use crate::write_watch::WriteWatch;
 use crate::Context;
@@ -167,7 +167,7 @@ const CLIENT_SEND_BUFFER: usize = 256 * 1024;
 pub async fn send<B>(
     ctx: &Context,
     origin: &Origin,
-    leg: (&'static str, &[Endpoint]),
+    leg: Leg,
     client: ClientAddrs,
     request: Request<B>,
     wait: Duration,
@@ -176,13 +176,12 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (protocol, endpoints) = leg;
     let sent = async {
-        let (stream, endpoint) = connect_to(ctx, origin, endpoints, protocol, client).await?;
-        send_over(ctx, origin, protocol, stream, &endpoint, request, wait).await
+        let (stream, endpoint) = connect_to(ctx, origin, leg, client).await?;
+        send_over(ctx, origin, leg, stream, &endpoint, request, wait).await
     };
     sent.await
-        .inspect_err(|e| crate::metrics::refused(protocol, e.refusal()))
+        .inspect_err(|e| crate::metrics::refused(leg.label(), e.refusal()))
 }
 
 /// Picks the stream's origin and sends it `request()`: a connect that fails, or an origin
@@ -192,7 +191,7 @@ pub async fn pick_and_send<B>(
     ctx: &Context,
     key: &StreamKey,
     intent: PickIntent,
-    leg: (&'static str, fn(&Origin) -> &[Endpoint]),
+    leg: Leg,
     client: ClientAddrs,
     wait: Duration,
     request: impl Fn() -> Result<Request<B>, LinkError>,
@@ -201,14 +200,12 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (protocol, endpoints) = leg;
-    crate::origin_link::with_origins(ctx, key, intent, protocol, |origin| {
+    crate::origin_link::with_origins(ctx, key, intent, leg, |origin| {
         let request = request();
         async move {
             let request = request?;
-            let (stream, endpoint) =
-                connect_to(ctx, &origin, endpoints(&origin), protocol, client).await?;
-            send_over(ctx, &origin, protocol, stream, &endpoint, request, wait).await
+            let (stream, endpoint) = connect_to(ctx, &origin, leg, client).await?;
+            send_over(ctx, &origin, leg, stream, &endpoint, request, wait).await
         }
     })
     .await
@@ -222,7 +219,7 @@ where
 pub async fn send_over<B>(
     ctx: &Context,
     origin: &Origin,
-    protocol: &'static str,
+    leg: Leg,
     stream: TcpStream,
     endpoint: &Endpoint,
     request: Request<B>,
@@ -254,7 +251,7 @@ where
         Ok(answered) => answered,
         Err(_) => {
             let reason = format!("no response within {wait:?}");
-            suspect(ctx, origin, &format!("{endpoint}: {reason}"), protocol).await;
+            suspect(ctx, origin, &format!("{endpoint}: {reason}"), leg).await;
             Err(LinkError::Unreachable {
                 origin: origin.id.to_string(),
                 endpoint: endpoint.to_string(),

@@ -23,7 +23,7 @@ use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
     Relayed,
 };
-use crate::origin_link::{ClientAddrs, LinkError};
+use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -307,23 +307,18 @@ async fn send_to_origin(
         Ok(request)
     };
     match to {
-        To::Pick(key) => {
-            let leg: (&'static str, fn(&Origin) -> &[lb_core::Endpoint]) = ("http", |o| &o.http);
-            Ok(
-                forward::pick_and_send(ctx, key, PickIntent::Play, leg, client, wait, request)
-                    .await?,
-            )
-        }
+        To::Pick(key) => Ok(forward::pick_and_send(
+            ctx,
+            key,
+            PickIntent::Play,
+            Leg::Http,
+            client,
+            wait,
+            request,
+        )
+        .await?),
         To::Origin(origin) => {
-            let response = forward::send(
-                ctx,
-                &origin,
-                ("http", &origin.http),
-                client,
-                request()?,
-                wait,
-            )
-            .await?;
+            let response = forward::send(ctx, &origin, Leg::Http, client, request()?, wait).await?;
             Ok((*origin, response))
         }
     }

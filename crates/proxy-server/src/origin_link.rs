@@ -84,6 +84,52 @@ impl ClientAddrs {
     }
 }
 
+/// A protocol's leg to an origin: which of the origin's endpoints it uses, how it is
+/// named in logs and metrics, and whether it starts with a PROXY protocol header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// RTMP, to the origin's `rtmp` endpoints.
+    Rtmp,
+    /// HTTP-FLV/TS and HLS, to its `http` endpoints.
+    Http,
+    /// WHIP/WHEP signalling, to its HTTP API (`api`).
+    Api,
+    /// SRT, to its `srt` endpoints.
+    Srt,
+}
+
+impl Leg {
+    /// The origin's endpoints for this leg.
+    pub fn endpoints(self, origin: &Origin) -> &[Endpoint] {
+        match self {
+            Leg::Rtmp => &origin.rtmp,
+            Leg::Http => &origin.http,
+            Leg::Api => &origin.api,
+            Leg::Srt => &origin.srt,
+        }
+    }
+
+    /// The `protocol` label of logs and metrics: the client listener's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Leg::Rtmp => "rtmp",
+            Leg::Http => "http",
+            Leg::Api => "http-api",
+            Leg::Srt => "srt",
+        }
+    }
+
+    /// Whether this leg starts with a PROXY protocol header, as configured.
+    pub fn proxy_header(self, legs: &crate::config::ProxyProtocolLegs) -> bool {
+        match self {
+            Leg::Rtmp => legs.rtmp,
+            Leg::Http => legs.http,
+            Leg::Api => legs.api,
+            Leg::Srt => false,
+        }
+    }
+}
+
 /// The origin the balancer places the stream on. While the balancer's shared state is
 /// unreachable, a stream this proxy routed recently keeps its origin.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
@@ -208,11 +254,11 @@ impl<K: std::hash::Hash + Eq + std::fmt::Debug> Recent<K> {
 pub async fn connect_tcp(
     ctx: &Context,
     origin: &Origin,
-    endpoints: &[Endpoint],
-    protocol: &'static str,
+    leg: Leg,
 ) -> Result<(TcpStream, Endpoint), LinkError> {
+    let protocol = leg.label();
     let mut last = None;
-    for endpoint in endpoints {
+    for endpoint in leg.endpoints(origin) {
         let started = Instant::now();
         let attempt = tokio::time::timeout(
             ctx.config.origin_connect_timeout,
@@ -274,12 +320,11 @@ pub async fn link_tcp(
     ctx: &Context,
     key: &StreamKey,
     intent: PickIntent,
-    protocol: &'static str,
-    endpoints: fn(&Origin) -> &[Endpoint],
+    leg: Leg,
     client: ClientAddrs,
 ) -> Result<(Origin, TcpStream, Endpoint), LinkError> {
-    let linked = with_origins(ctx, key, intent, protocol, |origin| async move {
-        connect_to(ctx, &origin, endpoints(&origin), protocol, client).await
+    let linked = with_origins(ctx, key, intent, leg, |origin| async move {
+        connect_to(ctx, &origin, leg, client).await
     })
     .await;
     linked.map(|(origin, (stream, endpoint))| (origin, stream, endpoint))
@@ -294,14 +339,15 @@ pub async fn with_origins<T, F, Fut>(
     ctx: &Context,
     key: &StreamKey,
     intent: PickIntent,
-    protocol: &'static str,
+    leg: Leg,
     mut attempt: F,
 ) -> Result<(Origin, T), LinkError>
 where
     F: FnMut(Origin) -> Fut,
     Fut: std::future::Future<Output = Result<T, LinkError>>,
 {
-    let attempts = ctx.config.origin_connect_attempts.max(1);
+    let protocol = leg.label();
+    let attempts = ctx.config.origin_connect_attempts;
     let mut tried: Vec<lb_core::OriginId> = Vec::new();
     let mut failed: Option<LinkError> = None;
     let linked = loop {
@@ -357,12 +403,11 @@ pub fn check_capacity(ctx: &Context, origin: &Origin) -> Result<(), LinkError> {
 pub async fn connect_to(
     ctx: &Context,
     origin: &Origin,
-    endpoints: &[Endpoint],
-    protocol: &'static str,
+    leg: Leg,
     client: ClientAddrs,
 ) -> Result<(TcpStream, Endpoint), LinkError> {
-    let linked = match connect_tcp(ctx, origin, endpoints, protocol).await {
-        Ok((mut stream, endpoint)) if proxy_header_wanted(ctx, protocol) => {
+    let linked = match connect_tcp(ctx, origin, leg).await {
+        Ok((mut stream, endpoint)) if leg.proxy_header(&ctx.config.origin_proxy_protocol) => {
             let header = crate::proxy_protocol::header(
                 ctx.config.origin_proxy_protocol.version,
                 client.peer,
@@ -387,26 +432,16 @@ pub async fn connect_to(
             ctx,
             origin,
             &format!("connect failed: {endpoint}: {reason}"),
-            protocol,
+            leg,
         )
         .await;
     }
     linked
 }
 
-/// Whether the TCP leg of `protocol` starts with a PROXY protocol header.
-fn proxy_header_wanted(ctx: &Context, protocol: &str) -> bool {
-    let legs = ctx.config.origin_proxy_protocol;
-    match protocol {
-        "rtmp" => legs.rtmp,
-        "http" => legs.http,
-        "http-api" => legs.api,
-        _ => false,
-    }
-}
-
 /// Counts a failed connect and holds the origin down for `suspect_for`.
-pub async fn suspect(ctx: &Context, origin: &Origin, reason: &str, protocol: &'static str) {
+pub async fn suspect(ctx: &Context, origin: &Origin, reason: &str, leg: Leg) {
+    let protocol = leg.label();
     metrics::origin_connect_failed(protocol);
     let hold = ctx.config.suspect_for;
     if hold.is_zero() {

@@ -72,7 +72,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use self::budget::{BufferBudget, Charge, OverBudget};
-use crate::origin_link::{link_tcp, ClientAddrs, LinkError};
+use crate::origin_link::{link_tcp, ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
 
@@ -173,7 +173,7 @@ async fn serve_connection(
     };
 
     let addrs = ClientAddrs::of(&client, peer);
-    let linked = link_tcp(&ctx, &key, intent, "rtmp", |o| &o.rtmp, addrs).await;
+    let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
     let (origin, mut upstream, endpoint) = match linked {
         Ok(link) => link,
         Err(e) => {
@@ -258,7 +258,7 @@ async fn serve_connection(
             // It accepted the connection but does not speak: hung, or overloaded. Hold it
             // down so this client's retry (and everyone else's) goes elsewhere.
             let reason = format!("no RTMP answer within {limit:?}");
-            crate::origin_link::suspect(&ctx, &origin, &reason, "rtmp").await;
+            crate::origin_link::suspect(&ctx, &origin, &reason, Leg::Rtmp).await;
             refuse(client, front, "origin did not answer in time").await;
             return;
         }

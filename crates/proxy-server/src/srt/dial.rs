@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use super::{Clock, MAX_DATAGRAM};
 use crate::metrics;
 use crate::origin_link::LinkError;
-use crate::origin_link::{is_local_exhaustion, local_exhaustion_seen, suspect, with_origins};
+use crate::origin_link::{is_local_exhaustion, local_exhaustion_seen, suspect, with_origins, Leg};
 use crate::Context;
 
 /// A handshake with an origin that got an answer.
@@ -58,7 +58,7 @@ pub(super) async fn connect(
     let deadline = &deadline;
     let tried = AtomicU64::new(0);
     let tried = &tried;
-    let linked = with_origins(ctx, key, intent, "srt", |origin| async move {
+    let linked = with_origins(ctx, key, intent, Leg::Srt, |origin| async move {
         let at = Duration::from_nanos(deadline.swap(DIALING, Ordering::Relaxed));
         if tried.fetch_add(1, Ordering::Relaxed) > 0 {
             tracing::info!(origin = %origin.id, "placing on another origin after a failed handshake");
@@ -114,7 +114,7 @@ async fn handshake(
             endpoint: endpoint.to_string(),
             reason,
         };
-        suspect(ctx, origin, &format!("connect failed: {e}"), "srt").await;
+        suspect(ctx, origin, &format!("connect failed: {e}"), Leg::Srt).await;
         e
     };
     let addr = match resolve(endpoint, clock.at(deadline)).await {
@@ -145,7 +145,7 @@ async fn handshake(
                 let timeout = ctx.config.origin_connect_timeout;
                 let reason =
                     format!("unreachable at {endpoint}: no handshake answer within {timeout:?}");
-                suspect(ctx, origin, &format!("connect failed: {reason}"), "srt").await;
+                suspect(ctx, origin, &format!("connect failed: {reason}"), Leg::Srt).await;
                 return Err(LinkError::Failed {
                     origin: origin.id.to_string(),
                     reason,

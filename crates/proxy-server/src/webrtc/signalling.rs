@@ -33,7 +33,7 @@ use super::Rtc;
 use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
 };
-use crate::origin_link::{ClientAddrs, LinkError};
+use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::Context;
 
 /// Largest offer, answer or trickle fragment read (the SDP parser's own limit).
@@ -151,10 +151,9 @@ async fn offer(
             }
         })
     };
-    let leg: (&'static str, fn(&Origin) -> &[lb_core::Endpoint]) = ("http-api", |o| &o.api);
     let wait = forward::response_wait(ctx, None);
     let (origin, response) =
-        forward::pick_and_send(ctx, &key, intent, leg, client, wait, request).await?;
+        forward::pick_and_send(ctx, &key, intent, Leg::Api, client, wait, request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let body = read_body(body, "answer").await.map_err(|reason| {
@@ -376,15 +375,7 @@ async fn resource(
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
     let request = origin_request(ctx, &parts, client.peer, recorded, fragment.clone())?;
     let wait = forward::response_wait(ctx, None);
-    let response = forward::send(
-        ctx,
-        &origin,
-        ("http-api", &origin.api),
-        client,
-        request,
-        wait,
-    )
-    .await?;
+    let response = forward::send(ctx, &origin, Leg::Api, client, request, wait).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let mut body = read_body(body, "response").await.map_err(|reason| {
