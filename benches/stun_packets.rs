@@ -1,12 +1,17 @@
 //! Per-packet costs of the WebRTC UDP path (`stun-ufrag`): first-byte demultiplexing, STUN
-//! parse with USERNAME extraction, parse with MESSAGE-INTEGRITY verification, and the
-//! signalling-time SDP candidate rewrite.
+//! parse with USERNAME extraction, parse with MESSAGE-INTEGRITY verification, the router's
+//! hot path (a bound client's media to its origin, the origin's media to its client), and
+//! the signalling-time SDP candidate rewrite.
 
 use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use stun_ufrag::router::{Action, Config, Known, Router};
 use stun_ufrag::sdp::{self, CandidateAddr, TcpCandidates};
+use stun_ufrag::stun::binding_success_response;
 use stun_ufrag::{classify, BindingRequest, IceRole, IntegrityKey, Message, TransactionId};
 
 const SERVER_UFRAG: &str = "2m8u6b05";
@@ -112,6 +117,92 @@ fn demux(c: &mut Criterion) {
     g.finish();
 }
 
+/// A router with `sessions` sessions, each opened by a check from its own address and
+/// consented; the addresses, in session order.
+fn live_router(sessions: u16) -> (Router<u16>, Vec<SocketAddr>) {
+    let now = Instant::now();
+    let config = Config {
+        idle_timeout: std::time::Duration::from_secs(30),
+        known_ttl: std::time::Duration::from_secs(120),
+        renew_every: std::time::Duration::from_secs(40),
+        max_sessions: 100_000,
+    };
+    let mut n = 0u8;
+    let random = Box::new(move |buf: &mut [u8]| {
+        n = n.wrapping_add(1);
+        buf.fill(n);
+    });
+    let mut router = Router::new(config, random, now);
+    let key = IntegrityKey::new(SERVER_PWD.as_bytes());
+    let client_key = IntegrityKey::new(b"client-password-0123456789");
+    let mut addrs = Vec::new();
+    for i in 0..sessions {
+        let ufrag = format!("srv{i}");
+        router.prime(
+            now,
+            Known {
+                server_ufrag: ufrag.clone(),
+                server_pwd: SERVER_PWD.into(),
+                client_ufrag: "EsAw".into(),
+                client_pwd: "client-password-0123456789".into(),
+                data: i,
+            },
+        );
+        let from = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 40_000));
+        let mut buf = [0u8; 256];
+        let check = BindingRequest {
+            transaction_id: TransactionId([1; 12]),
+            server_ufrag: &ufrag,
+            client_ufrag: "EsAw",
+            priority: 1,
+            role: IceRole::Controlling(1),
+            use_candidate: true,
+            network_info: None,
+        }
+        .encode(&key, &mut buf)
+        .expect("fits");
+        let Action::Open(_) = router.handle_datagram(now, from, check) else {
+            panic!("opens");
+        };
+        while let Some(t) = router.poll_transmit() {
+            let request = Message::parse(&t.datagram).expect("request");
+            let mut out = [0u8; 256];
+            let answer =
+                binding_success_response(&request, from, &client_key, &mut out).expect("fits");
+            router.handle_datagram(now, from, answer);
+        }
+        while router.poll_event().is_some() {}
+        addrs.push(from);
+    }
+    (router, addrs)
+}
+
+fn router(c: &mut Criterion) {
+    let (mut router, addrs) = live_router(1000);
+    let mut rtp = vec![0x55u8; 1200];
+    rtp[0] = 0x90;
+    rtp[1] = 0x60;
+    let now = Instant::now();
+    let from = addrs[500];
+    let Action::ToOrigin(id) = router.handle_datagram(now, from, &rtp) else {
+        panic!("bound");
+    };
+    let downlink = router.downlink(id).expect("open").clone();
+    let mut g = c.benchmark_group("router");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("media_to_origin_1000_sessions", |b| {
+        b.iter(|| {
+            let action = router.handle_datagram(now, black_box(from), black_box(&rtp));
+            while router.poll_event().is_some() {}
+            black_box(action)
+        })
+    });
+    g.bench_function("media_to_client", |b| {
+        b.iter(|| black_box(downlink.route(black_box(&rtp))))
+    });
+    g.finish();
+}
+
 fn sdp_rewrite(c: &mut Criterion) {
     let answer = srs_answer();
     let public = CandidateAddr::new([203, 0, 113, 10].into(), 18000);
@@ -126,5 +217,5 @@ fn sdp_rewrite(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stun, demux, sdp_rewrite);
+criterion_group!(benches, stun, demux, router, sdp_rewrite);
 criterion_main!(benches);

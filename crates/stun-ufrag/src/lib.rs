@@ -1,6 +1,7 @@
-//! Sans-IO WebRTC routing helpers for a media proxy: STUN parsing with MESSAGE-INTEGRITY and
-//! FINGERPRINT verification, RFC 7983 first-byte demultiplexing, and SDP `ice-ufrag` /
-//! `ice-pwd` reading and `a=candidate` rewriting.
+//! Sans-IO WebRTC routing for a media proxy: STUN parsing with MESSAGE-INTEGRITY and
+//! FINGERPRINT verification, RFC 7983 first-byte demultiplexing, SDP `ice-ufrag` /
+//! `ice-pwd` reading and `a=candidate` rewriting, RFC 7675 consent ([`consent`]), and the
+//! media router that ties them together ([`router::Router`]).
 //!
 //! No sockets, no runtime, no global state: bytes in, values out. The per-packet path
 //! ([`demux::classify`], [`Message::parse`], [`Message::ice_username`],
@@ -48,6 +49,7 @@
 pub mod consent;
 pub mod demux;
 mod error;
+pub mod router;
 pub mod sdp;
 pub mod stun;
 

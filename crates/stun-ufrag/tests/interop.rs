@@ -385,6 +385,7 @@ fn fuzz_corpus_replays_cleanly() {
     assert!(replay("stun_parse", harness::stun) > 0);
     assert!(replay("sdp_rewrite", harness::sdp) > 0);
     assert!(replay("candidate", harness::candidate) > 0);
+    assert!(replay("router", harness::router) > 0);
 }
 
 /// The relay's consent request is a check the oracle accepts, keyed with the CLIENT's

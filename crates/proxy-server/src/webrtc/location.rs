@@ -72,6 +72,30 @@ pub fn to_proxy(resource: &str, ufrag: &str, secret: &str) -> String {
     )
 }
 
+/// A Location issued to a client for an origin's resource.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Issued {
+    /// What the client gets ([`to_proxy`]).
+    pub location: String,
+    /// What the session's record keeps: the origin's resource ([`origin_resource`]).
+    pub resource: String,
+    /// And the digest of the new secret the client's Location carries.
+    pub digest: String,
+}
+
+/// The Location a client gets for the origin's `location` (given the path the offer was
+/// posted to) and session `ufrag`, with a new secret; `None` if the system's random source
+/// fails.
+pub fn issue(location: &str, request_path: &str, ufrag: &str) -> Option<Issued> {
+    let resource = origin_resource(location, request_path);
+    let (secret, digest) = new_secret()?;
+    Some(Issued {
+        location: to_proxy(&resource, ufrag, &secret),
+        resource,
+        digest,
+    })
+}
+
 /// What the proxy reads of a resource URL's query.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Resource {
@@ -188,6 +212,16 @@ mod tests {
                 secret: Some("00ff".into())
             }
         );
+    }
+
+    #[test]
+    fn an_issued_location_names_the_session_and_a_secret_only_its_record_can_verify() {
+        let issued = issue("/rtc/v1/whep/?action=delete&token=t", "/rtc/v1/whep/", "u1").unwrap();
+        assert_eq!(issued.resource, "/rtc/v1/whep/?action=delete&token=t");
+        let (_, query) = issued.location.split_once('?').unwrap();
+        let parsed = parse(Some(query));
+        assert_eq!(parsed.ufrag.as_deref(), Some("u1"));
+        assert!(verify(&parsed.secret.unwrap(), &issued.digest));
     }
 
     #[test]

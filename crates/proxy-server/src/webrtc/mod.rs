@@ -2,23 +2,24 @@
 //! listener `http-api`) and the media on one UDP port (PROXY_WEBRTC_SERVER, listener
 //! `webrtc`).
 //!
-//! - [`signalling`]: the offer goes to the stream's origin (its `api` endpoint) unchanged;
-//!   the answer comes back with its candidates rewritten to the proxy's public address and
-//!   UDP port, and its `Location` replaced by one naming the session and a secret made for
-//!   it (see [`location`]): DELETE and PATCH reach only the origin resource recorded for a
-//!   session, and only with its secret. The ICE credentials (server ufrag/pwd from the
-//!   answer, client ufrag/pwd from the offer) are stored in the balancer under the server
-//!   ufrag, so any proxy of the fleet can route the media, and handed to this proxy's UDP
-//!   router directly.
-//! - [`udp`]: one socket for every client. A STUN binding request is routed by the server
-//!   ufrag of its USERNAME and must pass MESSAGE-INTEGRITY (keyed by the origin's ice-pwd)
-//!   before it may open a session or bind a new client address to it; every other packet
-//!   (DTLS, SRTP, SRTCP, consent checks) is routed by the client's address. The origin's
-//!   media goes only to an address that answered the proxy's own consent request (keyed
-//!   with the client's ice-pwd). Each session has one connected socket towards the origin
-//!   and one task reading it.
+//! - [`signalling`] (HTTP): the offer goes to the stream's origin (its `api` endpoint)
+//!   unchanged; the answer comes back with its candidates rewritten to the proxy's public
+//!   address and UDP port (`stun_ufrag::sdp::relay_answer`), and its `Location` replaced by
+//!   one naming the session and a secret made for it (see [`location`]): DELETE and PATCH
+//!   reach only the origin resource recorded for a session, and only with its secret.
+//! - [`records`]: the session's record (the ICE credentials of both sides, the origin and
+//!   its media address), stored in the balancer under the server ufrag, so any proxy of the
+//!   fleet can route the media, and handed to this proxy's UDP router directly.
+//! - [`udp`]: one socket for every client, a thin shell around the sans-IO
+//!   `stun_ufrag::router::Router`, which decides where each datagram goes; [`origin`]: the
+//!   task per session reading the origin's socket.
+//!
+//! Dependencies run one way: `signalling` uses `records` and (through [`Rtc`]) `udp`'s
+//! handle; `udp` uses `records` and `origin`.
 
 mod location;
+mod origin;
+mod records;
 mod signalling;
 mod udp;
 

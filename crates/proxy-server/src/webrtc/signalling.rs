@@ -13,6 +13,7 @@
 //!   ICE restart's new credentials are stored like an answer's.
 //! - `GET /api/v1/versions`; `OPTIONS` anywhere answers CORS preflights.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +24,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use lb_core::{Origin, PickIntent, RtcSession, StreamKey};
-use stun_ufrag::sdp::{self, CandidateType, Transport};
-use stun_ufrag::IntegrityKey;
+use stun_ufrag::sdp;
 use tokio::net::TcpStream;
 
-use super::location;
-use super::udp::Known;
-use super::Rtc;
+use super::{location, records, Rtc};
 use crate::forward::{
     self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
 };
@@ -118,36 +116,33 @@ async fn offer(
     let host = req
         .headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let key = StreamKey::from_rtc_query(host.as_deref(), req.uri().query().unwrap_or_default())
+        .and_then(|h| h.to_str().ok());
+    let key = StreamKey::from_rtc_query(host, req.uri().query().unwrap_or_default())
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let (parts, body) = req.into_parts();
     let offer = read_body(body, "offer")
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
-    let (client_ufrag, client_pwd) = std::str::from_utf8(&offer)
+    let Some(offered) = std::str::from_utf8(&offer)
         .ok()
         .and_then(|text| sdp::ice_credentials(text).ok())
-        .map(|c| (c.ufrag.to_owned(), c.pwd.to_owned()))
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                "the offer is not an SDP with a=ice-ufrag and a=ice-pwd",
-            )
-        })?;
-    let path = parts.uri.path().to_owned();
+    else {
+        let reason = "the offer is not an SDP with a=ice-ufrag and a=ice-pwd";
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, reason));
+    };
+    let path = parts.uri.path();
     let target = match parts.uri.query().filter(|q| !q.is_empty()) {
         Some(q) => format!("{path}?{q}"),
-        None => path.clone(),
+        None => path.to_owned(),
     };
     // Built once to refuse a request that cannot be forwarded; again for each origin tried.
     origin_request(ctx, &parts, client.peer, &target, offer.clone())?;
     let request = || {
         origin_request(ctx, &parts, client.peer, &target, offer.clone()).map_err(|_| {
+            let reason = "the offer cannot be forwarded".into();
             LinkError::Failed {
                 origin: String::new(),
-                reason: "the offer cannot be forwarded".into(),
+                reason,
             }
         })
     };
@@ -156,12 +151,11 @@ async fn offer(
         forward::pick_and_send(ctx, &key, intent, Leg::Api, client, wait, request).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    let body = read_body(body, "answer").await.map_err(|reason| {
-        Refusal::new(
-            StatusCode::BAD_GATEWAY,
-            format!("origin {}: {reason}", origin.id),
-        )
-    })?;
+    let bad_gateway = |reason: String| {
+        let reason = format!("origin {}: {reason}", origin.id);
+        Refusal::new(StatusCode::BAD_GATEWAY, reason)
+    };
+    let body = read_body(body, "answer").await.map_err(bad_gateway)?;
     if !head.status.is_success() {
         tracing::info!(stream = %key, origin = %origin.id, status = head.status.as_u16(), "origin refused the WebRTC offer");
         if intent == PickIntent::Play {
@@ -172,76 +166,31 @@ async fn offer(
         }
         return Ok(Response::from_parts(head, full(body)));
     }
-    let answer = std::str::from_utf8(&body).map_err(|_| {
-        Refusal::new(
-            StatusCode::BAD_GATEWAY,
-            format!("origin {} answered with a body that is not text", origin.id),
-        )
-    })?;
-    let server = sdp::ice_credentials(answer).map_err(|e| {
-        Refusal::new(
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "origin {} answered without usable ICE credentials: {e}",
-                origin.id
-            ),
-        )
-    })?;
-    let mut session = RtcSession {
-        key: key.clone(),
-        origin: origin.id.clone(),
-        server_ufrag: server.ufrag.to_owned(),
-        client_ufrag,
-        server_pwd: server.pwd.to_owned(),
-        media: None,
-        publishing: Some(intent == PickIntent::Publish),
-        client_pwd: Some(client_pwd),
-        resource: None,
-        resource_secret: None,
-    };
-    let rewritten = match &rtc.public {
-        Some(public) => sdp::rewrite_candidates(answer, public, rtc.tcp).map_err(|e| {
-            Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                format!("origin {}'s answer cannot be rewritten: {e}", origin.id),
-            )
-        })?,
-        None => answer.to_owned(),
-    };
+    let answer =
+        std::str::from_utf8(&body).map_err(|_| bad_gateway("the answer is not text".into()))?;
+    let relayed = sdp::relay_answer(answer, rtc.public.as_ref(), rtc.tcp)
+        .map_err(|e| bad_gateway(format!("its answer cannot be relayed: {e}")))?;
+    let mut session = records::signalled(&key, &origin.id, intent, offered, relayed.server);
     // The origin's resource is recorded with the digest of a new secret; the client's
     // Location carries the secret, without which no DELETE or PATCH is forwarded.
     if let Some(loc) = head.headers.remove(header::LOCATION) {
-        let resource = loc
+        let issued = loc
             .to_str()
             .ok()
-            .map(|loc| location::origin_resource(loc, &path));
-        let Some(((secret, digest), resource)) = location::new_secret().zip(resource) else {
-            return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "origin {}'s Location cannot be rewritten (or no random secret for it)",
-                    origin.id
-                ),
-            ));
+            .and_then(|loc| location::issue(loc, path, &session.server_ufrag))
+            .and_then(|i| Some((HeaderValue::from_str(&i.location).ok()?, i)));
+        let Some((value, issued)) = issued else {
+            let reason = "its Location cannot be rewritten (or no random secret for it)";
+            return Err(bad_gateway(reason.into()));
         };
-        let proxied = location::to_proxy(&resource, &session.server_ufrag, &secret);
-        let value = HeaderValue::from_str(&proxied).map_err(|_| {
-            Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "origin {} sent a Location that cannot be rewritten",
-                    origin.id
-                ),
-            )
-        })?;
         head.headers.insert(header::LOCATION, value);
-        session.resource = Some(resource);
-        session.resource_secret = Some(digest);
+        session.resource = Some(issued.resource);
+        session.resource_secret = Some(issued.digest);
     }
-    remember(ctx, rtc, &origin, &session, answer, Some(intent)).await;
+    remember(ctx, rtc, &origin, &session, relayed.media, Some(intent)).await;
     head.headers.remove(header::CONTENT_LENGTH);
     tracing::info!(stream = %key, origin = %origin.id, ufrag = %session.server_ufrag, ?intent, status = head.status.as_u16(), "WebRTC session signalled");
-    Ok(Response::from_parts(head, full(rewritten)))
+    Ok(Response::from_parts(head, full(relayed.body.into_owned())))
 }
 
 /// Stores the session in the balancer (for every proxy of the fleet) and hands it to this
@@ -251,71 +200,12 @@ async fn remember(
     rtc: &Rtc,
     origin: &Origin,
     session: &RtcSession,
-    answer: &str,
+    candidate: Option<SocketAddr>,
     intent: Option<PickIntent>,
 ) {
-    let media = media_address(origin, Some(answer)).await;
-    let session = RtcSession {
-        media: media
-            .map(|m| m.to_string())
-            .or_else(|| session.media.clone()),
-        ..session.clone()
-    };
-    if let Err(e) = ctx.balancer.put_rtc(&session.server_ufrag, &session).await {
-        tracing::warn!(ufrag = %session.server_ufrag, "cannot store the WebRTC session in the balancer ({e}); only this proxy can relay its media");
-    }
-    let Some(router) = &rtc.router else { return };
-    match media {
-        Some(media) => router.prime(Known {
-            integrity: IntegrityKey::new(session.server_pwd.as_bytes()),
-            session,
-            media,
-            intent,
-        }),
-        None => {
-            tracing::warn!(origin = %origin.id, "origin has no WebRTC UDP endpoint and its answer names no usable UDP candidate: media cannot be relayed")
-        }
-    }
-}
-
-/// Where an origin receives a session's media: its registered WebRTC UDP endpoint (one
-/// port for every session, as SRS has it), or else the answer's first UDP host candidate
-/// (origins that open a port per session); an unspecified candidate IP means the host the
-/// origin's API is on.
-pub(super) async fn media_address(origin: &Origin, answer: Option<&str>) -> Option<SocketAddr> {
-    if let Some(endpoint) = origin.rtc_udp() {
-        return resolve(&endpoint.host, endpoint.port).await;
-    }
-    let candidates = sdp::candidates(answer?).ok()?;
-    let (_, c) = candidates.iter().find(|(_, c)| {
-        c.transport == Transport::Udp && c.kind == CandidateType::Host && c.ip().is_some()
-    })?;
-    let addr = c.socket_addr()?;
-    if addr.ip().is_unspecified() {
-        let host = origin
-            .api
-            .first()
-            .map_or(origin.ip.as_str(), |e| e.host.as_str());
-        return resolve(host, addr.port()).await;
-    }
-    Some(addr)
-}
-
-async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    if let Ok(ip) = host.parse() {
-        return Some(SocketAddr::new(ip, port));
-    }
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::lookup_host((host, port)),
-    )
-    .await
-    {
-        Ok(Ok(mut addrs)) => addrs.next(),
-        _ => {
-            tracing::warn!(host, "cannot resolve the origin's WebRTC address");
-            None
-        }
+    let known = records::store(ctx, origin, session, candidate, intent).await;
+    if let (Some(router), Some(known)) = (&rtc.router, known) {
+        router.prime(known);
     }
 }
 
@@ -334,26 +224,12 @@ async fn resource(
             "unknown or expired WebRTC session: this URL names no session the proxy knows",
         )
     };
-    let target = location::parse(req.uri().query());
-    let (Some(ufrag), Some(secret)) = (&target.ufrag, &target.secret) else {
-        return Err(unknown());
-    };
-    let session = ctx
-        .balancer
-        .rtc(ufrag)
+    let query = req.uri().query();
+    let session = records::by_resource(ctx, query, client.peer, req.method())
         .await
         .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
         .ok_or_else(unknown)?;
-    let (Some(recorded), Some(digest)) = (&session.resource, &session.resource_secret) else {
-        // Records of older proxies kept no secret: their Locations cannot be told from
-        // forged ones, so they are refused.
-        tracing::info!(ufrag, "WebRTC session record without a resource secret (signalled by an older proxy): DELETE/PATCH refused");
-        return Err(unknown());
-    };
-    if !location::verify(secret, digest) {
-        tracing::info!(ufrag, peer = %client.peer, method = %req.method(), "WebRTC resource request with a wrong secret: refused");
-        return Err(unknown());
-    }
+    let ufrag = &session.server_ufrag;
     let origin_id = session.origin.clone();
     let origin = ctx
         .balancer
@@ -373,72 +249,41 @@ async fn resource(
     let fragment = read_body(body, "request")
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
+    let recorded = session.resource.as_deref().unwrap_or_default();
     let request = origin_request(ctx, &parts, client.peer, recorded, fragment.clone())?;
     let wait = forward::response_wait(ctx, None);
     let response = forward::send(ctx, &origin, Leg::Api, client, request, wait).await?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    let mut body = read_body(body, "response").await.map_err(|reason| {
-        Refusal::new(
-            StatusCode::BAD_GATEWAY,
-            format!("origin {}: {reason}", origin.id),
-        )
-    })?;
+    let bad_gateway = |reason: String| {
+        let reason = format!("origin {}: {reason}", origin.id);
+        Refusal::new(StatusCode::BAD_GATEWAY, reason)
+    };
+    let mut body = read_body(body, "response").await.map_err(bad_gateway)?;
     let status = head.status;
     tracing::info!(origin = %origin.id, ufrag, %method, status = status.as_u16(), "WebRTC session resource");
 
     // Forgotten only once the origin says it is gone: a refused or failed DELETE leaves
     // the session relayed.
     if method == Method::DELETE && status.is_success() {
-        if let Err(e) = ctx.balancer.remove_rtc(ufrag).await {
-            tracing::warn!(
-                ufrag,
-                "cannot remove the WebRTC session from the balancer: {e}"
-            );
-        }
+        records::remove(ctx, ufrag).await;
         if let Some(router) = &rtc.router {
             router.forget(ufrag.clone());
         }
     }
     if method == Method::PATCH && status.is_success() && !body.is_empty() {
         if let Ok(frag) = std::str::from_utf8(&body) {
-            // An ICE restart: new credentials on both sides make a new session.
-            let restarted = match (
-                std::str::from_utf8(&fragment)
-                    .ok()
-                    .map(sdp::sdpfrag_ice_credentials),
-                sdp::sdpfrag_ice_credentials(frag),
-            ) {
-                // The Location still names the old ufrag, whose record keeps the resource.
-                (Some(Ok(Some(client))), Ok(Some(server))) => Some(RtcSession {
-                    server_ufrag: server.ufrag.to_owned(),
-                    client_ufrag: client.ufrag.to_owned(),
-                    server_pwd: server.pwd.to_owned(),
-                    client_pwd: Some(client.pwd.to_owned()),
-                    ..session.clone()
-                }),
-                _ => None,
-            };
-            if let Some(new) = restarted {
+            let offered = std::str::from_utf8(&fragment).unwrap_or_default();
+            if let Some(restart) = sdp::ice_restart(offered, frag) {
+                let new = records::restarted(&session, restart);
                 tracing::info!(origin = %origin.id, ufrag = %new.server_ufrag, "ICE restart");
-                remember(ctx, rtc, &origin, &new, frag, None).await;
+                remember(ctx, rtc, &origin, &new, sdp::media_candidate(frag), None).await;
             }
-            if let Some(public) = &rtc.public {
-                match sdp::rewrite_sdpfrag_candidates(frag, public, rtc.tcp) {
-                    Ok(rewritten) => {
-                        body = Bytes::from(rewritten);
-                        head.headers.remove(header::CONTENT_LENGTH);
-                    }
-                    Err(e) => {
-                        return Err(Refusal::new(
-                            StatusCode::BAD_GATEWAY,
-                            format!(
-                                "origin {}'s trickle answer cannot be rewritten: {e}",
-                                origin.id
-                            ),
-                        ))
-                    }
-                }
+            let rewritten = sdp::relay_answer_fragment(frag, rtc.public.as_ref(), rtc.tcp)
+                .map_err(|e| bad_gateway(format!("its trickle answer cannot be rewritten: {e}")))?;
+            if let Cow::Owned(rewritten) = rewritten {
+                body = Bytes::from(rewritten);
+                head.headers.remove(header::CONTENT_LENGTH);
             }
         }
     }
@@ -497,34 +342,5 @@ mod tests {
             Some(PickIntent::Play)
         );
         assert_eq!(endpoint_intent("/rtc/v1/play/"), None);
-    }
-
-    #[tokio::test]
-    async fn media_address_prefers_the_registered_port_then_the_answer() {
-        let registration = br#"{"ip":"10.0.0.5","server":"a","service":"s","pid":"1","rtmp":["1935"],"api":["1985"],"rtc":["udp://0.0.0.0:8000"]}"#;
-        let srs = lb_core::Registration::from_json(registration)
-            .unwrap()
-            .into_origin()
-            .unwrap();
-        let answer = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.9 40000 typ host\r\n";
-        assert_eq!(
-            media_address(&srs, Some(answer)).await,
-            Some("10.0.0.5:8000".parse().unwrap())
-        );
-        let registration = br#"{"ip":"10.0.0.5","server":"a","service":"s","pid":"1","rtmp":["1935"],"api":["1985"]}"#;
-        let per_session = lb_core::Registration::from_json(registration)
-            .unwrap()
-            .into_origin()
-            .unwrap();
-        assert_eq!(
-            media_address(&per_session, Some(answer)).await,
-            Some("10.0.0.9:40000".parse().unwrap())
-        );
-        let wildcard = "v=0\r\na=candidate:1 1 tcp 1 10.0.0.9 9 typ host tcptype active\r\na=candidate:1 1 udp 1 0.0.0.0 40001 typ host\r\n";
-        assert_eq!(
-            media_address(&per_session, Some(wildcard)).await,
-            Some("10.0.0.5:40001".parse().unwrap())
-        );
-        assert_eq!(media_address(&per_session, None).await, None);
     }
 }

@@ -100,6 +100,13 @@ pub fn sdp(data: &[u8]) {
     let _ = sdp::sdpfrag_ice_credentials(text);
     let _ = sdp::section_credentials(text);
     let _ = sdp::candidates(text);
+    if let Some(media) = sdp::media_candidate(text) {
+        assert!(sdp::candidates(text)
+            .is_ok_and(|all| all.iter().any(|(_, c)| c.socket_addr() == Some(media))));
+    }
+    if let Some(restart) = sdp::ice_restart(text, text) {
+        assert_eq!(restart.client, restart.server);
+    }
     let publics = [
         CandidateAddr::new([203, 0, 113, 10].into(), 18000),
         CandidateAddr::new("2001:db8::10".parse().expect("literal"), 8000),
@@ -113,6 +120,11 @@ pub fn sdp(data: &[u8]) {
         ] {
             let full = sdp::rewrite_candidates(text, public, tcp);
             let frag = sdp::rewrite_sdpfrag_candidates(text, public, tcp);
+            // The relay's view of an answer agrees with the pieces it is made of.
+            if let Ok(relayed) = sdp::relay_answer(text, Some(public), tcp) {
+                assert_eq!(Ok(relayed.server), sdp::ice_credentials(text));
+                assert_eq!(full.as_deref(), Ok(relayed.body.as_ref()));
+            }
             if let Ok(out) = &full {
                 assert_eq!(frag.as_ref().ok(), Some(out));
             }
@@ -185,4 +197,167 @@ pub fn candidate(data: &[u8]) {
         (again.related_address, again.related_port),
         (c.related_address, c.related_port)
     );
+}
+
+/// The media router driven by a script of client datagrams (valid checks, consent answers,
+/// media, raw bytes), origin datagrams, lookups and clock moves. Whatever the order:
+/// consent requests go only to addresses that sent an authentic check, media from an
+/// origin only to an address that answered one with the client's password, and the
+/// session limit holds.
+pub fn router(data: &[u8]) {
+    use std::collections::{HashMap, HashSet};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+    use stun_ufrag::router::{Action, Config, Event, Known, Router, SessionId, Target};
+    use stun_ufrag::stun::binding_success_response;
+    use stun_ufrag::TransactionId;
+
+    const SERVER_PWD: &str = "fuzz-server-password-0123";
+    const CLIENT_PWD: &str = "fuzz-client-password-0123";
+    const MAX_SESSIONS: usize = 2;
+    let ufrags = ["s0", "s1", "s2"];
+    let addrs: Vec<SocketAddr> = (1..=4)
+        .map(|p| SocketAddr::from(([192, 0, 2, 1], p)))
+        .collect();
+    let known = |ufrag: &str| Known {
+        server_ufrag: ufrag.to_owned(),
+        server_pwd: SERVER_PWD.to_owned(),
+        client_ufrag: "cli".to_owned(),
+        client_pwd: CLIENT_PWD.to_owned(),
+        data: (),
+    };
+    let start = Instant::now();
+    let mut now = start;
+    let config = Config {
+        idle_timeout: Duration::from_secs(3),
+        known_ttl: Duration::from_secs(10),
+        renew_every: Duration::from_secs(1),
+        max_sessions: MAX_SESSIONS,
+    };
+    let mut n = 0u8;
+    let random = Box::new(move |buf: &mut [u8]| {
+        n = n.wrapping_add(1);
+        buf.fill(n);
+    });
+    let mut router: Router<()> = Router::new(config, random, now);
+    router.prime(now, known(ufrags[0]));
+    router.prime(now, known(ufrags[1]));
+    // What the script did: addresses that sent authentic checks, that answered, and the
+    // latest request each address got.
+    let mut checked: HashSet<SocketAddr> = HashSet::new();
+    let mut answered: HashSet<SocketAddr> = HashSet::new();
+    let mut requests: HashMap<SocketAddr, Vec<u8>> = HashMap::new();
+    let mut sessions: Vec<SessionId> = Vec::new();
+    let mut lookups: Vec<String> = Vec::new();
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    while let Some(op) = next() {
+        let arg = next().unwrap_or(0);
+        let from = addrs[usize::from(arg) % addrs.len()];
+        let action = match op % 8 {
+            0 => {
+                let ufrag = ufrags[usize::from(arg >> 2) % ufrags.len()];
+                let mut buf = [0u8; 256];
+                let check = BindingRequest {
+                    transaction_id: TransactionId([next().unwrap_or(0); 12]),
+                    server_ufrag: ufrag,
+                    client_ufrag: "cli",
+                    priority: 1,
+                    role: IceRole::Controlling(1),
+                    use_candidate: arg & 0x80 != 0,
+                    network_info: None,
+                }
+                .encode(&IntegrityKey::new(SERVER_PWD.as_bytes()), &mut buf)
+                .expect("fits");
+                checked.insert(from);
+                router.handle_datagram(now, from, check)
+            }
+            1 => {
+                let Some(request) = requests.get(&from) else {
+                    continue;
+                };
+                let Ok(request) = Message::parse(request) else {
+                    continue;
+                };
+                let right = arg & 0x80 == 0;
+                let pwd = if right { CLIENT_PWD } else { SERVER_PWD };
+                let mut buf = [0u8; 256];
+                let answer = binding_success_response(
+                    &request,
+                    from,
+                    &IntegrityKey::new(pwd.as_bytes()),
+                    &mut buf,
+                )
+                .expect("fits");
+                if right {
+                    answered.insert(from);
+                }
+                router.handle_datagram(now, from, answer)
+            }
+            2 => {
+                let len = usize::from(next().unwrap_or(0) % 64);
+                let raw: Vec<u8> = (0..len).map(|_| next().unwrap_or(0)).collect();
+                router.handle_datagram(now, from, &raw)
+            }
+            3 => router.handle_datagram(now, from, &[0x80, 0x60, arg, 0, 0, 0, 0, 1]),
+            4 => {
+                now += Duration::from_millis(u64::from(arg) * 20);
+                router.handle_timeout(now);
+                Action::Consumed
+            }
+            5 => {
+                let Some(ufrag) = lookups.pop() else { continue };
+                let found = (arg & 1 == 1).then(|| known(&ufrag));
+                router.handle_lookup(now, &ufrag, found)
+            }
+            6 => {
+                let Some(&id) = sessions.get(usize::from(arg) % sessions.len().max(1)) else {
+                    continue;
+                };
+                let media = [0x80, 0x60, 0, 1];
+                if let Action::ToClient(to) = router.handle_origin_datagram(id, &media) {
+                    assert!(
+                        answered.contains(&to),
+                        "media to {to}, which never consented"
+                    );
+                    assert!(router.addrs(id).any(|a| a == to));
+                }
+                Action::Consumed
+            }
+            _ => {
+                match sessions.get(usize::from(arg) % sessions.len().max(1)) {
+                    Some(&id) if arg & 1 == 0 => {
+                        router.close(id, stun_ufrag::router::CloseReason::Closed("fuzz"));
+                    }
+                    _ => router.forget(ufrags[usize::from(arg) % ufrags.len()]),
+                }
+                Action::Consumed
+            }
+        };
+        match action {
+            Action::Open(id) => sessions.push(id),
+            Action::Lookup(ufrag) => lookups.push(ufrag),
+            _ => {}
+        }
+        while let Some(t) = router.poll_transmit() {
+            if let Target::Client(to) = t.to {
+                assert!(
+                    checked.contains(&to),
+                    "a request to {to}, which never checked"
+                );
+                requests.insert(to, t.datagram);
+            }
+        }
+        while let Some(event) = router.poll_event() {
+            if let Event::Downlink {
+                session, downlink, ..
+            } = event
+            {
+                let dest = downlink.destination();
+                assert!(router.addrs(session).any(|a| a == dest.addr));
+                assert!(!dest.consented || answered.contains(&dest.addr));
+            }
+        }
+        assert!(router.len() <= MAX_SESSIONS);
+    }
 }

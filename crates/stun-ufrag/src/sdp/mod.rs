@@ -7,10 +7,14 @@
 //! body stay valid and an origin's quirks reach the client untouched.
 
 mod candidate;
+mod exchange;
 
 pub use candidate::{
     candidates, rewrite_candidates, rewrite_sdpfrag_candidates, Candidate, CandidateAddr,
     CandidateHost, CandidateType, TcpCandidates, Transport,
+};
+pub use exchange::{
+    ice_restart, media_candidate, relay_answer, relay_answer_fragment, Exchange, RelayedAnswer,
 };
 
 use crate::Error;
