@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::forward::Refusal;
+use crate::http_front::Refusal;
 use crate::metrics::ScrapeGauges;
 use crate::sessions::StreamSessions;
 use crate::Context;

@@ -2,7 +2,6 @@
 //! to an origin over a fresh connection, headers cleaned of hop-by-hop fields, and a
 //! response body that releases the origin connection the moment the client goes away.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,13 +10,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue, CONNECTION};
-use http::{Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -25,14 +20,9 @@ use tokio::net::TcpStream;
 use crate::limits::TrustedProxies;
 use crate::origin_link::{connect_to, suspect, ClientAddrs, Leg, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
-use crate::write_watch::WriteWatch;
 use crate::Context;
 
-/// The error type of response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type every proxied response has.
-pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+pub use crate::http_front::BoxError;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -87,64 +77,26 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, trusted: &Tr
     }
 }
 
-/// A body from a full buffer.
-pub fn full(body: impl Into<Bytes>) -> ProxyBody {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// Largest request head (request line and headers) a client may send; hyper answers 431
-/// beyond it (and beyond 100 headers). hyper checks between reads, so a head may pass it
-/// by one read (up to twice this). Its default, about 400 KiB, is far more than any
-/// player or WHIP client sends.
-const MAX_REQUEST_HEAD: usize = 64 * 1024;
-
-/// Serves one HTTP/1 client connection: `handle` answers each request. A request head
-/// must arrive within the handshake timeout (a client that connects and says nothing, or
-/// drips bytes, is closed; so is a keep-alive connection idle that long between
-/// requests), and a client that stops reading what it is sent is closed once no byte
-/// has got through for the idle timeout ([`crate::write_watch`]): hyper stops polling a
-/// response body while the socket is full, so the body's own timers cannot see it.
-pub async fn serve_http1<F, Fut>(
+/// The client's request as the origin gets it: its method, `target` (path and query),
+/// its end-to-end headers with `X-Forwarded-For` set for `peer`, and `body`. Fails only on
+/// a target that is not a URI.
+pub fn origin_request<B>(
     ctx: &Context,
-    stream: TcpStream,
-    protocol: &'static str,
-    handle: F,
-) where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let answer = handle(req);
-        async move { Ok::<_, Infallible>(answer.await) }
-    });
-    // The kernel would otherwise grow the send buffer to megabytes (autotuning) for a
-    // client that reads nothing, and the write watch would see progress all that while.
-    // Half a megabyte in flight (the kernel doubles the value) still carries tens of
-    // Mbit/s over a 50 ms path.
-    if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(CLIENT_SEND_BUFFER) {
-        tracing::debug!("cannot bound the client's send buffer: {e}");
-    }
-    let (stream, progress) = WriteWatch::new(stream);
-    let stall_limit = ctx.config.idle_timeout;
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(ctx.config.handshake_timeout)
-        .max_buf_size(MAX_REQUEST_HEAD)
-        .serve_connection(TokioIo::new(stream), service);
-    let served = tokio::select! {
-        served = conn => served,
-        () = crate::write_watch::stalled(&progress, stall_limit) => {
-            // Dropping the connection drops the response body, its session and its
-            // origin connection.
-            tracing::info!("{protocol} client closed: it read nothing for {stall_limit:?}");
-            return;
-        }
-    };
-    if let Err(e) = served {
-        tracing::debug!("{protocol} connection ended: {e}");
-    }
+    parts: &http::request::Parts,
+    peer: SocketAddr,
+    target: &str,
+    body: B,
+) -> Result<Request<B>, http::Error> {
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    add_forwarded_for(&mut headers, peer, &ctx.config.trusted_proxies);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(target)
+        .body(body)?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// How long an origin has to start answering a request: the body may then take forever
@@ -158,9 +110,6 @@ pub fn response_wait(ctx: &Context, blocking: Option<Duration>) -> Duration {
             * 4,
     )
 }
-
-/// Send buffer asked for on HTTP client sockets ([`serve_http1`]).
-const CLIENT_SEND_BUFFER: usize = 256 * 1024;
 
 /// Sends one request to a given origin (a session's, not picked: an HLS token's, a WebRTC
 /// resource's) over a new connection; see [`send_over`].
@@ -338,95 +287,6 @@ impl Body for Relayed {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// CORS as SRS does it, so browser players (hls.js, mpegts.js) and WHIP/WHEP clients work
-/// (those must be able to read Location, ETag and Link). The origin's own CORS headers win.
-pub fn add_cors(headers: &mut HeaderMap) {
-    let defaults = [
-        ("access-control-allow-origin", "*"),
-        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, PATCH, OPTIONS"),
-        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization,If-Match"),
-        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range,Location,ETag,Link"),
-    ];
-    for (name, value) in defaults {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
-    }
-}
-
-/// A JSON reply.
-pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
-    let mut response = Response::new(full(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// A request the proxy answers itself, with a status and a short reason.
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Refusal {
-    /// A refusal with its status and reason.
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-
-    /// The JSON error reply, logged with its reason.
-    pub fn into_response(self) -> Response<ProxyBody> {
-        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
-        json_response(
-            self.status,
-            serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }),
-        )
-    }
-}
-
-/// The System API answers with the same refusals (through axum).
-impl axum::response::IntoResponse for Refusal {
-    fn into_response(self) -> axum::response::Response {
-        Refusal::into_response(self).map(axum::body::Body::new)
-    }
-}
-
-/// A balancer's answer to an operator's request: an unknown origin is not found, a
-/// balancer that cannot answer is unavailable, anything else a bad request.
-impl From<lb_core::Error> for Refusal {
-    fn from(e: lb_core::Error) -> Self {
-        let status = match e {
-            lb_core::Error::UnknownOrigin(_) => StatusCode::NOT_FOUND,
-            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Refusal::new(status, e.to_string())
-    }
-}
-
-impl From<LinkError> for Refusal {
-    fn from(e: LinkError) -> Self {
-        let status = match e {
-            LinkError::Unavailable(_) | LinkError::Full { .. } | LinkError::Local(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            LinkError::NoEndpoint { .. }
-            | LinkError::Unreachable { .. }
-            | LinkError::Failed { .. } => StatusCode::BAD_GATEWAY,
-        };
-        Refusal::new(status, e.to_string())
     }
 }
 

@@ -20,6 +20,7 @@ mod api;
 pub mod config;
 mod forward;
 mod health;
+mod http_front;
 mod lifecycle;
 mod limits;
 mod media_http;

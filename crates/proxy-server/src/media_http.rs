@@ -12,17 +12,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use flv_http::{Classifier, Kind, MediaRequest};
 use http::header;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::forward::{
-    self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
-    Relayed,
-};
+use crate::forward::{self, strip_hop_by_hop, Relayed};
+use crate::http_front::{full, ProxyBody, Refusal};
 use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
@@ -44,23 +42,12 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 
 async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     let client = ClientAddrs::of(&stream, peer);
-    let handler = ctx.clone();
-    forward::serve_http1(&ctx, stream, "http", move |req| {
-        handle(handler.clone(), client, req)
+    let router = ctx.clone();
+    crate::http_front::serve(&ctx, stream, "http", move |req| {
+        let ctx = router.clone();
+        async move { route(&ctx, client, req).await }
     })
     .await
-}
-
-async fn handle(
-    ctx: Arc<Context>,
-    client: ClientAddrs,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let mut response = route(&ctx, client, req)
-        .await
-        .unwrap_or_else(|refusal| refusal.into_response());
-    add_cors(response.headers_mut());
-    response
 }
 
 async fn route(
@@ -68,12 +55,6 @@ async fn route(
     client: ClientAddrs,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    if req.method() == Method::OPTIONS {
-        return Ok(Response::new(full(Bytes::new())));
-    }
-    if req.uri().path() == "/api/v1/versions" {
-        return Ok(json_response(StatusCode::OK, crate::api::version_body()));
-    }
     let host = req
         .headers()
         .get(header::HOST)
@@ -291,20 +272,13 @@ async fn send_to_origin(
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")))
         .then_some(PLAYLIST_WAIT);
     let wait = forward::response_wait(ctx, blocking);
-    let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
-    add_forwarded_for(&mut headers, client.peer, &ctx.config.trusted_proxies);
     let request = || {
-        let mut request = Request::builder()
-            .method(parts.method.clone())
-            .uri(target.as_str())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| LinkError::Failed {
+        forward::origin_request(ctx, &parts, client.peer, &target, Empty::<Bytes>::new()).map_err(
+            |e| LinkError::Failed {
                 origin: String::new(),
                 reason: format!("the request cannot be forwarded: {e}"),
-            })?;
-        *request.headers_mut() = headers.clone();
-        Ok(request)
+            },
+        )
     };
     match to {
         To::Pick(key) => Ok(forward::pick_and_send(

@@ -21,16 +21,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use lb_core::{Origin, PickIntent, RtcSession, StreamKey};
 use stun_ufrag::sdp;
 use tokio::net::TcpStream;
 
 use super::{location, records, Rtc};
-use crate::forward::{
-    self, add_cors, add_forwarded_for, full, json_response, strip_hop_by_hop, ProxyBody, Refusal,
-};
+use crate::forward::{self, origin_request, strip_hop_by_hop};
+use crate::http_front::{full, ProxyBody, Refusal};
 use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::Context;
 
@@ -47,25 +46,12 @@ pub(super) async fn serve_connection(
     peer: SocketAddr,
 ) {
     let client = ClientAddrs::of(&stream, peer);
-    let handler = ctx.clone();
-    forward::serve_http1(&ctx, stream, "http-api", move |req| {
-        let (ctx, rtc) = (handler.clone(), rtc.clone());
-        async move { handle(&ctx, &rtc, client, req).await }
+    let router = ctx.clone();
+    crate::http_front::serve(&ctx, stream, "http-api", move |req| {
+        let (ctx, rtc) = (router.clone(), rtc.clone());
+        async move { route(&ctx, &rtc, client, req).await }
     })
     .await
-}
-
-async fn handle(
-    ctx: &Context,
-    rtc: &Rtc,
-    client: ClientAddrs,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let mut response = route(ctx, rtc, client, req)
-        .await
-        .unwrap_or_else(Refusal::into_response);
-    add_cors(response.headers_mut());
-    response
 }
 
 /// Which WHIP/WHEP endpoint a path is.
@@ -85,12 +71,6 @@ async fn route(
 ) -> Result<Response<ProxyBody>, Refusal> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if method == Method::OPTIONS {
-        return Ok(Response::new(full(Bytes::new())));
-    }
-    if path == "/api/v1/versions" {
-        return Ok(json_response(StatusCode::OK, crate::api::version_body()));
-    }
     match (method, endpoint_intent(&path)) {
         (Method::POST, Some(intent)) => offer(ctx, rtc, client, req, intent).await,
         (Method::DELETE | Method::PATCH, _) => resource(ctx, rtc, client, req).await,
@@ -135,14 +115,12 @@ async fn offer(
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
     };
-    // Built once to refuse a request that cannot be forwarded; again for each origin tried.
-    origin_request(ctx, &parts, client.peer, &target, offer.clone())?;
+    // Built again for each origin tried.
     let request = || {
-        origin_request(ctx, &parts, client.peer, &target, offer.clone()).map_err(|_| {
-            let reason = "the offer cannot be forwarded".into();
+        origin_request(ctx, &parts, client.peer, &target, Full::new(offer.clone())).map_err(|e| {
             LinkError::Failed {
                 origin: String::new(),
-                reason,
+                reason: format!("the offer cannot be forwarded: {e}"),
             }
         })
     };
@@ -250,7 +228,19 @@ async fn resource(
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
     let recorded = session.resource.as_deref().unwrap_or_default();
-    let request = origin_request(ctx, &parts, client.peer, recorded, fragment.clone())?;
+    let request = origin_request(
+        ctx,
+        &parts,
+        client.peer,
+        recorded,
+        Full::new(fragment.clone()),
+    )
+    .map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the session's recorded resource is not a URI: {e}"),
+        )
+    })?;
     let wait = forward::response_wait(ctx, None);
     let response = forward::send(ctx, &origin, Leg::Api, client, request, wait).await?;
     let (mut head, body) = response.into_parts();
@@ -290,42 +280,13 @@ async fn resource(
     Ok(Response::from_parts(head, full(body)))
 }
 
-/// The client's request for the origin: method, the given target (path and query),
-/// end-to-end headers plus X-Forwarded-For, and the body.
-fn origin_request(
-    ctx: &Context,
-    parts: &http::request::Parts,
-    peer: SocketAddr,
-    target: &str,
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, Refusal> {
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    add_forwarded_for(&mut headers, peer, &ctx.config.trusted_proxies);
-    headers.remove(header::CONTENT_LENGTH);
-    let mut request = Request::builder()
-        .method(parts.method.clone())
-        .uri(target)
-        .body(Full::new(body))
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    *request.headers_mut() = headers;
-    Ok(request)
-}
-
-/// Reads a whole body, bounded in size and time.
+/// Reads a whole offer, answer or trickle fragment, bounded in size and time.
 async fn read_body<B>(body: B, what: &str) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match tokio::time::timeout(BODY_WAIT, Limited::new(body, MAX_BODY).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(format!("the {what} is larger than {MAX_BODY} bytes"))
-        }
-        Ok(Err(e)) => Err(format!("reading the {what}: {e}")),
-        Err(_) => Err(format!("the {what} did not arrive within {BODY_WAIT:?}")),
-    }
+    crate::http_front::read_body(body, what, MAX_BODY, BODY_WAIT).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,233 @@
+//! The client side of the HTTP front-ends (media on PROXY_HTTP_SERVER, WHIP/WHEP on
+//! PROXY_HTTP_API): serving a connection within its limits, what every route answers the
+//! same way (CORS preflights, the version), CORS on every reply, and the one error reply
+//! every HTTP front-end (the System API too) gives: [`Refusal`]. The origin side is
+//! [`crate::forward`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::origin_link::LinkError;
+use crate::write_watch::WriteWatch;
+use crate::Context;
+
+/// The error type of response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type every proxied response has.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body from a full buffer.
+pub fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Largest request head (request line and headers) a client may send; hyper answers 431
+/// beyond it (and beyond 100 headers). hyper checks between reads, so a head may pass it
+/// by one read (up to twice this). Its default, about 400 KiB, is far more than any
+/// player or WHIP client sends.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// Serves one HTTP/1 client connection: `handle` answers each request. A request head
+/// must arrive within the handshake timeout (a client that connects and says nothing, or
+/// drips bytes, is closed; so is a keep-alive connection idle that long between
+/// requests), and a client that stops reading what it is sent is closed once no byte
+/// has got through for the idle timeout ([`crate::write_watch`]): hyper stops polling a
+/// response body while the socket is full, so the body's own timers cannot see it.
+async fn serve_http1<F, Fut>(ctx: &Context, stream: TcpStream, protocol: &'static str, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let answer = handle(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    // The kernel would otherwise grow the send buffer to megabytes (autotuning) for a
+    // client that reads nothing, and the write watch would see progress all that while.
+    // Half a megabyte in flight (the kernel doubles the value) still carries tens of
+    // Mbit/s over a 50 ms path.
+    if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(CLIENT_SEND_BUFFER) {
+        tracing::debug!("cannot bound the client's send buffer: {e}");
+    }
+    let (stream, progress) = WriteWatch::new(stream);
+    let stall_limit = ctx.config.idle_timeout;
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ctx.config.handshake_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    let served = tokio::select! {
+        served = conn => served,
+        () = crate::write_watch::stalled(&progress, stall_limit) => {
+            // Dropping the connection drops the response body, its session and its
+            // origin connection.
+            tracing::info!("{protocol} client closed: it read nothing for {stall_limit:?}");
+            return;
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!("{protocol} connection ended: {e}");
+    }
+}
+
+/// Send buffer asked for on HTTP client sockets ([`serve_http1`]).
+const CLIENT_SEND_BUFFER: usize = 256 * 1024;
+
+/// Serves one client connection of an HTTP front-end: `route` answers each request but
+/// those every front-end answers alike (`OPTIONS` preflights, `GET /api/v1/versions`); a
+/// refusal becomes its JSON reply; every reply gets CORS headers ([`add_cors`]).
+pub async fn serve<F, Fut>(ctx: &Context, stream: TcpStream, protocol: &'static str, route: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<ProxyBody>, Refusal>> + Send + 'static,
+{
+    let route = std::sync::Arc::new(route);
+    serve_http1(ctx, stream, protocol, move |req| {
+        let route = route.clone();
+        async move {
+            let answered = match preamble(&req) {
+                Some(answer) => answer,
+                None => route(req).await.unwrap_or_else(Refusal::into_response),
+            };
+            let mut response = answered;
+            add_cors(response.headers_mut());
+            response
+        }
+    })
+    .await
+}
+
+/// What every HTTP front-end answers itself, whatever its routes.
+fn preamble<B>(req: &Request<B>) -> Option<Response<ProxyBody>> {
+    if req.method() == Method::OPTIONS {
+        return Some(Response::new(full(Bytes::new())));
+    }
+    (req.uri().path() == "/api/v1/versions")
+        .then(|| json_response(StatusCode::OK, crate::api::version_body()))
+}
+
+/// Reads a whole body (a client's request or an origin's answer) of at most `limit` bytes
+/// within `wait`; `what` names it in the error.
+pub async fn read_body<B>(
+    body: B,
+    what: &str,
+    limit: usize,
+    wait: Duration,
+) -> Result<Bytes, String>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout(wait, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("the {what} is larger than {limit} bytes"))
+        }
+        Ok(Err(e)) => Err(format!("reading the {what}: {e}")),
+        Err(_) => Err(format!("the {what} did not arrive within {wait:?}")),
+    }
+}
+
+/// CORS as SRS does it, so browser players (hls.js, mpegts.js) and WHIP/WHEP clients work
+/// (those must be able to read Location, ETag and Link). The origin's own CORS headers win.
+pub fn add_cors(headers: &mut HeaderMap) {
+    let defaults = [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "GET, POST, HEAD, PUT, DELETE, PATCH, OPTIONS"),
+        ("access-control-allow-headers", "origin,range,accept-encoding,referer,Cache-Control,X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization,If-Match"),
+        ("access-control-expose-headers", "Server,range,Content-Length,Content-Range,Location,ETag,Link"),
+    ];
+    for (name, value) in defaults {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+}
+
+/// A JSON reply.
+pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A request the proxy answers itself, with a status and a short reason.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    /// A refusal with its status and reason.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// The JSON error reply, logged with its reason.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        tracing::info!(status = self.status.as_u16(), "refused: {}", self.reason);
+        json_response(
+            self.status,
+            serde_json::json!({ "code": self.status.as_u16(), "error": self.reason }),
+        )
+    }
+}
+
+/// The System API answers with the same refusals (through axum).
+impl axum::response::IntoResponse for Refusal {
+    fn into_response(self) -> axum::response::Response {
+        Refusal::into_response(self).map(axum::body::Body::new)
+    }
+}
+
+/// A balancer's answer to an operator's request: an unknown origin is not found, a
+/// balancer that cannot answer is unavailable, anything else a bad request.
+impl From<lb_core::Error> for Refusal {
+    fn from(e: lb_core::Error) -> Self {
+        let status = match e {
+            lb_core::Error::UnknownOrigin(_) => StatusCode::NOT_FOUND,
+            lb_core::Error::Unavailable(_) | lb_core::Error::NoOrigin { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
+
+impl From<LinkError> for Refusal {
+    fn from(e: LinkError) -> Self {
+        let status = match e {
+            LinkError::Unavailable(_) | LinkError::Full { .. } | LinkError::Local(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            LinkError::NoEndpoint { .. }
+            | LinkError::Unreachable { .. }
+            | LinkError::Failed { .. } => StatusCode::BAD_GATEWAY,
+        };
+        Refusal::new(status, e.to_string())
+    }
+}
