@@ -703,7 +703,7 @@ async fn hls(addr: SocketAddr, slot: usize, stay: Duration) -> Outcome {
 /// `stay`; the origin echoes them, and at least one must come back.
 async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
     let client_ufrag = format!("c{i}r{round}");
-    let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:{client_ufrag}\r\na=ice-pwd:clientpassword0123456789\r\n");
+    let offer = format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:{client_ufrag}\r\na=ice-pwd:{CLIENT_PWD}\r\n");
     let path = format!("/rtc/v1/whip/?app=live&stream=w{}", i / 6);
     let (status, answer) = exchange(addrs.http_api, "POST", &path, &offer).await?;
     let answer = String::from_utf8_lossy(&answer).into_owned();
@@ -745,11 +745,16 @@ async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
             _ = tick.tick() => {
                 sock.send_to(&media, addrs.webrtc).await.map_err(err("send"))?;
             }
-            got = sock.recv(&mut buf) => {
-                if got.is_ok() {
-                    echoed += 1;
-                    last_echo = Instant::now();
+            got = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = got else { continue };
+                // The proxy's consent requests are answered as the client's ICE agent
+                // would (media comes only after that), and are not echoes.
+                if buf[0] <= 3 {
+                    answer_consent(&sock, &buf[..n], from).await;
+                    continue;
                 }
+                echoed += 1;
+                last_echo = Instant::now();
             }
         }
     }
@@ -758,6 +763,27 @@ async fn webrtc(addrs: Addrs, i: usize, round: u64, stay: Duration) -> Outcome {
     }
     echoes_to_the_end(last_echo)?;
     Ok(Ending::Done)
+}
+
+/// The soak's WebRTC clients' ICE password: the proxy keys its consent requests with it.
+const CLIENT_PWD: &str = "clientpassword0123456789";
+
+/// Answers the proxy's consent request (a STUN binding request keyed with the client's
+/// ICE password) as a browser would.
+async fn answer_consent(sock: &UdpSocket, datagram: &[u8], from: SocketAddr) {
+    let Ok(request) = stun_ufrag::Message::parse(datagram) else {
+        return;
+    };
+    if !request.is_binding_request() {
+        return;
+    }
+    let Ok(local) = sock.local_addr() else { return };
+    let mut out = [0u8; 256];
+    let key = IntegrityKey::new(CLIENT_PWD.as_bytes());
+    if let Ok(answer) = stun_ufrag::stun::binding_success_response(&request, local, &key, &mut out)
+    {
+        let _ = sock.send_to(answer, from).await;
+    }
 }
 
 /// Echoes that stopped well before the session's end mean the proxy dropped the session
