@@ -22,7 +22,7 @@ use crate::origin_link::{connect_to, suspect, ClientAddrs, Leg, LinkError};
 use crate::sessions::{SessionGuard, Traffic};
 use crate::Context;
 
-pub use crate::http_front::BoxError;
+use crate::http_front::BoxError;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
