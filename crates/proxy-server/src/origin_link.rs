@@ -302,7 +302,8 @@ pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
     )
 }
 
-/// Logs (at most once a second) and counts a local shortage.
+/// Logs a local shortage, at most once a second (the refusal is counted where the client
+/// is turned away).
 pub fn local_exhaustion_seen(e: &std::io::Error) {
     static THROTTLE: std::sync::OnceLock<crate::limits::LogThrottle> = std::sync::OnceLock::new();
     let throttle = THROTTLE.get_or_init(|| crate::limits::LogThrottle::new(Duration::from_secs(1)));
