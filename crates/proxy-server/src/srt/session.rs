@@ -68,6 +68,12 @@ pub(super) async fn run(setup: Setup) {
                 );
                 refused(reason, &why);
             }
+            if intent == PickIntent::Play {
+                // No stream there: the player's placement goes (a publisher's stays).
+                if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
+                    tracing::debug!(stream = %key, "cannot release the placement: {e}");
+                }
+            }
             return decline(&events, session).await;
         }
         Err(e) => {
