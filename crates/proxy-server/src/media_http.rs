@@ -101,7 +101,7 @@ async fn relay_stream(
         send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
     tracing::info!(stream = %key, origin = %origin.id, status = response.status().as_u16(), "{protocol:?} viewer");
     if !response.status().is_success() {
-        release(ctx, &key, &origin).await;
+        crate::origin_link::release_refused_play(ctx, PickIntent::Play, &key, &origin.id).await;
         return Ok(unrelayed(response));
     }
     let session = ctx.sessions.open(
@@ -138,7 +138,8 @@ async fn relay_playlist(
                 send_to_origin(ctx, client, To::Pick(&key), req, query.as_deref()).await?;
             if !response.status().is_success() {
                 // No stream there: no token, and no placement left behind.
-                release(ctx, &key, &origin).await;
+                crate::origin_link::release_refused_play(ctx, PickIntent::Play, &key, &origin.id)
+                    .await;
                 return Ok(unrelayed(response));
             }
             let token = hls_token(&key, &origin);
@@ -220,7 +221,7 @@ async fn relay_segment(
     let (origin, response) = send_to_origin(ctx, client, to, req, query.as_deref()).await?;
     if !response.status().is_success() {
         if picked {
-            release(ctx, &key, &origin).await;
+            crate::origin_link::release_refused_play(ctx, PickIntent::Play, &key, &origin.id).await;
         }
         return Ok(unrelayed(response));
     }
@@ -295,15 +296,6 @@ async fn send_to_origin(
             let response = forward::send(ctx, &origin, Leg::Http, client, request()?, wait).await?;
             Ok((*origin, response))
         }
-    }
-}
-
-/// Forgets the placement a play just made, if the origin said it has no such stream
-/// (anything but a success): a play of a stream that does not exist leaves nothing behind.
-/// The balancer keeps placements a publisher made, and placements on other origins.
-async fn release(ctx: &Context, key: &StreamKey, origin: &Origin) {
-    if let Err(e) = ctx.balancer.release(key, &origin.id).await {
-        tracing::debug!(stream = %key, origin = %origin.id, "cannot release the placement: {e}");
     }
 }
 

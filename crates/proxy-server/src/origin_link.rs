@@ -291,6 +291,25 @@ pub async fn connect_tcp(
     }))
 }
 
+/// Forgets the placement a player's pick just made, when the origin said it has no such
+/// stream (an HTTP error, a refused RTMP play, a rejected SRT request, a refused WHEP
+/// offer): a play of a stream that does not exist leaves nothing behind. The balancer
+/// keeps placements a publisher made, and placements on other origins; a publisher's
+/// refusal is left to expire (see [`lb_core::BalancerConfig::tentative_ttl`]).
+pub async fn release_refused_play(
+    ctx: &Context,
+    intent: PickIntent,
+    key: &StreamKey,
+    origin: &lb_core::OriginId,
+) {
+    if intent != PickIntent::Play {
+        return;
+    }
+    if let Err(e) = ctx.balancer.release(key, origin).await {
+        tracing::debug!(stream = %key, %origin, "cannot release the placement: {e}");
+    }
+}
+
 /// Whether a failed `socket()`, `connect()` or `bind()` says the proxy itself is short of
 /// something (file descriptors, local ports, kernel memory), not that the peer is at fault.
 /// Such a failure never marks an origin down: with a low descriptor limit a handful of

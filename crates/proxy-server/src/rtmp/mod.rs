@@ -231,12 +231,7 @@ async fn serve_connection(
                 "refused {what} by the origin (at {})",
                 stage_name(stage)
             );
-            if intent == PickIntent::Play {
-                // No stream there: the player's placement goes (a publisher's stays).
-                if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
-                    tracing::debug!(stream = %key, "cannot release the placement: {e}");
-                }
-            }
+            crate::origin_link::release_refused_play(&ctx, intent, &key, &origin.id).await;
             linger_close(client, front.take_output()).await;
             return;
         }

@@ -68,12 +68,7 @@ pub(super) async fn run(setup: Setup) {
                 );
                 refused(reason, &why);
             }
-            if intent == PickIntent::Play {
-                // No stream there: the player's placement goes (a publisher's stays).
-                if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
-                    tracing::debug!(stream = %key, "cannot release the placement: {e}");
-                }
-            }
+            crate::origin_link::release_refused_play(&ctx, intent, &key, &origin.id).await;
             return decline(&events, session).await;
         }
         Err(e) => {

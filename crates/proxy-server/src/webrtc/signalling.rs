@@ -136,12 +136,7 @@ async fn offer(
     let body = read_body(body, "answer").await.map_err(bad_gateway)?;
     if !head.status.is_success() {
         tracing::info!(stream = %key, origin = %origin.id, status = head.status.as_u16(), "origin refused the WebRTC offer");
-        if intent == PickIntent::Play {
-            // No stream there: the player's placement goes (a publisher's stays).
-            if let Err(e) = ctx.balancer.release(&key, &origin.id).await {
-                tracing::debug!(stream = %key, "cannot release the placement: {e}");
-            }
-        }
+        crate::origin_link::release_refused_play(ctx, intent, &key, &origin.id).await;
         return Ok(Response::from_parts(head, full(body)));
     }
     let answer =
