@@ -128,4 +128,5 @@ embed_check
 if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked
 fi
-cargo deny check licenses bans sources
+# Duplicate versions are warnings (deny.toml); their inclusion graphs would drown the log.
+cargo deny check --hide-inclusion-graph licenses bans sources
