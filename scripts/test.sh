@@ -56,7 +56,10 @@ cargo test --workspace --doc --quiet
 # Every library crate packages as crates.io would take it, in dependency order. One
 # `cargo package` call for all of them: cargo (>= 1.84) verifies each tarball against a
 # local registry overlay holding the others, so dependents verify before their
-# dependencies are published (no --no-verify needed).
+# dependencies are published (no --no-verify needed); cargo orders them by dependency.
+# --allow-dirty: a checkout with local edits or build leftovers still packages. Verifying
+# builds each crate from its tarball: seconds when the dependencies are built, a few
+# minutes on an empty target directory.
 library_crates=(rtmp-peek flv-http hls-rewrite stun-ufrag srt-streamid lb-core lb-memory lb-redis proxy-server)
 cargo package --quiet --allow-dirty "${library_crates[@]/#/--package=}"
 
