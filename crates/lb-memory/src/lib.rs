@@ -1,44 +1,4 @@
-//! A [`Balancer`] for one proxy process: no dependencies, lowest latency.
-//!
-//! Origins, placements and sessions live in concurrent maps. Expired entries are swept
-//! while the maps are used, so memory stays bounded by what is live within one TTL even if
-//! nobody calls [`MemoryBalancer::sweep`]; an expired placement counts as absent at once,
-//! swept or not.
-//!
-//! A placement is firm (a publish made it, or a live publisher confirmed it: it counts in
-//! [`OriginStatus::streams`], and lasts [`BalancerConfig::placement_ttl`] once a live
-//! publisher confirmed it, [`BalancerConfig::tentative_ttl`] until then) or tentative
-//! (a play made it: it lasts [`BalancerConfig::tentative_ttl`], counts nowhere, and
-//! [`Balancer::release`] forgets it at once); see [`Balancer::pick`].
-//!
-//! Health marks ([`Balancer::mark_down`]) end at an instant of the balancer's [`Clock`];
-//! connection reports ([`Balancer::report_connections`]) are kept per proxy until their
-//! TTL passes, and summed into [`OriginStatus::connections`].
-//!
-//! # Metrics
-//!
-//! Through the [`metrics`] facade (free when no recorder is installed):
-//!
-//! - `proxy_picks_total{balancer="memory", outcome}`: every [`Balancer::pick`], by outcome:
-//!   `kept` (the stream stays where it is placed), `placed` (a stream without a placement
-//!   got one), `replaced` (the stream left another origin: dead, marked down or draining),
-//!   `failed` (no origin could take it).
-//!
-//! ```
-//! # tokio_test();
-//! # fn tokio_test() { tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use lb_core::{Balancer, BalancerConfig, PickIntent, Registration, StrategyKind, StreamKey};
-//! use lb_memory::MemoryBalancer;
-//!
-//! let lb = MemoryBalancer::new(BalancerConfig::default(), StrategyKind::Random.build());
-//! let body = br#"{"ip":"10.0.0.5","server":"a","service":"s","pid":"1","rtmp":["1935"]}"#;
-//! lb.register(Registration::from_json(body).unwrap().into_origin().unwrap()).await.unwrap();
-//! let key = StreamKey::new(None, "live", "cam").unwrap();
-//! let origin = lb.pick(&key, PickIntent::Publish).await.unwrap();
-//! assert_eq!(origin.rtmp[0].to_string(), "10.0.0.5:1935");
-//! # }); }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,17 +1,4 @@
-//! The media proxy: listens for RTMP, HTTP-FLV/TS, HLS, WebRTC and SRT clients, finds the
-//! origin that holds (or will hold) each stream through the balancer, and relays.
-//!
-//! This crate wires; protocol logic lives in the protocol crates. The `proxy-server`
-//! binary is [`load_config`] and [`run`]; an integrator with a balancer of their own (any
-//! [`lb_core::Balancer`]) calls [`run_with_balancer`] from a `main` of their own:
-//!
-//! ```no_run
-//! # async fn example(my_balancer: std::sync::Arc<dyn lb_core::Balancer>) -> anyhow::Result<()> {
-//! let config = proxy_server::load_config(std::env::args())?;
-//! proxy_server::run_with_balancer(config, my_balancer).await
-//! # }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
