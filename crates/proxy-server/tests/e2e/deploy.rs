@@ -359,3 +359,43 @@ fn tells_systemd_ready_and_stopping() {
     let n = socket.recv(&mut buf).expect("no STOPPING=1 on SIGTERM");
     assert_eq!(text(&buf[..n]).trim(), "STOPPING=1");
 }
+
+#[test]
+fn systemd_unit_verifies() {
+    let analyze = crate::harness::require_program("systemd-analyze", "systemd");
+    let unit = std::fs::read_to_string(deploy_dir().join("proxy-server.service"))
+        .expect("reading docs/deploy/proxy-server.service");
+    for directive in [
+        "Type=notify",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "LimitNOFILE=",
+        "CapabilityBoundingSet=\n",
+        "#AmbientCapabilities=CAP_NET_BIND_SERVICE",
+    ] {
+        assert!(unit.contains(directive), "the unit lacks {directive:?}");
+    }
+    // The installed path, pointed at the binary under test: verify checks it is there.
+    let dir = TempDir::new("deploy-unit");
+    let path = dir.path().join("proxy-server.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/proxy-server",
+            env!("CARGO_BIN_EXE_proxy-server"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("running systemd-analyze");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(
+        !stderr.contains("proxy-server.service"),
+        "systemd-analyze verify complains: {stderr}"
+    );
+}
