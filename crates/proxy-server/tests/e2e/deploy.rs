@@ -12,7 +12,15 @@ use crate::harness::{Proxy, TempDir};
 /// Runs the binary with `args`, in an empty directory (no `.env`), with only `env` set
 /// among the environment variables the proxy reads.
 fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_binary_with_dotenv(args, env, None)
+}
+
+/// As [`run_binary`], with a `.env` file holding `dotenv` in the working directory.
+fn run_binary_with_dotenv(args: &[&str], env: &[(&str, &str)], dotenv: Option<&str>) -> Output {
     let dir = TempDir::new("deploy-run");
+    if let Some(text) = dotenv {
+        std::fs::write(dir.path().join(".env"), text).expect("writing .env");
+    }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy-server"));
     cmd.args(args)
         .current_dir(dir.path())
@@ -397,5 +405,35 @@ fn systemd_unit_verifies() {
     assert!(
         !stderr.contains("proxy-server.service"),
         "systemd-analyze verify complains: {stderr}"
+    );
+}
+
+#[test]
+fn check_config_reads_dotenv_as_a_start_would() {
+    let out = run_binary_with_dotenv(
+        &["--check-config"],
+        &[("PROXY_RTMP_SERVER", "127.0.0.1:1935")],
+        Some("PROXY_MAX_CONNECTIONS=5\nPROXY_REDIS_PASSWORD=dotenv-secret\nPROXY_RTMP_SERVER=9\n"),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("max_connections = \"5\"  # PROXY_MAX_CONNECTIONS (.env)"),
+        "{stdout}"
+    );
+    // The environment wins over .env.
+    assert!(
+        stdout.contains("rtmp_server = \"127.0.0.1:1935\"  # PROXY_RTMP_SERVER (environment)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("redis_password = \"***\""), "{stdout}");
+    assert!(!stdout.contains("dotenv-secret"), "{stdout}");
+
+    let out = run_binary_with_dotenv(&["--check-config"], &[], Some("PROXY_SRT_SERVER=nowhere\n"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"nowhere\" for PROXY_SRT_SERVER (.env)"),
+        "{stderr}"
     );
 }
