@@ -88,8 +88,10 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         per_ip: limits::PerIpLimiter::new(config_per_ip),
     });
 
+    let mut system_api = None;
     if let Some(addr) = ctx.config.system_api_listen {
         let listener = bind_tcp("system-api", addr).await?;
+        system_api = listener.local_addr().ok();
         if ctx.config.system_api_token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "System API is reachable beyond loopback without a token: anyone who reaches it can register an origin (set PROXY_SYSTEM_API_TOKEN)");
         }
@@ -103,15 +105,127 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     tokio::spawn(upkeep::keep_static_origins(ctx.clone()));
     health::start(ctx.clone());
     let shutdown = shutdown_signal();
+    warn_loopback_candidate(&ctx.config);
+    first_run_guidance(&ctx, system_api).await;
     tracing::info!("ready");
+    notify_service_manager(sd_notify::NotifyState::Ready);
 
     shutdown.await;
     tracing::info!("shutting down");
+    notify_service_manager(sd_notify::NotifyState::Stopping);
     ctx.lifecycle
         .shutdown(ctx.config.grace_quit, ctx.config.force_quit)
         .await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) where the proxy is, when it runs under one
+/// (`NOTIFY_SOCKET` set); elsewhere, nothing.
+fn notify_service_manager(state: sd_notify::NotifyState<'_>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
+    }
+}
+
+/// WebRTC answers name 127.0.0.1 when no `PROXY_RTC_CANDIDATE` is set and the UDP
+/// listener is on a wildcard (or loopback) address; if clients can reach the proxy from
+/// elsewhere (a wildcard listener), their media would go to their own loopback.
+fn warn_loopback_candidate(config: &Config) {
+    let Some(udp) = config.webrtc_listen else {
+        return;
+    };
+    if config.http_api_listen.is_none() || config.rtc_candidate.is_some() {
+        return;
+    }
+    let answers_loopback = udp.ip().is_unspecified() || udp.ip().is_loopback();
+    let wildcard = [config.webrtc_listen, config.http_api_listen]
+        .into_iter()
+        .flatten()
+        .find(|a| a.ip().is_unspecified());
+    if let (true, Some(addr)) = (answers_loopback, wildcard) {
+        tracing::warn!(
+            %addr,
+            "listening on a wildcard address, but WebRTC answers name 127.0.0.1: remote WHIP/WHEP \
+             clients will send their media to themselves. Set PROXY_RTC_CANDIDATE to this host's \
+             address as clients reach it (an IP or a name, with :port behind a NAT)"
+        );
+    }
+}
+
+/// With no origin at all (none static, none registered yet), says once how to add one:
+/// the heartbeat block for SRS with this proxy's System API address, or a static origin.
+async fn first_run_guidance(ctx: &Context, system_api: Option<SocketAddr>) {
+    if !ctx.config.static_origins.is_empty() {
+        return;
+    }
+    // A fleet's Redis may already know origins registered through other proxies.
+    if !matches!(ctx.balancer.origins().await, Ok(origins) if origins.is_empty()) {
+        return;
+    }
+    let register = match system_api {
+        Some(addr) => {
+            let host = if addr.ip().is_unspecified() {
+                "THIS_PROXY_HOST".to_owned()
+            } else {
+                addr.ip().to_string()
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let token = if ctx.config.system_api_token.is_some() {
+                "?token=TOKEN"
+            } else {
+                ""
+            };
+            let mut text = format!(
+                "SRS registers itself with this block in its config (srs.conf):\n\
+                 \x20   heartbeat {{\n\
+                 \x20       enabled on;\n\
+                 \x20       interval 9;\n\
+                 \x20       url http://{host}:{port}/api/v1/srs/register{token};\n\
+                 \x20       device_id origin1;\n\
+                 \x20       ports on;\n\
+                 \x20   }}\n",
+                port = addr.port()
+            );
+            if !token.is_empty() {
+                text.push_str("  (TOKEN: the value of PROXY_SYSTEM_API_TOKEN)\n");
+            }
+            if addr.ip().is_unspecified() {
+                text.push_str(
+                    "  (THIS_PROXY_HOST: this proxy's address as the origin reaches it)\n",
+                );
+            } else if addr.ip().is_loopback() {
+                text.push_str(
+                    "  (the System API listens on loopback: only an origin on this host can \
+                     register; for others, set PROXY_SYSTEM_API=0.0.0.0:PORT and \
+                     PROXY_SYSTEM_API_TOKEN)\n",
+                );
+            }
+            text
+        }
+        None => "The System API is off (PROXY_SYSTEM_API), so origins cannot register; \
+                 turn it on, or:\n"
+            .to_owned(),
+    };
+    tracing::warn!(
+        "no origins yet: every stream is refused until one is added.\n{register}\
+         Or list a static origin (nginx-rtmp, SRS without heartbeat) in the TOML file given \
+         with --config:\n\
+         \x20   [[origins]]\n\
+         \x20   name = \"origin1\"\n\
+         \x20   ip = \"10.0.0.5\"\n\
+         \x20   rtmp = 1935\n\
+         \x20   http = 8080\n\
+         \x20   api = 1985\n\
+         or set PROXY_DEFAULT_BACKEND_ENABLED=on with PROXY_DEFAULT_BACKEND_IP and its ports."
+    );
 }
 
 async fn build_balancer(config: &Config) -> anyhow::Result<Arc<dyn Balancer>> {

@@ -1,11 +1,18 @@
 //! The `proxy-server` binary: configuration from flags, environment, `.env` and a TOML
-//! file; logs to stderr (`RUST_LOG`); then [`proxy_server::run`].
+//! file; logs to stderr (`RUST_LOG`); then [`proxy_server::run`]. `--check-config` stops
+//! after the configuration, `--version` names the commit too.
 
 use std::process::ExitCode;
 
+use proxy_server::config::Invocation;
+
 fn main() -> ExitCode {
-    let config = match proxy_server::load_config(std::env::args()) {
-        Ok(config) => config,
+    let config = match proxy_server::config::load_invocation(std::env::args()) {
+        Ok(Invocation::Run(config)) => *config,
+        Ok(Invocation::Check(report)) => {
+            print!("{report}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => match e.downcast::<clap::Error>() {
             Ok(clap_error) => clap_error.exit(),
             Err(e) => {

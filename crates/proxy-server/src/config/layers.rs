@@ -70,7 +70,7 @@ impl Layers {
     }
 
     /// `PROXY_IDLE_TIMEOUT (environment)`, `--idle-timeout (command line)`...
-    fn describe(&self, setting: &Setting, source: Source) -> String {
+    pub fn describe(&self, setting: &Setting, source: Source) -> String {
         match source {
             Source::Flag => format!("--{} (command line)", setting.flag()),
             Source::Env => format!("{} (environment)", setting.env),

@@ -8,6 +8,7 @@
 //! Every problem found on the way (a bad value, naming the setting, the value and where it
 //! came from; an unknown key in the file; a bad origin) is reported at once.
 
+mod check;
 mod layers;
 mod origins;
 mod parse;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use lb_core::{BalancerConfig, Origin, StrategyKind};
 
+pub use self::check::{mask_url_password, Invocation};
 use self::layers::{Layers, Problems};
 use self::origins::StaticOrigin;
 pub use self::parse::parse_duration;
@@ -168,7 +170,7 @@ pub struct RedisSettings {
 /// The command line: `--config FILE` and one flag per setting.
 pub fn command() -> clap::Command {
     let mut cmd = clap::Command::new("proxy-server")
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(VERSION)
         .about(
             "Media-streaming proxy with a built-in load balancer, in front of a fleet of origins",
         )
@@ -182,6 +184,18 @@ pub fn command() -> clap::Command {
                 .long("config")
                 .value_name("FILE")
                 .help("TOML configuration file"),
+        )
+        .arg(
+            clap::Arg::new("check-config")
+                .long("check-config")
+                .value_name("FILE")
+                .num_args(0..=1)
+                .default_missing_value("")
+                .help(
+                    "validate the environment, .env and the TOML file FILE (or --config's) as a \
+                     start would, print the effective configuration with secrets masked, and \
+                     exit: 0 if valid, 2 with every problem; binds nothing",
+                ),
         );
     for setting in SETTINGS {
         cmd = cmd.arg(
@@ -197,10 +211,43 @@ pub fn command() -> clap::Command {
     cmd
 }
 
+/// The version `--version` prints: the crate's, and the commit it was built from
+/// ("unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PROXY_BUILD_COMMIT"),
+    ")"
+);
+
 /// Reads the configuration from the command line, the process environment, `.env` in
 /// the working directory and the TOML file named by `--config`.
+///
+/// Asked for `--check-config`, a valid configuration's report goes to stdout and the
+/// process exits 0, as `--help` does; [`load_invocation`] leaves that to the caller.
 pub fn load(args: impl IntoIterator<Item = String>) -> anyhow::Result<Config> {
+    match load_invocation(args)? {
+        Invocation::Run(config) => Ok(*config),
+        Invocation::Check(report) => {
+            print!("{report}");
+            std::process::exit(0)
+        }
+    }
+}
+
+/// Reads the command line and the configuration as [`load`] does, and says whether to run
+/// or only to report on the configuration (`--check-config`). An invalid configuration
+/// is an error naming every problem, in either case.
+pub fn load_invocation(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation> {
     let matches = command().try_get_matches_from(args)?;
+    let check = matches.get_one::<String>("check-config");
+    let file = match (check, matches.get_one::<String>("config")) {
+        (Some(checked), Some(config)) if !checked.is_empty() && checked != config => {
+            anyhow::bail!("--check-config {checked} and --config {config} name two files: give one")
+        }
+        (Some(checked), _) if !checked.is_empty() => Some(checked.clone()),
+        (_, config) => config.cloned(),
+    };
     let mut problems = Problems::default();
     let mut layers = Layers {
         flags: SETTINGS
@@ -211,17 +258,29 @@ pub fn load(args: impl IntoIterator<Item = String>) -> anyhow::Result<Config> {
             })
             .collect(),
         env: layers::environment(&mut problems),
-        dotenv: layers::dotenv_file()?,
         ..Layers::default()
     };
-    let mut file_origins = Vec::new();
-    if let Some(path) = matches.get_one::<String>("config") {
-        let path = Path::new(path);
-        let file = layers::read_file(path, &mut problems)?;
-        (layers.file, file_origins) = (file.settings, file.origins);
-        layers.file_path = Some(path.to_owned());
+    // Every problem is gathered, even one that stops a layer from being read at all, so
+    // that one run (or one --check-config) names all of them.
+    match layers::dotenv_file() {
+        Ok(dotenv) => layers.dotenv = dotenv,
+        Err(e) => problems.push(format!("{e:#}")),
     }
-    resolve(&layers, file_origins, problems)
+    let mut file_origins = Vec::new();
+    if let Some(path) = &file {
+        let path = Path::new(path);
+        layers.file_path = Some(path.to_owned());
+        match layers::read_file(path, &mut problems) {
+            Ok(file) => (layers.file, file_origins) = (file.settings, file.origins),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    let config = resolve(&layers, file_origins, problems)?;
+    Ok(if check.is_some() {
+        Invocation::Check(check::report(&layers, &config))
+    } else {
+        Invocation::Run(Box::new(config))
+    })
 }
 
 /// The configuration the layers give, with the origins from the file; or every problem

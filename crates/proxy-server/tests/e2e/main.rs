@@ -3,6 +3,7 @@
 //!
 //! One test binary for the crate; each area is a module.
 
+mod deploy;
 mod failover;
 mod fleet;
 mod harness;
