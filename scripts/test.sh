@@ -14,6 +14,9 @@ requirements=(
   "/usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp"
   "srt-live-transmit:srt-tools"
   "python3:python3"
+  "systemd-analyze:systemd"
+  "prlimit:util-linux"
+  "redis-cli:redis-tools"
 )
 missing=()
 for req in "${requirements[@]}"; do
