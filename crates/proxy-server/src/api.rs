@@ -262,6 +262,7 @@ pub fn version_body() -> Value {
             "minor": parts.next().unwrap_or(0),
             "revision": parts.next().unwrap_or(0),
             "version": version,
+            "commit": env!("PROXY_BUILD_COMMIT"),
             "signature": format!("MediaProxy/{version}"),
         }
     })
