@@ -412,7 +412,7 @@ fn systemd_unit_verifies() {
 fn check_config_reads_dotenv_as_a_start_would() {
     let out = run_binary_with_dotenv(
         &["--check-config"],
-        &[("PROXY_RTMP_SERVER", "127.0.0.1:1935")],
+        &[("PROXY_RTMP_SERVER", "127.0.0.1:41935")],
         Some("PROXY_MAX_CONNECTIONS=5\nPROXY_REDIS_PASSWORD=dotenv-secret\nPROXY_RTMP_SERVER=9\n"),
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -423,7 +423,7 @@ fn check_config_reads_dotenv_as_a_start_would() {
     );
     // The environment wins over .env.
     assert!(
-        stdout.contains("rtmp_server = \"127.0.0.1:1935\"  # PROXY_RTMP_SERVER (environment)"),
+        stdout.contains("rtmp_server = \"127.0.0.1:41935\"  # PROXY_RTMP_SERVER (environment)"),
         "{stdout}"
     );
     assert!(stdout.contains("redis_password = \"***\""), "{stdout}");
