@@ -36,6 +36,20 @@ pub fn strip_token<'a>(query: &'a str, param: &str) -> Cow<'a, str> {
     Cow::Owned(kept.join("&"))
 }
 
+/// Whether a playlist request is an LL-HLS blocking reload (`_HLS_msn`, RFC 8216bis
+/// §6.2.5.2): the server holds its answer until that media sequence number exists, so a
+/// proxy must wait longer for it than for an ordinary request.
+///
+/// ```
+/// use hls_rewrite::is_blocking_reload;
+/// assert!(is_blocking_reload("spbhid=k&_HLS_msn=12&_HLS_part=3"));
+/// assert!(!is_blocking_reload("_HLS_skip=YES"));
+/// ```
+pub fn is_blocking_reload(query: &str) -> bool {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    query.split('&').any(|c| is_param(c, "_HLS_msn"))
+}
+
 /// Whether a query component's key is `param`.
 pub(crate) fn is_param(component: &str, param: &str) -> bool {
     component.split_once('=').map_or(component, |(key, _)| key) == param
@@ -44,6 +58,14 @@ pub(crate) fn is_param(component: &str, param: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_reloads() {
+        assert!(is_blocking_reload("?_HLS_msn=1"));
+        assert!(is_blocking_reload("a=1&_HLS_msn=1"));
+        assert!(!is_blocking_reload("x_HLS_msn=1&_HLS_msnx=2"));
+        assert!(!is_blocking_reload(""));
+    }
 
     #[test]
     fn extract() {

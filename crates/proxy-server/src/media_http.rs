@@ -270,7 +270,7 @@ async fn send_to_origin(
     };
     // A blocking LL-HLS reload is answered when its part exists, not at once.
     let blocking = query
-        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")))
+        .is_some_and(hls_rewrite::is_blocking_reload)
         .then_some(PLAYLIST_WAIT);
     let wait = forward::response_wait(ctx, blocking);
     let request = || {
