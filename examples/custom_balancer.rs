@@ -3,7 +3,9 @@
 //!
 //! `RendezvousBalancer` places each stream by rendezvous (highest-random-weight) hashing
 //! over the live origins: every proxy computes the same placement without sharing any
-//! state, and a dead origin moves only its own streams. Sessions (HLS tokens, WebRTC
+//! state, and a dead origin moves only its own streams. The hashing is the product's
+//! (`lb_core::Rendezvous`, `PROXY_LB_STRATEGY=rendezvous`, which both built-in balancers
+//! run with stored placements on top); this example shows a balancer that stores none. Sessions (HLS tokens, WebRTC
 //! ufrags) are kept in this process only, so it suits a single proxy or a fleet whose L4
 //! balancer keeps a client on one proxy.
 //!
@@ -26,16 +28,15 @@
 //! restarted and draining origins, `NoOrigin`, session expiry) it must pass like any
 //! other balancer.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use lb_core::{
-    is_alive, Balancer, BalancerConfig, Clock, Error, HlsSession, LiveStream, Origin, OriginId,
-    OriginStatus, PickIntent, Placement, RtcSession, StreamKey, SystemClock,
+    is_alive, Balancer, BalancerConfig, Candidate, Clock, Error, HlsSession, LiveStream, Origin,
+    OriginId, OriginStatus, PickIntent, Placement, Rendezvous, RtcSession, StreamKey,
+    SystemClock,
 };
 
 struct RendezvousBalancer {
@@ -110,12 +111,6 @@ impl RendezvousBalancer {
     }
 }
 
-fn score(key: &StreamKey, origin: &OriginId) -> u64 {
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    origin.hash(&mut h);
-    h.finish()
-}
 
 #[async_trait]
 impl Balancer for RendezvousBalancer {
@@ -160,12 +155,19 @@ impl Balancer for RendezvousBalancer {
     async fn pick(&self, key: &StreamKey, intent: PickIntent) -> Result<Origin, Error> {
         let statuses = self.statuses();
         // Players may stay on a draining origin; everyone needs a live one.
-        let usable = |s: &&OriginStatus| s.keeps_placement(intent);
-        statuses
+        let usable: Vec<Candidate<'_>> = statuses
             .iter()
-            .filter(usable)
-            .max_by_key(|s| score(key, &s.origin.id))
-            .map(|s| s.origin.clone())
+            .filter(|s| s.keeps_placement(intent))
+            .map(|s| Candidate {
+                origin: &s.origin,
+                streams: 0,
+                connections: 0,
+            })
+            .collect();
+        // lb-core's weighted rendezvous: the same answer as the product strategy.
+        Rendezvous::order(key, &usable)
+            .first()
+            .map(|&i| usable[i].origin.clone())
             .ok_or(Error::NoOrigin {
                 registered: statuses.len(),
                 alive: statuses.iter().filter(|s| s.alive).count(),

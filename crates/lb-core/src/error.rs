@@ -36,6 +36,9 @@ pub enum Error {
     /// An origin named by id is not known.
     #[error("unknown origin {0}")]
     UnknownOrigin(OriginId),
+    /// A fleet routing token is refused (see [`crate::token`]).
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
     /// The balancer's shared state cannot be reached (e.g. Redis is down).
     #[error("balancer state unavailable: {0}")]
     Unavailable(String),

@@ -79,3 +79,37 @@ pub fn stream_key(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Parses `data` as a fleet token: the parser must not panic, a token it reads must be
+/// within the format's bounds, and verifying it with a fixed secret must agree with
+/// re-signing its claims (a token the secret signed verifies, anything else does not
+/// verify with that secret's claims unless it is byte-for-byte that token).
+pub fn fleet_token(data: &[u8]) -> Result<(), String> {
+    use crate::token::{self, FleetKeys};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(());
+    };
+    if let Some(bytes) = token::decode(text) {
+        if token::encode(&bytes) != text {
+            return Err(format!("base64 is not canonical for {text:?}"));
+        }
+    }
+    let Ok((claims, _, _)) = token::parse(text) else {
+        return Ok(());
+    };
+    if claims.subject.len() > token::MAX_SUBJECT_LEN || claims.origin.as_str().len() > 255 {
+        return Err(format!("out-of-bounds claims from {text:?}"));
+    }
+    let keys = FleetKeys::new(b"fuzz", None).map_err(|e| e.to_string())?;
+    let resigned = keys
+        .sign(&claims, b"")
+        .ok_or_else(|| format!("cannot re-sign parsed claims {claims:?}"))?;
+    let verified = keys.verify(text, claims.kind, b"", 0);
+    if verified.is_ok() && resigned != text {
+        return Err(format!("{text:?} verifies but is not the token of its claims"));
+    }
+    if keys.verify(&resigned, claims.kind, b"", 0).is_err() && claims.expires > 0 {
+        return Err(format!("re-signed claims do not verify: {claims:?}"));
+    }
+    Ok(())
+}

@@ -11,6 +11,7 @@ mod key;
 mod load;
 mod origin;
 mod strategy;
+pub mod token;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -25,5 +26,6 @@ pub use key::{StreamKey, DEFAULT_VHOST, MAX_NAME_LEN};
 pub use load::OriginLoad;
 pub use origin::{Endpoint, Origin, OriginId, OriginSource, Registration, Transport};
 pub use strategy::{
-    Candidate, LeastLoad, LeastStreams, Random, RoundRobin, Strategy, StrategyKind, Weighted,
+    Candidate, LeastLoad, LeastStreams, Random, Rendezvous, RoundRobin, Strategy, StrategyKind,
+    Weighted,
 };

@@ -48,3 +48,20 @@ fn fuzz_corpus_stream_key_replays() {
         fuzzing::stream_key(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
+
+#[test]
+fn fuzz_corpus_fleet_token_replays() {
+    let keys = lb_core::token::FleetKeys::new(b"fuzz", None).unwrap();
+    let mut verified = 0;
+    for (path, data) in corpus("fleet_token") {
+        fuzzing::fleet_token(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text = String::from_utf8_lossy(&data);
+        if keys
+            .verify(&text, lb_core::token::TokenKind::Hls, b"", 0)
+            .is_ok()
+        {
+            verified += 1;
+        }
+    }
+    assert!(verified > 0, "the corpus should hold a token signed with the fuzz key");
+}

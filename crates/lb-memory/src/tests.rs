@@ -38,6 +38,11 @@ mod conformance {
     lb_core::conformance_tests!(super::Memory::default());
 }
 
+/// The whole suite again with rendezvous wherever a scenario leaves the choice open.
+mod conformance_rendezvous {
+    lb_core::conformance_tests!(lb_core::testing::UnderRendezvous(super::Memory::default()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_suite_runs_in_one_go() {
     lb_core::testing::run_all(&Memory::default()).await;

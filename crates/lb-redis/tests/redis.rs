@@ -53,6 +53,13 @@ mod conformance {
     lb_core::conformance_tests!(super::Redis(super::shared_redis()));
 }
 
+/// The whole suite again with rendezvous wherever a scenario leaves the choice open.
+mod conformance_rendezvous {
+    lb_core::conformance_tests!(lb_core::testing::UnderRendezvous(super::Redis(
+        super::shared_redis()
+    )));
+}
+
 const REDIS_SERVER: &str = "redis-server";
 
 /// A redis-server of our own; killed and reaped on drop, even when a test fails.

@@ -68,6 +68,7 @@ use crate::{
 
 mod health;
 mod placement;
+mod rendezvous;
 mod sessions;
 mod tentative;
 
@@ -76,9 +77,16 @@ mod tentative;
 pub mod scenarios {
     pub use super::health::*;
     pub use super::placement::*;
+    pub use super::rendezvous::{
+        independent_balancers_agree_under_rendezvous,
+        only_the_streams_of_a_joining_or_leaving_origin_move, rendezvous_follows_weights,
+        the_load_bound_sheds_to_the_next_origin_in_hash_order,
+    };
     pub use super::sessions::*;
     pub use super::tentative::*;
 }
+
+pub use rendezvous::UnderRendezvous;
 
 /// The default [`Harness::ttl`].
 pub const DEFAULT_TTL: Duration = Duration::from_millis(800);
@@ -199,6 +207,10 @@ macro_rules! conformance_tests {
             an_unconfirmed_publishers_placement_lasts_the_tentative_ttl
             touch_recreates_a_missing_placement_but_never_overrides_one
             a_live_player_keeps_a_tentative_placement_and_a_live_publisher_firms_it
+            independent_balancers_agree_under_rendezvous
+            only_the_streams_of_a_joining_or_leaving_origin_move
+            the_load_bound_sheds_to_the_next_origin_in_hash_order
+            rendezvous_follows_weights
         }
     };
     (@tests ($harness:expr) $($scenario:ident)+) => {
