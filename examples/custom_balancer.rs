@@ -35,8 +35,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use lb_core::{
     is_alive, Balancer, BalancerConfig, Candidate, Clock, Error, HlsSession, LiveStream, Origin,
-    OriginId, OriginStatus, PickIntent, Placement, Rendezvous, RtcSession, StreamKey,
-    SystemClock,
+    OriginId, OriginStatus, PickIntent, Placement, Rendezvous, RtcSession, StreamKey, SystemClock,
 };
 
 struct RendezvousBalancer {
@@ -110,7 +109,6 @@ impl RendezvousBalancer {
         Some(session.clone())
     }
 }
-
 
 #[async_trait]
 impl Balancer for RendezvousBalancer {

@@ -283,6 +283,15 @@ pub trait Balancer: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The origins as this balancer last read them from its shared state, however old,
+    /// for a caller that must place new streams while that state cannot be reached (the
+    /// proxy then places them by rendezvous over these, so every proxy of the fleet places
+    /// alike). `None`: the balancer has no shared state to lose (the default), or has never
+    /// read it.
+    fn last_known_origins(&self) -> Option<Vec<OriginStatus>> {
+        None
+    }
+
     /// Records how many client sessions the proxy `proxy` relays to each origin now,
     /// replacing its previous report; a report older than `ttl` no longer counts. The
     /// sums are [`OriginStatus::connections`], which `max_connections` limits.

@@ -106,7 +106,9 @@ pub fn fleet_token(data: &[u8]) -> Result<(), String> {
         .ok_or_else(|| format!("cannot re-sign parsed claims {claims:?}"))?;
     let verified = keys.verify(text, claims.kind, b"", 0);
     if verified.is_ok() && resigned != text {
-        return Err(format!("{text:?} verifies but is not the token of its claims"));
+        return Err(format!(
+            "{text:?} verifies but is not the token of its claims"
+        ));
     }
     if keys.verify(&resigned, claims.kind, b"", 0).is_err() && claims.expires > 0 {
         return Err(format!("re-signed claims do not verify: {claims:?}"));

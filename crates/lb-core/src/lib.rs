@@ -11,9 +11,9 @@ mod key;
 mod load;
 mod origin;
 mod strategy;
-pub mod token;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod token;
 
 pub use balancer::{
     check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,

@@ -669,10 +669,22 @@ mod tests {
                 load_bound_percent: Some(150)
             })
         );
-        for bad in ["rendezvous:1", "rendezvous:x", "rendezvous:11", "rendezvous:"] {
+        for bad in [
+            "rendezvous:1",
+            "rendezvous:x",
+            "rendezvous:11",
+            "rendezvous:",
+        ] {
             assert!(bad.parse::<StrategyKind>().is_err(), "{bad}");
         }
-        assert_eq!("rendezvous:1.25".parse::<StrategyKind>().unwrap().build().name(), "rendezvous-bounded");
+        assert_eq!(
+            "rendezvous:1.25"
+                .parse::<StrategyKind>()
+                .unwrap()
+                .build()
+                .name(),
+            "rendezvous-bounded"
+        );
     }
 
     #[test]
@@ -681,7 +693,10 @@ mod tests {
         let os = [a, b, c];
         let counts = place_all(&Rendezvous::new(), &keys(10_000), &os);
         let heavy = counts[2] as f64 / 10_000.0;
-        assert!((0.46..0.54).contains(&heavy), "weight 2 of 4 got {heavy}: {counts:?}");
+        assert!(
+            (0.46..0.54).contains(&heavy),
+            "weight 2 of 4 got {heavy}: {counts:?}"
+        );
         // Weight 0: only when nothing else is left.
         let (x, z) = (origin("x", 1), origin("z", 0));
         for key in keys(300) {
@@ -700,8 +715,7 @@ mod tests {
         loads[order[0]] = 10;
         loads[order[1]] = 1;
         loads[order[2]] = 1;
-        let cands: Vec<Candidate<'_>> =
-            os.iter().zip(loads).map(|(o, n)| cand(o, n, 0)).collect();
+        let cands: Vec<Candidate<'_>> = os.iter().zip(loads).map(|(o, n)| cand(o, n, 0)).collect();
         assert_eq!(Rendezvous::bounded(125).choose(&key, &cands), order[1]);
         assert_eq!(Rendezvous::new().choose(&key, &cands), order[0]);
         // Deterministic: the same inputs, the same answer.
@@ -710,8 +724,7 @@ mod tests {
         }
         // Under the bound, the first in order keeps it.
         loads = [2, 2, 2];
-        let cands: Vec<Candidate<'_>> =
-            os.iter().zip(loads).map(|(o, n)| cand(o, n, 0)).collect();
+        let cands: Vec<Candidate<'_>> = os.iter().zip(loads).map(|(o, n)| cand(o, n, 0)).collect();
         assert_eq!(Rendezvous::bounded(125).choose(&key, &cands), order[0]);
     }
 
@@ -742,7 +755,10 @@ mod tests {
         }
         let share = moved as f64 / N as f64;
         let share_modulo = moved_modulo as f64 / N as f64;
-        assert_eq!(moved_elsewhere, 0, "only streams that go to the new origin move");
+        assert_eq!(
+            moved_elsewhere, 0,
+            "only streams that go to the new origin move"
+        );
         assert!((0.22..0.28).contains(&share), "rendezvous moved {share}");
         assert!(share_modulo > 0.70, "modulo moved {share_modulo}");
 
@@ -759,9 +775,15 @@ mod tests {
         let bounded_counts = place_all(&Rendezvous::bounded(125), &streams, &spread_over);
         let bounded = spread(&bounded_counts);
         // Capacity after the last stream: ceil(1.25 × 10,000 / 200) = 63.
-        assert!(bounded_counts.iter().all(|&n| n <= 63), "{bounded_counts:?}");
+        assert!(
+            bounded_counts.iter().all(|&n| n <= 63),
+            "{bounded_counts:?}"
+        );
         assert!(bounded.0 <= 1.26);
-        assert!(free.0 > 1.26, "without the bound some origin is above it: {free:?}");
+        assert!(
+            free.0 > 1.26,
+            "without the bound some origin is above it: {free:?}"
+        );
         println!(
             "MEASUREMENT: a 4th origin joining moves {:.1}% of {N} streams with rendezvous, \
              {:.1}% with hash mod n; over 200 origins (mean {}), max/mean {:.3} min/mean {:.3} \

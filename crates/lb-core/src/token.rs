@@ -38,7 +38,8 @@ const MAC_LEN: usize = 12;
 /// Longest subject carried.
 pub const MAX_SUBJECT_LEN: usize = 1024;
 /// Longest token text read; longer text is refused before it is decoded.
-pub const MAX_TOKEN_LEN: usize = (1 + 1 + 4 + 1 + 255 + 2 + MAX_SUBJECT_LEN + MAC_LEN).div_ceil(3) * 4;
+pub const MAX_TOKEN_LEN: usize =
+    (1 + 1 + 4 + 1 + 255 + 2 + MAX_SUBJECT_LEN + MAC_LEN).div_ceil(3) * 4;
 /// What the MAC covers first, so a token can never verify as another protocol's MAC.
 const DOMAIN: &[u8] = b"media-proxy fleet token v1\0";
 
@@ -163,7 +164,11 @@ impl FleetKeys {
         }
         let authentic = std::iter::once(&self.current)
             .chain(self.previous.as_ref())
-            .any(|secret| mac(secret, &signed, context).verify_truncated_left(&tag).is_ok());
+            .any(|secret| {
+                mac(secret, &signed, context)
+                    .verify_truncated_left(&tag)
+                    .is_ok()
+            });
         if !authentic {
             return Err(Refused::Forged);
         }
@@ -252,7 +257,11 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
@@ -311,7 +320,11 @@ mod tests {
             any::<u32>(),
         )
             .prop_map(|(hls, origin, subject, expires)| Claims {
-                kind: if hls { TokenKind::Hls } else { TokenKind::RtcResource },
+                kind: if hls {
+                    TokenKind::Hls
+                } else {
+                    TokenKind::RtcResource
+                },
                 origin: OriginId::new(origin),
                 subject,
                 expires,
@@ -388,8 +401,14 @@ mod tests {
             ..claims.clone()
         };
         assert_eq!(k.sign(&too_long, b""), None);
-        assert_eq!(parse(&"A".repeat(MAX_TOKEN_LEN + 4)), Err(Refused::Malformed));
-        assert_eq!(k.verify("0123456789abcdef", TokenKind::Hls, b"", 0), Err(Refused::Malformed));
+        assert_eq!(
+            parse(&"A".repeat(MAX_TOKEN_LEN + 4)),
+            Err(Refused::Malformed)
+        );
+        assert_eq!(
+            k.verify("0123456789abcdef", TokenKind::Hls, b"", 0),
+            Err(Refused::Malformed)
+        );
         assert!(FleetKeys::new(b"", None).is_err());
         assert!(!format!("{k:?}").contains('s') || !format!("{k:?}").contains("\"s\""));
     }

@@ -63,5 +63,8 @@ fn fuzz_corpus_fleet_token_replays() {
             verified += 1;
         }
     }
-    assert!(verified > 0, "the corpus should hold a token signed with the fuzz key");
+    assert!(
+        verified > 0,
+        "the corpus should hold a token signed with the fuzz key"
+    );
 }

@@ -103,6 +103,10 @@ impl RedisBalancer {
                 return Err(e);
             }
         }
+        // What new streams are placed over should Redis go away before the first pick.
+        if let Err(e) = balancer.statuses().await {
+            tracing::debug!("cannot read the origins yet: {e}");
+        }
         tracing::info!(
             prefix = balancer.keys.prefix(),
             strategy = balancer.strategy.name(),
@@ -473,6 +477,10 @@ impl Balancer for RedisBalancer {
 
     async fn mark_up(&self, id: &OriginId) -> Result<(), Error> {
         self.mark(id, 0, "").await
+    }
+
+    fn last_known_origins(&self) -> Option<Vec<OriginStatus>> {
+        self.cache.last_known().map(|s| s.as_ref().clone())
     }
 
     async fn report_connections(

@@ -89,6 +89,9 @@ pub(crate) fn malformed(script: &str) -> Error {
 pub(crate) struct StatusCache {
     max_age: Duration,
     current: Mutex<Option<Snapshot>>,
+    /// The last statuses loaded, kept through invalidation and age: what new streams are
+    /// placed over while Redis cannot be reached.
+    last: Mutex<Option<Arc<Vec<OriginStatus>>>>,
     /// One load at a time: a burst of new streams after expiry costs one round trip.
     loading: tokio::sync::Mutex<()>,
 }
@@ -103,6 +106,7 @@ impl StatusCache {
         StatusCache {
             max_age,
             current: Mutex::new(None),
+            last: Mutex::new(None),
             loading: tokio::sync::Mutex::new(()),
         }
     }
@@ -135,11 +139,17 @@ impl StatusCache {
 
     pub(crate) fn store(&self, statuses: Vec<OriginStatus>) -> Arc<Vec<OriginStatus>> {
         let statuses = Arc::new(statuses);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(statuses.clone());
         *self.lock() = Some(Snapshot {
             statuses: statuses.clone(),
             loaded: Instant::now(),
         });
         statuses
+    }
+
+    /// The last statuses loaded, however old.
+    pub(crate) fn last_known(&self) -> Option<Arc<Vec<OriginStatus>>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// This proxy changed an origin: its next choice must see the change.

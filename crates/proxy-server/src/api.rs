@@ -605,10 +605,28 @@ async fn healthz(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, Refusal
             "origins_alive": origins.iter().filter(|o| o.alive).count(),
             "sessions": ctx.sessions.len(),
         }))),
-        Ok(Err(e)) => Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(_) => Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "balancer did not answer within 1 s",
-        )),
+        Ok(Err(e)) => degraded(&ctx, e.to_string()),
+        Err(_) => degraded(&ctx, "balancer did not answer within 1 s".to_owned()),
     }
+}
+
+/// A balancer that cannot answer: still fit for new clients (200, `degraded`) while new
+/// streams can be placed by rendezvous over the last known origins; unfit (503) otherwise.
+fn degraded(ctx: &Context, reason: String) -> Result<Json<Value>, Refusal> {
+    let alive = crate::origin_link::fallback_origins(ctx)
+        .iter()
+        .filter(|o| o.alive)
+        .count();
+    if alive == 0 {
+        return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, reason));
+    }
+    Ok(Json(json!({
+        "code": 0,
+        "status": "degraded",
+        "reason": reason,
+        "balancer": ctx.balancer.name(),
+        "placement": "rendezvous over the last known origins",
+        "origins_alive": alive,
+        "sessions": ctx.sessions.len(),
+    })))
 }

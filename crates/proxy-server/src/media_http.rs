@@ -127,11 +127,18 @@ async fn relay_playlist(
         .uri()
         .query()
         .map(|q| hls_rewrite::strip_token(q, TOKEN_PARAM).into_owned());
-    let (origin, response, token) = match &media.token {
+    // An expired fleet token on a playlist: placed again, as a player's first request.
+    let token_in =
+        (media.token.as_ref()).filter(|t| !crate::origin_link::hls_token_expired(ctx, t));
+    let (origin, response, token) = match token_in {
         Some(token) => {
             let to = To::Origin(Box::new(origin_of_token(ctx, token).await?));
             let (origin, response) = send_to_origin(ctx, client, to, req, query.as_deref()).await?;
-            (origin, response, token.clone())
+            (
+                origin,
+                response,
+                crate::origin_link::renewed_hls_token(ctx, token),
+            )
         }
         None => {
             let (origin, response) =
@@ -142,21 +149,20 @@ async fn relay_playlist(
                     .await;
                 return Ok(unrelayed(response));
             }
-            let token = hls_token(&key, &origin);
+            // A token signed with the fleet's secret resolves on every proxy by itself.
+            let signed = crate::origin_link::signed_hls_token(ctx, &key, &origin);
+            let stored = signed.is_none();
+            let token = signed.unwrap_or_else(|| hls_token(&key, &origin));
             // Without the shared store the token would not resolve on other proxies; this
             // proxy still resolves it from its recent routes.
-            if let Err(e) = ctx
-                .balancer
-                .put_hls(
-                    &token,
-                    &HlsSession {
-                        key: key.clone(),
-                        origin: origin.id.clone(),
-                    },
-                )
-                .await
-            {
-                tracing::warn!("cannot store HLS session: {e}");
+            let session = HlsSession {
+                key: key.clone(),
+                origin: origin.id.clone(),
+            };
+            if stored {
+                if let Err(e) = ctx.balancer.put_hls(&token, &session).await {
+                    tracing::warn!("cannot store HLS session: {e}");
+                }
             }
             ctx.recent.tokens.remember(token.clone(), &origin);
             (origin, response, token)

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use lb_core::{Endpoint, Origin, PickIntent, StreamKey};
+use lb_core::token::{Claims, Refused, TokenKind};
+use lb_core::{
+    Candidate, Endpoint, Origin, OriginId, OriginStatus, PickIntent, Rendezvous, StreamKey,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -131,7 +134,9 @@ impl Leg {
 }
 
 /// The origin the balancer places the stream on. While the balancer's shared state is
-/// unreachable, a stream this proxy routed recently keeps its origin.
+/// unreachable, a stream this proxy routed recently keeps its origin, and any other is
+/// placed by rendezvous over the origins last known ([`fallback_pick`]), as every proxy of
+/// the fleet places it.
 pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<Origin, LinkError> {
     let started = Instant::now();
     let mut picked = ctx.balancer.pick(key, intent).await;
@@ -150,11 +155,120 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
             ctx.recent.placements.remember(key.clone(), &origin);
             Ok(origin)
         }
-        Err(e) if state_lost(&e) => ctx
-            .recent
-            .placements
-            .recall(key)
-            .ok_or(LinkError::Unavailable(e)),
+        Err(e) if state_lost(&e) => match ctx.recent.placements.recall(key) {
+            Some(origin) => Ok(origin),
+            None => match fallback_pick(ctx, key, intent) {
+                Some(origin) => {
+                    tracing::warn!(stream = %key, origin = %origin.id, "balancer unavailable ({e}): placed by rendezvous over the last known origins");
+                    ctx.recent.placements.remember(key.clone(), &origin);
+                    Ok(origin)
+                }
+                None => Err(LinkError::Unavailable(e)),
+            },
+        },
+        Err(e) => Err(LinkError::Unavailable(e)),
+    }
+}
+
+/// The origins new streams are placed over while the balancer's shared state cannot be
+/// reached: those the balancer last read, and the configured static origins it may not
+/// have read (a Redis restarted empty).
+pub fn fallback_origins(ctx: &Context) -> Vec<OriginStatus> {
+    let mut statuses = ctx.balancer.last_known_origins().unwrap_or_default();
+    for (origin, draining) in &ctx.config.static_origins {
+        if !statuses.iter().any(|s| s.origin.id == origin.id) {
+            statuses.push(OriginStatus {
+                origin: origin.clone(),
+                alive: true,
+                draining: *draining,
+                since_heartbeat: Duration::ZERO,
+                streams: 0,
+                down: None,
+                connections: 0,
+            });
+        }
+    }
+    statuses
+}
+
+/// Pure rendezvous (no load bound: the counts of a stale snapshot differ between proxies)
+/// over the [`fallback_origins`] that were alive (and, for a publisher, not draining): the
+/// same answer on every proxy that last saw the same origins.
+fn fallback_pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Option<Origin> {
+    let statuses = fallback_origins(ctx);
+    let candidates: Vec<Candidate<'_>> = statuses
+        .iter()
+        .filter(|s| s.alive && !(s.draining && intent == PickIntent::Publish))
+        .map(|s| Candidate {
+            origin: &s.origin,
+            streams: 0,
+            connections: 0,
+        })
+        .collect();
+    let first = *Rendezvous::order(key, &candidates).first()?;
+    ::metrics::counter!("proxy_fallback_placements_total").increment(1);
+    Some(candidates[first].origin.clone())
+}
+
+/// Seconds since the Unix epoch, as tokens count them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A signed HLS affinity token for a stream on an origin, when the fleet has a secret
+/// (`PROXY_FLEET_SECRET`); `None` otherwise (or for an origin id too long to carry), and
+/// the caller makes and stores a token as before.
+pub fn signed_hls_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> Option<String> {
+    let keys = ctx.config.fleet_keys.as_ref()?;
+    let expires = unix_now().saturating_add(ctx.config.fleet_token_ttl.as_secs());
+    keys.sign(
+        &Claims {
+            kind: TokenKind::Hls,
+            origin: origin.id.clone(),
+            subject: key.to_string(),
+            expires: u32::try_from(expires).unwrap_or(u32::MAX),
+        },
+        b"",
+    )
+}
+
+/// The token to put in a playlist a client fetched with `token`: a signed one renewed
+/// (a fresh expiry, so a player that keeps polling keeps valid segment URLs), any other
+/// as it is.
+pub fn renewed_hls_token(ctx: &Context, token: &str) -> String {
+    let renewed = ctx.config.fleet_keys.as_ref().and_then(|keys| {
+        let claims = keys.verify(token, TokenKind::Hls, b"", unix_now()).ok()?;
+        let expires = unix_now().saturating_add(ctx.config.fleet_token_ttl.as_secs());
+        keys.sign(
+            &Claims {
+                expires: u32::try_from(expires).unwrap_or(u32::MAX),
+                ..claims
+            },
+            b"",
+        )
+    });
+    renewed.unwrap_or_else(|| token.to_owned())
+}
+
+/// Whether `token` is a signed HLS token that is authentic but expired: a playlist request
+/// carrying one is placed again as if it carried none (a player back from a long pause).
+pub fn hls_token_expired(ctx: &Context, token: &str) -> bool {
+    ctx.config.fleet_keys.as_ref().is_some_and(|keys| {
+        keys.verify(token, TokenKind::Hls, b"", unix_now()) == Err(Refused::Expired)
+    })
+}
+
+/// An origin by id if it is alive: the balancer's answer or, while it cannot be asked (or
+/// has forgotten the origin), the [`fallback_origins`].
+async fn live_origin(ctx: &Context, id: &OriginId) -> Result<Option<Origin>, LinkError> {
+    match ctx.balancer.origin(id).await {
+        Ok(Some(status)) => Ok(status.alive.then_some(status.origin)),
+        Ok(None) | Err(lb_core::Error::Unavailable(_)) => Ok(fallback_origins(ctx)
+            .into_iter()
+            .find(|s| &s.origin.id == id && s.alive)
+            .map(|s| s.origin)),
         Err(e) => Err(LinkError::Unavailable(e)),
     }
 }
@@ -168,8 +282,17 @@ fn state_lost(e: &lb_core::Error) -> bool {
     )
 }
 
-/// The live origin of an HLS affinity token, with the same fallback as [`pick`].
+/// The live origin of an HLS affinity token, with the same fallback as [`pick`]. A token
+/// signed with the fleet's secret names its origin itself: no store is asked.
 pub async fn origin_of_hls_token(ctx: &Context, token: &str) -> Result<Option<Origin>, LinkError> {
+    if let Some(keys) = &ctx.config.fleet_keys {
+        match keys.verify(token, TokenKind::Hls, b"", unix_now()) {
+            Ok(claims) => return live_origin(ctx, &claims.origin).await,
+            // Not a signed token: one stored before the fleet had a secret.
+            Err(Refused::Malformed) => {}
+            Err(Refused::Forged | Refused::Expired) => return Ok(None),
+        }
+    }
     let session = match ctx.balancer.hls(token).await {
         Ok(session) => session,
         Err(e @ lb_core::Error::Unavailable(_)) => {

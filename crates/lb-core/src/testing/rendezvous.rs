@@ -83,15 +83,29 @@ pub async fn only_the_streams_of_a_joining_or_leaving_origin_move(h: &dyn Harnes
         let without_c = pick(&two, &k, PickIntent::Publish).await.id;
         if with_d != before {
             joined += 1;
-            assert_eq!(with_d.as_str(), static_origin("d").id.as_str(), "{k} moved from {before} to {with_d}, not to the new origin");
+            assert_eq!(
+                with_d.as_str(),
+                static_origin("d").id.as_str(),
+                "{k} moved from {before} to {with_d}, not to the new origin"
+            );
         }
         if without_c != before {
             left += 1;
-            assert_eq!(before.as_str(), static_origin("c").id.as_str(), "{k} moved from {before}, which did not leave");
+            assert_eq!(
+                before.as_str(),
+                static_origin("c").id.as_str(),
+                "{k} moved from {before}, which did not leave"
+            );
         }
     }
-    assert!(joined > 0 && joined < 45, "a fourth origin takes some streams, not most: {joined} of 90");
-    assert!(left > 0 && left < 60, "the leaving origin had some streams: {left} of 90");
+    assert!(
+        joined > 0 && joined < 45,
+        "a fourth origin takes some streams, not most: {joined} of 90"
+    );
+    assert!(
+        left > 0 && left < 60,
+        "the leaving origin had some streams: {left} of 90"
+    );
 }
 
 /// With the load bound (1.25 × the mean), an origin at its share passes a new stream to
@@ -134,8 +148,13 @@ pub async fn the_load_bound_sheds_to_the_next_origin_in_hash_order(h: &dyn Harne
         counts[want] += 1;
     }
     // ceil(1.25 × 60 / 3) = 25.
-    assert!(counts.iter().all(|&n| n <= 25), "no origin above the bound: {counts:?}");
-    eprintln!("lb_core::testing: the load bound shed {shed} of 60 streams; final counts {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n <= 25),
+        "no origin above the bound: {counts:?}"
+    );
+    eprintln!(
+        "lb_core::testing: the load bound shed {shed} of 60 streams; final counts {counts:?}"
+    );
 }
 
 /// Weighted rendezvous: an origin of weight 3 among two of weight 1 ranks first for about
@@ -149,12 +168,19 @@ pub async fn rendezvous_follows_weights(h: &dyn Harness) {
     for n in 0..300 {
         let k = key(&format!("w{n}"));
         let got = pick(&lb, &k, PickIntent::Publish).await.id;
-        assert_eq!(got, expected(&k, &origins), "{k} goes where weighted rendezvous says");
+        assert_eq!(
+            got,
+            expected(&k, &origins),
+            "{k} goes where weighted rendezvous says"
+        );
         if got == origins[2].id {
             heavy += 1;
         }
     }
-    assert!((150..=210).contains(&heavy), "weight 3 of 5 took {heavy} of 300 streams");
+    assert!(
+        (150..=210).contains(&heavy),
+        "weight 3 of 5 took {heavy} of 300 streams"
+    );
 }
 
 /// A harness whose balancers use rendezvous wherever a scenario leaves the choice to the

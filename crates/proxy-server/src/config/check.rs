@@ -20,7 +20,12 @@ pub enum Invocation {
 const MASK: &str = "***";
 
 /// Settings whose whole value is secret.
-const SECRETS: &[&str] = &["system_api_token", "redis_password"];
+const SECRETS: &[&str] = &[
+    "system_api_token",
+    "redis_password",
+    "fleet_secret",
+    "fleet_secret_previous",
+];
 
 /// A URL with the password in its user info (`redis://user:pass@host`) masked; any other
 /// text as it is.

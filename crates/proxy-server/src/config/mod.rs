@@ -68,6 +68,11 @@ pub struct Config {
     pub force_quit: Duration,
     /// Token the System API's write endpoints require; `None`: none.
     pub system_api_token: Option<String>,
+    /// The fleet's secrets, which sign HLS tokens and WHIP/WHEP resource URLs; `None`:
+    /// tokens are stored in the balancer.
+    pub fleet_keys: Option<lb_core::token::FleetKeys>,
+    /// Lifetime of a signed HLS token.
+    pub fleet_token_ttl: Duration,
     /// Origins from the file and the default backend, with whether each starts draining.
     pub static_origins: Vec<(Origin, bool)>,
     /// Most client connections at once, all TCP listeners together (at least 1).
@@ -295,6 +300,29 @@ fn resolve(
     problems.finish(config)
 }
 
+/// The fleet's keys from its secrets; a previous secret without a current one is a
+/// problem (it would verify tokens nobody can sign any more).
+fn fleet_keys(
+    current: Option<String>,
+    previous: Option<String>,
+    problems: &mut Problems,
+) -> Option<lb_core::token::FleetKeys> {
+    match (current, previous) {
+        (Some(current), previous) => lb_core::token::FleetKeys::new(
+            current.as_bytes(),
+            previous.as_deref().map(str::as_bytes),
+        )
+        .map_err(|e| problems.push(format!("PROXY_FLEET_SECRET: {e}")))
+        .ok(),
+        (None, Some(_)) => {
+            problems
+                .push("PROXY_FLEET_SECRET_PREVIOUS is set without PROXY_FLEET_SECRET".to_owned());
+            None
+        }
+        (None, None) => None,
+    }
+}
+
 /// The configuration from its settings, every one valid on its own; what is wrong across
 /// settings goes to `problems`.
 fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Problems) -> Config {
@@ -350,6 +378,8 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         grace_quit: s.grace_quit_timeout,
         force_quit: s.force_quit_timeout,
         system_api_token: s.system_api_token,
+        fleet_keys: fleet_keys(s.fleet_secret, s.fleet_secret_previous, problems),
+        fleet_token_ttl: s.fleet_token_ttl,
         static_origins,
         max_connections: s.max_connections,
         handshake_timeout: s.handshake_timeout,

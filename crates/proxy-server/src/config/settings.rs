@@ -277,4 +277,20 @@ settings! {
         help: "MiB of partial messages and pending output all RTMP connections together may hold \
             beyond each one's first 256 KiB; a connection needing more is closed (0: no budget)",
     }
+    fleet_secret: Option<String> {
+        env: "PROXY_FLEET_SECRET", default: "", parse: optional_text,
+        help: "secret shared by a fleet's proxies: it signs HLS affinity tokens and WHIP/WHEP \
+            resource URLs so that any proxy of the fleet routes them without a store lookup \
+            (empty: tokens are stored in the balancer, as before)",
+    }
+    fleet_secret_previous: Option<String> {
+        env: "PROXY_FLEET_SECRET_PREVIOUS", default: "", parse: optional_text,
+        help: "during a rotation, the fleet's previous secret: tokens it signed are still \
+            accepted, new ones are signed with PROXY_FLEET_SECRET",
+    }
+    fleet_token_ttl: Duration {
+        env: "PROXY_FLEET_TOKEN_TTL", default: "10m", parse: nonzero_duration,
+        help: "signed HLS tokens expire after this long (each playlist fetch renews them); an \
+            expired token on a playlist is placed again, on a segment it is refused",
+    }
 }

@@ -154,23 +154,19 @@ fn a_live_relay_survives_redis_going_away_and_new_streams_recover() {
     let player = std::thread::spawn(move || ffmpeg_count_frames(&url, 6));
     std::thread::sleep(Duration::from_secs(2));
     redis.kill();
+    // A new stream while Redis is down is placed by rendezvous over the last known origins
+    // (nginx, which has no such stream, answers for itself), and the proxy says it is
+    // degraded but fit.
     let down = http("GET", http_addr, "/live/other.flv", &[], b"");
-    assert_eq!(
+    assert_ne!(
         down.status,
         503,
         "a new stream while Redis is down: {}",
         down.text()
     );
-    assert!(
-        down.json()["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("unavailable"),
-        "{}",
-        down.text()
-    );
     let health = http("GET", proxy.addr("system-api"), "/healthz", &[], b"");
-    assert_eq!(health.status, 503);
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], "degraded", "{}", health.text());
 
     redis.restart();
     // The static origin comes back by itself (re-added by the proxy), and new streams work.
@@ -387,16 +383,16 @@ fn a_live_rtmp_publish_carries_on_while_redis_is_down() {
     std::thread::sleep(Duration::from_secs(1));
     redis.kill();
 
-    // A new stream cannot be placed while Redis is down, and its publisher is told so.
-    let refused = ffmpeg_publish(&format!("rtmp://{rtmp}/live/other"), 2, true, "flv");
-    let mut refused = refused;
+    // A new stream while Redis is down is placed by rendezvous over the last known origins.
+    let mut other = ffmpeg_publish(&format!("rtmp://{rtmp}/live/other"), 2, true, "flv");
     let status = wait_for(Duration::from_secs(15), || {
-        refused.child.try_wait().ok().flatten()
+        other.child.try_wait().ok().flatten()
     })
-    .expect("the refused publisher exits");
+    .expect("the new publisher exits");
     assert!(
-        !status.success(),
-        "a new stream while Redis is down is refused"
+        status.success(),
+        "a new stream while Redis is down is placed; proxy log:\n{}",
+        proxy.log_text()
     );
 
     // The live publish goes on to its end through the outage.
@@ -412,10 +408,14 @@ fn a_live_rtmp_publish_carries_on_while_redis_is_down() {
     let ended = proxy
         .log_text()
         .lines()
-        .find(|l| l.contains("publish ended"))
+        .find(|l| l.contains("publish ended") && l.contains("live/cam "))
         .map(str::to_owned)
         .unwrap_or_default();
-    assert!(ended.contains("live/cam"), "{ended}");
+    assert!(
+        ended.contains("live/cam"),
+        "the live publish ended through the proxy; log:\n{}",
+        proxy.log_text()
+    );
 
     redis.restart();
     // Like a real publisher, retry until the proxy has reconnected to Redis.

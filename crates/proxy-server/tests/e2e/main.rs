@@ -12,6 +12,7 @@ mod hostile_rtmp;
 mod limits;
 mod media_http;
 mod observability;
+mod rendezvous;
 mod rtmp;
 mod srt;
 mod system_api;
