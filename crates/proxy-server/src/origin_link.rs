@@ -211,7 +211,7 @@ fn fallback_pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Option<O
 }
 
 /// Seconds since the Unix epoch, as tokens count them.
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -262,7 +262,7 @@ pub fn hls_token_expired(ctx: &Context, token: &str) -> bool {
 
 /// An origin by id if it is alive: the balancer's answer or, while it cannot be asked (or
 /// has forgotten the origin), the [`fallback_origins`].
-async fn live_origin(ctx: &Context, id: &OriginId) -> Result<Option<Origin>, LinkError> {
+pub async fn live_origin(ctx: &Context, id: &OriginId) -> Result<Option<Origin>, LinkError> {
     match ctx.balancer.origin(id).await {
         Ok(Some(status)) => Ok(status.alive.then_some(status.origin)),
         Ok(None) | Err(lb_core::Error::Unavailable(_)) => Ok(fallback_origins(ctx)

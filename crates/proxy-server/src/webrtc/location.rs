@@ -10,13 +10,26 @@
 //! received by any proxy of the fleet, is forwarded only if the record exists and the
 //! secret matches; the path and the rest of the query the client sent are ignored. The
 //! ufrag alone proves nothing: it travels in clear in every STUN check.
+//!
+//! With a fleet secret (`PROXY_FLEET_SECRET`), the secret parameter gives way to
+//! `proxy_token`, a token signed with it ([`lb_core::token`], kind `RtcResource`) that
+//! carries the session's origin, ufrag and recorded resource: any proxy of the fleet
+//! forwards a DELETE or PATCH on it without a store lookup (memory-balanced proxies, a
+//! Redis outage), and nobody without the secret can make one.
 
+use lb_core::token::{Claims, FleetKeys, TokenKind};
+use lb_core::OriginId;
 use sha2::{Digest, Sha256};
 
 /// Query parameter carrying the server ufrag.
 pub const UFRAG_PARAM: &str = "proxy_ufrag";
 /// Query parameter carrying the session's secret.
 pub const SECRET_PARAM: &str = "proxy_secret";
+/// Query parameter carrying a signed resource token (with a fleet secret).
+pub const TOKEN_PARAM: &str = "proxy_token";
+/// How long a signed resource URL is honoured: a session's DELETE may come hours after
+/// its offer, and the token cannot be renewed.
+pub const SIGNED_FOR_SECS: u64 = 7 * 24 * 3600;
 /// Random bytes in a secret (128 bits).
 const SECRET_BYTES: usize = 16;
 
@@ -96,11 +109,65 @@ pub fn issue(location: &str, request_path: &str, ufrag: &str) -> Option<Issued> 
     })
 }
 
+/// The Location a client gets with a fleet secret: the origin's resource with the ufrag
+/// and a token signed for `origin`; `None` when the token cannot carry them (a resource
+/// longer than a token's subject), and the caller issues an unsigned one.
+pub fn issue_signed(
+    location: &str,
+    request_path: &str,
+    ufrag: &str,
+    origin: &OriginId,
+    keys: &FleetKeys,
+    now: u64,
+) -> Option<Issued> {
+    let resource = origin_resource(location, request_path);
+    let claims = Claims {
+        kind: TokenKind::RtcResource,
+        origin: origin.clone(),
+        subject: format!("{ufrag} {resource}"),
+        expires: u32::try_from(now.saturating_add(SIGNED_FOR_SECS)).unwrap_or(u32::MAX),
+    };
+    let token = keys.sign(&claims, b"")?;
+    let sep = match resource.contains('?') {
+        true if resource.ends_with('?') || resource.ends_with('&') => "",
+        true => "&",
+        false => "?",
+    };
+    Some(Issued {
+        location: format!(
+            "{resource}{sep}{UFRAG_PARAM}={}&{TOKEN_PARAM}={token}",
+            encode(ufrag)
+        ),
+        digest: digest(&token),
+        resource,
+    })
+}
+
+/// What a valid signed resource token says: the session's origin, ufrag and resource.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Signed {
+    pub origin: OriginId,
+    pub ufrag: String,
+    pub resource: String,
+}
+
+/// The claims of a signed resource token, if the fleet's keys verify it at `now`.
+pub fn verify_signed(keys: &FleetKeys, token: &str, now: u64) -> Option<Signed> {
+    let claims = keys.verify(token, TokenKind::RtcResource, b"", now).ok()?;
+    let (ufrag, resource) = claims.subject.split_once(' ')?;
+    Some(Signed {
+        origin: claims.origin,
+        ufrag: ufrag.to_owned(),
+        resource: resource.to_owned(),
+    })
+}
+
 /// What the proxy reads of a resource URL's query.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Resource {
     pub ufrag: Option<String>,
     pub secret: Option<String>,
+    pub token: Option<String>,
 }
 
 /// The proxy's parameters of a resource URL's query; everything else is ignored.
@@ -115,6 +182,7 @@ pub fn parse(query: Option<&str>) -> Resource {
         match name {
             UFRAG_PARAM => out.ufrag = Some(decode(value)),
             SECRET_PARAM => out.secret = Some(decode(value)),
+            TOKEN_PARAM => out.token = Some(decode(value)),
             _ => {}
         }
     }
@@ -209,7 +277,8 @@ mod tests {
             parse(Some(query)),
             Resource {
                 ufrag: Some("k2m9".into()),
-                secret: Some("00ff".into())
+                secret: Some("00ff".into()),
+                token: None,
             }
         );
     }
@@ -293,5 +362,47 @@ mod tests {
             digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_signed_location_names_its_origin_ufrag_and_resource_for_any_proxy() {
+        let keys = FleetKeys::new(b"fleet", None).unwrap();
+        let origin = OriginId::new("srs-1");
+        let srs = "/rtc/v1/whip/?action=delete&token=abc&app=live&stream=s&session=xyz";
+        let issued = issue_signed(srs, "/rtc/v1/whip/", "u1:x", &origin, &keys, 1000).unwrap();
+        assert!(issued.location.starts_with(&format!("{srs}&proxy_ufrag=")));
+        let query = issued.location.split_once('?').unwrap().1;
+        let parsed = parse(Some(query));
+        let token = parsed.token.unwrap();
+        let signed = verify_signed(&keys, &token, 1001).unwrap();
+        assert_eq!(
+            signed,
+            Signed {
+                origin,
+                ufrag: "u1:x".into(),
+                resource: srs.into()
+            }
+        );
+        // Another fleet's secret, an expired token, a changed one: refused.
+        let other = FleetKeys::new(b"other", None).unwrap();
+        assert_eq!(verify_signed(&other, &token, 1001), None);
+        assert_eq!(verify_signed(&keys, &token, 1000 + SIGNED_FOR_SECS), None);
+        let mut forged = token.clone().into_bytes();
+        forged[5] ^= 1;
+        let forged = String::from_utf8(forged).unwrap_or_default();
+        assert_eq!(verify_signed(&keys, &forged, 1001), None);
+        // An HLS token of the same fleet is no resource token.
+        let hls = keys
+            .sign(
+                &Claims {
+                    kind: TokenKind::Hls,
+                    origin: OriginId::new("srs-1"),
+                    subject: "u1 /x".into(),
+                    expires: u32::MAX,
+                },
+                b"",
+            )
+            .unwrap();
+        assert_eq!(verify_signed(&keys, &hls, 0), None);
     }
 }

@@ -88,23 +88,59 @@ pub async fn store(
     known(session, media, intent)
 }
 
-/// The session a resource URL's query names, if the URL carries the secret whose digest
-/// the record keeps; `None` for anything else (unknown ufrag, wrong or no secret, a record
-/// of an older proxy, which kept none: its Locations cannot be told from forged ones).
+/// A session as a DELETE or PATCH on its resource URL needs it.
+#[derive(Debug)]
+pub struct Addressed {
+    pub ufrag: String,
+    pub origin: OriginId,
+    /// The origin's resource (path and query) the request is forwarded to.
+    pub resource: String,
+    /// The stored record, when there is one: an ICE restart needs it.
+    pub record: Option<RtcSession>,
+}
+
+/// The session a resource URL's query names: by a token signed with the fleet's secret
+/// (no store asked but for the record an ICE restart needs), or by a record whose secret
+/// digest matches the URL's secret; `None` for anything else (unknown ufrag, wrong or no
+/// secret or token, a record of an older proxy, which kept none: its Locations cannot be
+/// told from forged ones).
 pub async fn by_resource(
     ctx: &Context,
     query: Option<&str>,
     peer: SocketAddr,
     method: &http::Method,
-) -> Result<Option<RtcSession>, lb_core::Error> {
+) -> Result<Option<Addressed>, lb_core::Error> {
     let target = location::parse(query);
+    if let (Some(keys), Some(token)) = (&ctx.config.fleet_keys, &target.token) {
+        let now = crate::origin_link::unix_now();
+        let Some(signed) = location::verify_signed(keys, token, now) else {
+            tracing::info!(%peer, %method, "WebRTC resource request with a bad or expired token: refused");
+            return Ok(None);
+        };
+        let record = match ctx.balancer.rtc(&signed.ufrag).await {
+            Ok(record) => record.filter(|r| r.origin == signed.origin),
+            Err(e) => {
+                tracing::debug!(
+                    ufrag = signed.ufrag,
+                    "no WebRTC record to read ({e}): the token routes the request alone"
+                );
+                None
+            }
+        };
+        return Ok(Some(Addressed {
+            ufrag: signed.ufrag,
+            origin: signed.origin,
+            resource: signed.resource,
+            record,
+        }));
+    }
     let (Some(ufrag), Some(secret)) = (target.ufrag, target.secret) else {
         return Ok(None);
     };
     let Some(session) = ctx.balancer.rtc(&ufrag).await? else {
         return Ok(None);
     };
-    let (Some(_), Some(digest)) = (&session.resource, &session.resource_secret) else {
+    let (Some(resource), Some(digest)) = (&session.resource, &session.resource_secret) else {
         tracing::info!(ufrag, "WebRTC session record without a resource secret (signalled by an older proxy): DELETE/PATCH refused");
         return Ok(None);
     };
@@ -112,7 +148,12 @@ pub async fn by_resource(
         tracing::info!(ufrag, %peer, %method, "WebRTC resource request with a wrong secret: refused");
         return Ok(None);
     }
-    Ok(Some(session))
+    Ok(Some(Addressed {
+        ufrag: session.server_ufrag.clone(),
+        origin: session.origin.clone(),
+        resource: resource.clone(),
+        record: Some(session),
+    }))
 }
 
 /// Forgets a session's record (its resource was deleted).

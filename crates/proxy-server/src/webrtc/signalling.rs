@@ -150,7 +150,15 @@ async fn offer(
         let issued = loc
             .to_str()
             .ok()
-            .and_then(|loc| location::issue(loc, path, &session.server_ufrag))
+            .and_then(|loc| {
+                let ufrag = &session.server_ufrag;
+                // Signed with the fleet's secret: any proxy of the fleet honours it.
+                let signed = ctx.config.fleet_keys.as_ref().and_then(|keys| {
+                    let now = crate::origin_link::unix_now();
+                    location::issue_signed(loc, path, ufrag, &origin.id, keys, now)
+                });
+                signed.or_else(|| location::issue(loc, path, ufrag))
+            })
             .and_then(|i| Some((HeaderValue::from_str(&i.location).ok()?, i)));
         let Some((value, issued)) = issued else {
             let reason = "its Location cannot be rewritten (or no random secret for it)";
@@ -198,19 +206,14 @@ async fn resource(
         )
     };
     let query = req.uri().query();
-    let session = records::by_resource(ctx, query, client.peer, req.method())
+    let addressed = records::by_resource(ctx, query, client.peer, req.method())
         .await
         .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
         .ok_or_else(unknown)?;
-    let ufrag = &session.server_ufrag;
-    let origin_id = session.origin.clone();
-    let origin = ctx
-        .balancer
-        .origin(&origin_id)
-        .await
-        .map_err(|e| Refusal::from(LinkError::Unavailable(e)))?
-        .filter(|s| s.alive)
-        .map(|s| s.origin)
+    let ufrag = &addressed.ufrag;
+    let origin_id = addressed.origin.clone();
+    let origin = crate::origin_link::live_origin(ctx, &origin_id)
+        .await?
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -222,7 +225,7 @@ async fn resource(
     let fragment = read_body(body, "request")
         .await
         .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
-    let recorded = session.resource.as_deref().unwrap_or_default();
+    let recorded = addressed.resource.as_str();
     let request = origin_request(
         ctx,
         &parts,
@@ -259,8 +262,9 @@ async fn resource(
     if method == Method::PATCH && status.is_success() && !body.is_empty() {
         if let Ok(frag) = std::str::from_utf8(&body) {
             let offered = std::str::from_utf8(&fragment).unwrap_or_default();
-            if let Some(restart) = sdp::ice_restart(offered, frag) {
-                let new = records::restarted(&session, restart);
+            let restart = sdp::ice_restart(offered, frag);
+            if let (Some(restart), Some(session)) = (restart, &addressed.record) {
+                let new = records::restarted(session, restart);
                 tracing::info!(origin = %origin.id, ufrag = %new.server_ufrag, "ICE restart");
                 remember(ctx, rtc, &origin, &new, sdp::media_candidate(frag), None).await;
             }

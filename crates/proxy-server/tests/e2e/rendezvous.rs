@@ -327,3 +327,49 @@ fn with_redis_gone_a_new_stream_through_one_proxy_plays_through_another_and_is_w
     });
     assert!(healthy.is_some(), "healthz is ok again once Redis is back");
 }
+
+#[test]
+fn a_whip_location_signed_by_one_memory_proxy_is_deleted_through_another() {
+    use crate::webrtc::fake_origin::{self, FakeOrigin};
+
+    let fake = FakeOrigin::start();
+    let toml = fake.origin_toml("fake");
+    let env = [("PROXY_FLEET_SECRET", SECRET)];
+    let a = Proxy::start(&[], &env, Some(&toml));
+    let b = Proxy::start(&[], &env, Some(&toml));
+    let r = http(
+        "POST",
+        a.addr("http-api"),
+        "/rtc/v1/whip/?app=live&stream=signed",
+        &[],
+        fake_origin::offer("cli1").as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let location = r.header("location").unwrap().to_owned();
+    assert!(
+        location.contains("proxy_token=") && !location.contains("proxy_secret="),
+        "a signed Location: {location}"
+    );
+    // A forged token (one character changed) reaches nothing, through either proxy.
+    let token = location
+        .split("proxy_token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let mut forged = token.as_bytes().to_vec();
+    forged[12] = if forged[12] == b'A' { b'B' } else { b'A' };
+    let forged = location.replace(token, std::str::from_utf8(&forged).unwrap());
+    for proxy in [&a, &b] {
+        assert_eq!(
+            http("DELETE", proxy.addr("http-api"), &forged, &[], b"").status,
+            404
+        );
+    }
+    assert!(!fake.requests().iter().any(|s| s.method == "DELETE"));
+    // The genuine Location, through B, which never saw the session and shares no store.
+    let r = http("DELETE", b.addr("http-api"), &location, &[], b"");
+    assert_eq!(r.status, 200, "{}\nB's log:\n{}", r.text(), b.log_text());
+    assert!(fake.requests().iter().any(|s| s.method == "DELETE"));
+}

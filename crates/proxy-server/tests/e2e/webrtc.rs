@@ -11,7 +11,7 @@
 //! (RFC 7675); the raw-socket clients here answer it as an ICE agent does
 //! ([`answer_consent`]), or on purpose do not.
 
-mod fake_origin;
+pub(crate) mod fake_origin;
 mod nat;
 mod peers;
 
