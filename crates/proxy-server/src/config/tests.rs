@@ -433,3 +433,57 @@ fn quit_timeouts_are_checked_together() {
         "{err}"
     );
 }
+
+#[test]
+fn the_fleet_secret_makes_keys_and_a_previous_one_needs_a_current_one() {
+    let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+    assert!(
+        c.fleet_keys.is_none(),
+        "no secret: tokens are stored, as before"
+    );
+    let c = resolve(
+        &layers(
+            &[("lb_strategy", "rendezvous-bounded")],
+            &[
+                ("PROXY_FLEET_SECRET", "new"),
+                ("PROXY_FLEET_SECRET_PREVIOUS", "old"),
+            ],
+            &[],
+        ),
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(
+        c.strategy,
+        StrategyKind::Rendezvous {
+            load_bound_percent: Some(125)
+        }
+    );
+    let keys = c.fleet_keys.unwrap();
+    let old = lb_core::token::FleetKeys::new(b"old", None).unwrap();
+    let claims = lb_core::token::Claims {
+        kind: lb_core::token::TokenKind::Hls,
+        origin: lb_core::OriginId::new("o"),
+        subject: "s".into(),
+        expires: u32::MAX,
+    };
+    let token = old.sign(&claims, b"").unwrap();
+    assert_eq!(
+        keys.verify(&token, lb_core::token::TokenKind::Hls, b"", 0),
+        Ok(claims)
+    );
+    assert!(
+        !format!("{keys:?}").contains("new"),
+        "secrets are not logged"
+    );
+    let err = resolve(
+        &layers(&[], &[("PROXY_FLEET_SECRET_PREVIOUS", "old")], &[]),
+        vec![],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("PROXY_FLEET_SECRET_PREVIOUS is set without PROXY_FLEET_SECRET"),
+        "{err}"
+    );
+}
