@@ -277,4 +277,9 @@ settings! {
         help: "MiB of partial messages and pending output all RTMP connections together may hold \
             beyond each one's first 256 KiB; a connection needing more is closed (0: no budget)",
     }
+    log_filter: Option<String> {
+        env: "PROXY_LOG_FILTER", default: "", parse: log_filter,
+        help: "which logs to keep, as RUST_LOG says it (info, proxy_server=debug,warn...); empty: \
+            RUST_LOG, else info. A reload applies it",
+    }
 }
