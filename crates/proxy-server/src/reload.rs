@@ -122,8 +122,10 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
         needs_restart,
         ..Outcome::default()
     };
+    // In effect before the balancer hears of it, so that the task restoring static
+    // origins a balancer forgot cannot add back one this reload removes.
+    ctx.live.set(effective.clone());
     apply(ctx, &old, &effective, &mut outcome).await;
-    ctx.live.set(effective);
     outcome.millis = started.elapsed().as_secs_f64() * 1000.0;
     crate::metrics::config_reload("applied");
     tracing::info!(

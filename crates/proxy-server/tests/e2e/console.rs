@@ -232,6 +232,73 @@ fn reloads_apply_origins_strategy_and_refuse_broken_files_under_a_live_publish()
         "memory"
     );
 
+    // Limits apply to new connections: with four publishers on, a limit of four turns the
+    // next client away.
+    write(&config_text(
+        "lb_strategy = \"least-streams\"\nmax_connections = 4",
+        &[("nginx-a", &a, false), ("nginx-b", &b, false)],
+    ));
+    let r = post_reload(&proxy);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(&proxy, "/api/v1/proxy")["data"]["max_connections"], 4);
+    let refused_before = metric(
+        &proxy,
+        "proxy_refusals_total{protocol=\"rtmp\",reason=\"connection_limit\"}",
+    );
+    let mut extra = TcpStream::connect(rtmp).expect("connecting to the RTMP listener");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut extra, &mut byte);
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the fifth connection was served: {read:?}"
+    );
+    let refused = wait_for(Duration::from_secs(5), || {
+        let n = metric(
+            &proxy,
+            "proxy_refusals_total{protocol=\"rtmp\",reason=\"connection_limit\"}",
+        );
+        (n > refused_before).then_some(n)
+    });
+    assert!(refused.is_some(), "no connection_limit refusal counted");
+
+    // The log filter changes live: at `warn`, a reload's own info line is no longer logged.
+    write(&config_text(
+        "lb_strategy = \"least-streams\"\nlog_filter = \"warn\"",
+        &[("nginx-a", &a, false), ("nginx-b", &b, false)],
+    ));
+    let r = post_reload(&proxy);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.json()["data"]["applied"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("log_filter")),
+        "{}",
+        r.text()
+    );
+    let logged_reloads = || proxy.log_text().matches("configuration reloaded").count();
+    let before_quiet = logged_reloads();
+    let r = post_reload(&proxy);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        logged_reloads(),
+        before_quiet,
+        "info lines are filtered out"
+    );
+
+    // Removing an origin leaves the streams on it running.
+    write(&config_text(
+        "lb_strategy = \"least-streams\"",
+        &[("nginx-a", &a, false)],
+    ));
+    let r = post_reload(&proxy);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["origins_removed"], json!(["nginx-b"]));
+    assert!(server(&get(&proxy, "/api/v1/servers"), "nginx-b").is_none());
+
     // The first publisher went on through every reload, on its first origin, and still
     // sends.
     let sent_by_one = || {
