@@ -709,7 +709,8 @@ async fn proxy_summary(State(ctx): State<Arc<Context>>) -> Json<Value> {
             "sessions": ctx.sessions.len(),
             "refusals": refusals,
             "reloads": reloads,
-            "whep_port": ctx.config.http_api_listen.map(|a| a.port()),
+            // Port 0 (any free port) is not known here: the page then offers no preview.
+            "whep_port": ctx.config.http_api_listen.map(|a| a.port()).filter(|p| *p != 0),
         }
     }))
 }

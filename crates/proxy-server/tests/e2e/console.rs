@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    ffmpeg_publish, http, require_program, wait_for, NginxRtmp, Process, Proxy, TempDir,
+    ffmpeg_publish, free_port, http, require_program, wait_for, NginxRtmp, Process, Proxy, TempDir,
 };
 
 const TOKEN: &str = "console-s3cret";
@@ -420,16 +420,30 @@ impl Cdp {
         panic!("the page never showed {what}; it shows:\n{page}");
     }
 
-    /// A real mouse click (pressed, released) at the middle of the element `selector`.
+    /// A real mouse click (pressed, released) at the middle of the element `selector`,
+    /// once the element is what is on top there: the page re-renders as data arrives, and
+    /// a click computed before a layout shift would land on something else.
     fn click(&mut self, selector: &str) {
-        let rect = self.eval(&format!(
-            "(() => {{ const e = document.querySelector({selector:?}); e.scrollIntoView({{block: 'center'}}); \
-             const r = e.getBoundingClientRect(); return {{ x: r.x + r.width / 2, y: r.y + r.height / 2 }}; }})()"
-        ));
+        let locate = format!(
+            "(() => {{ const e = document.querySelector({selector:?}); if (!e) return null; \
+             e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+             const x = r.x + r.width / 2, y = r.y + r.height / 2; \
+             const top = document.elementFromPoint(x, y); \
+             return top && (top === e || e.contains(top)) ? {{ x, y }} : null; }})()"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let point = loop {
+            let point = self.eval(&locate);
+            if !point.is_null() {
+                break point;
+            }
+            assert!(Instant::now() < deadline, "{selector} is never clickable");
+            std::thread::sleep(Duration::from_millis(100));
+        };
         for kind in ["mousePressed", "mouseReleased"] {
             self.call(
                 "Input.dispatchMouseEvent",
-                json!({ "type": kind, "x": rect["x"], "y": rect["y"], "button": "left", "clickCount": 1 }),
+                json!({ "type": kind, "x": point["x"], "y": point["y"], "button": "left", "clickCount": 1 }),
             );
         }
     }
@@ -523,6 +537,90 @@ impl Drop for Chromium {
     fn drop(&mut self) {
         self.process.terminate(Duration::from_secs(5));
     }
+}
+
+/// Chromium on the proxy's console, logged in with the token.
+fn open_console(proxy: &Proxy) -> (Chromium, Cdp) {
+    let chromium = Chromium::start();
+    let mut page = chromium.page();
+    page.call("Runtime.enable", json!({}));
+    page.call("Page.enable", json!({}));
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{}/dashboard", proxy.addr("system-api")) }),
+    );
+    page.wait_true("the token form", "!document.getElementById('login').hidden");
+    page.eval(&format!(
+        "document.getElementById('token').value = {TOKEN:?}; true"
+    ));
+    page.click("#login button[type=submit]");
+    (chromium, page)
+}
+
+#[test]
+fn the_console_previews_a_stream_through_whep_in_chromium() {
+    let origin = crate::webrtc::peers::PyOrigin::start(true);
+    // A fixed WHEP port: the page builds the preview's URL from the configured one.
+    let whep = format!("127.0.0.1:{}", free_port());
+    let proxy = Proxy::start(
+        &[("system-api-token", TOKEN), ("http-api", &whep)],
+        &[],
+        Some(&origin.origin_toml("aiortc")),
+    );
+    let whip = format!(
+        "http://{}/rtc/v1/whip/?app=live&stream=cam",
+        proxy.addr("http-api")
+    );
+    let mut publisher = crate::webrtc::peers::client("publish", &whip, 120, false);
+    publisher.wait(Duration::from_secs(20), "connected publisher", |v| {
+        v["state"] == "connected"
+    });
+
+    let (_chromium, mut page) = open_console(&proxy);
+    page.wait_true(
+        "the WebRTC stream",
+        "document.querySelector('#streams tr[data-stream$=\"/live/cam\"]')?.textContent.includes('webrtc publish')",
+    );
+    page.click("#streams tr[data-stream$=\"/live/cam\"] button[data-action=detail]");
+    page.wait_true(
+        "the stream's detail",
+        "!document.getElementById('detail').hidden && \
+         document.querySelector('#detail-clients tbody').textContent.includes('publish')",
+    );
+    page.click("#preview-start");
+    page.wait_true(
+        "the preview starting",
+        "document.getElementById('preview-status').textContent !== ''",
+    );
+    page.wait_true(
+        "the preview playing",
+        "(() => { const v = document.getElementById('preview'); \
+         return !v.hidden && v.videoWidth > 0 && v.currentTime > 1; })()",
+    );
+    // The browser is a WHEP player of the stream, on this proxy.
+    let players = wait_for(Duration::from_secs(10), || {
+        let streams = get(&proxy, "/api/v1/streams");
+        let stream = streams["data"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "cam")?
+            .clone();
+        stream["sessions"]["clients"]
+            .as_array()?
+            .iter()
+            .any(|c| c["protocol"] == "webrtc" && c["role"] == "play")
+            .then_some(())
+    });
+    assert!(players.is_some(), "no WebRTC player listed");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    page.screenshot(&dir.join("console-preview.png"));
+    page.click("#preview-stop");
+    page.eval("true");
+    assert!(
+        page.errors.is_empty(),
+        "the page logged JavaScript errors: {:?}",
+        page.errors
+    );
 }
 
 #[test]
