@@ -17,6 +17,7 @@ requirements=(
   "systemd-analyze:systemd"
   "prlimit:util-linux"
   "redis-cli:redis-tools"
+  "chromium:chromium"
 )
 missing=()
 for req in "${requirements[@]}"; do

@@ -1,6 +1,7 @@
 //! The balancer contract, and the placement rules every implementation shares.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -172,6 +173,35 @@ pub struct RtcSession {
     pub resource_secret: Option<String>,
 }
 
+/// The strategy a balancer places with, swappable while it runs
+/// ([`Balancer::set_strategy`]). A pick holds its own reference, so a swap never waits on
+/// one, nor changes a choice half made.
+pub struct StrategySlot(RwLock<Arc<dyn Strategy>>);
+
+impl StrategySlot {
+    /// A slot holding `strategy`.
+    pub fn new(strategy: Box<dyn Strategy>) -> Self {
+        StrategySlot(RwLock::new(Arc::from(strategy)))
+    }
+
+    /// The strategy now.
+    pub fn get(&self) -> Arc<dyn Strategy> {
+        // A poisoned lock still holds a whole `Arc`: writers only replace it.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the strategy.
+    pub fn set(&self, strategy: Box<dyn Strategy>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(strategy);
+    }
+}
+
+impl std::fmt::Debug for StrategySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get().name())
+    }
+}
+
 /// A load balancer for the media proxy: it knows the origins, places every stream on one
 /// of them, and keeps the session state the protocols need. Implementations: `lb-memory`
 /// (one process), `lb-redis` (a fleet of proxies); the binary holds an `Arc<dyn Balancer>`.
@@ -179,6 +209,22 @@ pub struct RtcSession {
 pub trait Balancer: Send + Sync + 'static {
     /// A short name for logs (`memory`, `redis`).
     fn name(&self) -> &'static str;
+
+    /// The name of the strategy placing new streams (empty if the balancer does not say).
+    fn strategy_name(&self) -> &'static str {
+        ""
+    }
+
+    /// Places new streams with `strategy` from now on (a configuration reload); streams
+    /// already placed stay where they are. The default refuses: a balancer that cannot
+    /// swap its strategy says so rather than keep the old one silently.
+    fn set_strategy(&self, strategy: Box<dyn Strategy>) -> Result<(), Error> {
+        Err(Error::InvalidInput(format!(
+            "the {} balancer cannot change its strategy ({}) while running",
+            self.name(),
+            strategy.name()
+        )))
+    }
 
     /// Adds an origin or renews its heartbeat. A registration from the same `server` with a
     /// new `service`/`pid` (a restart) replaces the old process at once.
@@ -192,6 +238,17 @@ pub trait Balancer: Send + Sync + 'static {
 
     /// Stops (or resumes) new placements on an origin; its live sessions go on.
     async fn set_draining(&self, id: &OriginId, draining: bool) -> Result<(), Error>;
+
+    /// Forgets an origin (taken out of the configuration): it takes no new stream, and its
+    /// streams move at their next pick, as from a dead origin; live sessions go on. An
+    /// unknown origin is no error. The default refuses, for balancers shared with proxies
+    /// that may still list the origin; the caller drains it instead.
+    async fn remove_origin(&self, id: &OriginId) -> Result<(), Error> {
+        Err(Error::InvalidInput(format!(
+            "the {} balancer does not remove origins ({id})",
+            self.name()
+        )))
+    }
 
     /// The origin for a stream: where it is placed, if that origin keeps it, or else a new
     /// placement chosen by the strategy, agreed atomically with every other proxy sharing

@@ -15,6 +15,7 @@ mod strategy;
 pub mod testing;
 pub mod token;
 
+pub use balancer::StrategySlot;
 pub use balancer::{
     check_report, choose_origin, clip_reason, is_alive, is_alive_and_up, Balancer, BalancerConfig,
     HlsSession, LiveStream, OriginStatus, PickIntent, Placement, RtcSession, MAX_LISTED_PLACEMENTS,

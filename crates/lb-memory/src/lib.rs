@@ -19,7 +19,7 @@ use lb_core::{
 /// The in-process balancer.
 pub struct MemoryBalancer {
     config: BalancerConfig,
-    strategy: Box<dyn Strategy>,
+    strategy: lb_core::StrategySlot,
     clock: Arc<dyn Clock>,
     epoch: Instant,
     origins: DashMap<OriginId, OriginEntry>,
@@ -102,7 +102,7 @@ impl MemoryBalancer {
         let epoch = clock.now();
         MemoryBalancer {
             config,
-            strategy,
+            strategy: lb_core::StrategySlot::new(strategy),
             clock,
             epoch,
             origins: DashMap::new(),
@@ -293,7 +293,7 @@ impl MemoryBalancer {
                 return (Ok(status.origin.clone()), "kept");
             }
         }
-        let chosen = match choose_origin(self.strategy.as_ref(), key, &statuses) {
+        let chosen = match choose_origin(self.strategy.get().as_ref(), key, &statuses) {
             Ok(chosen) => chosen,
             Err(e) => return (Err(e), "failed"),
         };
@@ -340,6 +340,15 @@ impl Balancer for MemoryBalancer {
         "memory"
     }
 
+    fn strategy_name(&self) -> &'static str {
+        self.strategy.get().name()
+    }
+
+    fn set_strategy(&self, strategy: Box<dyn Strategy>) -> Result<(), Error> {
+        self.strategy.set(strategy);
+        Ok(())
+    }
+
     async fn register(&self, origin: Origin) -> Result<(), Error> {
         self.sweep_if_due();
         let now = self.clock.now();
@@ -378,6 +387,11 @@ impl Balancer for MemoryBalancer {
             .get_mut(id)
             .ok_or_else(|| Error::UnknownOrigin(id.clone()))?;
         entry.draining = draining;
+        Ok(())
+    }
+
+    async fn remove_origin(&self, id: &OriginId) -> Result<(), Error> {
+        self.origins.remove(id);
         Ok(())
     }
 
@@ -542,7 +556,7 @@ fn later(now: Instant, by: Duration) -> Instant {
 impl std::fmt::Debug for MemoryBalancer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryBalancer")
-            .field("strategy", &self.strategy.name())
+            .field("strategy", &self.strategy.get().name())
             .field("origins", &self.origins.len())
             .field("placements", &self.placements.len())
             .field("hls_sessions", &self.hls.len())

@@ -242,3 +242,35 @@ fn picks_are_counted_by_outcome() {
         "{counts:?}"
     );
 }
+
+#[tokio::test]
+async fn a_new_strategy_places_new_streams_and_leaves_placed_ones() {
+    let (lb, _clock) = balancer(StrategyKind::RoundRobin);
+    let (a, b) = (origin("a", "1"), origin("b", "2"));
+    lb.register(a.clone()).await.unwrap();
+    lb.register(b.clone()).await.unwrap();
+    let first = lb.pick(&key("first"), PickIntent::Publish).await.unwrap();
+    assert_eq!(lb.strategy_name(), "round-robin");
+    lb.set_strategy(StrategyKind::LeastStreams.build()).unwrap();
+    assert_eq!(lb.strategy_name(), "least-streams");
+    // Least-streams avoids the origin holding "first"; "first" stays where it is.
+    let second = lb.pick(&key("second"), PickIntent::Publish).await.unwrap();
+    assert_ne!(second.id, first.id);
+    let again = lb.pick(&key("first"), PickIntent::Publish).await.unwrap();
+    assert_eq!(again.id, first.id);
+}
+
+#[tokio::test]
+async fn a_removed_origin_takes_no_stream_and_its_streams_move() {
+    let (lb, _clock) = balancer(StrategyKind::LeastStreams);
+    let (a, b) = (origin("a", "1"), origin("b", "2"));
+    lb.register(a.clone()).await.unwrap();
+    let placed = lb.pick(&key("s"), PickIntent::Publish).await.unwrap();
+    assert_eq!(placed.id, a.id);
+    lb.register(b.clone()).await.unwrap();
+    lb.remove_origin(&a.id).await.unwrap();
+    assert!(lb.origin(&a.id).await.unwrap().is_none());
+    let moved = lb.pick(&key("s"), PickIntent::Publish).await.unwrap();
+    assert_eq!(moved.id, b.id, "the stream moves at its next pick");
+    lb.remove_origin(&a.id).await.unwrap();
+}

@@ -33,7 +33,7 @@ const TOUCH_BATCH: usize = 500;
 pub struct RedisBalancer {
     config: BalancerConfig,
     command_timeout: Duration,
-    strategy: Box<dyn Strategy>,
+    strategy: lb_core::StrategySlot,
     pool: Pool,
     keys: Keys,
     scripts: Scripts,
@@ -83,7 +83,7 @@ impl RedisBalancer {
         let balancer = RedisBalancer {
             config,
             command_timeout: redis.command_timeout,
-            strategy,
+            strategy: lb_core::StrategySlot::new(strategy),
             pool,
             keys: Keys::new(prefix),
             scripts: Scripts::new(),
@@ -109,7 +109,7 @@ impl RedisBalancer {
         }
         tracing::info!(
             prefix = balancer.keys.prefix(),
-            strategy = balancer.strategy.name(),
+            strategy = balancer.strategy.get().name(),
             "redis balancer connected"
         );
         Ok(balancer)
@@ -235,7 +235,7 @@ impl RedisBalancer {
         let mut last = None;
         for attempt in 0..PLACE_ATTEMPTS {
             let (statuses, fresh) = self.cache.get(attempt > 0, || self.load_statuses()).await?;
-            let candidate = match choose_origin(self.strategy.as_ref(), key, &statuses) {
+            let candidate = match choose_origin(self.strategy.get().as_ref(), key, &statuses) {
                 Ok(origin) => origin.id.clone(),
                 Err(e) if fresh => return Err(e),
                 Err(_) => continue,
@@ -311,6 +311,15 @@ impl RedisBalancer {
 impl Balancer for RedisBalancer {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn strategy_name(&self) -> &'static str {
+        self.strategy.get().name()
+    }
+
+    fn set_strategy(&self, strategy: Box<dyn Strategy>) -> Result<(), Error> {
+        self.strategy.set(strategy);
+        Ok(())
     }
 
     async fn register(&self, origin: Origin) -> Result<(), Error> {
@@ -523,7 +532,7 @@ impl std::fmt::Debug for RedisBalancer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBalancer")
             .field("prefix", &self.keys.prefix())
-            .field("strategy", &self.strategy.name())
+            .field("strategy", &self.strategy.get().name())
             .field("config", &self.config)
             .field("connected", &self.pool.is_connected())
             .finish()

@@ -33,7 +33,7 @@ pub fn serve_tcp<F, Fut>(
             let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
                 metrics::refused(protocol, Refusal::ConnectionLimit);
                 if let Some(held_back) = at_global_limit.allow() {
-                    tracing::warn!(protocol, %peer, limit = ctx.config.max_connections, held_back, "refused: connection limit reached");
+                    tracing::warn!(protocol, %peer, limit = ctx.live().max_connections, held_back, "refused: connection limit reached");
                 }
                 continue;
             };

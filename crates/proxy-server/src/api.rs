@@ -1,8 +1,8 @@
 //! The System API: origins register here, operators look and drain here.
 //!
 //! Replies follow SRS's shape: `{"code":0,...}` on success, `{"code":<status>,"error":..}`
-//! otherwise. When a token is configured, every endpoint but `/healthz` and
-//! `/api/v1/versions` requires it, as a bearer header or a `token` query parameter (SRS's
+//! otherwise. When a token is configured, every endpoint but `/healthz`,
+//! `/api/v1/versions` and the console's page and code ([`OPEN_PATHS`]) requires it, as a bearer header or a `token` query parameter (SRS's
 //! heartbeat URL can only carry the latter): the views list every client's address and
 //! every stream name, and an RTMP stream name is often its publisher's secret.
 //!
@@ -54,7 +54,15 @@ const MAX_CONNECTIONS_PER_IP: usize = 16;
 /// keep-alive connections cannot be hoarded.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
 /// Endpoints open without the token: they say nothing about streams, clients or origins.
-const OPEN_PATHS: &[&str] = &["/healthz", "/api/v1/versions"];
+/// The console's page and code are among them: they hold no data, and the page asks for
+/// the token before it reads anything.
+const OPEN_PATHS: &[&str] = &[
+    "/healthz",
+    "/api/v1/versions",
+    "/dashboard",
+    "/dashboard/console.js",
+    "/dashboard/console.css",
+];
 /// How long `/metrics` and `/healthz` wait for the balancer.
 const BALANCER_WAIT: Duration = Duration::from_secs(1);
 /// How long `/api/v1/streams` waits for each balancer call (a placements list can be long).
@@ -68,6 +76,12 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/v1/servers", get(servers))
         .route("/api/v1/servers/{id}/drain", post(drain).delete(undrain))
         .route("/api/v1/streams", get(streams))
+        .route("/api/v1/proxy", get(proxy_summary))
+        .route("/api/v1/config", get(effective_config))
+        .route("/api/v1/reload", post(reload))
+        .route("/dashboard", get(console_page))
+        .route("/dashboard/console.js", get(console_script))
+        .route("/dashboard/console.css", get(console_style))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { Refusal::new(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -102,7 +116,7 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
             continue;
         };
         let (app, life) = (app.clone(), ctx.lifecycle.clone());
-        let head_timeout = ctx.config.handshake_timeout;
+        let head_timeout = ctx.live().handshake_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| app.clone().oneshot(req));
             let conn = hyper::server::conn::http1::Builder::new()
@@ -146,7 +160,8 @@ async fn require_token(
 }
 
 fn authorize(ctx: &Context, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refusal> {
-    let Some(expected) = ctx.config.system_api_token.as_deref() else {
+    let live = ctx.live();
+    let Some(expected) = live.system_api_token.as_deref() else {
         return Ok(());
     };
     let bearer = headers
@@ -226,7 +241,7 @@ async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, Refusal> {
-    let body = read_body(&headers, body, ctx.config.handshake_timeout).await?;
+    let body = read_body(&headers, body, ctx.live().handshake_timeout).await?;
     let origin = Registration::from_json(&body)
         .and_then(Registration::into_origin)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("registration: {e}")))?;
@@ -629,4 +644,108 @@ fn degraded(ctx: &Context, reason: String) -> Result<Json<Value>, Refusal> {
         "origins_alive": alive,
         "sessions": ctx.sessions.len(),
     })))
+}
+
+/// The operator's console: a page that reads the API below with the token the operator
+/// types, so it adds no way around the API's checks.
+async fn console_page() -> Response {
+    static_text(
+        "text/html; charset=utf-8",
+        include_str!("console/index.html"),
+    )
+}
+
+async fn console_script() -> Response {
+    static_text(
+        "text/javascript; charset=utf-8",
+        include_str!("console/console.js"),
+    )
+}
+
+async fn console_style() -> Response {
+    static_text(
+        "text/css; charset=utf-8",
+        include_str!("console/console.css"),
+    )
+}
+
+fn static_text(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, content_type),
+            (http::header::CACHE_CONTROL, "no-cache"),
+            // The page loads nothing from elsewhere; WHEP previews go to this host's
+            // WHIP/WHEP listener, on another port.
+            (
+                http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src *; media-src * blob:; img-src 'self' data:",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// This proxy: connections, sessions, refusals by reason, the balancer and strategy, and
+/// where the WHEP listener is (for the console's previews).
+async fn proxy_summary(State(ctx): State<Arc<Context>>) -> Json<Value> {
+    let live = ctx.live();
+    let in_use = live
+        .max_connections
+        .saturating_sub(ctx.connections.available_permits());
+    let mut refusals: HashMap<String, f64> = HashMap::new();
+    let mut reloads: HashMap<String, f64> = HashMap::new();
+    for line in crate::metrics::render_prometheus()
+        .unwrap_or_default()
+        .lines()
+    {
+        let target = if line.starts_with("proxy_refusals_total{") {
+            (&mut refusals, "reason=\"")
+        } else if line.starts_with("proxy_config_reloads_total{") {
+            (&mut reloads, "result=\"")
+        } else {
+            continue;
+        };
+        let (map, label) = target;
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        let name = line
+            .split_once(label)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(name, _)| name.to_owned());
+        if let (Some(name), Some(value)) = (name, value) {
+            *map.entry(name).or_default() += value;
+        }
+    }
+    Json(json!({
+        "code": 0,
+        "data": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "balancer": ctx.balancer.name(),
+            "strategy": ctx.balancer.strategy_name(),
+            "connections": in_use,
+            "max_connections": live.max_connections,
+            "sessions": ctx.sessions.len(),
+            "refusals": refusals,
+            "reloads": reloads,
+            // Port 0 (any free port) is not known here: the page then offers no preview.
+            "whep_port": ctx.config.http_api_listen.map(|a| a.port()).filter(|p| *p != 0),
+        }
+    }))
+}
+
+/// The configuration in effect, secrets masked.
+async fn effective_config(State(ctx): State<Arc<Context>>) -> Json<Value> {
+    Json(json!({ "code": 0, "data": crate::reload::effective_json(&ctx.live()) }))
+}
+
+/// Reads the configuration again and applies it: 200 with what changed, or 400 with
+/// every problem (and nothing changed).
+async fn reload(State(ctx): State<Arc<Context>>) -> Result<Json<Value>, Refusal> {
+    match crate::reload::reload(&ctx, "POST /api/v1/reload").await {
+        Ok(outcome) => Ok(Json(json!({ "code": 0, "data": outcome }))),
+        Err(e) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("configuration not reloaded, nothing changed: {e}"),
+        )),
+    }
 }

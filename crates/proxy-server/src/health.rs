@@ -69,7 +69,7 @@ pub fn start(ctx: Arc<Context>) {
     let proxy = proxy_id();
     tracing::info!(proxy = %proxy, "connection reports every {REPORT_EVERY:?} under this proxy id");
     tokio::spawn(report_connections(ctx.clone(), proxy));
-    let settings = ctx.config.health_check;
+    let settings = ctx.live().health_check;
     match settings.interval {
         Some(interval) => {
             tracing::info!(
@@ -80,11 +80,15 @@ pub fn start(ctx: Arc<Context>) {
                 registered = settings.registered,
                 "probing origins"
             );
-            tokio::spawn(probe_origins(ctx, interval));
         }
         None => tracing::info!("origin probes are off"),
     }
+    // Running even while probes are off: a reload may turn them on.
+    tokio::spawn(probe_origins(ctx));
 }
+
+/// While probes are off, how often the probe task looks whether a reload turned them on.
+const PROBES_OFF_RECHECK: Duration = Duration::from_secs(1);
 
 /// An origin's probe history, as HAProxy keeps it: consecutive passes and failures, and
 /// whether the probes hold it up.
@@ -150,10 +154,18 @@ pub fn hold(settings: &HealthCheck, interval: Duration) -> Duration {
 }
 
 /// The probe task: one round per interval until the proxy stops accepting.
-async fn probe_origins(ctx: Arc<Context>, interval: Duration) {
+async fn probe_origins(ctx: Arc<Context>) {
     let mut states: HashMap<OriginId, ProbeState> = HashMap::new();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
     loop {
+        // Read each round: a reload may change the settings, or turn probes off or on.
+        let Some(interval) = ctx.live().health_check.interval else {
+            states.clear();
+            tokio::select! {
+                () = tokio::time::sleep(PROBES_OFF_RECHECK) => continue,
+                () = ctx.lifecycle.stopped_accepting() => break,
+            }
+        };
         let next = Instant::now() + jittered(interval);
         tokio::select! {
             () = round(&ctx, interval, &mut states, &limit) => {}
@@ -178,7 +190,7 @@ fn probed(ctx: &Context, status: &OriginStatus) -> bool {
     match status.origin.source {
         OriginSource::Static => true,
         OriginSource::Registered => {
-            ctx.config.health_check.registered
+            ctx.live().health_check.registered
                 && lb_core::is_alive(
                     OriginSource::Registered,
                     status.since_heartbeat,
@@ -214,13 +226,13 @@ async fn round(
         .collect();
     states.retain(|id, _| targets.iter().any(|o| &o.id == id));
 
+    let live = ctx.live();
     let how = ProbeHow {
-        timeout: ctx.config.health_check.timeout,
-        rtmp_proxy_header: ctx
-            .config
+        timeout: live.health_check.timeout,
+        rtmp_proxy_header: live
             .origin_proxy_protocol
             .rtmp
-            .then_some(ctx.config.origin_proxy_protocol.version),
+            .then_some(live.origin_proxy_protocol.version),
     };
     let mut probes = JoinSet::new();
     for origin in targets {
@@ -252,7 +264,7 @@ async fn act(
         Err(ProbeError { local: true, .. }) => return,
         outcome => outcome.map_err(|e| e.reason),
     };
-    let settings = ctx.config.health_check;
+    let settings = ctx.live().health_check;
     let change = state.record(outcome.is_ok(), settings.rise, settings.fall);
     match (change, outcome) {
         (Change::WentDown, Err(reason)) => {
@@ -292,7 +304,7 @@ async fn act(
 /// HAProxy's `on-marked-down shutdown-sessions`): a hung origin would otherwise hold its
 /// clients until socket buffers fill, and they reconnect to a live origin at once.
 fn cut_sessions(ctx: &Context, id: &OriginId) {
-    if !ctx.config.health_check.cut_sessions {
+    if !ctx.live().health_check.cut_sessions {
         return;
     }
     let cut = ctx.sessions.cut_origin(id);
@@ -302,7 +314,7 @@ fn cut_sessions(ctx: &Context, id: &OriginId) {
 }
 
 async fn mark_down(ctx: &Context, interval: Duration, id: &OriginId, reason: &str) {
-    let held = hold(&ctx.config.health_check, interval);
+    let held = hold(&ctx.live().health_check, interval);
     if let Err(e) = ctx
         .balancer
         .mark_down(id, &format!("probe: {reason}"), held)

@@ -65,10 +65,11 @@ where
         tracing::debug!("cannot bound the client's send buffer: {e}");
     }
     let (stream, progress) = WriteWatch::new(stream);
-    let stall_limit = ctx.config.idle_timeout;
+    let live = ctx.live();
+    let stall_limit = live.idle_timeout;
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(ctx.config.handshake_timeout)
+        .header_read_timeout(live.handshake_timeout)
         .max_buf_size(MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(stream), service);
     let served = tokio::select! {

@@ -14,6 +14,7 @@ mod media_http;
 pub mod metrics;
 mod origin_link;
 mod proxy_protocol;
+mod reload;
 mod rtmp;
 mod sessions;
 mod srt;
@@ -36,8 +37,11 @@ use crate::sessions::Sessions;
 
 /// What every listener and session shares.
 pub struct Context {
-    /// The configuration in force.
+    /// The configuration the proxy started with: read startup-only settings (listeners,
+    /// the balancer) here, and reloadable ones through [`Context::live`].
     pub config: Config,
+    /// The configuration in effect, which a reload replaces.
+    live: reload::LiveConfig,
     /// Where streams are placed.
     pub balancer: Arc<dyn Balancer>,
     /// This proxy's live sessions.
@@ -52,7 +56,16 @@ pub struct Context {
     pub per_ip: limits::PerIpLimiter,
 }
 
+impl Context {
+    /// The configuration in effect now. Read it once where a session or a round starts:
+    /// a reload between two reads may change it.
+    pub fn live(&self) -> Arc<Config> {
+        self.live.get()
+    }
+}
+
 pub use config::{load as load_config, Config};
+pub use reload::{log_filter_of, set_log_reloader};
 
 /// Runs the proxy with the balancer its configuration names, until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -79,6 +92,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let config_per_ip = config.max_connections_per_ip;
     let ctx = Arc::new(Context {
+        live: reload::LiveConfig::new(config.clone()),
         config,
         balancer,
         sessions: Sessions::default(),
@@ -104,6 +118,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     tokio::spawn(upkeep::keep_live_placements(ctx.clone()));
     tokio::spawn(upkeep::keep_static_origins(ctx.clone()));
     health::start(ctx.clone());
+    reload::watch_sighup(ctx.clone());
     let shutdown = shutdown_signal();
     warn_loopback_candidate(&ctx.config);
     first_run_guidance(&ctx, system_api).await;
@@ -113,8 +128,9 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     shutdown.await;
     tracing::info!("shutting down");
     notify_service_manager(sd_notify::NotifyState::Stopping);
+    let live = ctx.live();
     ctx.lifecycle
-        .shutdown(ctx.config.grace_quit, ctx.config.force_quit)
+        .shutdown(live.grace_quit, live.force_quit)
         .await;
     tracing::info!("bye");
     Ok(())

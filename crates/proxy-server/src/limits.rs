@@ -4,7 +4,7 @@
 //! flood.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use dashmap::DashMap;
 /// Counts live connections per client IP. An IP's entry exists only while it has one, so
 /// memory follows live clients, not every address ever seen.
 pub struct PerIpLimiter {
-    limit: Option<usize>,
+    /// The limit; 0: none (a reload may change it).
+    limit: AtomicUsize,
     counts: Arc<DashMap<IpAddr, usize>>,
 }
 
@@ -30,20 +31,26 @@ impl PerIpLimiter {
     /// A limiter allowing `limit` connections per IP; `None`: no limit (and no tracking).
     pub fn new(limit: Option<usize>) -> Self {
         PerIpLimiter {
-            limit,
+            limit: AtomicUsize::new(limit.unwrap_or(0)),
             counts: Arc::default(),
         }
     }
 
     /// The configured limit.
     pub fn limit(&self) -> Option<usize> {
-        self.limit
+        Some(self.limit.load(Ordering::Relaxed)).filter(|n| *n > 0)
+    }
+
+    /// Changes the limit (a configuration reload): connections held stay; new ones meet
+    /// the new limit. Connections opened while there was no limit are not counted.
+    pub fn set_limit(&self, limit: Option<usize>) {
+        self.limit.store(limit.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// A slot for one more connection from `ip`, or `None` if it has as many as it may.
     pub fn try_acquire(&self, ip: IpAddr) -> Option<IpGuard> {
         let ip = client_of(ip);
-        let Some(limit) = self.limit else {
+        let Some(limit) = self.limit() else {
             return Some(IpGuard { counts: None, ip });
         };
         match self.counts.entry(ip) {

@@ -5,6 +5,9 @@
 use std::process::ExitCode;
 
 use proxy_server::config::Invocation;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = match proxy_server::config::load_invocation(std::env::args()) {
@@ -21,13 +24,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logs(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,4 +42,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `log_filter` (else `RUST_LOG`, else `info`), with a handle
+/// that lets a configuration reload change the filter.
+fn init_logs(config: &proxy_server::Config) {
+    let filter = EnvFilter::try_new(proxy_server::log_filter_of(config))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    proxy_server::set_log_reloader(move |spec| {
+        let filter = EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
 }

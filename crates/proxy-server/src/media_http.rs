@@ -319,7 +319,7 @@ fn relayed(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let idle = ctx.config.idle_timeout;
+    let idle = ctx.live().idle_timeout;
     Response::from_parts(parts, Relayed::new(body, session, idle).boxed_unsync())
 }
 

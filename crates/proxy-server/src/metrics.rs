@@ -116,6 +116,11 @@ pub fn balancer_error(operation: &'static str) {
     counter!("proxy_balancer_errors_total", "operation" => operation).increment(1);
 }
 
+/// A configuration reload, by `result` (`applied` or `failed`).
+pub fn config_reload(result: &'static str) {
+    counter!("proxy_config_reloads_total", "result" => result).increment(1);
+}
+
 /// The process-wide Prometheus recorder: `Some` once this crate installed it, `None` when
 /// the embedding program had installed a recorder of its own first.
 static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
@@ -211,6 +216,11 @@ fn describe() {
         "Placement decisions, by balancer and outcome (kept, placed, replaced, failed)."
     );
     describe_counter!("proxy_redis_errors_total", "Redis operations that failed.");
+    describe_counter!(
+        "proxy_config_reloads_total",
+        "Configuration reloads (SIGHUP, POST /api/v1/reload), by result: applied, or failed \
+         (nothing changed)."
+    );
 }
 
 /// The counters and gauges recorded so far in Prometheus's text format, or `None` when the

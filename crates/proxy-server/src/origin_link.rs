@@ -142,7 +142,7 @@ pub async fn pick(ctx: &Context, key: &StreamKey, intent: PickIntent) -> Result<
     let mut picked = ctx.balancer.pick(key, intent).await;
     metrics::pick_took(ctx.balancer.name(), started.elapsed());
     if matches!(picked, Err(lb_core::Error::NoOrigin { registered: 0, .. }))
-        && !ctx.config.static_origins.is_empty()
+        && !ctx.live().static_origins.is_empty()
     {
         // The shared state was wiped (a Redis restart): put the static origins back now
         // rather than at the next periodic check.
@@ -384,7 +384,7 @@ pub async fn connect_tcp(
     for endpoint in leg.endpoints(origin) {
         let started = Instant::now();
         let attempt = tokio::time::timeout(
-            ctx.config.origin_connect_timeout,
+            ctx.live().origin_connect_timeout,
             TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
         )
         .await;
@@ -399,7 +399,7 @@ pub async fn connect_tcp(
                 return Err(LinkError::Local(e.to_string()));
             }
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {:?}", ctx.config.origin_connect_timeout),
+            Err(_) => format!("no answer within {:?}", ctx.live().origin_connect_timeout),
         };
         tracing::warn!(origin = %origin.id, %endpoint, protocol, "origin connect failed: {reason}");
         last = Some(LinkError::Unreachable {
@@ -490,7 +490,7 @@ where
     Fut: std::future::Future<Output = Result<T, LinkError>>,
 {
     let protocol = leg.label();
-    let attempts = ctx.config.origin_connect_attempts;
+    let attempts = ctx.live().origin_connect_attempts;
     let mut tried: Vec<lb_core::OriginId> = Vec::new();
     let mut failed: Option<LinkError> = None;
     let linked = loop {
@@ -549,13 +549,10 @@ pub async fn connect_to(
     leg: Leg,
     client: ClientAddrs,
 ) -> Result<(TcpStream, Endpoint), LinkError> {
+    let legs = ctx.live().origin_proxy_protocol;
     let linked = match connect_tcp(ctx, origin, leg).await {
-        Ok((mut stream, endpoint)) if leg.proxy_header(&ctx.config.origin_proxy_protocol) => {
-            let header = crate::proxy_protocol::header(
-                ctx.config.origin_proxy_protocol.version,
-                client.peer,
-                client.local,
-            );
+        Ok((mut stream, endpoint)) if leg.proxy_header(&legs) => {
+            let header = crate::proxy_protocol::header(legs.version, client.peer, client.local);
             match stream.write_all(&header).await {
                 Ok(()) => Ok((stream, endpoint)),
                 Err(e) => Err(LinkError::Unreachable {
@@ -586,7 +583,7 @@ pub async fn connect_to(
 pub async fn suspect(ctx: &Context, origin: &Origin, reason: &str, leg: Leg) {
     let protocol = leg.label();
     metrics::origin_connect_failed(protocol);
-    let hold = ctx.config.suspect_for;
+    let hold = ctx.live().suspect_for;
     if hold.is_zero() {
         return;
     }

@@ -11,9 +11,6 @@ use crate::{metrics, Context};
 /// Keeps static origins registered: a shared balancer (a Redis restarted without
 /// persistence) may forget them, and they have no heartbeat of their own.
 pub async fn keep_static_origins(ctx: Arc<Context>) {
-    if ctx.config.static_origins.is_empty() {
-        return;
-    }
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     loop {
@@ -24,7 +21,8 @@ pub async fn keep_static_origins(ctx: Arc<Context>) {
 
 /// Adds again the static origins the balancer has forgotten, with their draining flags.
 pub(crate) async fn restore_static_origins(ctx: &Context) {
-    for (origin, draining) in &ctx.config.static_origins {
+    let live = ctx.live();
+    for (origin, draining) in &live.static_origins {
         if let Ok(None) = ctx.balancer.origin(&origin.id).await {
             tracing::info!(origin = %origin.id, "static origin forgotten by the balancer; adding it again");
             let restored = ctx.balancer.register(origin.clone()).await;

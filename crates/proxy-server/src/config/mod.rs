@@ -103,6 +103,8 @@ pub struct Config {
     /// Bytes all RTMP connections may buffer together beyond their free share; `None`: no
     /// budget.
     pub rtmp_buffer_budget: Option<usize>,
+    /// The log filter (`RUST_LOG` syntax); `None`: `RUST_LOG`, else `info`.
+    pub log_filter: Option<String>,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -404,5 +406,6 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         },
         trusted_proxies: s.trusted_proxies,
         rtmp_buffer_budget: s.rtmp_buffer_budget,
+        log_filter: s.log_filter,
     }
 }

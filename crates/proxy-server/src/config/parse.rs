@@ -61,6 +61,17 @@ pub fn optional_text(value: &str) -> Result<Option<String>, String> {
     Ok(Some(value.to_owned()).filter(|v| !v.is_empty()))
 }
 
+/// A log filter in `RUST_LOG`'s syntax; empty is none.
+pub fn log_filter(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map(|_| Some(value.to_owned()))
+        .map_err(|e| format!("expected a filter as RUST_LOG takes it (info, my_crate=debug): {e}"))
+}
+
 /// A path; empty is none.
 pub fn optional_path(value: &str) -> Result<Option<PathBuf>, String> {
     Ok(Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()))

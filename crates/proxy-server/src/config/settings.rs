@@ -293,4 +293,9 @@ settings! {
         help: "signed HLS tokens expire after this long (each playlist fetch renews them); an \
             expired token on a playlist is placed again, on a segment it is refused",
     }
+    log_filter: Option<String> {
+        env: "PROXY_LOG_FILTER", default: "", parse: log_filter,
+        help: "which logs to keep, as RUST_LOG says it (info, proxy_server=debug,warn...); empty: \
+            RUST_LOG, else info. A reload applies it",
+    }
 }

@@ -139,7 +139,7 @@ async fn serve_connection(
         reader_limits: CLIENT_READER_LIMITS,
         ..ServerConfig::default()
     });
-    let limit = ctx.config.handshake_timeout;
+    let limit = ctx.live().handshake_timeout;
     let identifying = identify(&mut client, &mut front, &mut charge);
     let identified = match tokio::time::timeout(limit, identifying).await {
         Ok(Ok(identified)) => identified,
@@ -204,7 +204,7 @@ async fn serve_connection(
             return;
         }
     };
-    let limit = ctx.config.origin_connect_timeout;
+    let limit = ctx.live().origin_connect_timeout;
     let verdict = tokio::time::timeout(
         limit,
         origin_verdict(
@@ -273,7 +273,7 @@ async fn serve_connection(
             &upstream,
             &mut relay,
             session.traffic(),
-            ctx.config.idle_timeout,
+            ctx.live().idle_timeout,
             &ctx.lifecycle,
             &mut charge,
         ) => fault,

@@ -50,7 +50,7 @@ pub(super) async fn connect(
     key: &StreamKey,
     intent: PickIntent,
 ) -> Result<(Origin, Dialed), LinkError> {
-    let timeout = ctx.config.origin_connect_timeout;
+    let timeout = ctx.live().origin_connect_timeout;
     // Until when the balancer may take to pick (nanoseconds on `clock`), or DIALING while
     // an attempt runs on a deadline of its own; an attempt that fails at once gives the
     // next pick a fresh timeout.
@@ -142,7 +142,7 @@ async fn handshake(
             (Some(Outcome::Connected(_)), _) => return Ok(Dialed::Connected { session, socket }),
             (Some(Outcome::Rejected(_)), _) => return Ok(Dialed::Rejected(session)),
             (Some(Outcome::Refused(_)), _) | (None, None) => {
-                let timeout = ctx.config.origin_connect_timeout;
+                let timeout = ctx.live().origin_connect_timeout;
                 let reason =
                     format!("unreachable at {endpoint}: no handshake answer within {timeout:?}");
                 suspect(ctx, origin, &format!("connect failed: {reason}"), Leg::Srt).await;

@@ -124,7 +124,7 @@ pub(super) async fn run(setup: Setup) {
         return;
     }
     let reason = live
-        .relay(&mut phase, &cut, ctx.config.idle_timeout, clock)
+        .relay(&mut phase, &cut, ctx.live().idle_timeout, clock)
         .await;
     live.end(reason);
     let _ = events

@@ -239,6 +239,12 @@ impl Proxy {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// The config file given with `--config` (written by [`Proxy::start`] when it was
+    /// given a body; a test may rewrite it and ask for a reload).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("proxy.toml")
+    }
+
     /// The proxy's process id.
     pub fn pid(&self) -> u32 {
         self.process.child.id()

@@ -3,6 +3,7 @@
 //!
 //! One test binary for the crate; each area is a module.
 
+mod console;
 mod deploy;
 mod failover;
 mod fleet;
