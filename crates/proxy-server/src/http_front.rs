@@ -14,10 +14,12 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+
+use crate::accept::ClientStream;
 
 use crate::origin_link::LinkError;
 use crate::write_watch::WriteWatch;
@@ -42,14 +44,35 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
 /// player or WHIP client sends.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
-/// Serves one HTTP/1 client connection: `handle` answers each request. A request head
-/// must arrive within the handshake timeout (a client that connects and says nothing, or
-/// drips bytes, is closed; so is a keep-alive connection idle that long between
-/// requests), and a client that stops reading what it is sent is closed once no byte
-/// has got through for the idle timeout ([`crate::write_watch`]): hyper stops polling a
-/// response body while the socket is full, so the body's own timers cannot see it.
-async fn serve_http1<F, Fut>(ctx: &Context, stream: TcpStream, protocol: &'static str, handle: F)
-where
+/// Most requests one HTTP/2 connection may have open at once.
+const MAX_H2_STREAMS: u32 = 128;
+
+/// Bounds a client socket's send buffer: the kernel would otherwise grow it to megabytes
+/// (autotuning) for a client that reads nothing, and the write watch would see progress
+/// all that while. Half a megabyte in flight (the kernel doubles the value) still carries
+/// tens of Mbit/s over a 50 ms path. Called on the socket before any TLS goes over it.
+pub fn bound_send_buffer(stream: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(CLIENT_SEND_BUFFER) {
+        tracing::debug!("cannot bound the client's send buffer: {e}");
+    }
+}
+
+/// Serves one HTTP client connection, HTTP/2 if `h2` (chosen by ALPN) else HTTP/1:
+/// `handle` answers each request. An HTTP/1 request head must arrive within the handshake
+/// timeout (a client that connects and says nothing, or drips bytes, is closed; so is a
+/// keep-alive connection idle that long between requests); an HTTP/2 connection is
+/// pinged every idle timeout and closed if the ping is not answered within the handshake
+/// timeout. A client that stops reading what it is sent is closed once no byte has got
+/// through for the idle timeout ([`crate::write_watch`]): hyper stops polling a response
+/// body while the socket is full, so the body's own timers cannot see it.
+async fn serve_http<S, F, Fut>(
+    ctx: &Context,
+    stream: S,
+    h2: bool,
+    protocol: &'static str,
+    handle: F,
+) where
+    S: ClientStream,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
@@ -57,20 +80,28 @@ where
         let answer = handle(req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    // The kernel would otherwise grow the send buffer to megabytes (autotuning) for a
-    // client that reads nothing, and the write watch would see progress all that while.
-    // Half a megabyte in flight (the kernel doubles the value) still carries tens of
-    // Mbit/s over a 50 ms path.
-    if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(CLIENT_SEND_BUFFER) {
-        tracing::debug!("cannot bound the client's send buffer: {e}");
-    }
     let (stream, progress) = WriteWatch::new(stream);
     let stall_limit = ctx.config.idle_timeout;
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(ctx.config.handshake_timeout)
-        .max_buf_size(MAX_REQUEST_HEAD)
-        .serve_connection(TokioIo::new(stream), service);
+    let io = TokioIo::new(stream);
+    let conn: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if h2 {
+        Box::pin(
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(MAX_REQUEST_HEAD as u32)
+                .max_concurrent_streams(MAX_H2_STREAMS)
+                .keep_alive_interval(Some(ctx.config.idle_timeout))
+                .keep_alive_timeout(ctx.config.handshake_timeout)
+                .serve_connection(io, service),
+        )
+    } else {
+        Box::pin(
+            http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(ctx.config.handshake_timeout)
+                .max_buf_size(MAX_REQUEST_HEAD)
+                .serve_connection(io, service),
+        )
+    };
     let served = tokio::select! {
         served = conn => served,
         () = crate::write_watch::stalled(&progress, stall_limit) => {
@@ -85,21 +116,30 @@ where
     }
 }
 
-/// Send buffer asked for on HTTP client sockets ([`serve_http1`]).
+/// Send buffer asked for on HTTP client sockets ([`bound_send_buffer`]).
 const CLIENT_SEND_BUFFER: usize = 256 * 1024;
 
 /// Serves one client connection of an HTTP front-end: `route` answers each request but
 /// those every front-end answers alike (`OPTIONS` preflights, `GET /api/v1/versions`); a
-/// refusal becomes its JSON reply; every reply gets CORS headers ([`add_cors`]).
-pub async fn serve<F, Fut>(ctx: &Context, stream: TcpStream, protocol: &'static str, route: F)
+/// refusal becomes its JSON reply; every reply gets CORS headers ([`add_cors`]). `h2`:
+/// the client chose HTTP/2 (ALPN); its requests get a `Host` from their authority, as the
+/// routes and HTTP/1 origins expect one.
+pub async fn serve<S, F, Fut>(ctx: &Context, stream: S, h2: bool, protocol: &'static str, route: F)
 where
+    S: ClientStream,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<ProxyBody>, Refusal>> + Send + 'static,
 {
     let route = std::sync::Arc::new(route);
-    serve_http1(ctx, stream, protocol, move |req| {
+    serve_http(ctx, stream, h2, protocol, move |mut req| {
         let route = route.clone();
         async move {
+            if !req.headers().contains_key(header::HOST) {
+                let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+                if let Some(host) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                    req.headers_mut().insert(header::HOST, host);
+                }
+            }
             let answered = match preamble(&req) {
                 Some(answer) => answer,
                 None => route(req).await.unwrap_or_else(Refusal::into_response),

@@ -57,7 +57,6 @@ pub mod budget;
 pub mod relay;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,9 +68,9 @@ use rtmp_peek::{
     ServerConfig, ServerEvent, ServerSession, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use self::budget::{BufferBudget, Charge, OverBudget};
+use crate::accept::ClientStream;
 use crate::origin_link::{link_tcp, ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
@@ -114,25 +113,40 @@ pub enum Fault {
     OverBudget(OverBudget),
 }
 
-/// Binds the listener, if configured, and serves it until shutdown.
+/// Binds the listeners (RTMP, RTMPS), if configured, and serves them until shutdown. Both
+/// draw on one buffer budget.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
-    let Some(addr) = ctx.config.rtmp_listen else {
-        return Ok(());
-    };
-    let listener = crate::bind_tcp("rtmp", addr).await?;
     let budget = BufferBudget::new(ctx.config.rtmp_buffer_budget);
-    crate::accept::serve_tcp(ctx, listener, "rtmp", move |ctx, client, peer| {
-        serve_connection(ctx, client, peer, budget.clone())
-    });
+    if let Some(addr) = ctx.config.rtmp_listen {
+        let listener = crate::bind_tcp("rtmp", addr).await?;
+        let budget = budget.clone();
+        crate::accept::serve_tcp(ctx.clone(), listener, "rtmp", move |ctx, client, peer| {
+            let addrs = ClientAddrs::of(&client, peer);
+            serve_connection(ctx, client, addrs, budget.clone())
+        });
+    }
+    if let (Some(addr), Some(store)) = (ctx.config.rtmps_listen, ctx.tls.clone()) {
+        let listener = crate::bind_tcp("rtmps", addr).await?;
+        crate::tls::serve(
+            ctx,
+            listener,
+            "rtmps",
+            &store,
+            crate::tls::ALPN_NONE,
+            |_| {},
+            move |ctx, client, addrs| serve_connection(ctx, client, addrs, budget.clone()),
+        );
+    }
     Ok(())
 }
 
-async fn serve_connection(
+async fn serve_connection<S: ClientStream>(
     ctx: Arc<Context>,
-    mut client: TcpStream,
-    peer: SocketAddr,
+    mut client: S,
+    addrs: ClientAddrs,
     budget: Arc<BufferBudget>,
 ) {
+    let peer = addrs.peer;
     let accepted = Instant::now();
     let mut charge = budget.charge();
     let mut front = ServerSession::new(ServerConfig {
@@ -172,7 +186,6 @@ async fn serve_connection(
         }
     };
 
-    let addrs = ClientAddrs::of(&client, peer);
     let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
     let (origin, mut upstream, endpoint) = match linked {
         Ok(link) => link,
@@ -269,8 +282,8 @@ async fn serve_connection(
     // Cut without flushing: the origin is dead or hung, nothing would drain.
     let fault = tokio::select! {
         fault = relay::run(
-            &client,
-            &upstream,
+            &mut client,
+            &mut upstream,
             &mut relay,
             session.traffic(),
             ctx.config.idle_timeout,
@@ -311,8 +324,8 @@ fn stage_name(stage: SetupStage) -> &'static str {
 }
 
 /// Reads the client until it sends `publish` or `play`, answering it locally.
-async fn identify(
-    client: &mut TcpStream,
+async fn identify<S: ClientStream>(
+    client: &mut S,
     front: &mut ServerSession,
     charge: &mut Charge,
 ) -> Result<Box<Identified>, Fault> {
@@ -347,9 +360,9 @@ enum Verdict {
 
 /// Drives the origin leg to its verdict, forwarding what the origin says to the client.
 /// The client's bytes meanwhile stay buffered in `front` (bounded) for the relay.
-async fn origin_verdict(
-    client: &mut TcpStream,
-    origin: &mut TcpStream,
+async fn origin_verdict<S: ClientStream>(
+    client: &mut S,
+    origin: &mut tokio::net::TcpStream,
     front: &mut ServerSession,
     leg: &mut ClientSession,
     charge: &mut Charge,
@@ -402,7 +415,7 @@ async fn origin_verdict(
 }
 
 /// Tells the client its stream failed (an `onStatus` error with `reason`), then closes.
-async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
+async fn refuse<S: ClientStream>(client: S, mut front: ServerSession, reason: &str) {
     if let Err(e) = front.fail(reason) {
         tracing::debug!("cannot encode the refusal: {e}");
     }
@@ -411,7 +424,7 @@ async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
 
 /// Sends `last`, half-closes, and waits (briefly) for the client to close its side, so the
 /// last bytes are read rather than lost to a reset.
-async fn linger_close(mut client: TcpStream, last: bytes::Bytes) {
+async fn linger_close<S: ClientStream>(mut client: S, last: bytes::Bytes) {
     let _ = tokio::time::timeout(REFUSAL_LINGER, async {
         client.write_all(&last).await?;
         client.shutdown().await?;
