@@ -15,4 +15,5 @@ mod observability;
 mod rtmp;
 mod srt;
 mod system_api;
+mod tls;
 mod webrtc;

@@ -13,7 +13,7 @@
 
 mod fake_origin;
 mod nat;
-mod peers;
+pub mod peers;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU8, Ordering};
