@@ -17,6 +17,8 @@ requirements=(
   "systemd-analyze:systemd"
   "prlimit:util-linux"
   "redis-cli:redis-tools"
+  "openssl:openssl"
+  "curl:curl"
 )
 missing=()
 for req in "${requirements[@]}"; do

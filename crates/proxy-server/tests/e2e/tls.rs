@@ -599,7 +599,7 @@ fn garbage_and_stalled_handshakes_are_cut_and_cost_nothing_else() {
     );
     let mut rtmp_on_tls = TcpStream::connect(rtmps).unwrap();
     let mut c0c1 = vec![3u8];
-    c0c1.extend(std::iter::repeat(0x5a).take(1536));
+    c0c1.extend([0x5a; 1536]);
     rtmp_on_tls.write_all(&c0c1).unwrap();
     assert!(
         closed_within(&mut rtmp_on_tls, SECS(3)),
