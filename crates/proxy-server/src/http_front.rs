@@ -6,6 +6,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,43 +78,171 @@ async fn serve_http<S, F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let answer = handle(req);
-        async move { Ok::<_, Infallible>(answer.await) }
-    });
     let (stream, progress) = WriteWatch::new(stream);
     let stall_limit = ctx.config.idle_timeout;
     let io = TokioIo::new(stream);
-    let conn: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if h2 {
-        Box::pin(
-            http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(MAX_REQUEST_HEAD as u32)
-                .max_concurrent_streams(MAX_H2_STREAMS)
-                .keep_alive_interval(Some(ctx.config.idle_timeout))
-                .keep_alive_timeout(ctx.config.handshake_timeout)
-                .serve_connection(io, service),
-        )
+    let stalled = crate::write_watch::stalled(&progress, stall_limit);
+    let served = if h2 {
+        serve_h2(ctx, io, handle, stalled).await
     } else {
-        Box::pin(
-            http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(ctx.config.handshake_timeout)
-                .max_buf_size(MAX_REQUEST_HEAD)
-                .serve_connection(io, service),
-        )
-    };
-    let served = tokio::select! {
-        served = conn => served,
-        () = crate::write_watch::stalled(&progress, stall_limit) => {
-            // Dropping the connection drops the response body, its session and its
-            // origin connection.
-            tracing::info!("{protocol} client closed: it read nothing for {stall_limit:?}");
-            return;
+        let service = service_fn(move |req| {
+            let answer = handle(req);
+            async move { Ok::<_, Infallible>(answer.await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(ctx.config.handshake_timeout)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .serve_connection(io, service);
+        tokio::select! {
+            served = conn => Some(served),
+            () = stalled => None,
         }
     };
-    if let Err(e) = served {
-        tracing::debug!("{protocol} connection ended: {e}");
+    match served {
+        // Dropping the connection dropped the response body, its session and its origin
+        // connection.
+        None => tracing::info!("{protocol} client closed: it read nothing for {stall_limit:?}"),
+        Some(Err(e)) => tracing::debug!("{protocol} connection ended: {e}"),
+        Some(Ok(())) => {}
+    }
+}
+
+/// Serves an HTTP/2 connection until it ends (`None`: `stalled` resolved first). As an
+/// HTTP/1 keep-alive connection is closed after the handshake timeout without a request,
+/// so is an HTTP/2 connection with no request open for that long (GOAWAY): a client must
+/// not hold its connection slot with pings alone.
+async fn serve_h2<I, F, Fut>(
+    ctx: &Context,
+    io: I,
+    handle: F,
+    stalled: impl Future<Output = ()>,
+) -> Option<hyper::Result<()>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let open = Arc::new(OpenRequests::new());
+    let counted = open.clone();
+    let service = service_fn(move |req| {
+        let guard = OpenRequests::begin(&counted);
+        let answer = handle(req);
+        async move {
+            let response = answer.await;
+            Ok::<_, Infallible>(response.map(|body| {
+                Counted {
+                    body,
+                    _guard: guard,
+                }
+                .boxed_unsync()
+            }))
+        }
+    });
+    let conn = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_REQUEST_HEAD as u32)
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .keep_alive_interval(Some(ctx.config.idle_timeout))
+        .keep_alive_timeout(ctx.config.handshake_timeout)
+        .serve_connection(io, service);
+    tokio::pin!(conn, stalled);
+    let limit = ctx.config.handshake_timeout;
+    // Set once GOAWAY is sent: a client that does not let the connection close (it
+    // must answer hyper's PING) is cut then.
+    let mut cut_at: Option<tokio::time::Instant> = None;
+    loop {
+        let tick = async {
+            match cut_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => tokio::time::sleep(limit / 4).await,
+            }
+        };
+        tokio::select! {
+            served = conn.as_mut() => return Some(served),
+            () = stalled.as_mut() => return None,
+            () = tick => {
+                if cut_at.is_some() {
+                    tracing::info!("closed an HTTP/2 connection that did not close within {limit:?} of GOAWAY");
+                    return Some(Ok(()));
+                }
+                if open.idle_for().is_some_and(|idle| idle >= limit) {
+                    tracing::info!("closing an HTTP/2 connection with no request for {limit:?}");
+                    conn.as_mut().graceful_shutdown();
+                    cut_at = Some(tokio::time::Instant::now() + limit);
+                }
+            }
+        }
+    }
+}
+
+/// Requests of one HTTP/2 connection whose response has not ended, and since when there
+/// has been none.
+struct OpenRequests {
+    open: AtomicUsize,
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` when the last one ended (or the connection began).
+    idle_since: AtomicU64,
+}
+
+impl OpenRequests {
+    fn new() -> Self {
+        OpenRequests {
+            open: AtomicUsize::new(0),
+            epoch: std::time::Instant::now(),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(this: &Arc<Self>) -> OpenRequest {
+        this.open.fetch_add(1, Ordering::Relaxed);
+        OpenRequest(this.clone())
+    }
+
+    /// How long no request has been open; `None` while one is.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(since))
+    }
+}
+
+/// One open request: ends when its response body is done or dropped.
+struct OpenRequest(Arc<OpenRequests>);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        let now = self.0.epoch.elapsed().as_millis() as u64;
+        self.0.idle_since.store(now, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds its request open ([`OpenRequests`]) while it lives.
+struct Counted {
+    body: ProxyBody,
+    _guard: OpenRequest,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -130,7 +260,7 @@ where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<ProxyBody>, Refusal>> + Send + 'static,
 {
-    let route = std::sync::Arc::new(route);
+    let route = Arc::new(route);
     serve_http(ctx, stream, h2, protocol, move |mut req| {
         let route = route.clone();
         async move {

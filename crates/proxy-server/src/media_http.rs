@@ -47,7 +47,7 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             &store,
             crate::tls::ALPN_HTTP,
             crate::http_front::bound_send_buffer,
-            |ctx, stream, client| {
+            |ctx, stream, client, _| {
                 let h2 = crate::tls::is_h2(&stream);
                 serve_connection(ctx, stream, client, h2, "https")
             },

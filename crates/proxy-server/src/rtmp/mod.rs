@@ -2,7 +2,8 @@
 //!
 //! Per connection, with [`rtmp_peek`] doing all the protocol work:
 //!
-//! 1. **Identify** (within `handshake_timeout`, counted from accept): the handshake,
+//! 1. **Identify** (within `handshake_timeout`, counted from accept, so an RTMPS client's
+//!    TLS handshake counts too): the handshake,
 //!    `connect`, `releaseStream`, `FCPublish` and `createStream` are answered locally by a
 //!    [`ServerSession`] until the client sends `publish` or `play`. A client that sends
 //!    nothing, drips bytes, or sends something that is not RTMP within the limits of
@@ -122,7 +123,7 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         let budget = budget.clone();
         crate::accept::serve_tcp(ctx.clone(), listener, "rtmp", move |ctx, client, peer| {
             let addrs = ClientAddrs::of(&client, peer);
-            serve_connection(ctx, client, addrs, budget.clone())
+            serve_connection(ctx, client, addrs, budget.clone(), Instant::now())
         });
     }
     if let (Some(addr), Some(store)) = (ctx.config.rtmps_listen, ctx.tls.clone()) {
@@ -134,7 +135,9 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             &store,
             crate::tls::ALPN_NONE,
             |_| {},
-            move |ctx, client, addrs| serve_connection(ctx, client, addrs, budget.clone()),
+            move |ctx, client, addrs, accepted| {
+                serve_connection(ctx, client, addrs, budget.clone(), accepted)
+            },
         );
     }
     Ok(())
@@ -145,17 +148,19 @@ async fn serve_connection<S: ClientStream>(
     mut client: S,
     addrs: ClientAddrs,
     budget: Arc<BufferBudget>,
+    accepted: Instant,
 ) {
     let peer = addrs.peer;
-    let accepted = Instant::now();
     let mut charge = budget.charge();
     let mut front = ServerSession::new(ServerConfig {
         reader_limits: CLIENT_READER_LIMITS,
         ..ServerConfig::default()
     });
+    // Counted from accept: an RTMPS client's TLS handshake took its share already.
     let limit = ctx.config.handshake_timeout;
+    let deadline = tokio::time::Instant::from_std(accepted + limit);
     let identifying = identify(&mut client, &mut front, &mut charge);
-    let identified = match tokio::time::timeout(limit, identifying).await {
+    let identified = match tokio::time::timeout_at(deadline, identifying).await {
         Ok(Ok(identified)) => identified,
         Ok(Err(Fault::OverBudget(over))) => {
             budget.refused(&over);

@@ -19,6 +19,7 @@ mod validity;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::{TcpListener, TcpStream};
 pub use tokio_rustls::server::TlsStream;
@@ -34,8 +35,9 @@ pub const ALPN_NONE: &[&[u8]] = &[];
 pub const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Accepts TLS clients on `listener` until shutdown: the accept loop's limits, then the
-/// handshake within the handshake timeout, then `handle` with the encrypted stream and
-/// the client's addresses. `before_handshake` may tune the socket first.
+/// handshake within the handshake timeout, then `handle` with the encrypted stream, the
+/// client's addresses and when it was accepted. `before_handshake` may tune the socket
+/// first.
 pub fn serve<F, Fut>(
     ctx: Arc<Context>,
     listener: TcpListener,
@@ -45,12 +47,13 @@ pub fn serve<F, Fut>(
     before_handshake: fn(&TcpStream),
     handle: F,
 ) where
-    F: Fn(Arc<Context>, TlsStream<TcpStream>, ClientAddrs) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<Context>, TlsStream<TcpStream>, ClientAddrs, Instant) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let acceptor = TlsAcceptor::from(store.server_config(alpn));
     let handle = Arc::new(handle);
     crate::accept::serve_tcp(ctx, listener, protocol, move |ctx, stream, peer| {
+        let accepted = Instant::now();
         let addrs = ClientAddrs::of(&stream, peer);
         before_handshake(&stream);
         let acceptor = acceptor.clone();
@@ -78,7 +81,7 @@ pub fn serve<F, Fut>(
                 }
             };
             crate::metrics::tls_handshake(protocol, "ok");
-            handle(ctx, stream, addrs).await
+            handle(ctx, stream, addrs, accepted).await
         }
     });
 }

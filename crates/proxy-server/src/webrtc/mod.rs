@@ -98,7 +98,7 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             &store,
             crate::tls::ALPN_HTTP,
             crate::http_front::bound_send_buffer,
-            move |ctx, stream, client| {
+            move |ctx, stream, client, _| {
                 let h2 = crate::tls::is_h2(&stream);
                 signalling::serve_connection(ctx, rtc.clone(), stream, client, h2, "https-api")
             },

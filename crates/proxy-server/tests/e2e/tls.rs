@@ -584,7 +584,7 @@ fn garbage_and_stalled_handshakes_are_cut_and_cost_nothing_else() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf("proxy", &["localhost"], KeyType::Ecdsa, false);
     let mut flags = TLS_FLAGS.to_vec();
-    flags.extend([("handshake-timeout", "1s"), ("max-connections-per-ip", "3")]);
+    flags.extend([("handshake-timeout", "2s"), ("max-connections-per-ip", "3")]);
     let proxy = Proxy::start(&flags, &tls_env(&cert, &key), None);
     let (rtmps, https) = (proxy.addr("rtmps"), proxy.addr("https"));
 
@@ -619,17 +619,17 @@ fn garbage_and_stalled_handshakes_are_cut_and_cost_nothing_else() {
     );
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(900),
+        took >= Duration::from_millis(1900),
         "cut after {took:?}, before the timeout"
     );
 
     // The per-IP limit counts connections still in their handshake: three stallers hold
     // it, a fourth is closed at once.
     let stallers: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(https).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(100));
     let mut fourth = TcpStream::connect(https).unwrap();
     assert!(
-        closed_within(&mut fourth, Duration::from_millis(800)),
+        closed_within(&mut fourth, Duration::from_millis(1500)),
         "the fourth got in"
     );
     drop(stallers);
@@ -741,4 +741,42 @@ fn a_tls_listener_without_a_certificate_is_refused_at_start() {
         err.contains("PROXY_RTMPS_SERVER is on but no certificate is set"),
         "{err}"
     );
+}
+
+/// An HTTP/2 client that opens a connection and sends no request (answering nothing, not
+/// even the PING of the GOAWAY) is cut: it cannot hold its slot with an idle connection.
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_handshake_timeout() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("proxy", &["localhost"], KeyType::Ecdsa, false);
+    let mut flags = TLS_FLAGS.to_vec();
+    flags.push(("handshake-timeout", "1s"));
+    let proxy = Proxy::start(&flags, &tls_env(&cert, &key), None);
+    let mut cmd = Command::new(openssl());
+    cmd.args(["s_client", "-quiet", "-alpn", "h2", "-connect"])
+        .arg(proxy.addr("https").to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut client = crate::harness::Process::spawn("openssl s_client", &mut cmd);
+    let mut stdin = client.child.stdin.take().unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    stdin
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    stdin.flush().unwrap();
+    let said = |needle: &'static str| {
+        wait_for(SECS(6), || proxy.log_text().contains(needle).then_some(())).is_some()
+    };
+    assert!(
+        said("closing an HTTP/2 connection with no request for 1s"),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(
+        said("closed an HTTP/2 connection that did not close within 1s of GOAWAY"),
+        "{}",
+        proxy.log_text()
+    );
+    drop(stdin);
 }
