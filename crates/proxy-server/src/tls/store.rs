@@ -67,12 +67,18 @@ pub enum LoadError {
     },
 }
 
-/// What a file looked like when last loaded: reloading when it changes.
-type Stamp = Option<(SystemTime, u64)>;
+/// What a file looked like when last loaded (modification time, size, inode): reloading
+/// when it changes. The inode catches a file replaced by a rename within the clock's
+/// granularity with the same size.
+type Stamp = Option<(SystemTime, u64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
 }
 
 struct Slot {

@@ -182,13 +182,19 @@ fn curl() -> PathBuf {
     require_program("curl", "curl")
 }
 
-/// `curl --http2` GET of `url` checking the proxy against `ca`: (HTTP version, status,
-/// body, stderr).
-fn curl_h2(url: &str, ca: &Path) -> (String, u16, Vec<u8>, String) {
+/// `curl --http2` GET of `url` checking the proxy against `ca`, for at most `max_time`
+/// seconds: (HTTP version, status, body, stderr).
+fn curl_h2(url: &str, ca: &Path, max_time: &str) -> (String, u16, Vec<u8>, String) {
     let dir = TempDir::new("curl");
     let body = dir.path().join("body");
     let out = Command::new(curl())
-        .args(["--http2", "--silent", "--show-error", "--max-time", "15"])
+        .args([
+            "--http2",
+            "--silent",
+            "--show-error",
+            "--max-time",
+            max_time,
+        ])
         .arg("--cacert")
         .arg(ca)
         .arg("--output")
@@ -264,25 +270,29 @@ fn rtmps_publish_and_play_flv_and_hls_over_https() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf("proxy", &["localhost"], KeyType::Ecdsa, false);
     let nginx = NginxRtmp::start(None);
-    // The FLV origin: ffmpeg's own HTTP server, which serves one client (the proxy).
-    let flv_port = free_port();
-    let _flv_origin = ffmpeg_publish(
-        &format!("http://127.0.0.1:{flv_port}/live/flv.flv"),
-        40,
-        true,
-        "flv -listen 1",
-    );
-    assert!(wait_listening(flv_port, SECS(10)), "ffmpeg did not listen");
-    // The FLV origin has its own proxy: a stream is placed on either origin of a proxy.
-    let mut flags = TLS_FLAGS.to_vec();
-    flags.push(("health-check-interval", "off")); // ffmpeg serves one client: no probe
-    let flv_proxy = Proxy::start(
-        &flags,
-        &tls_env(&cert, &key),
-        Some(&format!(
-            "[[origins]]\nname = \"ffmpeg\"\nhttp = {flv_port}\n"
-        )),
-    );
+    // FLV origins: ffmpeg's own HTTP server, which serves one client (the proxy); one
+    // per HTTP version, each behind its own proxy (a proxy places a stream on any of its
+    // origins).
+    let flv_origin = || {
+        let port = free_port();
+        let origin = ffmpeg_publish(
+            &format!("http://127.0.0.1:{port}/live/flv.flv"),
+            40,
+            true,
+            "flv -listen 1",
+        );
+        assert!(wait_listening(port, SECS(10)), "ffmpeg did not listen");
+        let mut flags = TLS_FLAGS.to_vec();
+        flags.push(("health-check-interval", "off")); // one client: no probe
+        let proxy = Proxy::start(
+            &flags,
+            &tls_env(&cert, &key),
+            Some(&format!("[[origins]]\nname = \"ffmpeg\"\nhttp = {port}\n")),
+        );
+        (origin, proxy)
+    };
+    let (_flv_origin, flv_proxy) = flv_origin();
+    let (_flv_origin_h2, flv_proxy_h2) = flv_origin();
     let proxy = Proxy::start(
         TLS_FLAGS,
         &tls_env(&cert, &key),
@@ -328,11 +338,23 @@ fn rtmps_publish_and_play_flv_and_hls_over_https() {
         "decoded {frames} frames over HTTPS-FLV; ffmpeg:\n{said}\nproxy log:\n{}",
         flv_proxy.log_text()
     );
+    // And over HTTP/2: curl reads the live body until its time is up.
+    let (version, status, body, err) = curl_h2(
+        &format!("https://{}/live/flv.flv", flv_proxy_h2.addr("https")),
+        &pki.ca,
+        "2",
+    );
+    assert_eq!((version.as_str(), status), ("2", 200), "{err}");
+    assert!(
+        body.starts_with(b"FLV") && body.len() > 50_000,
+        "{} bytes of FLV over HTTP/2: {err}",
+        body.len()
+    );
 
     // HLS (written by nginx-rtmp from the RTMPS publish) over HTTP/2.
     let playlist = wait_for(SECS(20), || {
         let (version, status, body, err) =
-            curl_h2(&format!("https://{https}/live/cam.m3u8"), &pki.ca);
+            curl_h2(&format!("https://{https}/live/cam.m3u8"), &pki.ca, "15");
         assert!(err.is_empty() || status != 0, "curl: {err}");
         (status == 200 && String::from_utf8_lossy(&body).contains(".ts"))
             .then_some((version, String::from_utf8_lossy(&body).into_owned()))
@@ -350,7 +372,7 @@ fn rtmps_publish_and_play_flv_and_hls_over_https() {
     } else {
         format!("/live/{segment}")
     };
-    let (version, status, body, err) = curl_h2(&format!("https://{https}{path}"), &pki.ca);
+    let (version, status, body, err) = curl_h2(&format!("https://{https}{path}"), &pki.ca, "15");
     assert_eq!((version.as_str(), status), ("2", 200), "{err}");
     assert_eq!(body.first(), Some(&0x47), "an MPEG-TS segment over HTTP/2");
     // nginx got the HTTP/2 requests as HTTP/1.1 with a Host.
@@ -515,6 +537,20 @@ fn certificates_reload_under_a_live_rtmps_publish() {
         wait_for(SECS(10), || proxy
             .log_text()
             .contains("TLS certificate not reloaded, the previous one stays in use")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        proxy.log_text()
+    );
+    let (subject, verified, said) = s_client(rtmps, "localhost", &pki.ca);
+    assert!(subject.contains("proxy-v2") && verified, "{said}");
+    // A certificate with another pair's key: refused as well, and said.
+    install(&v3_cert, &v1_key);
+    kill("-HUP");
+    assert!(
+        wait_for(SECS(10), || proxy
+            .log_text()
+            .contains("keys may not be consistent: KeyMismatch")
             .then_some(()))
         .is_some(),
         "{}",
@@ -704,6 +740,7 @@ fn an_expired_certificate_is_named_in_the_log_and_refused_by_clients() {
     let (_, status, _, err) = curl_h2(
         &format!("https://{}/api/v1/versions", proxy.addr("https")),
         &pki.ca,
+        "15",
     );
     assert_eq!(status, 0, "curl accepted an expired certificate");
     assert!(
