@@ -18,6 +18,8 @@ requirements=(
   "prlimit:util-linux"
   "redis-cli:redis-tools"
   "chromium:chromium"
+  "openssl:openssl"
+  "curl:curl"
 )
 missing=()
 for req in "${requirements[@]}"; do

@@ -14,6 +14,13 @@ use crate::limits::LogThrottle;
 use crate::metrics::{self, Refusal};
 use crate::Context;
 
+/// A client connection a front-end serves: the socket, or TLS over it.
+pub trait ClientStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ClientStream for T {}
+
 /// Accepts until shutdown, running `handle` for each client in its own task.
 pub fn serve_tcp<F, Fut>(
     ctx: Arc<Context>,

@@ -18,6 +18,7 @@ mod reload;
 mod rtmp;
 mod sessions;
 mod srt;
+pub mod tls;
 mod upkeep;
 mod webrtc;
 mod write_watch;
@@ -54,6 +55,8 @@ pub struct Context {
     pub recent: origin_link::RecentRoutes,
     /// Connections and sessions per client IP, across every listener.
     pub per_ip: limits::PerIpLimiter,
+    /// The TLS listeners' certificates, when any is configured ([`tls::CertStore::reload`]).
+    pub tls: Option<Arc<tls::CertStore>>,
 }
 
 impl Context {
@@ -89,6 +92,11 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         }
         tracing::info!(origin = %origin.id, draining, "static origin");
     }
+    // Read before any listener binds: a certificate that does not load stops the start.
+    let tls = match &config.tls {
+        Some(files) => Some(tls::CertStore::load(files).context("loading the TLS certificates")?),
+        None => None,
+    };
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let config_per_ip = config.max_connections_per_ip;
     let ctx = Arc::new(Context {
@@ -100,7 +108,11 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         connections,
         recent: Default::default(),
         per_ip: limits::PerIpLimiter::new(config_per_ip),
+        tls,
     });
+    if let Some(store) = &ctx.tls {
+        store.watch();
+    }
 
     let mut system_api = None;
     if let Some(addr) = ctx.config.system_api_listen {
@@ -154,14 +166,20 @@ fn warn_loopback_candidate(config: &Config) {
     let Some(udp) = config.webrtc_listen else {
         return;
     };
-    if config.http_api_listen.is_none() || config.rtc_candidate.is_some() {
+    if (config.http_api_listen.is_none() && config.https_api_listen.is_none())
+        || config.rtc_candidate.is_some()
+    {
         return;
     }
     let answers_loopback = udp.ip().is_unspecified() || udp.ip().is_loopback();
-    let wildcard = [config.webrtc_listen, config.http_api_listen]
-        .into_iter()
-        .flatten()
-        .find(|a| a.ip().is_unspecified());
+    let wildcard = [
+        config.webrtc_listen,
+        config.http_api_listen,
+        config.https_api_listen,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|a| a.ip().is_unspecified());
     if let (true, Some(addr)) = (answers_loopback, wildcard) {
         tracing::warn!(
             %addr,

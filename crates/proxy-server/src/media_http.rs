@@ -5,7 +5,6 @@
 //! requests carrying the token go to the origin that served the playlist, whatever proxy
 //! of the fleet receives them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
-use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::forward::{self, strip_hop_by_hop, Relayed};
@@ -30,20 +28,43 @@ const TOKEN_PARAM: &str = hls_rewrite::DEFAULT_TOKEN_PARAM;
 /// LL-HLS blocking playlist requests may be held this long by the origin.
 const PLAYLIST_WAIT: Duration = Duration::from_secs(30);
 
-/// Binds the listener, if configured, and serves it until shutdown.
+/// Binds the listeners (HTTP, HTTPS), if configured, and serves them until shutdown.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
-    let Some(addr) = ctx.config.http_listen else {
-        return Ok(());
-    };
-    let listener = crate::bind_tcp("http", addr).await?;
-    crate::accept::serve_tcp(ctx, listener, "http", serve_connection);
+    if let Some(addr) = ctx.config.http_listen {
+        let listener = crate::bind_tcp("http", addr).await?;
+        crate::accept::serve_tcp(ctx.clone(), listener, "http", |ctx, stream, peer| {
+            let client = ClientAddrs::of(&stream, peer);
+            crate::http_front::bound_send_buffer(&stream);
+            serve_connection(ctx, stream, client, false, "http")
+        });
+    }
+    if let (Some(addr), Some(store)) = (ctx.config.https_listen, ctx.tls.clone()) {
+        let listener = crate::bind_tcp("https", addr).await?;
+        crate::tls::serve(
+            ctx,
+            listener,
+            "https",
+            &store,
+            crate::tls::ALPN_HTTP,
+            crate::http_front::bound_send_buffer,
+            |ctx, stream, client, _| {
+                let h2 = crate::tls::is_h2(&stream);
+                serve_connection(ctx, stream, client, h2, "https")
+            },
+        );
+    }
     Ok(())
 }
 
-async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
-    let client = ClientAddrs::of(&stream, peer);
+async fn serve_connection<S: crate::accept::ClientStream>(
+    ctx: Arc<Context>,
+    stream: S,
+    client: ClientAddrs,
+    h2: bool,
+    protocol: &'static str,
+) {
     let router = ctx.clone();
-    crate::http_front::serve(&ctx, stream, "http", move |req| {
+    crate::http_front::serve(&ctx, stream, h2, protocol, move |req| {
         let ctx = router.clone();
         async move { route(&ctx, client, req).await }
     })

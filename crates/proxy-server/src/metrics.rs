@@ -16,6 +16,10 @@
 //! - `proxy_balancer_errors_total{operation}`: balancer calls the proxy saw fail.
 //! - `proxy_picks_total{balancer,outcome}`, `proxy_redis_errors_total{operation}`: from the
 //!   balancer crates.
+//! - `proxy_tls_handshakes_total{protocol,outcome}`: TLS handshakes on the TLS listeners
+//!   (`rtmps`, `https`, `https-api`): `ok`, `timeout`, `not_tls` (garbage), `closed`,
+//!   `client_alert` (the client refused the certificate...), `incompatible`, `io`, `other`.
+//! - `proxy_tls_reloads_total{outcome}`: certificate pairs (re)loaded, `ok` or `failed`.
 //! - `proxy_balancer_up` and the `proxy_origin_*{origin}` gauges: read from the balancer
 //!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
 //!   that is gone leaves no stale series.
@@ -71,6 +75,17 @@ impl Refusal {
 /// `webrtc`).
 pub fn client_accepted(protocol: &'static str) {
     counter!("proxy_client_connections_total", "protocol" => protocol).increment(1);
+}
+
+/// A TLS handshake on the `protocol` listener ended with `outcome`.
+pub fn tls_handshake(protocol: &'static str, outcome: &'static str) {
+    counter!("proxy_tls_handshakes_total", "protocol" => protocol, "outcome" => outcome)
+        .increment(1);
+}
+
+/// A certificate pair was reloaded (`ok`) or kept after a failed reload (`failed`).
+pub fn tls_reload(outcome: &'static str) {
+    counter!("proxy_tls_reloads_total", "outcome" => outcome).increment(1);
 }
 
 /// A client turned away.
@@ -220,6 +235,14 @@ fn describe() {
         "proxy_config_reloads_total",
         "Configuration reloads (SIGHUP, POST /api/v1/reload), by result: applied, or failed \
          (nothing changed)."
+    );
+    describe_counter!(
+        "proxy_tls_handshakes_total",
+        "TLS handshakes, by listener and outcome (ok, timeout, not_tls, client_alert...)."
+    );
+    describe_counter!(
+        "proxy_tls_reloads_total",
+        "Certificate pairs reloaded (ok) or kept after a failed reload (failed)."
     );
 }
 

@@ -221,8 +221,9 @@ pub fn unix_now() -> u64 {
 /// (`PROXY_FLEET_SECRET`); `None` otherwise (or for an origin id too long to carry), and
 /// the caller makes and stores a token as before.
 pub fn signed_hls_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> Option<String> {
-    let keys = ctx.config.fleet_keys.as_ref()?;
-    let expires = unix_now().saturating_add(ctx.config.fleet_token_ttl.as_secs());
+    let live = ctx.live();
+    let keys = live.fleet_keys.as_ref()?;
+    let expires = unix_now().saturating_add(live.fleet_token_ttl.as_secs());
     keys.sign(
         &Claims {
             kind: TokenKind::Hls,
@@ -238,9 +239,10 @@ pub fn signed_hls_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> Opti
 /// (a fresh expiry, so a player that keeps polling keeps valid segment URLs), any other
 /// as it is.
 pub fn renewed_hls_token(ctx: &Context, token: &str) -> String {
-    let renewed = ctx.config.fleet_keys.as_ref().and_then(|keys| {
+    let live = ctx.live();
+    let renewed = live.fleet_keys.as_ref().and_then(|keys| {
         let claims = keys.verify(token, TokenKind::Hls, b"", unix_now()).ok()?;
-        let expires = unix_now().saturating_add(ctx.config.fleet_token_ttl.as_secs());
+        let expires = unix_now().saturating_add(live.fleet_token_ttl.as_secs());
         keys.sign(
             &Claims {
                 expires: u32::try_from(expires).unwrap_or(u32::MAX),
@@ -255,7 +257,7 @@ pub fn renewed_hls_token(ctx: &Context, token: &str) -> String {
 /// Whether `token` is a signed HLS token that is authentic but expired: a playlist request
 /// carrying one is placed again as if it carried none (a player back from a long pause).
 pub fn hls_token_expired(ctx: &Context, token: &str) -> bool {
-    ctx.config.fleet_keys.as_ref().is_some_and(|keys| {
+    ctx.live().fleet_keys.as_ref().is_some_and(|keys| {
         keys.verify(token, TokenKind::Hls, b"", unix_now()) == Err(Refused::Expired)
     })
 }
@@ -285,7 +287,7 @@ fn state_lost(e: &lb_core::Error) -> bool {
 /// The live origin of an HLS affinity token, with the same fallback as [`pick`]. A token
 /// signed with the fleet's secret names its origin itself: no store is asked.
 pub async fn origin_of_hls_token(ctx: &Context, token: &str) -> Result<Option<Origin>, LinkError> {
-    if let Some(keys) = &ctx.config.fleet_keys {
+    if let Some(keys) = ctx.live().fleet_keys.clone() {
         match keys.verify(token, TokenKind::Hls, b"", unix_now()) {
             Ok(claims) => return live_origin(ctx, &claims.origin).await,
             // Not a signed token: one stored before the fleet had a secret.

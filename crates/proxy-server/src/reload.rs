@@ -126,6 +126,17 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
     // origins a balancer forgot cannot add back one this reload removes.
     ctx.live.set(effective.clone());
     apply(ctx, &old, &effective, &mut outcome).await;
+    // SIGHUP reaches the certificate store through its own listener.
+    if let (Some(store), false) = (ctx.tls.clone(), trigger == "SIGHUP") {
+        match tokio::task::spawn_blocking(move || store.reload()).await {
+            Ok(done) if done.failed == 0 => outcome.applied.push("tls_certificates"),
+            Ok(done) => outcome.warnings.push(format!(
+                "TLS certificates: {} pair(s) kept their previous certificate (see the log)",
+                done.failed
+            )),
+            Err(e) => outcome.warnings.push(format!("TLS certificates: {e}")),
+        }
+    }
     outcome.millis = started.elapsed().as_secs_f64() * 1000.0;
     crate::metrics::config_reload("applied");
     tracing::info!(
@@ -174,76 +185,88 @@ pub fn watch_sighup(ctx: Arc<Context>) {
     let _ = ctx;
 }
 
+/// Names the fields that differ between two configurations.
 macro_rules! differing {
     ($old:expr, $new:expr, [$($field:ident),* $(,)?]) => {{
         let mut out = Vec::new();
-        $(if format!("{:?}", $old.$field) != format!("{:?}", $new.$field) {
+        $(if $old.$field != $new.$field {
             out.push(stringify!($field));
         })*
         out
     }};
 }
 
-/// The settings that differ between two configurations (that a reload applies).
-fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
-    differing!(
-        old,
-        new,
-        [
-            strategy,
-            grace_quit,
-            force_quit,
-            system_api_token,
-            static_origins,
-            max_connections,
-            handshake_timeout,
-            origin_connect_timeout,
-            idle_timeout,
-            max_connections_per_ip,
-            health_check,
-            suspect_for,
-            origin_connect_attempts,
-            origin_proxy_protocol,
-            log_filter,
-        ]
-    )
+/// Every field of [`Config`] is named here once: `live` ones a reload applies, `restart`
+/// ones keep their running value and are reported as needing a restart. A field added to
+/// `Config` without a place here does not compile, so no setting is silently ignored.
+macro_rules! classify {
+    (live: [$($live:ident),* $(,)?], restart: [$($restart:ident),* $(,)?] $(,)?) => {
+        /// The live settings that differ between two configurations.
+        fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
+            differing!(old, new, [$($live),*])
+        }
+
+        /// Puts the startup-only settings of `new` back to their running values, and
+        /// names those that differed.
+        fn restore_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
+            let differed = differing!(old, new, [$($restart),*]);
+            $(new.$restart = old.$restart.clone();)*
+            differed
+        }
+
+        #[allow(dead_code)]
+        fn every_field_is_classified(config: &Config) {
+            let Config { $($live: _,)* $($restart: _,)* } = config;
+        }
+    };
+}
+
+classify! {
+    live: [
+        strategy,
+        grace_quit,
+        force_quit,
+        system_api_token,
+        fleet_keys,
+        fleet_token_ttl,
+        static_origins,
+        max_connections,
+        handshake_timeout,
+        origin_connect_timeout,
+        idle_timeout,
+        max_connections_per_ip,
+        health_check,
+        suspect_for,
+        origin_connect_attempts,
+        origin_proxy_protocol,
+        log_filter,
+    ],
+    restart: [
+        rtmp_listen,
+        http_listen,
+        http_api_listen,
+        webrtc_listen,
+        srt_listen,
+        system_api_listen,
+        rtmps_listen,
+        https_listen,
+        https_api_listen,
+        // Which files; their contents reload on SIGHUP, on change, and with the API's reload.
+        tls,
+        static_files,
+        balancer,
+        balancer_config,
+        rtc_candidate,
+        rtc_tcp_candidates,
+        trusted_proxies,
+        rtmp_buffer_budget,
+    ],
 }
 
 /// The new configuration with the settings only a restart changes put back to their
 /// running values, and the names of those that differed.
 fn keep_startup_settings(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
-    let mut restart = differing!(
-        old,
-        new,
-        [
-            rtmp_listen,
-            http_listen,
-            http_api_listen,
-            webrtc_listen,
-            srt_listen,
-            system_api_listen,
-            static_files,
-            balancer,
-            balancer_config,
-            rtc_candidate,
-            rtc_tcp_candidates,
-            trusted_proxies,
-            rtmp_buffer_budget,
-        ]
-    );
-    new.rtmp_listen = old.rtmp_listen;
-    new.http_listen = old.http_listen;
-    new.http_api_listen = old.http_api_listen;
-    new.webrtc_listen = old.webrtc_listen;
-    new.srt_listen = old.srt_listen;
-    new.system_api_listen = old.system_api_listen;
-    new.static_files = old.static_files.clone();
-    new.balancer = old.balancer.clone();
-    new.balancer_config = old.balancer_config;
-    new.rtc_candidate = old.rtc_candidate.clone();
-    new.rtc_tcp_candidates = old.rtc_tcp_candidates;
-    new.trusted_proxies = old.trusted_proxies.clone();
-    new.rtmp_buffer_budget = old.rtmp_buffer_budget;
+    let mut restart = restore_restart_only(old, &mut new);
     if LOG_RELOADER.get().is_none() && old.log_filter != new.log_filter {
         restart.push("log_filter");
         new.log_filter = old.log_filter.clone();

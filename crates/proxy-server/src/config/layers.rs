@@ -118,6 +118,18 @@ pub struct ConfigFile {
     pub settings: HashMap<String, String>,
     /// Origins in `[[origins]]`, with whether each starts draining.
     pub origins: Vec<(Origin, bool)>,
+    /// Certificate pairs by server name, `[[tls_certs]]`.
+    pub tls_certs: Vec<crate::tls::CertPair>,
+}
+
+/// A `[[tls_certs]]` entry: a certificate pair presented to clients asking for one of
+/// `names` (SNI), relative paths from the config file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SniCert {
+    names: Vec<String>,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
 }
 
 /// Reads the TOML file. A file that cannot be read or parsed is an error at once; unknown
@@ -143,6 +155,29 @@ pub fn read_file(path: &Path, problems: &mut Problems) -> anyhow::Result<ConfigF
                 }
             }
             Err(e) => problems.push(format!("[[origins]] in {}: {e}", path.display())),
+        }
+    }
+    let mut tls_certs = Vec::new();
+    if let Some(value) = table.remove("tls_certs") {
+        let base = path.parent().unwrap_or(Path::new("."));
+        match Vec::<SniCert>::deserialize(value) {
+            Ok(list) => {
+                for entry in list {
+                    if entry.names.is_empty() || entry.names.iter().any(|n| n.trim().is_empty()) {
+                        problems.push(format!(
+                            "[[tls_certs]] in {}: every entry needs `names`, none empty",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                    tls_certs.push(crate::tls::CertPair {
+                        names: entry.names,
+                        cert: base.join(entry.cert),
+                        key: base.join(entry.key),
+                    });
+                }
+            }
+            Err(e) => problems.push(format!("[[tls_certs]] in {}: {e}", path.display())),
         }
     }
     let mut settings = HashMap::new();
@@ -173,7 +208,11 @@ pub fn read_file(path: &Path, problems: &mut Problems) -> anyhow::Result<ConfigF
         };
         settings.insert(key, text);
     }
-    Ok(ConfigFile { settings, origins })
+    Ok(ConfigFile {
+        settings,
+        origins,
+        tls_certs,
+    })
 }
 
 /// The setting key nearest to a misspelt one, if any is near (at most two edits, or

@@ -105,6 +105,26 @@ pub struct Config {
     pub rtmp_buffer_budget: Option<usize>,
     /// The log filter (`RUST_LOG` syntax); `None`: `RUST_LOG`, else `info`.
     pub log_filter: Option<String>,
+    /// RTMPS listener; `None`: off.
+    pub rtmps_listen: Option<SocketAddr>,
+    /// HTTPS media listener; `None`: off.
+    pub https_listen: Option<SocketAddr>,
+    /// WHIP/WHEP over HTTPS listener; `None`: off.
+    pub https_api_listen: Option<SocketAddr>,
+    /// The TLS listeners' certificates; `None` when no certificate is configured (then no
+    /// TLS listener is on either).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate files of the TLS listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The default chain (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// More pairs, chosen by the name the client asks for (SNI): `[[tls_certs]]`.
+    pub sni: Vec<crate::tls::CertPair>,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -274,15 +294,24 @@ pub fn load_invocation(args: impl IntoIterator<Item = String>) -> anyhow::Result
         Err(e) => problems.push(format!("{e:#}")),
     }
     let mut file_origins = Vec::new();
+    let mut sni_certs = Vec::new();
     if let Some(path) = &file {
         let path = Path::new(path);
         layers.file_path = Some(path.to_owned());
         match layers::read_file(path, &mut problems) {
-            Ok(file) => (layers.file, file_origins) = (file.settings, file.origins),
+            Ok(file) => {
+                (layers.file, file_origins) = (file.settings, file.origins);
+                sni_certs = file.tls_certs;
+            }
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
-    let config = resolve(&layers, file_origins, problems)?;
+    let mut config = resolve(&layers, file_origins, problems)?;
+    if let Some(tls) = &mut config.tls {
+        tls.sni = sni_certs;
+    } else if !sni_certs.is_empty() {
+        anyhow::bail!("[[tls_certs]] in the config file needs PROXY_TLS_CERT and PROXY_TLS_KEY (the default pair) too");
+    }
     Ok(if check.is_some() {
         Invocation::Check(check::report(&layers, &config))
     } else {
@@ -351,6 +380,34 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
             Err(e) => problems.push(format!("PROXY_DEFAULT_BACKEND_*: {e:#}")),
         }
     }
+    let tls = match (s.tls_cert, s.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            sni: Vec::new(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push("PROXY_TLS_CERT is set but PROXY_TLS_KEY is not".into());
+            None
+        }
+        (None, Some(_)) => {
+            problems.push("PROXY_TLS_KEY is set but PROXY_TLS_CERT is not".into());
+            None
+        }
+    };
+    let tls_listeners = [
+        ("PROXY_RTMPS_SERVER", s.rtmps_server),
+        ("PROXY_HTTPS_SERVER", s.https_server),
+        ("PROXY_HTTPS_API", s.https_api),
+    ];
+    for (name, listen) in tls_listeners {
+        if listen.is_some() && tls.is_none() {
+            problems.push(format!(
+                "{name} is on but no certificate is set: set PROXY_TLS_CERT and PROXY_TLS_KEY"
+            ));
+        }
+    }
     let balancer = match s.load_balancer_type {
         BalancerType::Memory => BalancerKind::Memory,
         BalancerType::Redis => BalancerKind::Redis(RedisSettings {
@@ -407,5 +464,9 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         trusted_proxies: s.trusted_proxies,
         rtmp_buffer_budget: s.rtmp_buffer_budget,
         log_filter: s.log_filter,
+        rtmps_listen: s.rtmps_server,
+        https_listen: s.https_server,
+        https_api_listen: s.https_api,
+        tls,
     }
 }

@@ -272,6 +272,28 @@ settings! {
         help: "PROXY protocol version sent to origins: 2 (binary), or 1 (text; nginx-rtmp reads \
             only this one)",
     }
+    rtmps_server: Option<SocketAddr> {
+        env: "PROXY_RTMPS_SERVER", default: "off", parse: listen_any,
+        help: "RTMPS (RTMP over TLS) listen port or host:port, into the RTMP front-end; needs \
+            PROXY_TLS_CERT and PROXY_TLS_KEY",
+    }
+    https_server: Option<SocketAddr> {
+        env: "PROXY_HTTPS_SERVER", default: "off", parse: listen_any,
+        help: "HTTPS (HTTP/1.1 and HTTP/2) HTTP-FLV/TS/HLS listen port or host:port",
+    }
+    https_api: Option<SocketAddr> {
+        env: "PROXY_HTTPS_API", default: "off", parse: listen_any,
+        help: "WHIP/WHEP over HTTPS listen port or host:port",
+    }
+    tls_cert: Option<PathBuf> {
+        env: "PROXY_TLS_CERT", default: "", parse: optional_path,
+        help: "PEM certificate chain (leaf first) of the TLS listeners; reloaded on SIGHUP and \
+            when the file changes",
+    }
+    tls_key: Option<PathBuf> {
+        env: "PROXY_TLS_KEY", default: "", parse: optional_path,
+        help: "PEM private key (RSA, ECDSA or Ed25519) of PROXY_TLS_CERT",
+    }
     rtmp_buffer_budget: Option<usize> {
         env: "PROXY_RTMP_BUFFER_BUDGET", default: "256", parse: mebibytes,
         help: "MiB of partial messages and pending output all RTMP connections together may hold \

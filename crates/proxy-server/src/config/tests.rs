@@ -487,3 +487,65 @@ fn the_fleet_secret_makes_keys_and_a_previous_one_needs_a_current_one() {
         "{err}"
     );
 }
+
+#[test]
+fn tls_listeners_are_off_by_default_and_need_both_files() {
+    let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+    assert_eq!(
+        (c.rtmps_listen, c.https_listen, c.https_api_listen),
+        (None, None, None)
+    );
+    assert!(c.tls.is_none());
+
+    let c = resolve(
+        &layers(
+            &[("rtmps_server", "1443"), ("https_api", "127.0.0.1:1990")],
+            &[
+                ("PROXY_TLS_CERT", "/etc/c.pem"),
+                ("PROXY_TLS_KEY", "/etc/k.pem"),
+            ],
+            &[],
+        ),
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(c.rtmps_listen, Some("0.0.0.0:1443".parse().unwrap()));
+    assert_eq!(c.https_api_listen, Some("127.0.0.1:1990".parse().unwrap()));
+    let tls = c.tls.unwrap();
+    assert_eq!(
+        (tls.cert, tls.key),
+        (PathBuf::from("/etc/c.pem"), PathBuf::from("/etc/k.pem"))
+    );
+
+    let err = resolve(&layers(&[("https_server", "8443")], &[], &[]), vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PROXY_HTTPS_SERVER is on but no certificate is set"),
+        "{err}"
+    );
+    let err = resolve(&layers(&[("tls_cert", "/c.pem")], &[], &[]), vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PROXY_TLS_KEY is not"), "{err}");
+}
+
+#[test]
+fn sni_pairs_in_the_file_are_relative_to_it_and_need_names() {
+    let dir = TempDir::new("tls-certs");
+    let path = dir.0.join("proxy.toml");
+    std::fs::write(
+        &path,
+        "[[tls_certs]]\nnames = [\"live.example.com\"]\ncert = \"live/c.pem\"\nkey = \"/abs/k.pem\"\n\
+         [[tls_certs]]\nnames = []\ncert = \"c\"\nkey = \"k\"\n",
+    )
+    .unwrap();
+    let mut problems = Problems::default();
+    let file = read_file(&path, &mut problems).unwrap();
+    assert_eq!(file.tls_certs.len(), 1);
+    assert_eq!(file.tls_certs[0].names, ["live.example.com"]);
+    assert_eq!(file.tls_certs[0].cert, dir.0.join("live/c.pem"));
+    assert_eq!(file.tls_certs[0].key, PathBuf::from("/abs/k.pem"));
+    let said = problems.finish(Some(())).unwrap_err().to_string();
+    assert!(said.contains("every entry needs `names`"), "{said}");
+}

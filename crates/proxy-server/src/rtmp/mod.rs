@@ -2,7 +2,8 @@
 //!
 //! Per connection, with [`rtmp_peek`] doing all the protocol work:
 //!
-//! 1. **Identify** (within `handshake_timeout`, counted from accept): the handshake,
+//! 1. **Identify** (within `handshake_timeout`, counted from accept, so an RTMPS client's
+//!    TLS handshake counts too): the handshake,
 //!    `connect`, `releaseStream`, `FCPublish` and `createStream` are answered locally by a
 //!    [`ServerSession`] until the client sends `publish` or `play`. A client that sends
 //!    nothing, drips bytes, or sends something that is not RTMP within the limits of
@@ -57,7 +58,6 @@ pub mod budget;
 pub mod relay;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,9 +69,9 @@ use rtmp_peek::{
     ServerConfig, ServerEvent, ServerSession, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use self::budget::{BufferBudget, Charge, OverBudget};
+use crate::accept::ClientStream;
 use crate::origin_link::{link_tcp, ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
@@ -114,34 +114,53 @@ pub enum Fault {
     OverBudget(OverBudget),
 }
 
-/// Binds the listener, if configured, and serves it until shutdown.
+/// Binds the listeners (RTMP, RTMPS), if configured, and serves them until shutdown. Both
+/// draw on one buffer budget.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
-    let Some(addr) = ctx.config.rtmp_listen else {
-        return Ok(());
-    };
-    let listener = crate::bind_tcp("rtmp", addr).await?;
     let budget = BufferBudget::new(ctx.config.rtmp_buffer_budget);
-    crate::accept::serve_tcp(ctx, listener, "rtmp", move |ctx, client, peer| {
-        serve_connection(ctx, client, peer, budget.clone())
-    });
+    if let Some(addr) = ctx.config.rtmp_listen {
+        let listener = crate::bind_tcp("rtmp", addr).await?;
+        let budget = budget.clone();
+        crate::accept::serve_tcp(ctx.clone(), listener, "rtmp", move |ctx, client, peer| {
+            let addrs = ClientAddrs::of(&client, peer);
+            serve_connection(ctx, client, addrs, budget.clone(), Instant::now())
+        });
+    }
+    if let (Some(addr), Some(store)) = (ctx.config.rtmps_listen, ctx.tls.clone()) {
+        let listener = crate::bind_tcp("rtmps", addr).await?;
+        crate::tls::serve(
+            ctx,
+            listener,
+            "rtmps",
+            &store,
+            crate::tls::ALPN_NONE,
+            |_| {},
+            move |ctx, client, addrs, accepted| {
+                serve_connection(ctx, client, addrs, budget.clone(), accepted)
+            },
+        );
+    }
     Ok(())
 }
 
-async fn serve_connection(
+async fn serve_connection<S: ClientStream>(
     ctx: Arc<Context>,
-    mut client: TcpStream,
-    peer: SocketAddr,
+    mut client: S,
+    addrs: ClientAddrs,
     budget: Arc<BufferBudget>,
+    accepted: Instant,
 ) {
-    let accepted = Instant::now();
+    let peer = addrs.peer;
     let mut charge = budget.charge();
     let mut front = ServerSession::new(ServerConfig {
         reader_limits: CLIENT_READER_LIMITS,
         ..ServerConfig::default()
     });
+    // Counted from accept: an RTMPS client's TLS handshake took its share already.
     let limit = ctx.live().handshake_timeout;
+    let deadline = tokio::time::Instant::from_std(accepted + limit);
     let identifying = identify(&mut client, &mut front, &mut charge);
-    let identified = match tokio::time::timeout(limit, identifying).await {
+    let identified = match tokio::time::timeout_at(deadline, identifying).await {
         Ok(Ok(identified)) => identified,
         Ok(Err(Fault::OverBudget(over))) => {
             budget.refused(&over);
@@ -172,7 +191,6 @@ async fn serve_connection(
         }
     };
 
-    let addrs = ClientAddrs::of(&client, peer);
     let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
     let (origin, mut upstream, endpoint) = match linked {
         Ok(link) => link,
@@ -269,8 +287,8 @@ async fn serve_connection(
     // Cut without flushing: the origin is dead or hung, nothing would drain.
     let fault = tokio::select! {
         fault = relay::run(
-            &client,
-            &upstream,
+            &mut client,
+            &mut upstream,
             &mut relay,
             session.traffic(),
             ctx.live().idle_timeout,
@@ -311,8 +329,8 @@ fn stage_name(stage: SetupStage) -> &'static str {
 }
 
 /// Reads the client until it sends `publish` or `play`, answering it locally.
-async fn identify(
-    client: &mut TcpStream,
+async fn identify<S: ClientStream>(
+    client: &mut S,
     front: &mut ServerSession,
     charge: &mut Charge,
 ) -> Result<Box<Identified>, Fault> {
@@ -347,9 +365,9 @@ enum Verdict {
 
 /// Drives the origin leg to its verdict, forwarding what the origin says to the client.
 /// The client's bytes meanwhile stay buffered in `front` (bounded) for the relay.
-async fn origin_verdict(
-    client: &mut TcpStream,
-    origin: &mut TcpStream,
+async fn origin_verdict<S: ClientStream>(
+    client: &mut S,
+    origin: &mut tokio::net::TcpStream,
     front: &mut ServerSession,
     leg: &mut ClientSession,
     charge: &mut Charge,
@@ -402,7 +420,7 @@ async fn origin_verdict(
 }
 
 /// Tells the client its stream failed (an `onStatus` error with `reason`), then closes.
-async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
+async fn refuse<S: ClientStream>(client: S, mut front: ServerSession, reason: &str) {
     if let Err(e) = front.fail(reason) {
         tracing::debug!("cannot encode the refusal: {e}");
     }
@@ -411,7 +429,7 @@ async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
 
 /// Sends `last`, half-closes, and waits (briefly) for the client to close its side, so the
 /// last bytes are read rather than lost to a reset.
-async fn linger_close(mut client: TcpStream, last: bytes::Bytes) {
+async fn linger_close<S: ClientStream>(mut client: S, last: bytes::Bytes) {
     let _ = tokio::time::timeout(REFUSAL_LINGER, async {
         client.write_all(&last).await?;
         client.shutdown().await?;

@@ -1,4 +1,4 @@
-//! The relay loop: one task, both sockets, readiness-driven.
+//! The relay loop: one task, both connections, readiness-driven.
 //!
 //! Bytes are read straight into the [`Relay`]'s input buffers and written straight from
 //! its output, so a message is copied only by the relay's re-chunking. Memory is bounded
@@ -7,13 +7,23 @@
 //! (backpressure) instead of growing the proxy's buffers. What the session holds
 //! (partial messages, output) is kept charged to the [`BufferBudget`](super::budget::BufferBudget)
 //! after every step; the session ends when the budget cannot cover it.
+//!
+//! Each side is any `AsyncRead + AsyncWrite` (the socket, or TLS over it), polled in one
+//! future: for a socket, a poll is the readiness check and the non-blocking call in one,
+//! so the plain path does what it would with `readable()` / `try_read`. A side that
+//! buffers what it is given (TLS) is flushed once nothing more is pending for it.
 
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use rtmp_peek::Relay;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_util::io::poll_read_buf;
 
 use super::budget::Charge;
 use super::Fault;
@@ -25,7 +35,7 @@ use crate::sessions::Traffic;
 /// write going while the next read is processed. Pending output can pass it by the
 /// messages one read completes.
 pub const HIGH_WATER: usize = 256 * 1024;
-/// Most bytes read from a socket at once.
+/// Most bytes read from a connection at once.
 const READ_SIZE: usize = 64 * 1024;
 /// How long the pending output may take to drain once the session ends.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
@@ -33,42 +43,43 @@ const FLUSH_GRACE: Duration = Duration::from_secs(1);
 /// Relays until one side closes or fails, nothing moves for `idle`, or the session holds
 /// more than `charge` can cover. Counts the bytes written to each side into `traffic`.
 /// Flushes what is pending (briefly) before returning.
-pub async fn run(
-    client: &TcpStream,
-    origin: &TcpStream,
+pub async fn run<C, O>(
+    client: &mut C,
+    origin: &mut O,
     relay: &mut Relay,
     traffic: &Traffic,
     idle: Duration,
     lifecycle: &Lifecycle,
     charge: &mut Charge,
-) -> Fault {
+) -> Fault
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    O: AsyncRead + AsyncWrite + Unpin,
+{
     let mut state = Pending::default();
     let fault = relay_loop(
         client, origin, relay, traffic, idle, lifecycle, charge, &mut state,
     )
     .await;
     let flush = async {
+        // Whatever fails here, the session is over: best effort within the grace.
         while state.refill(relay) {
             if !state.to_client.is_empty() {
-                if client.writable().await.is_err() {
+                let piece = std::mem::take(&mut state.to_client);
+                if client.write_all(&piece).await.is_err() {
                     break;
                 }
-                match client.try_write(&state.to_client) {
-                    Ok(n) => state.sent_to_client(n, traffic),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => state.to_client = Bytes::new(),
-                }
+                traffic.add_to_client(piece.len());
             } else if !state.to_origin.is_empty() {
-                if origin.writable().await.is_err() {
+                let piece = std::mem::take(&mut state.to_origin);
+                if origin.write_all(&piece).await.is_err() {
                     break;
                 }
-                match origin.try_write(&state.to_origin) {
-                    Ok(n) => state.sent_to_origin(n, traffic),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => state.to_origin = Bytes::new(),
-                }
+                traffic.add_to_origin(piece.len());
             }
         }
+        let _ = client.flush().await;
+        let _ = origin.flush().await;
     };
     let _ = tokio::time::timeout(FLUSH_GRACE, flush).await;
     fault
@@ -79,6 +90,9 @@ pub async fn run(
 struct Pending {
     to_client: Bytes,
     to_origin: Bytes,
+    /// Written to a side that may hold it (TLS) and not flushed since.
+    client_unflushed: bool,
+    origin_unflushed: bool,
 }
 
 impl Pending {
@@ -96,11 +110,13 @@ impl Pending {
 
     fn sent_to_client(&mut self, n: usize, traffic: &Traffic) {
         self.to_client.advance(n);
+        self.client_unflushed = true;
         traffic.add_to_client(n);
     }
 
     fn sent_to_origin(&mut self, n: usize, traffic: &Traffic) {
         self.to_origin.advance(n);
+        self.origin_unflushed = true;
         traffic.add_to_origin(n);
     }
 
@@ -110,21 +126,41 @@ impl Pending {
     }
 }
 
-fn would_block(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::WouldBlock
+/// What one poll of both sides made happen.
+enum Step {
+    SentToClient(usize),
+    SentToOrigin(usize),
+    FlushedClient,
+    FlushedOrigin,
+    ReadClient(usize),
+    ReadOrigin(usize),
+    IdleTimer,
+    Forced,
+    Fault(Fault),
+}
+
+fn write_zero() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WriteZero,
+        "the connection takes no more bytes",
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn relay_loop(
-    client: &TcpStream,
-    origin: &TcpStream,
+async fn relay_loop<C, O>(
+    client: &mut C,
+    origin: &mut O,
     relay: &mut Relay,
     traffic: &Traffic,
     idle: Duration,
     lifecycle: &Lifecycle,
     charge: &mut Charge,
     out: &mut Pending,
-) -> Fault {
+) -> Fault
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    O: AsyncRead + AsyncWrite + Unpin,
+{
     // The legs may hold bytes already (a client that did not wait for the origin's answer,
     // media an origin sent with its verdict).
     if let Err(e) = relay.process_client() {
@@ -146,71 +182,93 @@ async fn relay_loop(
         }
         let read_client = out.to_origin.len() + relay.pending_for_origin() < HIGH_WATER;
         let read_origin = out.to_client.len() + relay.pending_for_client() < HIGH_WATER;
-        tokio::select! {
-            biased;
-            ready = client.writable(), if !out.to_client.is_empty() => {
-                if let Err(e) = ready {
-                    return Fault::ClientIo(e);
-                }
-                match client.try_write(&out.to_client) {
-                    Ok(n) => {
-                        out.sent_to_client(n, traffic);
-                        last_activity = Instant::now();
+        // Writes first, as a biased select would: output drains before more is read.
+        let step = poll_fn(|cx| {
+            if !out.to_client.is_empty() {
+                match Pin::new(&mut *client).poll_write(cx, &out.to_client) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Step::Fault(Fault::ClientIo(write_zero())))
                     }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Fault::ClientIo(e),
+                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::SentToClient(n)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
+                    Poll::Pending => {}
+                }
+            } else if out.client_unflushed {
+                match Pin::new(&mut *client).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Step::FlushedClient),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
+                    Poll::Pending => {}
                 }
             }
-            ready = origin.writable(), if !out.to_origin.is_empty() => {
-                if let Err(e) = ready {
-                    return Fault::OriginIo(e);
-                }
-                match origin.try_write(&out.to_origin) {
-                    Ok(n) => {
-                        out.sent_to_origin(n, traffic);
-                        last_activity = Instant::now();
+            if !out.to_origin.is_empty() {
+                match Pin::new(&mut *origin).poll_write(cx, &out.to_origin) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Step::Fault(Fault::OriginIo(write_zero())))
                     }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Fault::OriginIo(e),
+                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::SentToOrigin(n)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
+                    Poll::Pending => {}
+                }
+            } else if out.origin_unflushed {
+                match Pin::new(&mut *origin).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Step::FlushedOrigin),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
+                    Poll::Pending => {}
                 }
             }
-            ready = client.readable(), if read_client => {
-                if let Err(e) = ready {
-                    return Fault::ClientIo(e);
-                }
+            if read_client {
                 let input = relay.client_input();
                 input.reserve(READ_SIZE);
-                match client.try_read_buf(input) {
-                    Ok(0) => return Fault::ClientClosed,
-                    Ok(_) => {
-                        last_activity = Instant::now();
-                        if let Err(e) = relay.process_client() {
-                            return Fault::ClientProtocol(e);
-                        }
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Fault::ClientIo(e),
+                match poll_read_buf(Pin::new(&mut *client), cx, input) {
+                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::ReadClient(n)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
+                    Poll::Pending => {}
                 }
             }
-            ready = origin.readable(), if read_origin => {
-                if let Err(e) = ready {
-                    return Fault::OriginIo(e);
-                }
+            if read_origin {
                 let input = relay.origin_input();
                 input.reserve(READ_SIZE);
-                match origin.try_read_buf(input) {
-                    Ok(0) => return Fault::OriginClosed,
-                    Ok(_) => {
-                        last_activity = Instant::now();
-                        if let Err(e) = relay.process_origin() {
-                            return Fault::OriginProtocol(e);
-                        }
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Fault::OriginIo(e),
+                match poll_read_buf(Pin::new(&mut *origin), cx, input) {
+                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::ReadOrigin(n)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
+                    Poll::Pending => {}
                 }
             }
-            () = &mut idle_timer => {
+            if idle_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Step::IdleTimer);
+            }
+            if forced.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Step::Forced);
+            }
+            Poll::Pending
+        })
+        .await;
+        match step {
+            Step::SentToClient(n) => {
+                out.sent_to_client(n, traffic);
+                last_activity = Instant::now();
+            }
+            Step::SentToOrigin(n) => {
+                out.sent_to_origin(n, traffic);
+                last_activity = Instant::now();
+            }
+            Step::FlushedClient => out.client_unflushed = false,
+            Step::FlushedOrigin => out.origin_unflushed = false,
+            Step::ReadClient(0) => return Fault::ClientClosed,
+            Step::ReadClient(_) => {
+                last_activity = Instant::now();
+                if let Err(e) = relay.process_client() {
+                    return Fault::ClientProtocol(e);
+                }
+            }
+            Step::ReadOrigin(0) => return Fault::OriginClosed,
+            Step::ReadOrigin(_) => {
+                last_activity = Instant::now();
+                if let Err(e) = relay.process_origin() {
+                    return Fault::OriginProtocol(e);
+                }
+            }
+            Step::IdleTimer => {
                 let quiet = last_activity.elapsed();
                 if quiet >= idle {
                     return Fault::Idle(idle);
@@ -220,7 +278,8 @@ async fn relay_loop(
                     None => return Fault::Idle(idle),
                 }
             }
-            () = &mut forced => return Fault::Shutdown,
+            Step::Forced => return Fault::Shutdown,
+            Step::Fault(fault) => return fault,
         }
     }
 }
@@ -234,7 +293,7 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A connected pair: (the proxy's end, the peer's end).
     async fn pair() -> (TcpStream, TcpStream) {
@@ -270,9 +329,10 @@ mod tests {
             let mut relay = Relay::new(leg(1), leg(7));
             let life = Lifecycle::new();
             let mut charge = budget.charge();
+            let (mut client_ours, mut origin_ours) = (client_ours, origin_ours);
             run(
-                &client_ours,
-                &origin_ours,
+                &mut client_ours,
+                &mut origin_ours,
                 &mut relay,
                 &counters,
                 idle,

@@ -53,12 +53,13 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let Some(api) = ctx.config.http_api_listen else {
+    let apis = (ctx.config.http_api_listen, ctx.config.https_api_listen);
+    if apis == (None, None) {
         if router.is_some() {
             tracing::warn!("the WebRTC UDP port is on but the HTTP API (WHIP/WHEP) is off: only sessions signalled by other proxies of the fleet can use it");
         }
         return Ok(());
-    };
+    }
     if public.is_none() {
         tracing::warn!("the HTTP API is on but the WebRTC UDP port is off: answers keep the origin's own candidates, so clients must reach the origins directly");
     }
@@ -72,10 +73,37 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         tcp,
         router,
     });
-    let listener = crate::bind_tcp("http-api", api).await?;
-    crate::accept::serve_tcp(ctx, listener, "http-api", move |ctx, stream, peer| {
-        signalling::serve_connection(ctx, rtc.clone(), stream, peer)
-    });
+    if let Some(api) = ctx.config.http_api_listen {
+        let listener = crate::bind_tcp("http-api", api).await?;
+        let rtc = rtc.clone();
+        crate::accept::serve_tcp(
+            ctx.clone(),
+            listener,
+            "http-api",
+            move |ctx, stream, peer| {
+                let client = crate::origin_link::ClientAddrs::of(&stream, peer);
+                crate::http_front::bound_send_buffer(&stream);
+                signalling::serve_connection(ctx, rtc.clone(), stream, client, false, "http-api")
+            },
+        );
+    }
+    // Answers name the Location as a path: the client resolves it against the HTTPS URL
+    // it posted to, so DELETE and PATCH stay on HTTPS.
+    if let (Some(api), Some(store)) = (ctx.config.https_api_listen, ctx.tls.clone()) {
+        let listener = crate::bind_tcp("https-api", api).await?;
+        crate::tls::serve(
+            ctx,
+            listener,
+            "https-api",
+            &store,
+            crate::tls::ALPN_HTTP,
+            crate::http_front::bound_send_buffer,
+            move |ctx, stream, client, _| {
+                let h2 = crate::tls::is_h2(&stream);
+                signalling::serve_connection(ctx, rtc.clone(), stream, client, h2, "https-api")
+            },
+        );
+    }
     Ok(())
 }
 

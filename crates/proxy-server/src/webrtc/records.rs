@@ -111,7 +111,8 @@ pub async fn by_resource(
     method: &http::Method,
 ) -> Result<Option<Addressed>, lb_core::Error> {
     let target = location::parse(query);
-    if let (Some(keys), Some(token)) = (&ctx.config.fleet_keys, &target.token) {
+    let live = ctx.live();
+    if let (Some(keys), Some(token)) = (&live.fleet_keys, &target.token) {
         let now = crate::origin_link::unix_now();
         let Some(signed) = location::verify_signed(keys, token, now) else {
             tracing::info!(%peer, %method, "WebRTC resource request with a bad or expired token: refused");

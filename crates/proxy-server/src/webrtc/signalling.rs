@@ -25,7 +25,6 @@ use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use lb_core::{Origin, PickIntent, RtcSession, StreamKey};
 use stun_ufrag::sdp;
-use tokio::net::TcpStream;
 
 use super::{location, records, Rtc};
 use crate::forward::{self, origin_request, strip_hop_by_hop};
@@ -39,15 +38,17 @@ const MAX_BODY: usize = sdp::MAX_SDP_LEN;
 /// started answering.
 const BODY_WAIT: Duration = Duration::from_secs(10);
 
-pub(super) async fn serve_connection(
+/// Serves one client connection (plain, or TLS with `h2` chosen by ALPN).
+pub(super) async fn serve_connection<S: crate::accept::ClientStream>(
     ctx: Arc<Context>,
     rtc: Arc<Rtc>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: S,
+    client: ClientAddrs,
+    h2: bool,
+    protocol: &'static str,
 ) {
-    let client = ClientAddrs::of(&stream, peer);
     let router = ctx.clone();
-    crate::http_front::serve(&ctx, stream, "http-api", move |req| {
+    crate::http_front::serve(&ctx, stream, h2, protocol, move |req| {
         let (ctx, rtc) = (router.clone(), rtc.clone());
         async move { route(&ctx, &rtc, client, req).await }
     })
@@ -153,7 +154,7 @@ async fn offer(
             .and_then(|loc| {
                 let ufrag = &session.server_ufrag;
                 // Signed with the fleet's secret: any proxy of the fleet honours it.
-                let signed = ctx.config.fleet_keys.as_ref().and_then(|keys| {
+                let signed = ctx.live().fleet_keys.as_ref().and_then(|keys| {
                     let now = crate::origin_link::unix_now();
                     location::issue_signed(loc, path, ufrag, &origin.id, keys, now)
                 });

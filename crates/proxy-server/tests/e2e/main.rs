@@ -17,4 +17,5 @@ mod rendezvous;
 mod rtmp;
 mod srt;
 mod system_api;
+mod tls;
 mod webrtc;

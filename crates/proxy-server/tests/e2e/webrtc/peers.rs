@@ -52,9 +52,14 @@ pub struct Peer {
 
 impl Peer {
     fn spawn(name: &str, script_name: &str, args: &[&str]) -> Self {
+        Self::spawn_with_env(name, script_name, args, &[])
+    }
+
+    fn spawn_with_env(name: &str, script_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let python = require_aiortc();
         let mut cmd = Command::new(python);
         cmd.arg("-u").arg(script(script_name)).args(args);
+        cmd.envs(env.iter().copied());
         // No __pycache__ in the source tree.
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         // stdin stays open while the process lives: the origin runs until it closes.
@@ -186,10 +191,22 @@ impl PyOrigin {
 
 /// A WHIP publisher (`publish`) or WHEP player (`play`) running for `seconds`.
 pub fn client(mode: &str, url: &str, seconds: u32, delete: bool) -> Peer {
+    client_with_env(mode, url, seconds, delete, &[])
+}
+
+/// As [`client`], with environment variables (`SSL_CERT_FILE` naming a test CA for an
+/// `https://` URL).
+pub fn client_with_env(
+    mode: &str,
+    url: &str,
+    seconds: u32,
+    delete: bool,
+    env: &[(&str, &str)],
+) -> Peer {
     let seconds = seconds.to_string();
     let mut args = vec![mode, url, "--seconds", seconds.as_str()];
     if delete {
         args.push("--delete");
     }
-    Peer::spawn(&format!("aiortc {mode}er"), "client.py", &args)
+    Peer::spawn_with_env(&format!("aiortc {mode}er"), "client.py", &args, env)
 }
