@@ -7,6 +7,7 @@ mod api;
 pub mod config;
 mod forward;
 mod health;
+mod hls_cache;
 mod http_front;
 mod lifecycle;
 mod limits;
@@ -50,6 +51,8 @@ pub struct Context {
     pub recent: origin_link::RecentRoutes,
     /// Connections and sessions per client IP, across every listener.
     pub per_ip: limits::PerIpLimiter,
+    /// The HLS cache of an edge (PROXY_EDGE); `None` on a plain proxy.
+    pub hls_cache: Option<hls_cache::EdgeCache>,
 }
 
 pub use config::{load as load_config, Config};
@@ -78,6 +81,9 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     }
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let config_per_ip = config.max_connections_per_ip;
+    let edge_cache = config
+        .edge
+        .then(|| hls_cache::EdgeCache::new(config.edge_cache_size));
     let ctx = Arc::new(Context {
         config,
         balancer,
@@ -86,6 +92,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         connections,
         recent: Default::default(),
         per_ip: limits::PerIpLimiter::new(config_per_ip),
+        hls_cache: edge_cache,
     });
 
     let mut system_api = None;

@@ -98,6 +98,10 @@ pub struct Config {
     /// Bytes all RTMP connections may buffer together beyond their free share; `None`: no
     /// budget.
     pub rtmp_buffer_budget: Option<usize>,
+    /// Edge mode: one upstream pull per stream, HLS cached.
+    pub edge: bool,
+    /// Bytes of HLS responses an edge keeps (at least 1 MiB).
+    pub edge_cache_size: usize,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -374,5 +378,7 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         },
         trusted_proxies: s.trusted_proxies,
         rtmp_buffer_budget: s.rtmp_buffer_budget,
+        edge: s.edge,
+        edge_cache_size: s.edge_cache_size,
     }
 }

@@ -277,4 +277,14 @@ settings! {
         help: "MiB of partial messages and pending output all RTMP connections together may hold \
             beyond each one's first 256 KiB; a connection needing more is closed (0: no budget)",
     }
+    edge: bool {
+        env: "PROXY_EDGE", default: "off", parse: switch,
+        help: "Edge mode: one upstream pull per stream, fanned out to every viewer; HLS cached",
+    }
+    edge_cache_size: usize {
+        env: "PROXY_EDGE_CACHE_SIZE", default: "256MiB", parse: byte_size,
+        help: "in edge mode, bytes of HLS playlists, segments, parts and keys kept in memory \
+            (K, M, G suffixes: binary multiples); one response is cached only up to an eighth \
+            of it",
+    }
 }

@@ -4,6 +4,7 @@
 //! One test binary for the crate; each area is a module.
 
 mod deploy;
+mod edge_hls;
 mod failover;
 mod fleet;
 mod harness;
