@@ -201,24 +201,27 @@ impl Policy {
 }
 
 /// The query a request is cached (and coalesced) under: without the affinity token
-/// `token_param` and SRS's per-client `hls_ctx`, which name the viewer, not the content,
-/// and with components sorted so that players ordering `_HLS_msn` and `_HLS_part`
-/// differently share an entry.
+/// `token_param`, and with SRS's per-client `hls_ctx` reduced to its name, since its value
+/// names the viewer, not the content (but its presence does: SRS answers a playlist
+/// request without it with a master playlist that hands one out). Components are sorted
+/// so that players ordering `_HLS_msn` and `_HLS_part` differently share an entry.
 ///
 /// ```
 /// use hls_rewrite::cache::cache_query;
 /// assert_eq!(
 ///     cache_query("_HLS_part=2&hls_ctx=a1&spbhid=k&_HLS_msn=9", "spbhid"),
-///     "_HLS_msn=9&_HLS_part=2"
+///     "_HLS_msn=9&_HLS_part=2&hls_ctx"
 /// );
 /// ```
 pub fn cache_query(query: &str, token_param: &str) -> String {
     let query = query.strip_prefix('?').unwrap_or(query);
     let mut kept: Vec<&str> = query
         .split('&')
-        .filter(|c| !c.is_empty() && !is_param(c, token_param) && !is_param(c, HLS_CTX))
+        .filter(|c| !c.is_empty() && !is_param(c, token_param))
+        .map(|c| if is_param(c, HLS_CTX) { HLS_CTX } else { c })
         .collect();
     kept.sort_unstable();
+    kept.dedup_by(|a, b| *a == HLS_CTX && *b == HLS_CTX);
     kept.join("&")
 }
 
@@ -366,6 +369,29 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     /// The largest entry kept.
     pub fn entry_cap(&self) -> usize {
         self.entry_cap
+    }
+
+    /// Whether the bookkeeping agrees with the entries (for the fuzz target and tests).
+    pub(crate) fn consistent(&self) -> Result<(), String> {
+        let sum: usize = self.map.values().map(|s| s.size).sum();
+        if sum != self.used || self.used > self.budget {
+            return Err(format!(
+                "used {} of {}, entries hold {sum}",
+                self.used, self.budget
+            ));
+        }
+        if self.map.len() != self.order.len()
+            || self
+                .order
+                .iter()
+                .any(|(tick, k)| self.map.get(k).map(|s| s.tick) != Some(*tick))
+        {
+            return Err("recency order and entries disagree".into());
+        }
+        if self.map.values().any(|s| s.size > self.entry_cap) {
+            return Err("an entry over the cap".into());
+        }
+        Ok(())
     }
 }
 

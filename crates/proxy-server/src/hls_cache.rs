@@ -269,8 +269,14 @@ impl EdgeCache {
             Class::Playlist => Resource::Playlist(PlaylistTiming::of(&body)),
             Class::Media => Resource::Media,
         };
-        // Only a complete 200 is kept; one that sets a cookie is someone's own.
+        // Only a complete 200 is kept; one that sets a cookie is someone's own, and one
+        // that varies on anything (`Vary: *`) cannot be matched to the next request.
+        let varies = parts.headers.get_all(header::VARY).iter().any(|v| {
+            v.to_str()
+                .map_or(true, |v| v.split(',').any(|f| f.trim() == "*"))
+        });
         let fresh_for = (parts.status == StatusCode::OK
+            && !varies
             && !parts.headers.contains_key(header::SET_COOKIE))
         .then(|| self.policy.freshness(resource, &cc))
         .flatten();

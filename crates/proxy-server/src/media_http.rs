@@ -134,7 +134,7 @@ async fn relay_playlist(
 ) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
     let path = req.uri().path().to_owned();
-    let asked = whole_playlist_request(&mut req);
+    let asked = whole_response_request(&mut req);
     let query = req
         .uri()
         .query()
@@ -229,9 +229,9 @@ async fn issue_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> String 
 
 /// Makes `req` ask the origin for its whole, unencoded response: the client's validators
 /// and ranges are about the bytes the proxy sends, which are not the origin's (a rewritten
-/// playlist) or are answered from the cache. Returns the client's headers, to answer
+/// playlist) or are answered from the cache (which serves every viewer the same bytes). Returns the client's headers, to answer
 /// those here.
-fn whole_playlist_request(req: &mut Request<Incoming>) -> http::HeaderMap {
+fn whole_response_request(req: &mut Request<Incoming>) -> http::HeaderMap {
     let asked = req.headers().clone();
     let headers = req.headers_mut();
     for name in [
@@ -270,7 +270,7 @@ async fn edge_playlist(
     let path = req.uri().path().to_owned();
     let query = hls_rewrite::strip_token(req.uri().query().unwrap_or(""), TOKEN_PARAM).into_owned();
     let blocking = hls_rewrite::is_blocking_reload(&query);
-    let asked = whole_playlist_request(&mut req);
+    let asked = whole_response_request(&mut req);
     let origin = match &media.token {
         Some(token) => Some(origin_of_token(ctx, token).await?),
         None => None,
@@ -337,17 +337,8 @@ async fn edge_segment(
     let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
     let path = req.uri().path().to_owned();
     let query = hls_rewrite::strip_token(req.uri().query().unwrap_or(""), TOKEN_PARAM).into_owned();
-    let asked = req.headers().clone();
-    for name in [
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-        header::IF_RANGE,
-        header::RANGE,
-    ] {
-        req.headers_mut().remove(name);
-    }
+    // A cached segment goes to every viewer: fetched whole and unencoded.
+    let asked = whole_response_request(&mut req);
     let origin = match &media.token {
         Some(token) => Some(origin_of_token(ctx, token).await?),
         None => None,

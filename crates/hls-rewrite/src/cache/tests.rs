@@ -114,16 +114,30 @@ fn the_origin_bounds_or_forbids_caching() {
 #[test]
 fn the_cache_key_ignores_who_asks() {
     assert_eq!(cache_query("", "spbhid"), "");
-    assert_eq!(cache_query("?hls_ctx=abc&spbhid=t", "spbhid"), "");
-    assert_eq!(cache_query("auth=x&hls_ctx=abc", "spbhid"), "auth=x");
+    assert_eq!(cache_query("?spbhid=t", "spbhid"), "");
+    // Every viewer's hls_ctx is one key; a request without one (SRS's master) another.
+    assert_eq!(cache_query("?hls_ctx=abc&spbhid=t", "spbhid"), "hls_ctx");
     assert_eq!(
-        cache_query("_HLS_msn=9&_HLS_part=2", "spbhid"),
+        cache_query("auth=x&hls_ctx=abc", "spbhid"),
+        cache_query("hls_ctx=zzz&auth=x&hls_ctx=q", "spbhid")
+    );
+    assert_ne!(
+        cache_query("auth=x&hls_ctx=abc", "spbhid"),
+        cache_query("auth=x", "spbhid")
+    );
+    assert_eq!(
+        cache_query("_HLS_msn=9&_HLS_part=2&hls_ctx=a", "spbhid"),
         cache_query("_HLS_part=2&spbhid=other&_HLS_msn=9&hls_ctx=zz", "spbhid")
     );
     // Different parts are different entries: each blocking reload is its own fetch.
     assert_ne!(
         cache_query("_HLS_msn=9&_HLS_part=2", "spbhid"),
         cache_query("_HLS_msn=9&_HLS_part=3", "spbhid")
+    );
+    // Other parameters (an origin's auth) still split the cache.
+    assert_ne!(
+        cache_query("auth=a", "spbhid"),
+        cache_query("auth=b", "spbhid")
     );
 }
 
@@ -191,8 +205,19 @@ fn lru_holds_its_budget_under_a_random_workload() {
             let size = (next() % 2_500) as usize;
             let _ = lru.insert(key, step, size, now + MS(next() % 500));
         }
-        assert!(lru.used() <= lru.budget());
-        assert_eq!(lru.map.len(), lru.order.len());
-        assert_eq!(lru.used(), lru.map.values().map(|s| s.size).sum::<usize>());
+        lru.consistent().unwrap();
+    }
+}
+
+proptest::proptest! {
+    /// The fuzz target's invariants on random input, so that they run with the tests too.
+    #[test]
+    fn the_fuzz_invariants_hold_on_random_input(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        crate::fuzzing::cache_policy(&data).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn the_fuzz_invariants_hold_on_header_like_input(cc in "(max-age|s-maxage|no-store|private|no-cache|hls_ctx|spbhid|_HLS_msn|#EXT-X-TARGETDURATION:|#EXT-X-PART-INF:PART-TARGET)?[=0-9.,&\"\n a-z-]{0,40}") {
+        crate::fuzzing::cache_policy(cc.as_bytes()).map_err(proptest::test_runner::TestCaseError::fail)?;
     }
 }
