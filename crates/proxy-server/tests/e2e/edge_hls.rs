@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{ffmpeg_publish, http, require_program, wait_for, NginxRtmp, Proxy};
+use crate::harness::{
+    ffmpeg_publish, fleet_proxy, http, require_program, wait_for, NginxRtmp, Proxy, RedisServer,
+};
 
 const VIEWERS: usize = 50;
 /// How long each viewer plays.
@@ -322,4 +324,74 @@ fn rewritten_playlists_carry_their_own_validators_and_no_store_is_not_cached() {
         assert_eq!(http("GET", addr, &cached, &[], b"").status, 200);
     }
     assert!(origin_requests(&nginx, "/live/cam-") - before <= 1);
+}
+
+#[test]
+fn blocking_reloads_are_fetched_once_per_part_and_tokens_work_across_edges() {
+    let (nginx, _publisher) = origin();
+    let redis = RedisServer::start();
+    let toml = nginx.origin_toml("nginx");
+    let a = fleet_proxy(&redis, &[("edge", "on")], Some(&toml));
+    let b = fleet_proxy(&redis, &[("edge", "on")], Some(&toml));
+
+    // LL-HLS blocking reloads from many viewers at once, in either parameter order and
+    // with their own hls_ctx: one upstream request per (msn, part). nginx does not block
+    // (it answers with the playlist at once), which is all the edge needs to be seen
+    // fetching once.
+    let addr = a.addr("http");
+    let viewers: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let query = match i % 4 {
+                    0 => format!("_HLS_msn=7&_HLS_part=1&hls_ctx=v{i}"),
+                    1 => format!("hls_ctx=v{i}&_HLS_part=1&_HLS_msn=7"),
+                    2 => format!("_HLS_msn=7&_HLS_part=2&hls_ctx=v{i}"),
+                    _ => format!("_HLS_part=2&_HLS_msn=7&hls_ctx=v{i}"),
+                };
+                http("GET", addr, &format!("/live/cam.m3u8?{query}"), &[], b"").status
+            })
+        })
+        .collect();
+    for viewer in viewers {
+        assert_eq!(viewer.join().expect("a viewer failed"), 200);
+    }
+    let log = nginx.access_log();
+    let parts: Vec<&str> = log.lines().filter(|l| l.contains("_HLS_msn=7")).collect();
+    assert_eq!(parts.len(), 2, "one fetch per part:\n{}", parts.join("\n"));
+    assert!(parts.iter().any(|l| l.contains("_HLS_part=1")));
+    assert!(parts.iter().any(|l| l.contains("_HLS_part=2")));
+
+    // A fleet of edges: the playlist (and its token) from A, the next requests through B.
+    let playlist = http("GET", addr, "/live/cam.m3u8", &[], b"");
+    assert_eq!(playlist.status, 200);
+    let text = playlist.text();
+    let segment = &segment_paths(&text, "/live/")[0];
+    let token = segment
+        .split("spbhid=")
+        .nth(1)
+        .expect("a tokenised segment")
+        .to_owned();
+    let r = http("GET", b.addr("http"), segment, &[], b"");
+    assert_eq!(r.status, 200, "A's segment through B: {}", r.text());
+    assert_eq!(r.body.first(), Some(&0x47));
+    let reload = http(
+        "GET",
+        b.addr("http"),
+        &format!("/live/cam.m3u8?spbhid={token}"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        reload.status,
+        200,
+        "A's playlist token through B: {}",
+        reload.text()
+    );
+    assert!(
+        segment_paths(&reload.text(), "/live/")
+            .iter()
+            .all(|s| s.contains(&format!("spbhid={token}"))),
+        "B keeps the viewer's token:\n{}",
+        reload.text()
+    );
 }
