@@ -227,11 +227,13 @@ async fn issue_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> String 
     token
 }
 
-/// Makes `req` ask the origin for its whole, unencoded response: the client's validators
+/// Makes `req` a GET of the origin's whole, unencoded response: the client's validators
 /// and ranges are about the bytes the proxy sends, which are not the origin's (a rewritten
-/// playlist) or are answered from the cache (which serves every viewer the same bytes). Returns the client's headers, to answer
-/// those here.
+/// playlist) or come from the cache (the same bytes for every viewer). Returns the
+/// client's headers, to answer those here.
 fn whole_response_request(req: &mut Request<Incoming>) -> http::HeaderMap {
+    // A HEAD is answered from the whole response too (hyper sends its head only).
+    *req.method_mut() = http::Method::GET;
     let asked = req.headers().clone();
     let headers = req.headers_mut();
     for name in [
