@@ -225,6 +225,29 @@ pub fn cache_query(query: &str, token_param: &str) -> String {
     kept.join("&")
 }
 
+/// `query` with the value of every `name` component set to `value`; every other byte
+/// kept. An edge sends the origin one `hls_ctx` per stream, whichever viewer asks.
+///
+/// ```
+/// use hls_rewrite::cache::set_param;
+/// assert_eq!(set_param("a=1&hls_ctx=v9&b", "hls_ctx", "e1"), "a=1&hls_ctx=e1&b");
+/// assert_eq!(set_param("a=1", "hls_ctx", "e1"), "a=1");
+/// ```
+pub fn set_param(query: &str, name: &str, value: &str) -> String {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    query
+        .split('&')
+        .map(|c| {
+            if is_param(c, name) {
+                format!("{name}={value}")
+            } else {
+                c.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// SRS's per-client HLS session parameter.
 pub const HLS_CTX: &str = "hls_ctx";
 

@@ -205,6 +205,12 @@ pub fn cache_policy(data: &[u8]) -> Result<(), String> {
     if key.split('&').any(|c| c.split('=').next() == Some(PARAM)) {
         return Err(format!("the token stayed in the key: {key:?}"));
     }
+    let pinned = crate::cache::set_param(&text, crate::cache::HLS_CTX, "edge1");
+    if cache_query(&format!("?{pinned}"), PARAM) != key {
+        return Err(format!(
+            "the hls_ctx value changed the key: {text:?} -> {pinned:?}"
+        ));
+    }
 
     let mut lru: Lru<u8, usize> = Lru::new(1000, 300);
     for (step, op) in data.chunks(3).enumerate() {

@@ -35,7 +35,12 @@ pub const FETCH_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// A playlist.
-    Playlist,
+    Playlist {
+        /// Asked as an LL-HLS blocking reload (`_HLS_msn`).
+        blocking: bool,
+        /// Asked with SRS's `hls_ctx`: a media playlist is expected.
+        with_ctx: bool,
+    },
     /// A segment, part, init segment or key.
     Media,
 }
@@ -43,7 +48,7 @@ pub enum Class {
 impl Class {
     fn label(self) -> &'static str {
         match self {
-            Class::Playlist => "playlist",
+            Class::Playlist { .. } => "playlist",
             Class::Media => "media",
         }
     }
@@ -91,13 +96,22 @@ struct TooLarge(Box<(Origin, Response<ProxyBody>)>);
 
 type Inflight = Arc<OnceCell<Arc<Entry>>>;
 
-/// The cache: an LRU of entries, and the fetches under way.
+/// The cache: an LRU of entries, the fetches under way, and the `hls_ctx` each stream is
+/// fetched with.
 pub struct EdgeCache {
     lru: Mutex<Lru<Arc<str>, Arc<Entry>>>,
     inflight: Mutex<HashMap<Arc<str>, Inflight>>,
+    /// Stream → the one `hls_ctx` the origins see for it; counted as one byte each.
+    pins: Mutex<Lru<String, Arc<str>>>,
     policy: Policy,
     epoch: Instant,
 }
+
+/// Streams whose upstream `hls_ctx` is remembered at once.
+const MAX_PINS: usize = 100_000;
+/// A stream's upstream `hls_ctx` is forgotten after this long unused; SRS forgets its
+/// sessions after twice its HLS window (a minute by default), so it is still alive there.
+const PIN_TTL: Duration = Duration::from_secs(30);
 
 impl EdgeCache {
     /// A cache of at most `budget` bytes; one entry holds at most an eighth of it.
@@ -105,6 +119,7 @@ impl EdgeCache {
         EdgeCache {
             lru: Mutex::new(Lru::new(budget, budget / 8)),
             inflight: Mutex::new(HashMap::new()),
+            pins: Mutex::new(Lru::new(MAX_PINS, 1)),
             policy: Policy::default(),
             epoch: Instant::now(),
         }
@@ -124,14 +139,25 @@ impl EdgeCache {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The `hls_ctx` the origin gets for `stream`: the first one a
+    /// viewer sent, kept while the stream is being fetched, so that the origin sees one
+    /// HLS session per stream however many viewers (each with its own `hls_ctx`) there are.
+    pub fn upstream_ctx(&self, stream: &str, viewers: &str) -> Arc<str> {
+        let now = self.now();
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let ctx = pins.get(stream, now).unwrap_or_else(|| viewers.into());
+        // Re-inserted to move its expiry on; one byte each, so it always fits.
+        let _ = pins.insert(stream.to_owned(), ctx.clone(), 1, now + PIN_TTL);
+        ctx
+    }
+
     /// The response under `key`: from the cache, from a fetch under way, or from
     /// `fetch()`, made by this request for itself and every request that comes for `key`
-    /// while it runs. `blocking`: the request is an LL-HLS blocking reload.
+    /// while it runs.
     pub async fn serve<F, Fut>(
         &self,
         key: String,
         class: Class,
-        blocking: bool,
         fetch: F,
     ) -> Result<Served, Refusal>
     where
@@ -162,7 +188,7 @@ impl EdgeCache {
                     key: &key,
                     cell: &cell,
                 };
-                match self.fetch(&key, class, blocking, fetch).await {
+                match self.fetch(&key, class, fetch).await {
                     Ok(entry) => Ok(entry),
                     Err(e) => {
                         failure = Some(e);
@@ -191,7 +217,6 @@ impl EdgeCache {
         &self,
         key: &Arc<str>,
         class: Class,
-        blocking: bool,
         fetch: F,
     ) -> Result<Arc<Entry>, Result<TooLarge, Refusal>>
     where
@@ -202,12 +227,12 @@ impl EdgeCache {
         let (mut parts, mut body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let cap = match class {
-            Class::Playlist => hls_rewrite::DEFAULT_MAX_SIZE,
+            Class::Playlist { .. } => hls_rewrite::DEFAULT_MAX_SIZE,
             Class::Media => self.lru().entry_cap(),
         };
         let too_large =
             |prefix: Option<Bytes>, rest: Incoming, mut parts: http::response::Parts| {
-                if class == Class::Playlist {
+                if class != Class::Media {
                     return Err(Err(Refusal::new(
                         StatusCode::BAD_GATEWAY,
                         format!("the origin's playlist is over {cap} bytes"),
@@ -264,10 +289,19 @@ impl EdgeCache {
             .collect::<Vec<_>>()
             .join(",");
         let cc = CacheControl::parse(&cc);
-        let resource = match class {
-            Class::Playlist if blocking => Resource::BlockingPlaylist(PlaylistTiming::of(&body)),
-            Class::Playlist => Resource::Playlist(PlaylistTiming::of(&body)),
-            Class::Media => Resource::Media,
+        let (resource, unexpected) = match class {
+            Class::Playlist { blocking, with_ctx } => {
+                let timing = PlaylistTiming::of(&body);
+                // SRS answers an hls_ctx it does not know (yet) with a master playlist
+                // naming it; the media playlist comes on the next request, which must not
+                // be answered from the cache with that master.
+                let unexpected = with_ctx && timing.target_duration.is_none();
+                match blocking {
+                    true => (Resource::BlockingPlaylist(timing), unexpected),
+                    false => (Resource::Playlist(timing), unexpected),
+                }
+            }
+            Class::Media => (Resource::Media, false),
         };
         // Only a complete 200 is kept; one that sets a cookie is someone's own, and one
         // that varies on anything (`Vary: *`) cannot be matched to the next request.
@@ -276,6 +310,7 @@ impl EdgeCache {
                 .map_or(true, |v| v.split(',').any(|f| f.trim() == "*"))
         });
         let fresh_for = (parts.status == StatusCode::OK
+            && !unexpected
             && !varies
             && !parts.headers.contains_key(header::SET_COOKIE))
         .then(|| self.policy.freshness(resource, &cc))

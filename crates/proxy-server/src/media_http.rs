@@ -260,6 +260,23 @@ fn cache_key(origin: Option<&Origin>, path: &str, query: &str) -> String {
     )
 }
 
+/// The query an edge forwards: the viewer's, with the stream's one upstream `hls_ctx`
+/// in place of the viewer's own; and whether it has one.
+///
+/// One per stream, not per origin: after the stream moves, the new origin answers the
+/// unknown `hls_ctx` with a master playlist naming it (not cached, see
+/// [`Class::Playlist`]) and knows it from then on.
+fn upstream_query(cache: &HlsCache, key: &StreamKey, query: &str) -> (String, bool) {
+    let ctx = hls_rewrite::cache::HLS_CTX;
+    match hls_rewrite::extract_token(query, ctx) {
+        Some(viewers) => {
+            let pinned = cache.upstream_ctx(&key.to_string(), viewers);
+            (hls_rewrite::cache::set_param(query, ctx, &pinned), true)
+        }
+        None => (query.to_owned(), false),
+    }
+}
+
 /// A playlist through the edge's cache, rewritten for the viewer.
 async fn edge_playlist(
     ctx: &Context,
@@ -278,9 +295,11 @@ async fn edge_playlist(
         None => None,
     };
     let cache_key = cache_key(origin.as_ref(), &path, &query);
+    let (upstream, with_ctx) = upstream_query(cache, &key, &query);
+    let class = Class::Playlist { blocking, with_ctx };
     let served = cache
-        .serve(cache_key, Class::Playlist, blocking, || {
-            fetch(ctx, client, origin, &key, req, &query)
+        .serve(cache_key, class, || {
+            fetch(ctx, client, origin, &key, req, &upstream)
         })
         .await?;
     let Served::Entry { entry, hit, .. } = &served else {
@@ -298,7 +317,7 @@ async fn edge_playlist(
             None,
             None,
         );
-        hls_cache::count(Class::Playlist, &served, entry.body.len());
+        hls_cache::count(class, &served, entry.body.len());
         return Ok(response);
     }
     let token = match &media.token {
@@ -313,7 +332,7 @@ async fn edge_playlist(
             )
         })?;
     let rewritten = Bytes::from(rewritten);
-    hls_cache::count(Class::Playlist, &served, rewritten.len());
+    hls_cache::count(class, &served, rewritten.len());
     let mut headers = entry.headers.clone();
     headers.remove(header::CONTENT_ENCODING);
     let etag = hls_cache::etag_of(&rewritten);
@@ -346,9 +365,10 @@ async fn edge_segment(
         None => None,
     };
     let cache_key = cache_key(origin.as_ref(), &path, &query);
+    let (upstream, _) = upstream_query(cache, &key, &query);
     let served = cache
-        .serve(cache_key, Class::Media, false, || {
-            fetch(ctx, client, origin, &key, req, &query)
+        .serve(cache_key, Class::Media, || {
+            fetch(ctx, client, origin, &key, req, &upstream)
         })
         .await?;
     let sent = match &served {

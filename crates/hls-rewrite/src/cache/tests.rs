@@ -142,6 +142,18 @@ fn the_cache_key_ignores_who_asks() {
 }
 
 #[test]
+fn one_hls_ctx_goes_upstream() {
+    assert_eq!(set_param("", HLS_CTX, "e"), "");
+    assert_eq!(set_param("?hls_ctx=v1", HLS_CTX, "e"), "hls_ctx=e");
+    assert_eq!(
+        set_param("hls_ctx=v1&_HLS_msn=3&hls_ctx", HLS_CTX, "e"),
+        "hls_ctx=e&_HLS_msn=3&hls_ctx=e"
+    );
+    // A parameter whose name only starts with it is someone else's.
+    assert_eq!(set_param("hls_ctxx=1", HLS_CTX, "e"), "hls_ctxx=1");
+}
+
+#[test]
 fn lru_evicts_the_least_recently_used_within_its_budget() {
     let mut lru: Lru<&str, u32> = Lru::new(100, 60);
     lru.insert("a", 1, 40, S(10)).unwrap();

@@ -337,7 +337,7 @@ fn rewritten_playlists_carry_their_own_validators_and_no_store_is_not_cached() {
 }
 
 #[test]
-fn blocking_reloads_are_fetched_once_per_part_and_tokens_work_across_edges() {
+fn blocking_reloads_and_every_hls_ctx_share_one_upstream_and_tokens_work_across_edges() {
     let (nginx, _publisher) = origin();
     let redis = RedisServer::start();
     let toml = nginx.origin_toml("nginx");
@@ -370,6 +370,38 @@ fn blocking_reloads_are_fetched_once_per_part_and_tokens_work_across_edges() {
     assert_eq!(parts.len(), 2, "one fetch per part:\n{}", parts.join("\n"));
     assert!(parts.iter().any(|l| l.contains("_HLS_part=1")));
     assert!(parts.iter().any(|l| l.contains("_HLS_part=2")));
+
+    // Viewers each with their own SRS hls_ctx, asking after the playlist expired each
+    // time (nginx-rtmp's target duration is 1 s: kept 500 ms): every fetch reaches the
+    // origin, always with one hls_ctx (the first viewer's, above), so that an SRS origin
+    // sees one HLS session for the stream.
+    for i in 0..6 {
+        let r = http(
+            "GET",
+            addr,
+            &format!("/live/cam.m3u8?hls_ctx=late{i}"),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let log = nginx.access_log();
+    let contexts: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter_map(|l| l.split("hls_ctx=").nth(1))
+        .filter_map(|rest| rest.split(['&', ' ']).next())
+        .collect();
+    let fetches = log.lines().filter(|l| l.contains("hls_ctx=")).count();
+    assert!(
+        fetches >= 2 + 5,
+        "{fetches} fetches with an hls_ctx:\n{log}"
+    );
+    assert_eq!(
+        contexts.len(),
+        1,
+        "one hls_ctx upstream: {contexts:?}\n{log}"
+    );
 
     // A fleet of edges: the playlist (and its token) from A, the next requests through B.
     let playlist = http("GET", addr, "/live/cam.m3u8", &[], b"");
