@@ -73,6 +73,9 @@ pub struct Entry {
     /// How long the cache serves it; `None`: not kept (it went only to the requests
     /// that waited for it).
     pub fresh_for: Option<Duration>,
+    /// Whether the requests that waited for it may have it too: not when it is one
+    /// viewer's own (`Cache-Control: private`, or it sets a cookie).
+    pub shared: bool,
 }
 
 /// How a request was answered.
@@ -180,6 +183,8 @@ impl EdgeCache {
         };
         let mut led = false;
         let mut failure: Option<Result<TooLarge, Refusal>> = None;
+        // Taken by whichever fetch runs: this request's coalesced one, or its own below.
+        let mut fetch = Some(fetch);
         let got = cell
             .get_or_try_init(|| async {
                 led = true;
@@ -187,6 +192,9 @@ impl EdgeCache {
                     cache: self,
                     key: &key,
                     cell: &cell,
+                };
+                let Some(fetch) = fetch.take() else {
+                    return Err(());
                 };
                 match self.fetch(&key, class, fetch).await {
                     Ok(entry) => Ok(entry),
@@ -196,10 +204,26 @@ impl EdgeCache {
                     }
                 }
             })
-            .await;
+            .await
+            .cloned();
+        if let (Ok(entry), Some(fetch)) = (&got, fetch.take()) {
+            if !entry.shared {
+                // Another viewer's own response (a cookie, `private`): not for this one,
+                // who asks the origin for its own.
+                return match self.fetch(&key, class, fetch).await {
+                    Ok(entry) => Ok(Served::Entry {
+                        entry,
+                        hit: false,
+                        coalesced: false,
+                    }),
+                    Err(Ok(TooLarge(through))) => Ok(Served::Through(through)),
+                    Err(Err(refusal)) => Err(refusal),
+                };
+            }
+        }
         match (got, failure) {
             (Ok(entry), _) => Ok(Served::Entry {
-                entry: entry.clone(),
+                entry,
                 hit: false,
                 coalesced: !led,
             }),
@@ -309,12 +333,10 @@ impl EdgeCache {
             v.to_str()
                 .map_or(true, |v| v.split(',').any(|f| f.trim() == "*"))
         });
-        let fresh_for = (parts.status == StatusCode::OK
-            && !unexpected
-            && !varies
-            && !parts.headers.contains_key(header::SET_COOKIE))
-        .then(|| self.policy.freshness(resource, &cc))
-        .flatten();
+        let shared = !cc.private && !parts.headers.contains_key(header::SET_COOKIE);
+        let fresh_for = (parts.status == StatusCode::OK && !unexpected && !varies && shared)
+            .then(|| self.policy.freshness(resource, &cc))
+            .flatten();
         for name in [
             header::ETAG,
             header::CONTENT_LENGTH,
@@ -333,6 +355,7 @@ impl EdgeCache {
             body,
             fetched: Instant::now(),
             fresh_for,
+            shared,
         });
         if let Some(ttl) = fresh_for {
             let size = entry.body.len() + key.len() + header_bytes(&entry.headers) + 256;

@@ -18,14 +18,16 @@ const PLAY_FOR: Duration = Duration::from_secs(8);
 /// here, from `hls_fragment 1s`).
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
-/// nginx-rtmp writing HLS for `live/cam`, served under `/live/` with no Cache-Control and
-/// under `/nostore/` (the same files) with `Cache-Control: no-store`; ffmpeg publishing.
+/// nginx-rtmp writing HLS for `live/cam`, served under `/live/` with no Cache-Control,
+/// and the same files under `/nostore/` with `Cache-Control: no-store` and under
+/// `/cookie/` with a `Set-Cookie`; ffmpeg publishing.
 fn origin() -> (NginxRtmp, crate::harness::Process) {
     let nginx = NginxRtmp::start_with_locations(
         None,
         "",
         "location /live/ { alias HLS/; } \
-         location /nostore/ { alias HLS/; add_header Cache-Control no-store; }",
+         location /nostore/ { alias HLS/; add_header Cache-Control no-store; } \
+         location /cookie/ { alias HLS/; add_header Set-Cookie session=viewer-own; }",
     );
     let publisher = ffmpeg_publish(
         &format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port),
@@ -327,6 +329,19 @@ fn rewritten_playlists_carry_their_own_validators_and_no_store_is_not_cached() {
     }
     assert_eq!(origin_requests(&nginx, "/nostore/cam.m3u8") - playlists, 5);
     assert_eq!(origin_requests(&nginx, "/nostore/cam-") - segments, 4);
+    // A response setting a cookie is one viewer's: neither cached nor handed to the
+    // viewers asking at the same time.
+    let before = origin_requests(&nginx, "/cookie/cam.m3u8");
+    let askers: Vec<_> = (0..10)
+        .map(|_| std::thread::spawn(move || http("GET", addr, "/cookie/cam.m3u8", &[], b"")))
+        .collect();
+    for asker in askers {
+        let r = asker.join().expect("a viewer failed");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("set-cookie"), Some("session=viewer-own"));
+    }
+    assert_eq!(origin_requests(&nginx, "/cookie/cam.m3u8") - before, 10);
+
     // The cacheable one, fetched as often: once at the origin.
     let cached = segment.replace("/nostore/", "/live/");
     let before = origin_requests(&nginx, "/live/cam-");
