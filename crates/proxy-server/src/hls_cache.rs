@@ -172,7 +172,12 @@ impl EdgeCache {
             // The LRU is read under the in-flight lock: a fetch stores its entry before it
             // leaves the in-flight map, so a request sees one or the other, never neither.
             let mut inflight = self.inflight();
-            if let Some(entry) = self.lru().get(&key, self.now()) {
+            let mut lru = self.lru();
+            let cached = lru.get(&key, self.now());
+            // A lookup may have dropped an expired entry.
+            crate::metrics::edge_cache_stored(lru.used());
+            drop(lru);
+            if let Some(entry) = cached {
                 return Ok(Served::Entry {
                     entry,
                     hit: true,
