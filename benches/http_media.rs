@@ -1,5 +1,6 @@
 //! HTTP media benches: HLS playlist rewrites per second (a live 10-segment media playlist
-//! and an LL-HLS one), FLV tag reading throughput, and request classification.
+//! and an LL-HLS one), FLV tag reading throughput, request classification, and the edge's
+//! HLS cache hot path (key, lookup, insert with eviction, freshness of a playlist).
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -181,5 +182,63 @@ fn classification(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rewrites, flv_reading, classification);
+/// The edge's per-request work before any I/O: the cache key of a viewer's request and
+/// an LRU lookup among 4096 entries (a hit), an insert that evicts, and the freshness of a
+/// fetched playlist.
+fn edge_cache(c: &mut Criterion) {
+    use hls_rewrite::cache::{cache_query, CacheControl, Lru, PlaylistTiming, Policy, Resource};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut lru: Lru<Arc<str>, Arc<Bytes>> = Lru::new(256 << 20, 32 << 20);
+    let segment = Arc::new(Bytes::from(vec![0x47u8; 188 * 400]));
+    for seq in 0..4096 {
+        let key: Arc<str> = format!("origin-1 /live/cam-{seq}.ts?").into();
+        lru.insert(
+            key,
+            segment.clone(),
+            segment.len(),
+            Duration::from_secs(3600),
+        )
+        .expect("fits");
+    }
+    let mut group = c.benchmark_group("edge_cache");
+    group.bench_function("key_and_hit", |b| {
+        b.iter(|| {
+            let query = cache_query(black_box("hls_ctx=0u6c1xr3&spbhid=k2x9c7q1"), "spbhid");
+            let key = format!("origin-1 {}?{query}", black_box("/live/cam-2048.ts"));
+            lru.get(key.as_str(), Duration::from_secs(1))
+                .map(|b| b.len())
+        })
+    });
+    group.bench_function("blocking_reload_key", |b| {
+        b.iter(|| {
+            cache_query(
+                black_box("_HLS_part=3&spbhid=k2x9c7q1&_HLS_msn=1203"),
+                "spbhid",
+            )
+        })
+    });
+    let mut next = 4096u64;
+    group.bench_function("insert_evicting", |b| {
+        b.iter(|| {
+            next += 1;
+            let key: Arc<str> = format!("origin-1 /live/cam-{next}.ts?").into();
+            lru.insert(key, segment.clone(), 64 << 10, Duration::from_secs(3600))
+        })
+    });
+    let playlist = media_playlist();
+    let policy = Policy::default();
+    group.throughput(Throughput::Bytes(playlist.len() as u64));
+    group.bench_function("playlist_freshness", |b| {
+        b.iter(|| {
+            let timing = PlaylistTiming::of(black_box(playlist.as_bytes()));
+            let cc = CacheControl::parse(black_box("public, max-age=5"));
+            policy.freshness(Resource::Playlist(timing), &cc)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rewrites, flv_reading, classification, edge_cache);
 criterion_main!(benches);

@@ -157,3 +157,77 @@ fn check_query(query: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Reads arbitrary bytes as an origin's `Cache-Control`, as a playlist's timing and as a
+/// request's query, then drives an LRU with them, and checks: freshness is never granted
+/// to what may not be stored, never exceeds the longest the policy gives, the cache key
+/// is idempotent and drops the token, and the LRU stays within its budget with its
+/// bookkeeping consistent.
+pub fn cache_policy(data: &[u8]) -> Result<(), String> {
+    use crate::cache::{cache_query, CacheControl, Lru, PlaylistTiming, Policy, Resource};
+    use std::time::Duration;
+
+    let text = String::from_utf8_lossy(data);
+    let cc = CacheControl::parse(&text);
+    let timing = PlaylistTiming::of(data);
+    let day = Duration::from_secs(86_400);
+    for d in [timing.target_duration, timing.part_target]
+        .into_iter()
+        .flatten()
+    {
+        if d.is_zero() || d > day {
+            return Err(format!("timing out of range: {timing:?}"));
+        }
+    }
+    let policy = Policy::default();
+    let longest = policy.master_ttl.max(policy.media_ttl).max(day);
+    for resource in [
+        Resource::Playlist(timing),
+        Resource::BlockingPlaylist(timing),
+        Resource::Media,
+    ] {
+        match policy.freshness(resource, &cc) {
+            Some(_) if !cc.storable() => return Err(format!("{cc:?} kept")),
+            Some(ttl) if ttl > longest || ttl < policy.min_ttl => {
+                return Err(format!("{resource:?} {cc:?}: {ttl:?}"))
+            }
+            Some(ttl) if cc.limit().is_some_and(|l| ttl > l) => {
+                return Err(format!("{cc:?} exceeded: {ttl:?}"))
+            }
+            _ => {}
+        }
+    }
+    let key = cache_query(&text, PARAM);
+    // As a query string (its leading `?` is the separator, not part of it).
+    if cache_query(&format!("?{key}"), PARAM) != key {
+        return Err(format!("cache key not idempotent: {text:?} -> {key:?}"));
+    }
+    if key.split('&').any(|c| c.split('=').next() == Some(PARAM)) {
+        return Err(format!("the token stayed in the key: {key:?}"));
+    }
+    let pinned = crate::cache::set_param(&text, crate::cache::HLS_CTX, "edge1");
+    if cache_query(&format!("?{pinned}"), PARAM) != key {
+        return Err(format!(
+            "the hls_ctx value changed the key: {text:?} -> {pinned:?}"
+        ));
+    }
+
+    let mut lru: Lru<u8, usize> = Lru::new(1000, 300);
+    for (step, op) in data.chunks(3).enumerate() {
+        let now = Duration::from_millis(step as u64 * 10);
+        let (key, arg) = (op[0] % 16, usize::from(*op.get(1).unwrap_or(&0)) * 2);
+        if op.get(2).is_some_and(|b| b % 4 == 0) {
+            let _ = lru.get(&key, now);
+        } else if op.get(2).is_some_and(|b| b % 4 == 1) {
+            let _ = lru.remove(&key);
+        } else {
+            let expires = now + Duration::from_millis(u64::from(*op.get(2).unwrap_or(&0)));
+            let kept = lru.insert(key, arg, arg, expires).is_ok();
+            if kept != (arg <= lru.entry_cap()) {
+                return Err(format!("insert of {arg} bytes: kept {kept}"));
+            }
+        }
+        lru.consistent()?;
+    }
+    Ok(())
+}

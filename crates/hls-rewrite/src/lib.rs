@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+pub mod cache;
 mod error;
 mod parse;
 mod query;

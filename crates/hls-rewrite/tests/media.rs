@@ -227,6 +227,11 @@ fn fuzz_corpus_replays() {
 }
 
 #[test]
+fn fuzz_corpus_cache_policy_replays() {
+    replay("cache_policy", fuzzing::cache_policy);
+}
+
+#[test]
 fn fuzz_corpus_rewrite_options_replays() {
     replay("rewrite_options", fuzzing::rewrite_options);
 }

@@ -7,6 +7,7 @@ mod api;
 pub mod config;
 mod forward;
 mod health;
+mod hls_cache;
 mod http_front;
 mod lifecycle;
 mod limits;
@@ -57,6 +58,8 @@ pub struct Context {
     pub per_ip: limits::PerIpLimiter,
     /// The TLS listeners' certificates, when any is configured ([`tls::CertStore::reload`]).
     pub tls: Option<Arc<tls::CertStore>>,
+    /// The HLS cache of an edge (PROXY_EDGE); `None` on a plain proxy.
+    pub hls_cache: Option<hls_cache::EdgeCache>,
 }
 
 impl Context {
@@ -99,6 +102,9 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     };
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let config_per_ip = config.max_connections_per_ip;
+    let edge_cache = config
+        .edge
+        .then(|| hls_cache::EdgeCache::new(config.edge_cache_size));
     let ctx = Arc::new(Context {
         live: reload::LiveConfig::new(config.clone()),
         config,
@@ -109,6 +115,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         recent: Default::default(),
         per_ip: limits::PerIpLimiter::new(config_per_ip),
         tls,
+        hls_cache: edge_cache,
     });
     if let Some(store) = &ctx.tls {
         store.watch();

@@ -4,6 +4,14 @@
 //! are fetched, rewritten so every URI carries an affinity token, and returned; segment
 //! requests carrying the token go to the origin that served the playlist, whatever proxy
 //! of the fleet receives them.
+//!
+//! On an edge (PROXY_EDGE) playlists and segments come from the HLS cache
+//! ([`crate::hls_cache`]): one upstream fetch serves every viewer who wants the same
+//! response while it is fresh, and the viewers who ask while it is being fetched.
+//!
+//! A rewritten playlist is other bytes than the origin's: it leaves with an ETag and a
+//! length of its own, and the client's conditional and range headers are answered here,
+//! not forwarded (they would be compared with the origin's bytes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +26,7 @@ use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
 use tower::ServiceExt;
 
 use crate::forward::{self, strip_hop_by_hop, Relayed};
+use crate::hls_cache::{self, Class, EdgeCache as HlsCache, Served};
 use crate::http_front::{full, ProxyBody, Refusal};
 use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
@@ -91,11 +100,13 @@ async fn route(
         Ok(media) if media.kind != Kind::Other => media,
         _ => return serve_static(ctx, req).await,
     };
-    match media.kind {
-        Kind::Flv | Kind::Ts => relay_stream(ctx, client, req, &media).await,
-        Kind::HlsPlaylist => relay_playlist(ctx, client, req, &media).await,
-        Kind::HlsSegment => relay_segment(ctx, client, req, &media).await,
-        Kind::Other => Err(Refusal::new(StatusCode::NOT_FOUND, "not found")),
+    match (media.kind, ctx.hls_cache.as_ref()) {
+        (Kind::Flv | Kind::Ts, _) => relay_stream(ctx, client, req, &media).await,
+        (Kind::HlsPlaylist, Some(cache)) => edge_playlist(ctx, cache, client, req, &media).await,
+        (Kind::HlsSegment, Some(cache)) => edge_segment(ctx, cache, client, req, &media).await,
+        (Kind::HlsPlaylist, None) => relay_playlist(ctx, client, req, &media).await,
+        (Kind::HlsSegment, None) => relay_segment(ctx, client, req, &media).await,
+        (Kind::Other, _) => Err(Refusal::new(StatusCode::NOT_FOUND, "not found")),
     }
 }
 
@@ -139,11 +150,12 @@ async fn relay_stream(
 async fn relay_playlist(
     ctx: &Context,
     client: ClientAddrs,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     media: &MediaRequest,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let key = key_of(media, &media.stream)?;
     let path = req.uri().path().to_owned();
+    let asked = whole_response_request(&mut req);
     let query = req
         .uri()
         .query()
@@ -170,22 +182,7 @@ async fn relay_playlist(
                     .await;
                 return Ok(unrelayed(response));
             }
-            // A token signed with the fleet's secret resolves on every proxy by itself.
-            let signed = crate::origin_link::signed_hls_token(ctx, &key, &origin);
-            let stored = signed.is_none();
-            let token = signed.unwrap_or_else(|| hls_token(&key, &origin));
-            // Without the shared store the token would not resolve on other proxies; this
-            // proxy still resolves it from its recent routes.
-            let session = HlsSession {
-                key: key.clone(),
-                origin: origin.id.clone(),
-            };
-            if stored {
-                if let Err(e) = ctx.balancer.put_hls(&token, &session).await {
-                    tracing::warn!("cannot store HLS session: {e}");
-                }
-            }
-            ctx.recent.tokens.remember(token.clone(), &origin);
+            let token = issue_token(ctx, &key, &origin).await;
             (origin, response, token)
         }
     };
@@ -218,10 +215,243 @@ async fn relay_playlist(
             format!("origin sent a playlist that cannot be rewritten: {e}"),
         )
     })?;
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
+    for name in [header::ACCEPT_RANGES, header::CONTENT_RANGE] {
+        parts.headers.remove(name);
+    }
     tracing::debug!(stream = %key, origin = %origin.id, "playlist");
-    Ok(Response::from_parts(parts, full(rewritten)))
+    let rewritten = Bytes::from(rewritten);
+    let etag = hls_cache::etag_of(&rewritten);
+    Ok(hls_cache::respond(
+        &asked,
+        parts.status,
+        &parts.headers,
+        rewritten,
+        etag,
+        None,
+        None,
+    ))
+}
+
+/// The affinity token of `key` on `origin`, stored for the fleet (and remembered here:
+/// without the shared store it would not resolve on other proxies, but this one still
+/// resolves it from its recent routes).
+async fn issue_token(ctx: &Context, key: &StreamKey, origin: &Origin) -> String {
+    // A token signed with the fleet's secret resolves on every proxy by itself.
+    if let Some(signed) = crate::origin_link::signed_hls_token(ctx, key, origin) {
+        ctx.recent.tokens.remember(signed.clone(), origin);
+        return signed;
+    }
+    let token = hls_token(key, origin);
+    if let Err(e) = ctx
+        .balancer
+        .put_hls(
+            &token,
+            &HlsSession {
+                key: key.clone(),
+                origin: origin.id.clone(),
+            },
+        )
+        .await
+    {
+        // Without the shared store the token would not resolve on other proxies; this
+        // proxy still resolves it from its recent routes.
+        tracing::warn!("cannot store HLS session: {e}");
+    }
+    ctx.recent.tokens.remember(token.clone(), origin);
+    token
+}
+
+/// Makes `req` a GET of the origin's whole, unencoded response: the client's validators
+/// and ranges are about the bytes the proxy sends, which are not the origin's (a rewritten
+/// playlist) or come from the cache (the same bytes for every viewer). Returns the
+/// client's headers, to answer those here.
+fn whole_response_request(req: &mut Request<Incoming>) -> http::HeaderMap {
+    // A HEAD is answered from the whole response too (hyper sends its head only).
+    *req.method_mut() = http::Method::GET;
+    let asked = req.headers().clone();
+    let headers = req.headers_mut();
+    for name in [
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+        header::RANGE,
+        header::ACCEPT_ENCODING,
+    ] {
+        headers.remove(name);
+    }
+    asked
+}
+
+/// The cache key of a request: the origin its token names (`*`: whichever the balancer
+/// picks), its path, and its query without the viewer's own parameters (token, `hls_ctx`).
+fn cache_key(origin: Option<&Origin>, path: &str, query: &str) -> String {
+    let origin = origin.map_or("*", |o| o.id.as_str());
+    format!(
+        "{origin} {path}?{}",
+        hls_rewrite::cache::cache_query(query, TOKEN_PARAM)
+    )
+}
+
+/// The query an edge forwards: the viewer's, with the stream's one upstream `hls_ctx`
+/// in place of the viewer's own; and whether it has one.
+///
+/// One per stream, not per origin: after the stream moves, the new origin answers the
+/// unknown `hls_ctx` with a master playlist naming it (not cached, see
+/// [`Class::Playlist`]) and knows it from then on.
+fn upstream_query(cache: &HlsCache, key: &StreamKey, query: &str) -> (String, bool) {
+    let ctx = hls_rewrite::cache::HLS_CTX;
+    match hls_rewrite::extract_token(query, ctx) {
+        Some(viewers) => {
+            let pinned = cache.upstream_ctx(&key.to_string(), viewers);
+            (hls_rewrite::cache::set_param(query, ctx, &pinned), true)
+        }
+        None => (query.to_owned(), false),
+    }
+}
+
+/// A playlist through the edge's cache, rewritten for the viewer.
+async fn edge_playlist(
+    ctx: &Context,
+    cache: &HlsCache,
+    client: ClientAddrs,
+    mut req: Request<Incoming>,
+    media: &MediaRequest,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let key = key_of(media, &media.stream)?;
+    let path = req.uri().path().to_owned();
+    let query = hls_rewrite::strip_token(req.uri().query().unwrap_or(""), TOKEN_PARAM).into_owned();
+    let blocking = hls_rewrite::is_blocking_reload(&query);
+    let asked = whole_response_request(&mut req);
+    let origin = match &media.token {
+        Some(token) => Some(origin_of_token(ctx, token).await?),
+        None => None,
+    };
+    let cache_key = cache_key(origin.as_ref(), &path, &query);
+    let (upstream, with_ctx) = upstream_query(cache, &key, &query);
+    let class = Class::Playlist { blocking, with_ctx };
+    let served = cache
+        .serve(cache_key, class, || {
+            fetch(ctx, client, origin, &key, req, &upstream)
+        })
+        .await?;
+    let Served::Entry { entry, hit, .. } = &served else {
+        // Playlists are never too large to cache: over the limit they are refused.
+        return Err(Refusal::new(StatusCode::BAD_GATEWAY, "playlist too large"));
+    };
+    let age = Some(entry.fetched.elapsed()).filter(|_| *hit || entry.fresh_for.is_some());
+    if !entry.status.is_success() {
+        let response = hls_cache::respond(
+            &asked,
+            entry.status,
+            &entry.headers,
+            entry.body.clone(),
+            entry.etag.clone(),
+            None,
+            None,
+        );
+        hls_cache::count(class, &served, entry.body.len());
+        return Ok(response);
+    }
+    let token = match &media.token {
+        Some(token) => token.clone(),
+        None => issue_token(ctx, &key, &entry.origin).await,
+    };
+    let rewritten =
+        hls_rewrite::rewrite_bytes(&entry.body, TOKEN_PARAM, &token, &path).map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                format!("origin sent a playlist that cannot be rewritten: {e}"),
+            )
+        })?;
+    let rewritten = Bytes::from(rewritten);
+    hls_cache::count(class, &served, rewritten.len());
+    let mut headers = entry.headers.clone();
+    headers.remove(header::CONTENT_ENCODING);
+    let etag = hls_cache::etag_of(&rewritten);
+    Ok(hls_cache::respond(
+        &asked,
+        entry.status,
+        &headers,
+        rewritten,
+        etag,
+        age,
+        entry.fresh_for,
+    ))
+}
+
+/// A segment, part, init segment or key through the edge's cache.
+async fn edge_segment(
+    ctx: &Context,
+    cache: &HlsCache,
+    client: ClientAddrs,
+    mut req: Request<Incoming>,
+    media: &MediaRequest,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let key = key_of(media, media.segment_stream_guess().unwrap_or(&media.stream))?;
+    let path = req.uri().path().to_owned();
+    let query = hls_rewrite::strip_token(req.uri().query().unwrap_or(""), TOKEN_PARAM).into_owned();
+    // A cached segment goes to every viewer: fetched whole and unencoded.
+    let asked = whole_response_request(&mut req);
+    let origin = match &media.token {
+        Some(token) => Some(origin_of_token(ctx, token).await?),
+        None => None,
+    };
+    let cache_key = cache_key(origin.as_ref(), &path, &query);
+    let (upstream, _) = upstream_query(cache, &key, &query);
+    let served = cache
+        .serve(cache_key, Class::Media, || {
+            fetch(ctx, client, origin, &key, req, &upstream)
+        })
+        .await?;
+    let sent = match &served {
+        Served::Entry { entry, .. } => entry.body.len(),
+        Served::Through(_) => 0,
+    };
+    hls_cache::count(Class::Media, &served, sent);
+    match served {
+        Served::Through(through) => {
+            let (origin, response) = *through;
+            tracing::debug!(stream = %key, origin = %origin.id, "segment too large to cache");
+            Ok(response)
+        }
+        Served::Entry { entry, hit, .. } => {
+            let age = Some(entry.fetched.elapsed()).filter(|_| hit || entry.fresh_for.is_some());
+            Ok(hls_cache::respond(
+                &asked,
+                entry.status,
+                &entry.headers,
+                entry.body.clone(),
+                entry.etag.clone(),
+                age,
+                entry.fresh_for,
+            ))
+        }
+    }
+}
+
+/// The upstream fetch of an edge: to the token's origin, or to the stream's (picked, and
+/// released again if it has no such stream).
+async fn fetch(
+    ctx: &Context,
+    client: ClientAddrs,
+    origin: Option<Origin>,
+    key: &StreamKey,
+    req: Request<Incoming>,
+    query: &str,
+) -> Result<(Origin, Response<Incoming>), Refusal> {
+    let to = match origin {
+        Some(origin) => To::Origin(Box::new(origin)),
+        None => To::Pick(key),
+    };
+    let picked = matches!(to, To::Pick(_));
+    let (origin, response) = send_to_origin(ctx, client, to, req, Some(query)).await?;
+    if picked && !response.status().is_success() {
+        crate::origin_link::release_refused_play(ctx, PickIntent::Play, key, &origin.id).await;
+    }
+    Ok((origin, response))
 }
 
 /// A segment, init segment, key or part: to the origin its token names.

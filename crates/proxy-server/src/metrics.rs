@@ -20,6 +20,13 @@
 //!   (`rtmps`, `https`, `https-api`): `ok`, `timeout`, `not_tls` (garbage), `closed`,
 //!   `client_alert` (the client refused the certificate...), `incompatible`, `io`, `other`.
 //! - `proxy_tls_reloads_total{outcome}`: certificate pairs (re)loaded, `ok` or `failed`.
+//! - `proxy_edge_cache_requests_total{kind,outcome}`: HLS requests an edge answered, by
+//!   `kind` (`playlist`, `media`) and `outcome`: `hit` (from the cache), `miss` (fetched
+//!   from upstream by this request), `coalesced` (waited for another request's fetch),
+//!   `uncacheable` (too large for the cache: streamed through).
+//! - `proxy_edge_cache_bytes_total{kind,source}`: HLS body bytes an edge sent to viewers,
+//!   `cache` (hits and coalesced waits) or `origin` (the fetching request's own).
+//! - `proxy_edge_cache_stored_bytes`: bytes the edge's HLS cache holds (gauge).
 //! - `proxy_balancer_up` and the `proxy_origin_*{origin}` gauges: read from the balancer
 //!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
 //!   that is gone leaves no stale series.
@@ -182,6 +189,24 @@ pub fn install_prometheus() -> bool {
         .is_some()
 }
 
+/// An HLS request an edge answered: `kind` is `playlist` or `media`, `outcome` `hit`,
+/// `miss`, `coalesced` or `uncacheable`; `bytes` of body went to the viewer, from the
+/// cache unless the outcome is `miss` or `uncacheable`.
+pub fn edge_cache(kind: &'static str, outcome: &'static str, bytes: usize) {
+    counter!("proxy_edge_cache_requests_total", "kind" => kind, "outcome" => outcome).increment(1);
+    let source = match outcome {
+        "miss" | "uncacheable" => "origin",
+        _ => "cache",
+    };
+    counter!("proxy_edge_cache_bytes_total", "kind" => kind, "source" => source)
+        .increment(bytes as u64);
+}
+
+/// Bytes the edge's HLS cache holds now.
+pub fn edge_cache_stored(bytes: usize) {
+    gauge!("proxy_edge_cache_stored_bytes").set(bytes as f64);
+}
+
 /// The `# HELP` lines of the recorded metrics.
 fn describe() {
     describe_counter!(
@@ -243,6 +268,18 @@ fn describe() {
     describe_counter!(
         "proxy_tls_reloads_total",
         "Certificate pairs reloaded (ok) or kept after a failed reload (failed)."
+    );
+    describe_counter!(
+        "proxy_edge_cache_requests_total",
+        "HLS requests an edge answered, by kind and outcome (hit, miss, coalesced, uncacheable)."
+    );
+    describe_counter!(
+        "proxy_edge_cache_bytes_total",
+        "HLS body bytes an edge sent, by kind and source (cache, origin)."
+    );
+    describe_gauge!(
+        "proxy_edge_cache_stored_bytes",
+        "Bytes the edge's HLS cache holds."
     );
 }
 

@@ -260,6 +260,8 @@ classify! {
         rtc_tcp_candidates,
         trusted_proxies,
         rtmp_buffer_budget,
+        edge,
+        edge_cache_size,
     ],
 }
 
@@ -414,6 +416,15 @@ pub fn effective_json(config: &Config) -> serde_json::Value {
         "webrtc_server": listen(config.webrtc_listen),
         "srt_server": listen(config.srt_listen),
         "system_api": listen(config.system_api_listen),
+        "rtmps_server": listen(config.rtmps_listen),
+        "https_server": listen(config.https_listen),
+        "https_api": listen(config.https_api_listen),
+        "tls": config.tls.as_ref().map(|t| json!({
+            "cert": t.cert, "key": t.key,
+            "sni": t.sni.iter().map(|p| json!({ "names": p.names, "cert": p.cert, "key": p.key })).collect::<Vec<_>>(),
+        })),
+        "edge": config.edge,
+        "edge_cache_size": config.edge_cache_size,
         "static_files": config.static_files,
         "balancer": balancer,
         "lb_strategy": config.strategy.build().name(),
@@ -424,6 +435,8 @@ pub fn effective_json(config: &Config) -> serde_json::Value {
         "grace_quit_timeout": duration(config.grace_quit),
         "force_quit_timeout": duration(config.force_quit),
         "system_api_token": masked(&config.system_api_token),
+        "fleet_secret": config.fleet_keys.as_ref().map(|_| "***"),
+        "fleet_token_ttl": duration(config.fleet_token_ttl),
         "max_connections": config.max_connections,
         "max_connections_per_ip": config.max_connections_per_ip,
         "handshake_timeout": duration(config.handshake_timeout),

@@ -114,6 +114,10 @@ pub struct Config {
     /// The TLS listeners' certificates; `None` when no certificate is configured (then no
     /// TLS listener is on either).
     pub tls: Option<TlsFiles>,
+    /// Edge mode: one upstream pull per stream, HLS cached.
+    pub edge: bool,
+    /// Bytes of HLS responses an edge keeps (at least 1 MiB).
+    pub edge_cache_size: usize,
 }
 
 /// The certificate files of the TLS listeners.
@@ -468,5 +472,7 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         https_listen: s.https_server,
         https_api_listen: s.https_api,
         tls,
+        edge: s.edge,
+        edge_cache_size: s.edge_cache_size,
     }
 }

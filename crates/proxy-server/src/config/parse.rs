@@ -186,6 +186,30 @@ pub fn mebibytes(value: &str) -> Result<Option<usize>, String> {
         .map(|mib| usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)))
 }
 
+/// A size in bytes: a whole number, optionally followed by `K`, `M` or `G` (with or
+/// without `iB`/`B`; all binary multiples, as memory is counted), at least 1 MiB.
+pub fn byte_size(value: &str) -> Result<usize, String> {
+    const EXPECTED: &str = "expected a size such as 268435456, 256MiB or 1G, at least 1MiB";
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let multiple: u64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(EXPECTED.into()),
+    };
+    let n: u64 = digits.parse().map_err(|_| EXPECTED.to_owned())?;
+    let bytes = n.checked_mul(multiple).ok_or_else(|| EXPECTED.to_owned())?;
+    if bytes < 1 << 20 {
+        return Err(EXPECTED.into());
+    }
+    usize::try_from(bytes).map_err(|_| EXPECTED.into())
+}
+
 /// `off`, `all`, or a comma-separated list of `rtmp`, `http`, `api`; the version is its
 /// own setting.
 pub fn proxy_protocol_legs(value: &str) -> Result<ProxyProtocolLegs, String> {

@@ -320,4 +320,14 @@ settings! {
         help: "which logs to keep, as RUST_LOG says it (info, proxy_server=debug,warn...); empty: \
             RUST_LOG, else info. A reload applies it",
     }
+    edge: bool {
+        env: "PROXY_EDGE", default: "off", parse: switch,
+        help: "Edge mode: one upstream pull per stream, fanned out to every viewer; HLS cached",
+    }
+    edge_cache_size: usize {
+        env: "PROXY_EDGE_CACHE_SIZE", default: "256MiB", parse: byte_size,
+        help: "in edge mode, bytes of HLS playlists, segments, parts and keys kept in memory \
+            (K, M, G suffixes: binary multiples); one response is cached only up to an eighth \
+            of it",
+    }
 }

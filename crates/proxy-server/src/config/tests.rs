@@ -549,3 +549,38 @@ fn sni_pairs_in_the_file_are_relative_to_it_and_need_names() {
     let said = problems.finish(Some(())).unwrap_err().to_string();
     assert!(said.contains("every entry needs `names`"), "{said}");
 }
+
+#[test]
+fn edge_settings() {
+    let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+    assert!(!c.edge);
+    assert_eq!(c.edge_cache_size, 256 << 20);
+    let c = resolve(
+        &layers(
+            &[("edge", "on")],
+            &[("PROXY_EDGE_CACHE_SIZE", "1G")],
+            &[("edge_cache_size", "2M")],
+        ),
+        vec![],
+    )
+    .unwrap();
+    assert!(c.edge);
+    assert_eq!(c.edge_cache_size, 1 << 30);
+    for (size, bytes) in [
+        ("1048576", 1 << 20),
+        ("64MiB", 64 << 20),
+        ("512 kib", -1i64),
+    ] {
+        let got = resolve(&layers(&[], &[], &[("edge_cache_size", size)]), vec![]);
+        match bytes {
+            -1 => assert!(got.unwrap_err().to_string().contains("edge_cache_size")),
+            n => assert_eq!(got.unwrap().edge_cache_size as i64, n, "{size}"),
+        }
+    }
+    for bad in ["", "lots", "12T", "-5M", "99999999999G"] {
+        let err = resolve(&layers(&[], &[], &[("edge_cache_size", bad)]), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("edge_cache_size"), "{bad}: {err}");
+    }
+}

@@ -407,6 +407,20 @@ impl NginxRtmp {
     /// As [`NginxRtmp::start`], with options after the RTMP `listen` address (e.g.
     /// `proxy_protocol`).
     pub fn start_with(on_publish: Option<&str>, rtmp_listen_options: &str) -> Self {
+        Self::start_with_locations(
+            on_publish,
+            rtmp_listen_options,
+            "location /live/ { alias HLS/; add_header Cache-Control no-cache; }",
+        )
+    }
+
+    /// As [`NginxRtmp::start_with`], with the HTTP server's `locations` (`HLS` in them
+    /// stands for the directory nginx-rtmp writes HLS to).
+    pub fn start_with_locations(
+        on_publish: Option<&str>,
+        rtmp_listen_options: &str,
+        locations: &str,
+    ) -> Self {
         let nginx = require_program("nginx", "nginx libnginx-mod-rtmp");
         let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
         assert!(
@@ -420,6 +434,7 @@ impl NginxRtmp {
         let on_publish = on_publish
             .map(|url| format!("on_publish {url};"))
             .unwrap_or_default();
+        let locations = locations.replace("HLS", &format!("{d}/hls"));
         let conf = format!(
             r#"load_module {module};
 daemon off;
@@ -448,10 +463,7 @@ http {{
     types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
     server {{
         listen 127.0.0.1:{http_port};
-        location /live/ {{
-            alias {d}/hls/;
-            add_header Cache-Control no-cache;
-        }}
+        {locations}
     }}
 }}
 "#
