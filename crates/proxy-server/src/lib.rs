@@ -5,6 +5,7 @@
 mod accept;
 mod api;
 pub mod config;
+mod edge;
 mod forward;
 mod health;
 mod http_front;
@@ -50,6 +51,8 @@ pub struct Context {
     pub recent: origin_link::RecentRoutes,
     /// Connections and sessions per client IP, across every listener.
     pub per_ip: limits::PerIpLimiter,
+    /// Edge mode's hubs (empty when edge mode is off).
+    pub edge: edge::Edge,
 }
 
 pub use config::{load as load_config, Config};
@@ -86,6 +89,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         connections,
         recent: Default::default(),
         per_ip: limits::PerIpLimiter::new(config_per_ip),
+        edge: edge::Edge::default(),
     });
 
     let mut system_api = None;

@@ -71,6 +71,9 @@ async fn route(
         _ => return serve_static(ctx, req).await,
     };
     match media.kind {
+        Kind::Flv | Kind::Ts if ctx.config.edge => {
+            crate::edge::serve::http_viewer(ctx, client, &media).await
+        }
         Kind::Flv | Kind::Ts => relay_stream(ctx, client, req, &media).await,
         Kind::HlsPlaylist => relay_playlist(ctx, client, req, &media).await,
         Kind::HlsSegment => relay_segment(ctx, client, req, &media).await,

@@ -120,6 +120,31 @@ impl FanOut {
         }
     }
 
+    /// Takes an RTMP aggregate message (type 22): FLV tags back to back, whose timestamps
+    /// count from the first one's, placed at the message's `timestamp`. Returns how many
+    /// tags were kept; a truncated tag ends the message.
+    pub fn push_aggregate(&mut self, timestamp: u32, payload: &[u8]) -> usize {
+        let mut rest = payload;
+        let mut first = None;
+        let mut kept = 0;
+        while let Some((header, after)) = rest.split_first_chunk::<{ crate::TAG_HEADER_LEN }>() {
+            let [t, s0, s1, s2, t0, t1, t2, ext, ..] = *header;
+            let size = usize::from(s0) << 16 | usize::from(s1) << 8 | usize::from(s2);
+            let Some(body) = after.get(..size) else {
+                break;
+            };
+            let sub = u32::from_be_bytes([ext, t0, t1, t2]);
+            let first = *first.get_or_insert(sub);
+            let ts = timestamp.wrapping_add(sub.wrapping_sub(first));
+            if self.push_message(t & 0x1F, ts, body) {
+                kept += 1;
+            }
+            // The PreviousTagSize after each tag.
+            rest = after.get(size + 4..).unwrap_or_default();
+        }
+        kept
+    }
+
     fn push_data(&mut self, timestamp: u32, payload: &[u8]) -> bool {
         match FlvTag::new(18, timestamp, payload) {
             Some(tag) => self.push_tag(tag),

@@ -247,6 +247,26 @@ fn rtmp_messages_other_than_media_and_data_are_ignored() {
     assert_eq!(f.stats().tags, 1);
 }
 
+#[test]
+fn aggregate_messages_are_split_into_tags() {
+    let mut f = FanOut::default();
+    let mut agg = Vec::new();
+    for (i, body) in [key(1), inter(2)].iter().enumerate() {
+        let ts = 1000 + 40 * i as u32;
+        let [_, s0, s1, s2] = (body.len() as u32).to_be_bytes();
+        let [e, t0, t1, t2] = ts.to_be_bytes();
+        agg.extend_from_slice(&[9, s0, s1, s2, t0, t1, t2, e, 0, 0, 0]);
+        agg.extend_from_slice(body);
+        agg.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+    }
+    agg.extend_from_slice(&[9, 0, 0, 99]);
+    assert_eq!(f.push_aggregate(500, &agg), 2);
+    let mut c = f.join();
+    let tags = drain(&mut f, &mut c);
+    assert_eq!(tags.len(), 2);
+    assert_eq!(tags[1].timestamp - tags[0].timestamp, 40);
+}
+
 mod ts {
     use super::super::*;
 

@@ -98,6 +98,10 @@ pub struct Config {
     /// Bytes all RTMP connections may buffer together beyond their free share; `None`: no
     /// budget.
     pub rtmp_buffer_budget: Option<usize>,
+    /// Edge mode: players share one upstream pull per stream.
+    pub edge: bool,
+    /// How long an edge's upstream stays open after its last viewer left.
+    pub edge_linger: Duration,
 }
 
 /// Active health checks, as HAProxy does them: a TCP connect to each of an origin's TCP
@@ -374,5 +378,7 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         },
         trusted_proxies: s.trusted_proxies,
         rtmp_buffer_budget: s.rtmp_buffer_budget,
+        edge: s.edge,
+        edge_linger: s.edge_linger,
     }
 }

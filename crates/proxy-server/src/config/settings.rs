@@ -277,4 +277,14 @@ settings! {
         help: "MiB of partial messages and pending output all RTMP connections together may hold \
             beyond each one's first 256 KiB; a connection needing more is closed (0: no budget)",
     }
+    edge: bool {
+        env: "PROXY_EDGE", default: "off", parse: switch,
+        help: "edge mode: RTMP and HTTP-FLV players of a stream share one upstream RTMP pull, \
+            HTTP-TS players one TS pull, fanned out with a GOP cache",
+    }
+    edge_linger: Duration {
+        env: "PROXY_EDGE_LINGER", default: "5s", parse: duration,
+        help: "in edge mode, how long a stream's upstream pull stays open after its last viewer \
+            left",
+    }
 }

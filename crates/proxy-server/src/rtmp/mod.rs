@@ -172,6 +172,12 @@ async fn serve_connection(
         }
     };
 
+    if ctx.config.edge && intent == PickIntent::Play {
+        // One upstream pull per stream, shared by every player of it.
+        crate::edge::serve::rtmp_viewer(ctx, client, front, key).await;
+        return;
+    }
+
     let addrs = ClientAddrs::of(&client, peer);
     let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
     let (origin, mut upstream, endpoint) = match linked {
@@ -402,7 +408,7 @@ async fn origin_verdict(
 }
 
 /// Tells the client its stream failed (an `onStatus` error with `reason`), then closes.
-async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
+pub(crate) async fn refuse(client: TcpStream, mut front: ServerSession, reason: &str) {
     if let Err(e) = front.fail(reason) {
         tracing::debug!("cannot encode the refusal: {e}");
     }

@@ -4,6 +4,7 @@
 //! One test binary for the crate; each area is a module.
 
 mod deploy;
+mod edge;
 mod failover;
 mod fleet;
 mod harness;
