@@ -57,7 +57,14 @@ fn edge_proxy(origins_toml: &str) -> Proxy {
 fn first_video_packet_flags(url: &str) -> String {
     let ffprobe = require_program("ffprobe", "ffmpeg");
     let out = Command::new(ffprobe)
-        .args(["-v", "error", "-rw_timeout", "10000000", "-select_streams", "v:0"])
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-select_streams",
+            "v:0",
+        ])
         .args(["-show_packets", "-read_intervals", "%+#3"])
         .args(["-show_entries", "packet=flags", "-of", "csv=p=0", url])
         .stdin(Stdio::null())
@@ -86,8 +93,11 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
         "flv",
     );
     assert!(
-        wait_for(Duration::from_secs(10), || (established_to(nginx.rtmp_port) == 1).then_some(()))
-            .is_some(),
+        wait_for(Duration::from_secs(10), || (established_to(
+            nginx.rtmp_port
+        ) == 1)
+            .then_some(()))
+        .is_some(),
         "the publisher did not connect to nginx"
     );
     let proxy = edge_proxy(&nginx.origin_toml("nginx"));
@@ -110,11 +120,16 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
     // While they play: one connection to the origin besides the publisher's, and the API
     // shows the upstream with its viewers by protocol.
     let view = wait_for(Duration::from_secs(15), || {
-        edge_of(&proxy, "__defaultVhost__/live/cam").filter(|e| {
-            e["live"]["viewers"]["rtmp"] == 3 && e["live"]["viewers"]["http-flv"] == 4
-        })
+        edge_of(&proxy, "__defaultVhost__/live/cam")
+            .filter(|e| e["live"]["viewers"]["rtmp"] == 3 && e["live"]["viewers"]["http-flv"] == 4)
     })
-    .unwrap_or_else(|| panic!("viewers not listed: {}\n{}", streams(&proxy), proxy.log_text()));
+    .unwrap_or_else(|| {
+        panic!(
+            "viewers not listed: {}\n{}",
+            streams(&proxy),
+            proxy.log_text()
+        )
+    });
     assert_eq!(view["live"]["upstream"]["origin"], "nginx", "{view}");
     assert_eq!(view["live"]["upstream"]["protocol"], "rtmp", "{view}");
     assert_eq!(
@@ -131,7 +146,11 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
             "the first video packet of a late joiner ({url}) is not a keyframe: {flags:?}"
         );
     }
-    assert_eq!(established_to(nginx.rtmp_port), 2, "late joiners opened no pull");
+    assert_eq!(
+        established_to(nginx.rtmp_port),
+        2,
+        "late joiners opened no pull"
+    );
 
     for player in running {
         let (frames, log) = player.join().unwrap();
@@ -159,7 +178,9 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
         established_to(nginx.rtmp_port),
         proxy.log_text()
     );
-    assert!(proxy.log_text().contains("edge upstream closed: no viewers"));
+    assert!(proxy
+        .log_text()
+        .contains("edge upstream closed: no viewers"));
 }
 
 #[test]
