@@ -433,3 +433,17 @@ fn quit_timeouts_are_checked_together() {
         "{err}"
     );
 }
+
+#[test]
+fn edge_mode_is_off_by_default_and_switched_on_by_any_layer() {
+    let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+    assert!(!c.edge);
+    assert_eq!(c.edge_linger, Duration::from_secs(5));
+    let c = resolve(
+        &layers(&[], &[], &[("edge", "true"), ("edge_linger", "750ms")]),
+        vec![],
+    )
+    .unwrap();
+    assert!(c.edge);
+    assert_eq!(c.edge_linger, Duration::from_millis(750));
+}
