@@ -37,6 +37,12 @@ use crate::Context;
 /// origin that accepted the play does not say).
 const UPSTREAM_STALL: Duration = Duration::from_secs(5);
 
+/// Viewers are woken for new media at most this often, and then write all that arrived
+/// meanwhile at once (SRS's "merged write"): a write per frame per viewer would cost a
+/// thousand viewers tens of thousands of system calls a second. A viewer joining is served
+/// at once; live media reaches viewers up to this much later.
+const MERGE: Duration = Duration::from_millis(200);
+
 /// A buffer a hub fans out: FLV/RTMP tags or TS packets.
 pub trait Buffer: Send + 'static {
     /// What a viewer reads.
@@ -108,8 +114,11 @@ pub struct Hub<B> {
     /// `rtmp` (the FLV/RTMP hub) or `http-ts`.
     upstream_protocol: &'static str,
     buffer: Mutex<B>,
-    /// Bumped when media arrives or the status changes; viewers wait on it.
+    /// Bumped when media arrived (at most every [`MERGE`]) or the status changed; viewers
+    /// wait on it.
     wake: watch::Sender<u64>,
+    /// Media arrived since viewers were last woken.
+    dirty: std::sync::atomic::AtomicBool,
     status: Mutex<Status>,
     origin: Mutex<Option<(OriginId, Instant)>>,
     /// Viewers now, by protocol (RTMP, HTTP-FLV, HTTP-TS).
@@ -137,6 +146,7 @@ impl<B: Buffer> Hub<B> {
             upstream_protocol,
             buffer: Mutex::new(buffer),
             wake: watch::channel(0).0,
+            dirty: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(Status::Connecting),
             origin: Mutex::new(None),
             viewers: Default::default(),
@@ -167,6 +177,26 @@ impl<B: Buffer> Hub<B> {
 
     fn wake_viewers(&self) {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Media was pushed: viewers are woken at the next [`MERGE`] tick.
+    fn media_arrived(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Wakes viewers every [`MERGE`] when media arrived, until the hub ends.
+    async fn merge_ticks(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(MERGE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if matches!(self.status(), Status::Ended(_)) {
+                return;
+            }
+            if self.dirty.swap(false, Ordering::Relaxed) {
+                self.wake_viewers();
+            }
+        }
     }
 
     /// A receiver that changes when there is something new for viewers.
@@ -397,6 +427,7 @@ fn join<B: Buffer>(
             let hub = Arc::new(make());
             hubs.insert(key.clone(), hub.clone());
             start(ctx.clone(), hub.clone());
+            tokio::spawn(hub.clone().merge_ticks());
             hub
         }
     };

@@ -347,7 +347,7 @@ fn push_media(hub: &Hub<FanOut>, msg: &Message) -> bool {
             _ => false,
         }
     };
-    hub.wake_viewers();
+    hub.media_arrived();
     kept
 }
 
@@ -456,7 +456,7 @@ async fn pull_ts(ctx: &Arc<Context>, hub: &Arc<Hub<TsFanOut>>, again: bool) -> P
                 if let Ok(data) = frame.into_data() {
                     session_guard.traffic().add_to_client(data.len());
                     hub.buffer().push(&data);
-                    hub.wake_viewers();
+                    hub.media_arrived();
                 }
             }
         }
