@@ -27,7 +27,7 @@ use crate::Context;
 /// Most bytes handed to a viewer per wake-up: a keyframe and what follows it.
 const BATCH: usize = 256 * 1024;
 /// Batches queued between a viewer's task and its HTTP response body.
-const QUEUE: usize = 2;
+const QUEUE: usize = 1;
 
 fn slow(action: &'static str) {
     metrics::counter!("proxy_edge_slow_viewers_total", "action" => action).increment(1);
