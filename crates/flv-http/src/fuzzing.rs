@@ -146,7 +146,8 @@ pub fn fanout(data: &[u8]) -> Result<usize, String> {
         max_skips: 2,
     };
     let mut f = crate::FanOut::new(config);
-    let mut viewers: Vec<(Cursor, usize, Option<u32>, bool)> = Vec::new();
+    // Per viewer: cursor, pace, last audio and video frame timestamps, waiting for a key.
+    let mut viewers: Vec<(Cursor, usize, [Option<u32>; 2], bool)> = Vec::new();
     let mut rest = data;
     let mut read = 0;
     let mut round = 0usize;
@@ -157,7 +158,7 @@ pub fn fanout(data: &[u8]) -> Result<usize, String> {
         let ts = u32::from_be_bytes([0, *a, *b, *c]);
         match t % 8 {
             0 => f.new_part(),
-            1 => viewers.push((f.join(), usize::from(*c % 4) + 1, None, true)),
+            1 => viewers.push((f.join(), usize::from(*c % 4) + 1, [None; 2], true)),
             2 => {
                 let _ = f.push_message(18, ts, payload);
             }
@@ -184,12 +185,21 @@ pub fn fanout(data: &[u8]) -> Result<usize, String> {
                 *need_key = f.has_video();
             }
             for tag in &out {
-                if let Some(l) = *last {
-                    if tag.timestamp.saturating_add(crate::fanout::RESTART_STEP_MS) < l {
-                        return Err(format!("timestamp {} after {l}", tag.timestamp));
+                let track = match tag.kind {
+                    crate::TagKind::Audio => Some(0),
+                    crate::TagKind::Video => Some(1),
+                    _ => None,
+                };
+                // Frames of a track never go back (sequence headers re-sent to a viewer
+                // that skipped are configuration, not frames).
+                if let (Some(track), false) = (track, tag.is_sequence_header()) {
+                    if let Some(l) = last[track] {
+                        if tag.timestamp < l {
+                            return Err(format!("frame timestamp {} after {l}", tag.timestamp));
+                        }
                     }
+                    last[track] = Some(tag.timestamp);
                 }
-                *last = Some(last.map_or(tag.timestamp, |l| l.max(tag.timestamp)));
                 let video_frame = tag.kind == crate::TagKind::Video && !tag.is_sequence_header();
                 if *need_key && video_frame {
                     if tag

@@ -72,8 +72,10 @@ pub struct FanOut {
     /// Input timestamp that maps to `offset` in this part; set by its first media tag.
     base: Option<u32>,
     offset: u32,
-    /// Highest output timestamp so far.
+    /// Highest output timestamp so far, of any tag and of each track.
     last_out: u32,
+    last_out_audio: u32,
+    last_out_video: u32,
     last_in_audio: Option<u32>,
     last_in_video: Option<u32>,
     parts: u64,
@@ -91,6 +93,8 @@ impl FanOut {
             base: None,
             offset: 0,
             last_out: 0,
+            last_out_audio: 0,
+            last_out_video: 0,
             last_in_audio: None,
             last_in_video: None,
             parts: 1,
@@ -176,12 +180,24 @@ impl FanOut {
         if media && self.base.is_none() {
             self.base = Some(tag.timestamp);
         }
-        let out = match self.base {
+        let mut out = match self.base {
             Some(base) => self
                 .offset
                 .saturating_add(tag.timestamp.saturating_sub(base)),
             None => self.offset,
         };
+        // Within a part, a track's timestamps may step back by less than a restart (a
+        // sloppy publisher): its frames are held at the last one's, so that no viewer
+        // sees a track go backwards.
+        let track = match tag.kind {
+            TagKind::Audio => Some(&mut self.last_out_audio),
+            TagKind::Video => Some(&mut self.last_out_video),
+            _ => None,
+        };
+        if let (Some(last), true) = (track, media) {
+            out = out.max(*last);
+            *last = out;
+        }
         self.last_out = self.last_out.max(out);
         let Some(tag) = tag.with_timestamp(out) else {
             return false;
@@ -216,7 +232,7 @@ impl FanOut {
 
     /// A cursor for a new viewer: metadata, sequence headers, the last GOP, then live.
     pub fn join(&self) -> Cursor {
-        self.ring.join(self.has_video)
+        self.ring.join()
     }
 
     /// Appends to `out` the tags the viewer gets next, about `max_bytes` of them (at least

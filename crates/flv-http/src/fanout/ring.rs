@@ -141,10 +141,12 @@ impl<T: Unit> Ring<T> {
         }
     }
 
-    pub(crate) fn join(&self, has_video: bool) -> Cursor {
+    /// A cursor at the last keyframe, or at the live edge waiting for one (only video
+    /// that needs a keyframe waits: audio flows at once).
+    pub(crate) fn join(&self) -> Cursor {
         let (next, need_key) = match self.gop {
             Some(gop) => (gop, false),
-            None => (self.head(), has_video),
+            None => (self.head(), true),
         };
         Cursor {
             next,

@@ -377,3 +377,30 @@ mod ts {
         assert_eq!(f.resyncs(), 1);
     }
 }
+
+mod arbitrary {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn fanout_invariants_hold_on_arbitrary_messages(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            prop_assert!(crate::fuzzing::fanout(&data).is_ok(), "{:?}", crate::fuzzing::fanout(&data));
+        }
+
+        #[test]
+        fn ts_fanout_hands_out_whole_packets_of_arbitrary_input(
+            mut data in proptest::collection::vec(any::<u8>(), 0..8192),
+            syncs in proptest::collection::vec(0usize..8192, 0..64),
+        ) {
+            // Sync bytes sprinkled in, so that some packets line up.
+            for i in syncs {
+                if let Some(b) = data.get_mut(i) {
+                    *b = 0x47;
+                }
+            }
+            prop_assert!(crate::fuzzing::ts_fanout(&data).is_ok(), "{:?}", crate::fuzzing::ts_fanout(&data));
+        }
+    }
+}

@@ -334,7 +334,7 @@ impl TsFanOut {
     /// A cursor for a new viewer: PAT, PMT, the packets from the last random-access point,
     /// then live.
     pub fn join(&self) -> Cursor {
-        self.ring.join(self.access.has_video())
+        self.ring.join()
     }
 
     /// Appends to `out` what the viewer gets next; see [`super::FanOut::read`].
