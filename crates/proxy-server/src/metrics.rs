@@ -16,6 +16,10 @@
 //! - `proxy_balancer_errors_total{operation}`: balancer calls the proxy saw fail.
 //! - `proxy_picks_total{balancer,outcome}`, `proxy_redis_errors_total{operation}`: from the
 //!   balancer crates.
+//! - `proxy_edge_viewers{protocol}`, `proxy_edge_upstreams{protocol}` (gauges),
+//!   `proxy_edge_slow_viewers_total{action}` (`skipped`, `cut`),
+//!   `proxy_edge_repulls_total{protocol}`: edge mode (see `crate::edge`); with
+//!   `proxy_edge_upstream_sessions` and `proxy_edge_fanout_ratio` rendered at scrape.
 //! - `proxy_balancer_up` and the `proxy_origin_*{origin}` gauges: read from the balancer
 //!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
 //!   that is gone leaves no stale series.
@@ -211,6 +215,22 @@ fn describe() {
         "Placement decisions, by balancer and outcome (kept, placed, replaced, failed)."
     );
     describe_counter!("proxy_redis_errors_total", "Redis operations that failed.");
+    describe_gauge!(
+        "proxy_edge_viewers",
+        "Edge mode: players fed from a shared upstream, by protocol (rtmp, http-flv, http-ts)."
+    );
+    describe_gauge!(
+        "proxy_edge_upstreams",
+        "Edge mode: upstream sessions running, by protocol (rtmp, http-ts)."
+    );
+    describe_counter!(
+        "proxy_edge_slow_viewers_total",
+        "Edge mode: players that fell behind, by action (skipped to a keyframe, cut)."
+    );
+    describe_counter!(
+        "proxy_edge_repulls_total",
+        "Edge mode: upstream sessions that ended and were pulled again, by protocol."
+    );
 }
 
 /// The counters and gauges recorded so far in Prometheus's text format, or `None` when the

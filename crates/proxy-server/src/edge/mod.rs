@@ -119,6 +119,8 @@ pub struct Hub<B> {
     wake: watch::Sender<u64>,
     /// Media arrived since viewers were last woken.
     dirty: std::sync::atomic::AtomicBool,
+    /// When media last arrived, in milliseconds since `started` (0: never).
+    last_media_ms: AtomicU64,
     status: Mutex<Status>,
     origin: Mutex<Option<(OriginId, Instant)>>,
     /// Viewers now, by protocol (RTMP, HTTP-FLV, HTTP-TS).
@@ -147,6 +149,7 @@ impl<B: Buffer> Hub<B> {
             buffer: Mutex::new(buffer),
             wake: watch::channel(0).0,
             dirty: std::sync::atomic::AtomicBool::new(false),
+            last_media_ms: AtomicU64::new(0),
             status: Mutex::new(Status::Connecting),
             origin: Mutex::new(None),
             viewers: Default::default(),
@@ -182,6 +185,15 @@ impl<B: Buffer> Hub<B> {
     /// Media was pushed: viewers are woken at the next [`MERGE`] tick.
     fn media_arrived(&self) {
         self.dirty.store(true, Ordering::Relaxed);
+        let ms = self.started.elapsed().as_millis().max(1);
+        self.last_media_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Time since media last arrived (since the hub started, if none did).
+    fn since_media(&self) -> Duration {
+        let at = Duration::from_millis(self.last_media_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(at)
     }
 
     /// Wakes viewers every [`MERGE`] when media arrived, until the hub ends.

@@ -62,7 +62,6 @@ async fn run<B: Buffer, F, Fut>(
     let linger = ctx.config.edge_linger;
     let give_up = ctx.config.idle_timeout;
     let mut ever_live = false;
-    let mut last_live = Instant::now();
     loop {
         let ended = tokio::select! {
             end = pull_once(ctx.clone(), hub.clone(), ever_live) => end,
@@ -78,7 +77,6 @@ async fn run<B: Buffer, F, Fut>(
         let reason = match ended {
             PullEnd::Ended(reason) => {
                 ever_live = true;
-                last_live = Instant::now();
                 reason
             }
             PullEnd::Failed(reason) if !ever_live => {
@@ -89,7 +87,9 @@ async fn run<B: Buffer, F, Fut>(
             }
             PullEnd::Failed(reason) => reason,
         };
-        if last_live.elapsed() >= give_up {
+        // Sessions that are accepted but carry nothing (an origin waiting for a publisher
+        // that went elsewhere) do not count: only media keeps viewers waiting.
+        if hub.since_media() >= give_up {
             tracing::info!(stream = %hub.key, "edge upstream gone for {give_up:?}: {reason}");
             end_hub(
                 &ctx,

@@ -292,3 +292,55 @@ fn ts_players_share_one_pull() {
         proxy.log_text()
     );
 }
+
+#[test]
+fn players_get_a_clear_end_when_the_stream_stays_gone() {
+    let nginx = NginxRtmp::start(None);
+    let mut publisher = ffmpeg_publish(
+        &format!("rtmp://127.0.0.1:{}/live/brief", nginx.rtmp_port),
+        60,
+        true,
+        "flv",
+    );
+    let proxy = Proxy::start(
+        &[
+            ("edge", "on"),
+            ("idle-timeout", "3s"),
+            ("health-check-interval", "off"),
+        ],
+        &[],
+        Some(&nginx.origin_toml("nginx")),
+    );
+    let mut running = players(&format!("rtmp://{}/live/brief", proxy.addr("rtmp")), 1, 60);
+    running.extend(players(
+        &format!("http://{}/live/brief.flv", proxy.addr("http")),
+        1,
+        60,
+    ));
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            edge_of(&proxy, "__defaultVhost__/live/brief").filter(|e| {
+                e["live"]["viewers"]["rtmp"] == 1 && e["live"]["viewers"]["http-flv"] == 1
+            })
+        })
+        .is_some(),
+        "players not listed: {}",
+        proxy.log_text()
+    );
+    thread::sleep(Duration::from_secs(2));
+    // The publisher goes for good: players must end long before their 60 s of media.
+    let _ = publisher.terminate(Duration::from_secs(5));
+    for player in running {
+        let (frames, log) = player.join().unwrap();
+        assert!(
+            frames > 0 && frames < 60 * 25 / 2,
+            "a player decoded {frames} frames; ffmpeg said:\n{log}\nproxy log:\n{}",
+            proxy.log_text()
+        );
+    }
+    assert!(
+        proxy.log_text().contains("edge upstream gone for"),
+        "{}",
+        proxy.log_text()
+    );
+}
