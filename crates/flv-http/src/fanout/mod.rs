@@ -78,6 +78,9 @@ pub struct FanOut {
     last_out_video: u32,
     last_in_audio: Option<u32>,
     last_in_video: Option<u32>,
+    /// Video frames are dropped until a keyframe: at the start, and at each new part
+    /// (an upstream may start mid-GOP), so that no viewer gets frames it cannot decode.
+    awaiting_key: bool,
     parts: u64,
 }
 
@@ -97,6 +100,7 @@ impl FanOut {
             last_out_video: 0,
             last_in_audio: None,
             last_in_video: None,
+            awaiting_key: true,
             parts: 1,
         }
     }
@@ -177,6 +181,13 @@ impl FanOut {
                 _ => self.last_in_video = Some(tag.timestamp),
             }
         }
+        if tag.kind == TagKind::Video && self.awaiting_key {
+            if tag.is_keyframe() {
+                self.awaiting_key = false;
+            } else if tag.needs_key() {
+                return false;
+            }
+        }
         if media && self.base.is_none() {
             self.base = Some(tag.timestamp);
         }
@@ -226,6 +237,7 @@ impl FanOut {
         self.offset = self.last_out.saturating_add(1);
         self.last_in_audio = None;
         self.last_in_video = None;
+        self.awaiting_key = true;
         self.ring.drop_gop();
         self.parts += 1;
     }

@@ -248,6 +248,27 @@ fn rtmp_messages_other_than_media_and_data_are_ignored() {
 }
 
 #[test]
+fn a_new_part_starting_mid_gop_reaches_nobody_before_its_keyframe() {
+    let mut f = FanOut::default();
+    stream(&mut f, 0, 2);
+    let mut live = f.join();
+    drain(&mut f, &mut live);
+    f.new_part();
+    f.push_message(9, 0, AVC_HEADER);
+    f.push_message(9, 40, &inter(7));
+    f.push_message(8, 45, &audio(7));
+    f.push_message(9, 80, &key(8));
+    let tags = drain(&mut f, &mut live);
+    let video: Vec<_> = tags
+        .iter()
+        .filter(|t| t.kind == TagKind::Video && !t.is_sequence_header())
+        .collect();
+    assert_eq!(video.len(), 1, "{tags:?}");
+    assert!(video[0].is_keyframe());
+    assert!(tags.iter().any(|t| t.kind == TagKind::Audio));
+}
+
+#[test]
 fn aggregate_messages_are_split_into_tags() {
     let mut f = FanOut::default();
     let mut agg = Vec::new();

@@ -253,6 +253,9 @@ pub struct TsFanOut {
     pending: BytesMut,
     run: BytesMut,
     run_key: bool,
+    /// Chunks of video are dropped until a random-access point: at the start and at each
+    /// new part, so that no viewer gets pictures it cannot decode.
+    awaiting_key: bool,
     pat: Option<Bytes>,
     pmt: Option<Bytes>,
     resyncs: u64,
@@ -267,6 +270,7 @@ impl TsFanOut {
             pending: BytesMut::new(),
             run: BytesMut::new(),
             run_key: false,
+            awaiting_key: true,
             pat: None,
             pmt: None,
             resyncs: 0,
@@ -319,6 +323,13 @@ impl TsFanOut {
             key: std::mem::take(&mut self.run_key),
             video: self.access.has_video(),
         };
+        if self.awaiting_key {
+            if chunk.key {
+                self.awaiting_key = false;
+            } else if chunk.needs_key() {
+                return;
+            }
+        }
         self.ring.push(chunk);
     }
 
@@ -328,6 +339,7 @@ impl TsFanOut {
         self.pending.clear();
         self.run.clear();
         self.run_key = false;
+        self.awaiting_key = true;
         self.ring.drop_gop();
     }
 
