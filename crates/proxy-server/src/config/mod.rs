@@ -202,15 +202,18 @@ pub fn command() -> clap::Command {
                 ),
         );
     for setting in SETTINGS {
-        cmd = cmd.arg(
-            clap::Arg::new(setting.key)
-                .long(setting.flag())
-                .value_name("VALUE")
-                .help(format!(
-                    "{} [env: {}] [default: {}]",
-                    setting.help, setting.env, setting.default
-                )),
-        );
+        let mut arg = clap::Arg::new(setting.key)
+            .long(setting.flag())
+            .value_name("VALUE")
+            .help(format!(
+                "{} [env: {}] [default: {}]",
+                setting.help, setting.env, setting.default
+            ));
+        // An on/off setting may be given bare: `--edge` is `--edge on`.
+        if matches!(setting.default, "on" | "off") {
+            arg = arg.num_args(0..=1).default_missing_value("on");
+        }
+        cmd = cmd.arg(arg);
     }
     cmd
 }
