@@ -40,16 +40,18 @@ fn edge_of(proxy: &Proxy, stream: &str) -> Option<serde_json::Value> {
 }
 
 fn edge_proxy(origins_toml: &str) -> Proxy {
-    Proxy::start(
-        &[
-            ("edge", "on"),
-            ("edge-linger", "2s"),
-            // Probes would add connections to the origin's port while they are counted.
-            ("health-check-interval", "off"),
-        ],
-        &[],
-        Some(origins_toml),
-    )
+    edge_proxy_with(origins_toml, &[])
+}
+
+fn edge_proxy_with(origins_toml: &str, extra: &[(&str, &str)]) -> Proxy {
+    let mut flags = vec![
+        ("edge", "on"),
+        ("edge-linger", "2s"),
+        // Probes would add connections to the origin's port while they are counted.
+        ("health-check-interval", "off"),
+    ];
+    flags.extend_from_slice(extra);
+    Proxy::start(&flags, &[], Some(origins_toml))
 }
 
 /// The flags of the first `n` video packets of `url`, as ffprobe reads them (`K` marks a
@@ -100,7 +102,8 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
         .is_some(),
         "the publisher did not connect to nginx"
     );
-    let proxy = edge_proxy(&nginx.origin_toml("nginx"));
+    // A viewer that takes nothing for 6 s is cut.
+    let proxy = edge_proxy_with(&nginx.origin_toml("nginx"), &[("idle-timeout", "6s")]);
     let rtmp_url = format!("rtmp://{}/live/cam", proxy.addr("rtmp"));
     let flv_url = format!("http://{}/live/cam.flv", proxy.addr("http"));
 
@@ -167,8 +170,21 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
     );
     assert!(metrics.contains("proxy_edge_fanout_ratio"), "{metrics}");
 
-    // The stalled player goes too; the upstream closes after the 2 s linger.
+    // The stalled player was cut for taking nothing, without costing the others a frame.
+    // (Once its socket buffers are full, the HTTP front-end's write watch closes it.)
+    let cut = wait_for(Duration::from_secs(40), || {
+        proxy
+            .log_text()
+            .contains("http client closed: it read nothing for 6s")
+            .then_some(())
+    });
+    assert!(
+        cut.is_some(),
+        "the stalled player was not cut:\n{}",
+        proxy.log_text()
+    );
     drop(stalled);
+    // The upstream closes after the 2 s linger.
     let closed = wait_for(Duration::from_secs(15), || {
         (established_to(nginx.rtmp_port) == 1).then_some(())
     });
