@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use flv_http::fanout::ReadOutcome;
 use flv_http::{FanOut, FlvTag, Kind, MediaRequest, TagKind};
 use http::{header, Response, StatusCode};
@@ -78,7 +78,13 @@ pub async fn http_viewer(
         "video/mp2t"
     };
     tracing::info!(stream = %key, peer = %client.peer, "edge {} viewer", if media.kind == Kind::Flv { "HTTP-FLV" } else { "HTTP-TS" });
-    let mut response = Response::new(Queued { rx }.boxed_unsync());
+    let mut response = Response::new(
+        Queued {
+            rx,
+            batch: Vec::new().into_iter(),
+        }
+        .boxed_unsync(),
+    );
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
@@ -94,9 +100,11 @@ fn refusal(reason: String) -> Refusal {
     Refusal::new(StatusCode::BAD_GATEWAY, reason)
 }
 
-/// A response body fed by a viewer's task.
+/// A response body fed by a viewer's task, a batch at a time; each tag of a batch is a
+/// frame of its own, sharing the hub's buffer (hyper writes several with one `writev`).
 struct Queued {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Vec<Bytes>>,
+    batch: std::vec::IntoIter<Bytes>,
 }
 
 impl Body for Queued {
@@ -107,31 +115,28 @@ impl Body for Queued {
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        loop {
+            if let Some(bytes) = self.batch.next() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.batch = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
-/// One batch as one buffer: a tag's own bytes when alone (shared, not copied), else the
-/// tags copied together, which costs less than a write per tag.
-fn join_batch<B: Buffer>(batch: &mut Vec<B::Unit>) -> Bytes {
-    let bytes = if let [one] = batch.as_slice() {
-        B::bytes(one).clone()
-    } else {
-        let len = batch.iter().map(|u| B::bytes(u).len()).sum();
-        let mut out = BytesMut::with_capacity(len);
-        for u in batch.iter() {
-            out.extend_from_slice(B::bytes(u));
-        }
-        out.freeze()
-    };
-    batch.clear();
-    bytes
+/// One batch as the units' own buffers: shared with every other viewer, not copied.
+fn join_batch<B: Buffer>(batch: &mut Vec<B::Unit>) -> Vec<Bytes> {
+    batch.drain(..).map(|u| B::bytes(&u).clone()).collect()
 }
 
 /// Feeds one HTTP viewer until it leaves, is cut, or the hub ends.
 async fn feed<B: Buffer>(
     guard: ViewerGuard<B>,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Vec<Bytes>>,
     first: Option<Bytes>,
     idle: Duration,
     protocol: Protocol,
@@ -141,7 +146,7 @@ async fn feed<B: Buffer>(
     let mut wake = hub.subscribe();
     let mut cursor = hub.buffer().join();
     if let Some(first) = first {
-        if tx.send(first).await.is_err() {
+        if tx.send(vec![first]).await.is_err() {
             return;
         }
     }
@@ -153,7 +158,7 @@ async fn feed<B: Buffer>(
         }
         if !batch.is_empty() {
             let bytes = join_batch::<B>(&mut batch);
-            let n = bytes.len();
+            let n: usize = bytes.iter().map(Bytes::len).sum();
             match tokio::time::timeout(idle, tx.send(bytes)).await {
                 Ok(Ok(())) => counter.increment(n as u64),
                 Ok(Err(_)) => return,
