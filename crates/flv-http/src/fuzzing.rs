@@ -132,3 +132,131 @@ pub fn query_text(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Feeds `data` to a [`crate::FanOut`] as RTMP messages (type, 3-byte timestamp, 1-byte
+/// length, payload; repeated) with a few viewers reading at different paces, and checks
+/// its invariants: memory within its bounds, timestamps handed to each viewer never going
+/// back by more than [`crate::fanout::RESTART_STEP_MS`] (audio/video interleave), and a
+/// viewer's first video frame after joining or skipping a keyframe. Returns the tags read.
+pub fn fanout(data: &[u8]) -> Result<usize, String> {
+    use crate::fanout::{Cursor, FanOutConfig, ReadOutcome};
+    let config = FanOutConfig {
+        max_lag_bytes: 2048,
+        max_gop_bytes: 4096,
+        max_skips: 2,
+    };
+    let mut f = crate::FanOut::new(config);
+    // Per viewer: cursor, pace, last audio and video frame timestamps, waiting for a key.
+    let mut viewers: Vec<(Cursor, usize, [Option<u32>; 2], bool)> = Vec::new();
+    let mut rest = data;
+    let mut read = 0;
+    let mut round = 0usize;
+    while let [t, a, b, c, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (payload, after) = tail.split_at(len);
+        rest = after;
+        let ts = u32::from_be_bytes([0, *a, *b, *c]);
+        match t % 8 {
+            0 => f.new_part(),
+            1 => viewers.push((f.join(), usize::from(*c % 4) + 1, [None; 2], true)),
+            2 => {
+                let _ = f.push_message(18, ts, payload);
+            }
+            3 | 4 => {
+                let _ = f.push_message(8, ts, payload);
+            }
+            _ => {
+                let _ = f.push_message(9, ts, payload);
+            }
+        }
+        round += 1;
+        let stats = f.stats();
+        let bound = (config.max_lag_bytes.max(config.max_gop_bytes) + 300) as u64;
+        if stats.bytes > bound {
+            return Err(format!("{} bytes held, over {bound}", stats.bytes));
+        }
+        for (cursor, pace, last, need_key) in &mut viewers {
+            if round % *pace != 0 {
+                continue;
+            }
+            let mut out = Vec::new();
+            let outcome = f.read(cursor, 512, &mut out);
+            if outcome == ReadOutcome::Skipped {
+                *need_key = f.has_video();
+            }
+            for tag in &out {
+                let track = match tag.kind {
+                    crate::TagKind::Audio => Some(0),
+                    crate::TagKind::Video => Some(1),
+                    _ => None,
+                };
+                // Frames of a track never go back (sequence headers re-sent to a viewer
+                // that skipped are configuration, not frames).
+                if let (Some(track), false) = (track, tag.is_sequence_header()) {
+                    if let Some(l) = last[track] {
+                        if tag.timestamp < l {
+                            return Err(format!("frame timestamp {} after {l}", tag.timestamp));
+                        }
+                    }
+                    last[track] = Some(tag.timestamp);
+                }
+                let video_frame = tag.kind == crate::TagKind::Video && !tag.is_sequence_header();
+                if *need_key && video_frame {
+                    if tag
+                        .video
+                        .is_some_and(|v| v.packet == crate::VideoPacket::CodedFrames)
+                        && !tag.is_keyframe()
+                    {
+                        return Err(format!("first video frame is not a keyframe: {tag:?}"));
+                    }
+                    *need_key = false;
+                }
+            }
+            read += out.len();
+        }
+    }
+    Ok(read)
+}
+
+/// Feeds `data` to a [`crate::TsFanOut`] in chunks whose sizes derive from the bytes, with
+/// a viewer joining midway: everything handed out is whole, synced 188-byte packets.
+pub fn ts_fanout(data: &[u8]) -> Result<usize, String> {
+    let mut f = crate::TsFanOut::new(crate::FanOutConfig {
+        max_lag_bytes: 4096,
+        max_gop_bytes: 8192,
+        max_skips: 2,
+    });
+    let mut early = f.join();
+    let mut late = None;
+    let mut packets = 0;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = (usize::from(rest[0]) * 3 + 1).min(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        f.push(chunk);
+        if late.is_none() && rest.len() < data.len() / 2 {
+            late = Some(f.join());
+        }
+        for cursor in std::iter::once(&mut early).chain(late.as_mut()) {
+            let mut out = Vec::new();
+            f.read(cursor, 1000, &mut out);
+            for c in &out {
+                if c.bytes.len() % crate::fanout::TS_PACKET_LEN != 0 {
+                    return Err(format!("{} bytes: not whole packets", c.bytes.len()));
+                }
+                if c.bytes
+                    .chunks(crate::fanout::TS_PACKET_LEN)
+                    .any(|p| p[0] != 0x47)
+                {
+                    return Err("a packet without its sync byte".into());
+                }
+                packets += c.bytes.len() / crate::fanout::TS_PACKET_LEN;
+            }
+        }
+        if f.buffered_bytes() > 8192 + 4096 + data.len() as u64 {
+            return Err(format!("{} bytes held", f.buffered_bytes()));
+        }
+    }
+    Ok(packets)
+}

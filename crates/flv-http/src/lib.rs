@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fanout;
 mod flv;
 mod request;
 pub mod text;
@@ -11,6 +12,7 @@ pub mod text;
 pub mod fuzzing;
 
 pub use error::Error;
+pub use fanout::{FanOut, FanOutConfig, TsAccess, TsFanOut};
 pub use flv::{
     AudioCodec, AudioInfo, AudioPacket, FlvHeader, FlvReader, FlvTag, FourCc, FrameType,
     ReaderConfig, TagKind, VideoCodec, VideoInfo, VideoPacket, DEFAULT_MAX_TAG_SIZE,

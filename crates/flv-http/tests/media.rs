@@ -223,3 +223,21 @@ fn fuzz_corpus_classify_replays() {
         fuzzing::classify_request(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
+
+#[test]
+fn fuzz_corpus_fanout_replays() {
+    let mut read = 0;
+    for (path, data) in corpus("fanout") {
+        read += fuzzing::fanout(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    assert!(read > 0, "the corpus should hand viewers some tags");
+}
+
+#[test]
+fn fuzz_corpus_ts_fanout_replays() {
+    let mut packets = 0;
+    for (path, data) in corpus("ts_fanout") {
+        packets += fuzzing::ts_fanout(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    assert!(packets > 0, "the corpus should hand viewers some packets");
+}

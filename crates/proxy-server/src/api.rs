@@ -479,14 +479,18 @@ async fn streams(
     let data: Vec<Value> = listed
         .into_iter()
         .map(|(key, origin, placed, here)| {
-            json!({
+            let mut entry = json!({
                 "stream": key.to_string(),
                 "vhost": key.vhost(), "app": key.app(), "name": key.stream(),
                 "origin": origin,
                 "placed": placed,
                 "origin_status": origin_json(origin.as_ref(), &origins),
                 "sessions": here,
-            })
+            });
+            if let Some(edge) = ctx.edge.stream_view(&key) {
+                entry["edge"] = edge;
+            }
+            entry
         })
         .collect();
     let mut reply = json!({ "code": 0, "data": data });
@@ -532,6 +536,9 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> Result<Response, Refusal> {
         ));
     };
     text.push_str(&origin_gauges(&ctx, origins.as_deref()));
+    if ctx.config.edge {
+        text.push_str(&ctx.edge.gauges());
+    }
     Ok((
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         text,

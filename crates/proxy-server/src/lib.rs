@@ -5,6 +5,7 @@
 mod accept;
 mod api;
 pub mod config;
+mod edge;
 mod forward;
 mod health;
 mod hls_cache;
@@ -60,6 +61,8 @@ pub struct Context {
     pub tls: Option<Arc<tls::CertStore>>,
     /// The HLS cache of an edge (PROXY_EDGE); `None` on a plain proxy.
     pub hls_cache: Option<hls_cache::EdgeCache>,
+    /// Edge mode's hubs (empty when edge mode is off).
+    pub edge: edge::Edge,
 }
 
 impl Context {
@@ -116,6 +119,7 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
         per_ip: limits::PerIpLimiter::new(config_per_ip),
         tls,
         hls_cache: edge_cache,
+        edge: edge::Edge::default(),
     });
     if let Some(store) = &ctx.tls {
         store.watch();

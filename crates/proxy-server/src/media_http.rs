@@ -101,6 +101,9 @@ async fn route(
         _ => return serve_static(ctx, req).await,
     };
     match (media.kind, ctx.hls_cache.as_ref()) {
+        (Kind::Flv | Kind::Ts, _) if ctx.config.edge => {
+            crate::edge::serve::http_viewer(ctx, client, &media).await
+        }
         (Kind::Flv | Kind::Ts, _) => relay_stream(ctx, client, req, &media).await,
         (Kind::HlsPlaylist, Some(cache)) => edge_playlist(ctx, cache, client, req, &media).await,
         (Kind::HlsSegment, Some(cache)) => edge_segment(ctx, cache, client, req, &media).await,

@@ -27,6 +27,10 @@
 //! - `proxy_edge_cache_bytes_total{kind,source}`: HLS body bytes an edge sent to viewers,
 //!   `cache` (hits and coalesced waits) or `origin` (the fetching request's own).
 //! - `proxy_edge_cache_stored_bytes`: bytes the edge's HLS cache holds (gauge).
+//! - `proxy_edge_viewers{protocol}`, `proxy_edge_upstreams{protocol}` (gauges),
+//!   `proxy_edge_slow_viewers_total{action}` (`skipped`, `cut`),
+//!   `proxy_edge_repulls_total{protocol}`: edge mode (see `crate::edge`); with
+//!   `proxy_edge_upstream_sessions` and `proxy_edge_fanout_ratio` rendered at scrape.
 //! - `proxy_balancer_up` and the `proxy_origin_*{origin}` gauges: read from the balancer
 //!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
 //!   that is gone leaves no stale series.
@@ -280,6 +284,22 @@ fn describe() {
     describe_gauge!(
         "proxy_edge_cache_stored_bytes",
         "Bytes the edge's HLS cache holds."
+    );
+    describe_gauge!(
+        "proxy_edge_viewers",
+        "Edge mode: players fed from a shared upstream, by protocol (rtmp, http-flv, http-ts)."
+    );
+    describe_gauge!(
+        "proxy_edge_upstreams",
+        "Edge mode: upstream sessions running, by protocol (rtmp, http-ts)."
+    );
+    describe_counter!(
+        "proxy_edge_slow_viewers_total",
+        "Edge mode: players that fell behind, by action (skipped to a keyframe, cut)."
+    );
+    describe_counter!(
+        "proxy_edge_repulls_total",
+        "Edge mode: upstream sessions that ended and were pulled again, by protocol."
     );
 }
 

@@ -262,6 +262,7 @@ classify! {
         rtmp_buffer_budget,
         edge,
         edge_cache_size,
+        edge_linger,
     ],
 }
 
@@ -425,6 +426,7 @@ pub fn effective_json(config: &Config) -> serde_json::Value {
         })),
         "edge": config.edge,
         "edge_cache_size": config.edge_cache_size,
+        "edge_linger": duration(config.edge_linger),
         "static_files": config.static_files,
         "balancer": balancer,
         "lb_strategy": config.strategy.build().name(),

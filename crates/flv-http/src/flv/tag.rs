@@ -74,6 +74,42 @@ impl FlvTag {
         })
     }
 
+    /// A tag built from its type byte (8 audio, 9 video, 18 script), timestamp and body: an
+    /// RTMP audio, video or data message turned into FLV. The body is copied once, into the
+    /// tag's own buffer, which every viewer then shares. `None` if the body is longer than
+    /// DataSize can say (16 MiB).
+    pub fn new(type_id: u8, timestamp: u32, body: &[u8]) -> Option<Self> {
+        let size = u32::try_from(body.len()).ok().filter(|&s| s < 1 << 24)?;
+        let mut raw = Vec::with_capacity(TAG_HEADER_LEN + body.len() + PREV_SIZE_LEN);
+        let [_, s0, s1, s2] = size.to_be_bytes();
+        let [ext, t0, t1, t2] = timestamp.to_be_bytes();
+        raw.extend_from_slice(&[type_id & 0x1F, s0, s1, s2, t0, t1, t2, ext, 0, 0, 0]);
+        raw.extend_from_slice(body);
+        raw.extend_from_slice(&(size + TAG_HEADER_LEN as u32).to_be_bytes());
+        Self::from_raw(Bytes::from(raw))
+    }
+
+    /// The same tag with another timestamp (a new buffer: the header is part of the bytes).
+    pub fn with_timestamp(&self, timestamp: u32) -> Option<Self> {
+        if timestamp == self.timestamp {
+            return Some(self.clone());
+        }
+        let mut raw = self.raw.to_vec();
+        let [ext, t0, t1, t2] = timestamp.to_be_bytes();
+        raw.get_mut(4..8)?.copy_from_slice(&[t0, t1, t2, ext]);
+        Self::from_raw(Bytes::from(raw))
+    }
+
+    /// The RTMP message type id of this tag (8, 9, 18...): the same number.
+    pub fn type_id(&self) -> u8 {
+        match self.kind {
+            TagKind::Audio => 8,
+            TagKind::Video => 9,
+            TagKind::Script => 18,
+            TagKind::Other(t) => t,
+        }
+    }
+
     /// Tag header, body and the PreviousTagSize after it: written in order after
     /// [`crate::FlvHeader::to_bytes`], such units make a valid FLV stream.
     pub fn bytes(&self) -> &Bytes {

@@ -118,6 +118,8 @@ pub struct Config {
     pub edge: bool,
     /// Bytes of HLS responses an edge keeps (at least 1 MiB).
     pub edge_cache_size: usize,
+    /// How long an edge's upstream stays open after its last viewer left.
+    pub edge_linger: Duration,
 }
 
 /// The certificate files of the TLS listeners.
@@ -229,15 +231,18 @@ pub fn command() -> clap::Command {
                 ),
         );
     for setting in SETTINGS {
-        cmd = cmd.arg(
-            clap::Arg::new(setting.key)
-                .long(setting.flag())
-                .value_name("VALUE")
-                .help(format!(
-                    "{} [env: {}] [default: {}]",
-                    setting.help, setting.env, setting.default
-                )),
-        );
+        let mut arg = clap::Arg::new(setting.key)
+            .long(setting.flag())
+            .value_name("VALUE")
+            .help(format!(
+                "{} [env: {}] [default: {}]",
+                setting.help, setting.env, setting.default
+            ));
+        // An on/off setting may be given bare: `--edge` is `--edge on`.
+        if matches!(setting.default, "on" | "off") {
+            arg = arg.num_args(0..=1).default_missing_value("on");
+        }
+        cmd = cmd.arg(arg);
     }
     cmd
 }
@@ -474,5 +479,6 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         tls,
         edge: s.edge,
         edge_cache_size: s.edge_cache_size,
+        edge_linger: s.edge_linger,
     }
 }

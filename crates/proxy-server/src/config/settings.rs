@@ -322,12 +322,18 @@ settings! {
     }
     edge: bool {
         env: "PROXY_EDGE", default: "off", parse: switch,
-        help: "Edge mode: one upstream pull per stream, fanned out to every viewer; HLS cached",
+        help: "edge mode: RTMP and HTTP-FLV players of a stream share one upstream RTMP pull, \
+            HTTP-TS players one TS pull, fanned out with a GOP cache; HLS is cached",
     }
     edge_cache_size: usize {
         env: "PROXY_EDGE_CACHE_SIZE", default: "256MiB", parse: byte_size,
         help: "in edge mode, bytes of HLS playlists, segments, parts and keys kept in memory \
             (K, M, G suffixes: binary multiples); one response is cached only up to an eighth \
             of it",
+    }
+    edge_linger: Duration {
+        env: "PROXY_EDGE_LINGER", default: "5s", parse: duration,
+        help: "in edge mode, how long a stream's upstream pull stays open after its last viewer \
+            left",
     }
 }

@@ -251,9 +251,11 @@ fn help_lists_every_setting_with_its_variable_and_default() {
     let help = command().render_long_help().to_string();
     for s in SETTINGS {
         let flag = format!("--{} <VALUE>", s.flag());
+        // On/off settings may be given bare.
+        let optional = format!("--{} [<VALUE>]", s.flag());
         let env = format!("[env: {}] [default: {}]", s.env, s.default);
         assert!(
-            help.contains(&flag) && help.contains(&env),
+            (help.contains(&flag) || help.contains(&optional)) && help.contains(&env),
             "{flag} {env}\n{help}"
         );
     }
@@ -583,4 +585,40 @@ fn edge_settings() {
             .to_string();
         assert!(err.contains("edge_cache_size"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn edge_mode_is_off_by_default_and_switched_on_by_any_layer() {
+    let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
+    assert!(!c.edge);
+    assert_eq!(c.edge_linger, Duration::from_secs(5));
+    let c = resolve(
+        &layers(&[], &[], &[("edge", "true"), ("edge_linger", "750ms")]),
+        vec![],
+    )
+    .unwrap();
+    assert!(c.edge);
+    assert_eq!(c.edge_linger, Duration::from_millis(750));
+}
+
+#[test]
+fn an_on_off_flag_may_be_given_bare() {
+    let matches = super::command()
+        .try_get_matches_from(["proxy-server", "--edge", "--rtmp-server", "1935"])
+        .unwrap();
+    assert_eq!(
+        matches.get_one::<String>("edge").map(String::as_str),
+        Some("on")
+    );
+    assert_eq!(
+        matches.get_one::<String>("rtmp_server").map(String::as_str),
+        Some("1935")
+    );
+    let matches = super::command()
+        .try_get_matches_from(["proxy-server", "--edge", "off"])
+        .unwrap();
+    assert_eq!(
+        matches.get_one::<String>("edge").map(String::as_str),
+        Some("off")
+    );
 }

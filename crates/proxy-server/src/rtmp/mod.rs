@@ -191,6 +191,12 @@ async fn serve_connection<S: ClientStream>(
         }
     };
 
+    if ctx.config.edge && intent == PickIntent::Play {
+        // One upstream pull per stream, shared by every player of it.
+        crate::edge::serve::rtmp_viewer(ctx, client, front, key).await;
+        return;
+    }
+
     let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
     let (origin, mut upstream, endpoint) = match linked {
         Ok(link) => link,
@@ -420,7 +426,7 @@ async fn origin_verdict<S: ClientStream>(
 }
 
 /// Tells the client its stream failed (an `onStatus` error with `reason`), then closes.
-async fn refuse<S: ClientStream>(client: S, mut front: ServerSession, reason: &str) {
+pub(crate) async fn refuse<S: ClientStream>(client: S, mut front: ServerSession, reason: &str) {
     if let Err(e) = front.fail(reason) {
         tracing::debug!("cannot encode the refusal: {e}");
     }

@@ -121,9 +121,15 @@ fn check_config_accepts_every_deploy_example_and_masks_its_secrets() {
             );
             masked += 1;
         }
-        if example.to_string_lossy().contains("edge") {
+        // The example's directory, not the whole path (a checkout may sit under any name).
+        if example
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "edge")
+        {
             assert!(stdout.contains("name = \"fleet-proxy-1\""), "{stdout}");
             assert!(stdout.contains("rtmp = [\"10.0.1.11:1935\"]"), "{stdout}");
+            assert!(stdout.contains("edge = \"on\""), "{stdout}");
         }
     }
     // The fleet example holds a token and a Redis URL with a password; one proxy, a token.

@@ -5,6 +5,7 @@
 
 mod console;
 mod deploy;
+mod edge;
 mod edge_hls;
 mod failover;
 mod fleet;
