@@ -734,6 +734,7 @@ async fn proxy_summary(State(ctx): State<Arc<Context>>) -> Json<Value> {
             "sessions": ctx.sessions.len(),
             "refusals": refusals,
             "reloads": reloads,
+            "edge": ctx.config.edge.then(|| ctx.edge.summary()),
             // Port 0 (any free port) is not known here: the page then offers no preview.
             "whep_port": ctx.config.http_api_listen.map(|a| a.port()).filter(|p| *p != 0),
         }

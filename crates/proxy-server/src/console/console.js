@@ -120,13 +120,21 @@
     const refusals = Object.entries(p.refusals || {}).filter(([, n]) => n > 0)
       .sort((a, b) => b[1] - a[1]).map(([reason, n]) => reason + ": " + n).join(", ");
     const reloads = p.reloads || {};
-    $("proxy").replaceChildren(
+    const cards = [
       card("Connections", p.connections + " / " + p.max_connections),
       card("Sessions", p.sessions),
       card("Balancer", p.balancer + (p.strategy ? " · " + p.strategy : "")),
       card("Refusals", refusals || "none", true),
       card("Reloads", (reloads.applied || 0) + " applied, " + (reloads.failed || 0) + " failed", true),
-    );
+    ];
+    if (p.edge) {
+      const up = p.edge.upstreams || {};
+      const pulls = (up.rtmp || 0) + (up["http-ts"] || 0);
+      cards.push(card("Edge fan-out",
+        p.edge.viewers + " viewers / " + pulls + " upstream" + (pulls === 1 ? "" : "s") +
+        " (×" + Number(p.edge.fanout_ratio || 0).toFixed(1) + ")", true));
+    }
+    $("proxy").replaceChildren(...cards);
   }
 
   function stateBadge(o) {

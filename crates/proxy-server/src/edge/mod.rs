@@ -371,8 +371,8 @@ impl Edge {
         keys
     }
 
-    /// Gauges rendered at scrape time: upstream sessions, viewers and their ratio.
-    pub fn gauges(&self) -> String {
+    /// Upstream sessions by protocol (`[rtmp, http-ts]`) and viewers, across the hubs.
+    fn counts(&self) -> ([usize; 2], usize) {
         let mut upstreams = [0usize; 2];
         let mut viewers = 0usize;
         for hub in lock(&self.live).values() {
@@ -387,6 +387,24 @@ impl Edge {
             }
             viewers += hub.viewer_count();
         }
+        (upstreams, viewers)
+    }
+
+    /// What the console's "this proxy" panel shows of the edge: upstream sessions,
+    /// viewers, and viewers per upstream session.
+    pub fn summary(&self) -> Value {
+        let (upstreams, viewers) = self.counts();
+        let total = upstreams[0] + upstreams[1];
+        json!({
+            "upstreams": { "rtmp": upstreams[0], "http-ts": upstreams[1] },
+            "viewers": viewers,
+            "fanout_ratio": if total == 0 { 0.0 } else { viewers as f64 / total as f64 },
+        })
+    }
+
+    /// Gauges rendered at scrape time: upstream sessions, viewers and their ratio.
+    pub fn gauges(&self) -> String {
+        let (upstreams, viewers) = self.counts();
         let mut g = crate::metrics::ScrapeGauges::default();
         g.family(
             "proxy_edge_upstream_sessions",

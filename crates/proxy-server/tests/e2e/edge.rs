@@ -140,6 +140,18 @@ fn rtmp_and_flv_players_share_one_upstream_and_it_closes_after_the_linger() {
         2,
         "nginx should see the publisher and one edge pull"
     );
+    // The console's "this proxy" panel: one pull, every player counted against it.
+    let summary = http("GET", proxy.addr("system-api"), "/api/v1/proxy", &[], b"").json();
+    let edge = &summary["data"]["edge"];
+    assert_eq!(edge["upstreams"]["rtmp"], 1, "{summary}");
+    assert!(
+        edge["viewers"].as_u64().is_some_and(|v| v >= 6),
+        "{summary}"
+    );
+    assert!(
+        edge["fanout_ratio"].as_f64().is_some_and(|r| r >= 6.0),
+        "{summary}"
+    );
 
     // A late joiner starts at a keyframe, over both protocols.
     for url in [&flv_url, &rtmp_url] {
