@@ -263,6 +263,7 @@ classify! {
         edge,
         edge_cache_size,
         edge_linger,
+        edge_merge_writes,
     ],
 }
 
@@ -427,6 +428,7 @@ pub fn effective_json(config: &Config) -> serde_json::Value {
         "edge": config.edge,
         "edge_cache_size": config.edge_cache_size,
         "edge_linger": duration(config.edge_linger),
+        "edge_merge_writes": duration(config.edge_merge_writes),
         "static_files": config.static_files,
         "balancer": balancer,
         "lb_strategy": config.strategy.build().name(),

@@ -120,6 +120,8 @@ pub struct Config {
     pub edge_cache_size: usize,
     /// How long an edge's upstream stays open after its last viewer left.
     pub edge_linger: Duration,
+    /// How often an edge's viewers are woken for new media (merged writes).
+    pub edge_merge_writes: Duration,
 }
 
 /// The certificate files of the TLS listeners.
@@ -480,5 +482,6 @@ fn assemble(s: Settings, file_origins: Vec<(Origin, bool)>, problems: &mut Probl
         edge: s.edge,
         edge_cache_size: s.edge_cache_size,
         edge_linger: s.edge_linger,
+        edge_merge_writes: s.edge_merge_writes,
     }
 }

@@ -336,4 +336,9 @@ settings! {
         help: "in edge mode, how long a stream's upstream pull stays open after its last viewer \
             left",
     }
+    edge_merge_writes: Duration {
+        env: "PROXY_EDGE_MERGE_WRITES", default: "200ms", parse: nonzero_duration,
+        help: "in edge mode, viewers are woken for new media at most this often and write what \
+            arrived meanwhile at once: shorter is lower latency, longer costs less CPU per viewer",
+    }
 }

@@ -592,13 +592,27 @@ fn edge_mode_is_off_by_default_and_switched_on_by_any_layer() {
     let c = resolve(&layers(&[], &[], &[]), vec![]).unwrap();
     assert!(!c.edge);
     assert_eq!(c.edge_linger, Duration::from_secs(5));
+    assert_eq!(c.edge_merge_writes, Duration::from_millis(200));
     let c = resolve(
-        &layers(&[], &[], &[("edge", "true"), ("edge_linger", "750ms")]),
+        &layers(
+            &[],
+            &[],
+            &[
+                ("edge", "true"),
+                ("edge_linger", "750ms"),
+                ("edge_merge_writes", "40ms"),
+            ],
+        ),
         vec![],
     )
     .unwrap();
     assert!(c.edge);
     assert_eq!(c.edge_linger, Duration::from_millis(750));
+    assert_eq!(c.edge_merge_writes, Duration::from_millis(40));
+    let err = resolve(&layers(&[], &[], &[("edge_merge_writes", "0s")]), vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("edge_merge_writes"), "{err}");
 }
 
 #[test]

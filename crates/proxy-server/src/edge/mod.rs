@@ -37,12 +37,6 @@ use crate::Context;
 /// origin that accepted the play does not say).
 const UPSTREAM_STALL: Duration = Duration::from_secs(5);
 
-/// Viewers are woken for new media at most this often, and then write all that arrived
-/// meanwhile at once (SRS's "merged write"): a write per frame per viewer would cost a
-/// thousand viewers tens of thousands of system calls a second. A viewer joining is served
-/// at once; live media reaches viewers up to this much later.
-const MERGE: Duration = Duration::from_millis(200);
-
 /// A buffer a hub fans out: FLV/RTMP tags or TS packets.
 pub trait Buffer: Send + 'static {
     /// What a viewer reads.
@@ -114,7 +108,7 @@ pub struct Hub<B> {
     /// `rtmp` (the FLV/RTMP hub) or `http-ts`.
     upstream_protocol: &'static str,
     buffer: Mutex<B>,
-    /// Bumped when media arrived (at most every [`MERGE`]) or the status changed; viewers
+    /// Bumped when media arrived (at most every the merge interval) or the status changed; viewers
     /// wait on it.
     wake: watch::Sender<u64>,
     /// Media arrived since viewers were last woken.
@@ -182,7 +176,7 @@ impl<B: Buffer> Hub<B> {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Media was pushed: viewers are woken at the next [`MERGE`] tick.
+    /// Media was pushed: viewers are woken at the next merge tick ([`Hub::merge_ticks`]).
     fn media_arrived(&self) {
         self.dirty.store(true, Ordering::Relaxed);
         let ms = self.started.elapsed().as_millis().max(1);
@@ -196,9 +190,13 @@ impl<B: Buffer> Hub<B> {
         self.started.elapsed().saturating_sub(at)
     }
 
-    /// Wakes viewers every [`MERGE`] when media arrived, until the hub ends.
-    async fn merge_ticks(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(MERGE);
+    /// Wakes viewers every `merge` (`PROXY_EDGE_MERGE_WRITES`) when media arrived, until
+    /// the hub ends. Viewers then write all that arrived meanwhile at once (SRS's "merged
+    /// write"): a write per frame per viewer would cost a thousand viewers tens of
+    /// thousands of system calls a second. A viewer joining is served at once; live media
+    /// reaches viewers up to `merge` later.
+    async fn merge_ticks(self: Arc<Self>, merge: Duration) {
+        let mut tick = tokio::time::interval(merge);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tick.tick().await;
@@ -457,7 +455,7 @@ fn join<B: Buffer>(
             let hub = Arc::new(make());
             hubs.insert(key.clone(), hub.clone());
             start(ctx.clone(), hub.clone());
-            tokio::spawn(hub.clone().merge_ticks());
+            tokio::spawn(hub.clone().merge_ticks(ctx.config.edge_merge_writes));
             hub
         }
     };
