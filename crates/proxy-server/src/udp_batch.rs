@@ -2,14 +2,21 @@
 //!
 //! A relay's cost per datagram is mostly system calls: one `recvfrom` and one `sendto`
 //! each, plus the loop's wake-up. Here [`Batch`] reads up to [`BATCH`] queued datagrams
-//! with one `recvmmsg` (and splits runs the kernel coalesced with GRO), and [`Run`]
-//! gathers consecutive equal-sized datagrams to one address so that they leave in one
-//! `sendmsg` with `UDP_SEGMENT` (GSO), where the kernel has it. The system calls are
-//! quinn-udp's: this crate forbids unsafe code, and that crate keeps the `cmsg` and
-//! `mmsghdr` handling (and the fallback when a driver refuses GSO) in one audited place.
+//! with one `recvmmsg`, and [`Run`] gathers consecutive equal-sized datagrams to one
+//! address so that they leave in one `sendmsg` with `UDP_SEGMENT` (GSO), where the kernel
+//! has it. The system calls are quinn-udp's: this crate forbids unsafe code, and that
+//! crate keeps the `mmsghdr` and `cmsg` handling (and the fallback when a driver refuses
+//! GSO) in one audited place.
+//!
+//! The proxy's own sockets keep their options. quinn-udp's `UdpSocketState::new` turns on
+//! GRO, `IP_PKTINFO`, `IP_RECVTOS`, `SO_TIMESTAMPNS` (which has the kernel stamp every
+//! packet it receives, host-wide) and don't-fragment on the socket it is given; none of
+//! it is needed to call `recvmmsg` or to send with `UDP_SEGMENT`, and on the SRT relay
+//! the control messages cost more than batching saved (about 10 % more CPU per MB). So
+//! the state comes from a probe socket ([`state`]) and only makes the calls.
 
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
@@ -18,50 +25,53 @@ use tokio::net::UdpSocket;
 
 /// Buffers read per `recvmmsg`.
 pub const BATCH: usize = quinn_udp::BATCH_SIZE;
-/// One buffer: a GRO run is at most 64 KiB, as is a single datagram.
-const SLOT: usize = 64 * 1024;
 /// The most bytes one GSO send carries (the 64 KiB IP limit, headers deducted).
-const MAX_RUN_BYTES: usize = 65_000;
+pub const MAX_RUN_BYTES: usize = 65_000;
 
-/// Sets a bound UDP socket up for batched reads and segmented sends (it enables GRO on
-/// it: read it only through a [`Batch`]). The state it returns also sends on other
-/// sockets (GSO is asked per send).
-pub fn prepare(socket: &UdpSocket) -> io::Result<UdpSocketState> {
-    UdpSocketState::new(UdpSockRef::from(socket))
+/// The state that makes the batched reads and segmented sends on sockets of `local`'s
+/// address family: it learns from a probe socket whether the kernel has GSO, and sets no
+/// option on the proxy's sockets (see the module's documentation).
+pub fn state(local: SocketAddr) -> io::Result<UdpSocketState> {
+    let loopback: SocketAddr = match local {
+        SocketAddr::V4(_) => (Ipv4Addr::LOCALHOST, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::LOCALHOST, 0).into(),
+    };
+    // A host without IPv6 loopback still has IPv4's; GSO is the kernel's either way.
+    let probe = std::net::UdpSocket::bind(loopback)
+        .or_else(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))?;
+    UdpSocketState::new(UdpSockRef::from(&probe))
 }
 
-/// Receive buffers for [`BATCH`] datagrams (or GRO runs). The memory is reserved, not
-/// touched: a page is used only once a datagram lands in it.
+/// Receive buffers for [`BATCH`] datagrams. The memory is reserved, not touched: a page
+/// is used only once a datagram lands in it.
 pub struct Batch {
     buf: Vec<u8>,
+    slot: usize,
     meta: [RecvMeta; BATCH],
     count: usize,
 }
 
-impl Default for Batch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Batch {
-    /// Empty buffers.
-    pub fn new() -> Self {
+    /// Empty buffers of `slot` bytes each: a longer datagram is cut to it, as `recvfrom`
+    /// into a buffer of that size would.
+    pub fn new(slot: usize) -> Self {
+        let slot = slot.max(1);
         Batch {
-            buf: vec![0; SLOT * BATCH],
+            buf: vec![0; slot * BATCH],
+            slot,
             meta: [RecvMeta::default(); BATCH],
             count: 0,
         }
     }
 
-    /// Reads what is queued on `socket` without waiting: how many buffers were filled, or
+    /// Reads what is queued on `socket` without waiting: how many datagrams, or
     /// `WouldBlock` when there was nothing (which re-arms the socket's readiness).
     pub fn try_recv(&mut self, socket: &UdpSocket, state: &UdpSocketState) -> io::Result<usize> {
         self.count = 0;
-        let (buf, meta) = (&mut self.buf, &mut self.meta);
+        let (buf, meta, slot) = (&mut self.buf, &mut self.meta, self.slot);
         let n = socket.try_io(Interest::READABLE, || {
             let mut slices: [IoSliceMut<'_>; BATCH] = {
-                let mut chunks = buf.chunks_mut(SLOT);
+                let mut chunks = buf.chunks_mut(slot);
                 std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
             };
             state.recv(UdpSockRef::from(socket), &mut slices, meta)
@@ -70,14 +80,18 @@ impl Batch {
         Ok(self.count)
     }
 
-    /// The datagrams read, in order, each with its sender (a GRO run split at its stride).
+    /// The datagrams read, in order, each with its sender. (Should GRO be on for the
+    /// socket, a coalesced run is split at its stride.)
     pub fn datagrams(&mut self) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
         let meta = &self.meta[..self.count];
-        self.buf.chunks_mut(SLOT).zip(meta).flat_map(|(slot, m)| {
-            let (addr, len) = (m.addr, m.len.min(slot.len()));
-            let stride = if m.stride == 0 { len.max(1) } else { m.stride };
-            slot[..len].chunks_mut(stride).map(move |d| (addr, d))
-        })
+        self.buf
+            .chunks_mut(self.slot)
+            .zip(meta)
+            .flat_map(|(slot, m)| {
+                let (addr, len) = (m.addr, m.len.min(slot.len()));
+                let stride = if m.stride == 0 { len.max(1) } else { m.stride };
+                slot[..len].chunks_mut(stride).map(move |d| (addr, d))
+            })
     }
 }
 
@@ -85,6 +99,8 @@ impl Batch {
 /// shorter), gathered for one segmented send.
 pub struct Run {
     buf: Vec<u8>,
+    /// The most bytes it gathers: its buffer stays allocated at up to this size.
+    limit: usize,
     to: Option<SocketAddr>,
     segment: usize,
     count: usize,
@@ -99,10 +115,17 @@ impl Default for Run {
 }
 
 impl Run {
-    /// An empty run.
+    /// An empty run, of up to [`MAX_RUN_BYTES`].
     pub fn new() -> Self {
+        Self::with_limit(MAX_RUN_BYTES)
+    }
+
+    /// An empty run of at most `limit` bytes (at least one datagram): a smaller buffer for
+    /// what many of them are kept at once.
+    pub fn with_limit(limit: usize) -> Self {
         Run {
             buf: Vec::new(),
+            limit: limit.min(MAX_RUN_BYTES),
             to: None,
             segment: 0,
             count: 0,
@@ -118,7 +141,7 @@ impl Run {
                 && !self.closed
                 && self.count < max_segments
                 && datagram.len() <= self.segment
-                && self.buf.len() + datagram.len() <= MAX_RUN_BYTES;
+                && self.buf.len() + datagram.len() <= self.limit;
             if !fits {
                 return false;
             }
@@ -243,12 +266,21 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, MAX_RUN_BYTES / 9000);
+        let mut small = Run::with_limit(2500);
+        assert!(small.push(addr(1), &[0; 1200], 64));
+        assert!(small.push(addr(1), &[0; 1200], 64));
+        assert!(!small.push(addr(1), &[0; 1200], 64), "over its limit");
+        let mut tiny = Run::with_limit(100);
+        assert!(
+            tiny.push(addr(1), &[0; 1200], 64),
+            "one datagram always fits"
+        );
     }
 
     #[tokio::test]
     async fn a_batch_reads_several_datagrams_and_a_run_sends_them_in_one_call() {
         let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let state = prepare(&rx).expect("prepare");
+        let state = state(rx.local_addr().expect("addr")).expect("state");
         let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let to = rx.local_addr().expect("addr");
         // In as few sends as the kernel allows: one where it has GSO.
@@ -271,7 +303,7 @@ mod tests {
         send(&state, &tx, &run.transmit().expect("run"))
             .await
             .expect("send");
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(2048);
         let mut got = Vec::new();
         while got.len() < 6 {
             rx.readable().await.expect("readable");

@@ -58,7 +58,8 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         return Ok(());
     };
     let socket = crate::bind_udp("srt", addr).await?;
-    let state = udp_batch::prepare(&socket).context("setting the SRT socket up")?;
+    let state =
+        udp_batch::state(socket.local_addr()?).context("probing the kernel for UDP batching")?;
     let socket = Arc::new(socket);
     let limits = Limits {
         max_sessions: ctx.config.max_connections.max(1),
@@ -147,7 +148,7 @@ impl Front {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(stopped, timer);
         let (mut accepting, mut armed) = (true, None);
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(MAX_DATAGRAM);
         loop {
             // Reset only when the router's next deadline changes: not once per wake-up.
             let next = self.router.poll_timeout();

@@ -26,6 +26,9 @@ use crate::Context;
 const ORIGIN_DATAGRAM: usize = 4096;
 /// Datagrams read in a row before the task looks at its other inputs.
 const BATCH: usize = 64;
+/// The most bytes of a run to the client (a dozen RTP packets): every session keeps a
+/// buffer this large once it has sent a burst, and GSO gains little beyond it.
+const CLIENT_RUN: usize = 16 * 1024;
 
 /// An open session's path; dropping it closes the socket and ends the reader.
 pub struct Relay {
@@ -157,7 +160,7 @@ async fn read(
     stop: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; ORIGIN_DATAGRAM];
-    let mut run = Run::new();
+    let mut run = Run::with_limit(CLIENT_RUN);
     let mut route = downlink.borrow_and_update().clone();
     tokio::pin!(stop);
     loop {

@@ -39,6 +39,8 @@ use crate::Context;
 /// `recvmmsg` calls in a row (each up to [`udp_batch::BATCH`] datagrams) before the loop
 /// looks at its other inputs.
 const ROUNDS: usize = 4;
+/// Largest datagram read from a client, whole (anything a UDP socket can receive).
+const DATAGRAM: usize = 65_536;
 
 enum Control {
     Prime(Box<Known>),
@@ -68,7 +70,7 @@ impl Handle {
 
 /// Starts the router on the bound socket.
 pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> io::Result<Handle> {
-    let state = Arc::new(udp_batch::prepare(&socket)?);
+    let state = Arc::new(udp_batch::state(socket.local_addr()?)?);
     let (tx, control) = mpsc::channel(1024);
     let (lookup_tx, lookups) = mpsc::channel(router::MAX_PENDING);
     let ttl = ctx.config.balancer_config.session_ttl;
@@ -119,7 +121,7 @@ impl Shell {
         mut lookups: mpsc::Receiver<Lookup>,
     ) {
         let (socket, state) = (self.socket.clone(), self.state.clone());
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(DATAGRAM);
         let mut deadline = self.router.poll_timeout().unwrap_or_else(Instant::now);
         let timer = tokio::time::sleep_until(deadline.into());
         tokio::pin!(timer);
