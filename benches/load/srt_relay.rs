@@ -255,21 +255,22 @@ fn relayed(api: SocketAddr) -> Option<(u64, u64)> {
         "GET /api/v1/streams HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (_, body) = reply.split_once("\r\n\r\n")?;
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    // Each stream's totals; its clients repeat them one by one, and are not added again.
     let sum = |field: &str| -> u64 {
-        body.split(field)
-            .skip(1)
-            .filter_map(|rest| {
-                rest.trim_start_matches([':', ' '])
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
+        let streams = json["data"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        streams
+            .iter()
+            .filter_map(|s| s["sessions"][field].as_u64())
             .sum()
     };
-    Some((sum("\"bytes_to_origin\""), sum("\"bytes_to_client\"")))
+    Some((sum("bytes_to_origin"), sum("bytes_to_client")))
 }
 
 /// Datagrams dropped (receive buffer full) by the UDP sockets these processes hold: the

@@ -21,6 +21,7 @@ mod rtmp;
 mod sessions;
 mod srt;
 pub mod tls;
+mod udp_batch;
 mod upkeep;
 mod webrtc;
 mod write_watch;

@@ -2,7 +2,8 @@
 //! [`srt_streamid::Router`], which makes every decision.
 //!
 //! One UDP socket faces the clients. Its receive loop ([`Front`]) owns the router and
-//! never waits for anything but the socket, its event queue and the router's timer:
+//! never waits for anything but the socket, its event queue and the router's timer. It
+//! reads up to [`udp_batch::BATCH`] datagrams per system call (`recvmmsg`):
 //!
 //! - each datagram goes through [`Router::handle_datagram`]: a packet of a live session is
 //!   readdressed there and sent here on the session's origin socket (no lock, no
@@ -35,14 +36,18 @@ use tracing::Instrument;
 use crate::limits::LogThrottle;
 use crate::metrics;
 use crate::sessions::Traffic;
+use crate::udp_batch::{self, Batch};
 use crate::Context;
 
 /// Largest datagram relayed. libsrt's payloads fit a 1500-byte MTU; jumbo frames fit too.
 const MAX_DATAGRAM: usize = 9216;
 /// Handshakes waiting for the balancer or an origin at once; beyond it, refused.
 const MAX_PENDING: usize = 1024;
-/// Datagrams read per wake-up before the loop looks at its events again.
+/// Datagrams a session's task reads per wake-up before it looks at its other inputs.
 const DRAIN: usize = 64;
+/// `recvmmsg` calls per wake-up of the receive loop (each up to [`udp_batch::BATCH`]
+/// datagrams) before it looks at its events again.
+const ROUNDS: usize = 4;
 /// Refusals for a limit are logged once a second at most: a flood must not flood the log.
 static REFUSAL_LOG: LazyLock<LogThrottle> =
     LazyLock::new(|| LogThrottle::new(Duration::from_secs(1)));
@@ -52,7 +57,10 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     let Some(addr) = ctx.config.srt_listen else {
         return Ok(());
     };
-    let socket = Arc::new(crate::bind_udp("srt", addr).await?);
+    let socket = crate::bind_udp("srt", addr).await?;
+    let state =
+        udp_batch::state(socket.local_addr()?).context("probing the kernel for UDP batching")?;
+    let socket = Arc::new(socket);
     let limits = Limits {
         max_sessions: ctx.config.max_connections.max(1),
         max_pending: MAX_PENDING,
@@ -66,7 +74,7 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
         events: events_tx,
         clock: Clock(Instant::now()),
     };
-    tokio::spawn(front.run(events_rx));
+    tokio::spawn(front.run(events_rx, state));
     Ok(())
 }
 
@@ -133,14 +141,14 @@ struct Front {
 }
 
 impl Front {
-    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>, state: quinn_udp::UdpSocketState) {
         let socket = self.socket.clone();
         let life = self.ctx.lifecycle.clone();
         let stopped = life.stopped_accepting();
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(stopped, timer);
         let (mut accepting, mut armed) = (true, None);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = Batch::new(MAX_DATAGRAM);
         loop {
             // Reset only when the router's next deadline changes: not once per wake-up.
             let next = self.router.poll_timeout();
@@ -162,19 +170,23 @@ impl Front {
                     armed = None;
                     self.router.handle_timeout(self.clock.now());
                 }
-                received = socket.recv_from(&mut buf) => {
+                ready = socket.readable() => {
+                    if let Err(e) = ready {
+                        tracing::debug!("srt recv: {e}");
+                    }
                     // One reading of the clock per wake-up: the router needs it only for
                     // handshakes, which do not care about microseconds.
                     let now = self.clock.now();
-                    match received {
-                        Ok((n, from)) => self.on_datagram(now, &mut buf[..n], from),
-                        // ICMP errors reported on some platforms; nothing to do.
-                        Err(e) => tracing::debug!("srt recv: {e}"),
-                    }
-                    for _ in 0..DRAIN {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.on_datagram(now, &mut buf[..n], from),
-                            Err(_) => break,
+                    for _ in 0..ROUNDS {
+                        match batch.try_recv(&socket, &state) {
+                            Ok(_) => {
+                                for (from, datagram) in batch.datagrams() {
+                                    self.on_datagram(now, datagram, from);
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            // ICMP errors reported on some platforms; nothing to do.
+                            Err(e) => tracing::debug!("srt recv: {e}"),
                         }
                     }
                 }

@@ -212,7 +212,7 @@ impl Live {
                 () = &mut origin_down => return End::OriginDown,
                 received = self.origin.recv(&mut buf) => {
                     let mut received = received;
-                    for _ in 0..DRAIN {
+                    for round in 1..=DRAIN {
                         match received {
                             Ok(n) => {
                                 let packet = buf.get_mut(..n).unwrap_or_default();
@@ -225,6 +225,10 @@ impl Live {
                             }
                             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                             Err(e) => tracing::debug!("srt: origin recv: {e}"),
+                        }
+                        // Not one read more than is handled: that one would be lost.
+                        if round == DRAIN {
+                            break;
                         }
                         received = self.origin.try_recv(&mut buf);
                     }

@@ -49,7 +49,7 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             let local = socket.local_addr()?;
             let public = public_candidate(ctx.config.rtc_candidate.as_deref(), local)?;
             tracing::info!(candidate = %describe(&public), "WebRTC answers will name this candidate");
-            (Some(public), Some(udp::start(ctx.clone(), socket)))
+            (Some(public), Some(udp::start(ctx.clone(), socket)?))
         }
         None => (None, None),
     };

@@ -1,7 +1,8 @@
 //! One WebRTC session's path to its origin: a connected UDP socket, written by the router's
 //! task without awaiting, and one task reading it that sends to the client where the
 //! session's [`Downlink`] says (media held until the client's address consents, answers
-//! to checks to the address that sent them).
+//! to checks to the address that sent them). What the reader finds queued for the client
+//! leaves in one segmented send where it can ([`udp_batch::Run`]).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lb_core::PickIntent;
+use quinn_udp::UdpSocketState;
 use stun_ufrag::router::{Action, CloseReason, Downlink, SessionId};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
@@ -17,18 +19,24 @@ use tracing::Instrument;
 
 use super::records::Route;
 use crate::sessions::{Protocol, Traffic};
+use crate::udp_batch::{self, Run};
 use crate::Context;
 
 /// Largest datagram relayed from an origin (WebRTC stacks stay under the path MTU).
 const ORIGIN_DATAGRAM: usize = 4096;
 /// Datagrams read in a row before the task looks at its other inputs.
 const BATCH: usize = 64;
+/// The most bytes of a run to the client (a dozen RTP packets): every session keeps a
+/// buffer this large once it has sent a burst, and GSO gains little beyond it.
+const CLIENT_RUN: usize = 16 * 1024;
 
 /// An open session's path; dropping it closes the socket and ends the reader.
 pub struct Relay {
     pub id: SessionId,
     /// Connected to the origin; written without awaiting.
     to_origin: std::net::UdpSocket,
+    /// The origin's media address, where `to_origin` is connected.
+    media: SocketAddr,
     downlink: watch::Sender<Downlink>,
     traffic: Arc<Traffic>,
     /// Origin packets not sent because the current address has not consented.
@@ -45,6 +53,7 @@ impl Relay {
     pub fn open(
         ctx: &Context,
         clients: &Arc<UdpSocket>,
+        state: &Arc<UdpSocketState>,
         id: SessionId,
         ufrag: &str,
         route: &Route,
@@ -81,7 +90,9 @@ impl Relay {
         let span = tracing::info_span!("webrtc", id = %id, peer = %from, stream = %route.key, origin = %route.origin);
         span.in_scope(|| tracing::info!(ufrag, ?intent, %media, "WebRTC session open"));
         let (clients, counts) = (clients.clone(), (traffic.clone(), held.clone()));
+        let state = state.clone();
         let reader = async move {
+            let clients = (&*clients, &*state);
             read(from_origin, clients, downlink_rx, counts, stop_rx).await;
             drop((guard, ip_slot));
         };
@@ -90,6 +101,7 @@ impl Relay {
         Ok(Relay {
             id,
             to_origin,
+            media,
             downlink: downlink_tx,
             traffic,
             held,
@@ -98,10 +110,22 @@ impl Relay {
         })
     }
 
-    /// Sends a client's datagram to the origin; whether the socket took it.
-    pub fn send(&self, datagram: &[u8]) -> bool {
-        self.traffic.add_to_origin(datagram.len());
-        self.to_origin.send(datagram).is_ok()
+    /// Sends client datagrams to the origin (one system call); whether the socket took
+    /// them.
+    pub fn send(&self, state: &UdpSocketState, run: &Run) -> bool {
+        let Some(transmit) = run.transmit() else {
+            return true;
+        };
+        self.traffic.add_to_origin(run.bytes());
+        if transmit.segment_size.is_none() {
+            return self.to_origin.send(transmit.contents).is_ok();
+        }
+        udp_batch::try_send(state, &self.to_origin, &transmit).is_ok()
+    }
+
+    /// The origin's media address.
+    pub fn media(&self) -> SocketAddr {
+        self.media
     }
 
     /// Hands the reader a new route.
@@ -130,12 +154,13 @@ impl Relay {
 /// Reads the origin until `stop` is dropped.
 async fn read(
     socket: UdpSocket,
-    clients: Arc<UdpSocket>,
+    (clients, state): (&UdpSocket, &UdpSocketState),
     mut downlink: watch::Receiver<Downlink>,
     (traffic, held): (Arc<Traffic>, Arc<AtomicU64>),
     stop: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; ORIGIN_DATAGRAM];
+    let mut run = Run::with_limit(CLIENT_RUN);
     let mut route = downlink.borrow_and_update().clone();
     tokio::pin!(stop);
     loop {
@@ -152,8 +177,9 @@ async fn read(
                 }
             },
         };
-        // Then whatever else is queued, without going back through the select.
-        for _ in 0..BATCH {
+        // Then whatever else is queued, without going back through the select; runs to
+        // one address leave as one send.
+        for round in 1..=BATCH {
             let packet = &buf[..n];
             // Looked at per packet (one atomic load): a check's answer may follow the check,
             // and the route naming its asker, within microseconds.
@@ -163,24 +189,37 @@ async fn read(
             match route.route(packet) {
                 Action::ToClient(to) => {
                     traffic.add_to_client(n);
-                    let sent = match clients.try_send_to(packet, to) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            clients.send_to(packet, to).await.map(|_| ())
-                        }
-                        other => other.map(|_| ()),
-                    };
-                    if let Err(e) = sent {
-                        tracing::debug!(%to, "sending to the client: {e}");
+                    let max = state.max_gso_segments();
+                    if !run.push(to, packet, max) {
+                        flush(clients, state, &mut run).await;
+                        run.push(to, packet, max);
                     }
                 }
                 _ => {
                     held.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if round == BATCH {
+                break;
+            }
             n = match socket.try_recv(&mut buf) {
                 Ok(n) => n,
                 Err(_) => break,
             };
         }
+        flush(clients, state, &mut run).await;
     }
+}
+
+/// Sends the run to the client, waiting for room in the socket's buffer if it is full.
+async fn flush(clients: &UdpSocket, state: &UdpSocketState, run: &mut Run) {
+    if run.is_empty() {
+        return;
+    }
+    if let Some(transmit) = run.transmit() {
+        if let Err(e) = udp_batch::send(state, clients, &transmit).await {
+            tracing::debug!(to = %transmit.destination, "sending to the client: {e}");
+        }
+    }
+    run.clear();
 }

@@ -4,10 +4,13 @@
 //! to an address, lookups bounded and rate-limited, idle sessions closed).
 //!
 //! This shell owns what the router does not: the sockets, the clock, the tasks, metrics
-//! and logs. One task runs the router: it reads the shared socket (a batch at a time, the
-//! clock read once per batch), feeds each datagram in and does what comes back, without
-//! awaiting on the packet path; it spawns the balancer lookups the router asks for and
-//! feeds their answers back, and wakes at [`Router::poll_timeout`].
+//! and logs. One task runs the router: it reads the shared socket (up to
+//! [`udp_batch::BATCH`] datagrams per `recvmmsg`, the clock read once per batch), feeds
+//! each datagram in and does what comes back, without awaiting on the packet path; it
+//! spawns the balancer lookups the router asks for and feeds their answers back, and wakes
+//! at [`Router::poll_timeout`]. Consecutive datagrams of one session to its origin leave
+//! in one segmented send ([`udp_batch::Run`]): a client's burst (a video frame) costs one
+//! system call, not one per packet.
 //!
 //! Each session has ONE connected socket towards the origin's media address (written by
 //! the router task, non-blocking) and ONE task reading it ([`super::origin`]), which sends
@@ -23,16 +26,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use quinn_udp::UdpSocketState;
 use stun_ufrag::router::{self, Action, CloseReason, DropReason, Event, Router, SessionId};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::origin::Relay;
 use super::records::{self, Known, Route};
+use crate::udp_batch::{self, Batch, Run};
 use crate::Context;
 
-/// Datagrams read in a row before the loop looks at its other inputs.
-const BATCH: usize = 64;
+/// `recvmmsg` calls in a row (each up to [`udp_batch::BATCH`] datagrams) before the loop
+/// looks at its other inputs.
+const ROUNDS: usize = 4;
+/// Largest datagram read from a client, whole (anything a UDP socket can receive).
+const DATAGRAM: usize = 65_536;
 
 enum Control {
     Prime(Box<Known>),
@@ -61,7 +69,8 @@ impl Handle {
 }
 
 /// Starts the router on the bound socket.
-pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> Handle {
+pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> io::Result<Handle> {
+    let state = Arc::new(udp_batch::state(socket.local_addr()?)?);
     let (tx, control) = mpsc::channel(1024);
     let (lookup_tx, lookups) = mpsc::channel(router::MAX_PENDING);
     let ttl = ctx.config.balancer_config.session_ttl;
@@ -74,6 +83,9 @@ pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> Handle {
     let shell = Shell {
         router: Router::new(config, Box::new(fill_random), Instant::now()),
         socket: Arc::new(socket),
+        state,
+        up: Run::new(),
+        up_session: None,
         relays: Vec::new(),
         lookup_tx,
         ctx: ctx.clone(),
@@ -84,7 +96,7 @@ pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> Handle {
         ctx.lifecycle.stopped_accepting().await;
         let _ = stop.send(Control::StopAccepting).await;
     });
-    Handle { tx }
+    Ok(Handle { tx })
 }
 
 type Lookup = (String, Option<Known>);
@@ -93,6 +105,11 @@ struct Shell {
     ctx: Arc<Context>,
     router: Router<Route>,
     socket: Arc<UdpSocket>,
+    /// The client socket's batching state; it also segments the sends to origins.
+    state: Arc<UdpSocketState>,
+    /// Datagrams of `up_session` on their way to its origin, sent as one.
+    up: Run,
+    up_session: Option<SessionId>,
     relays: Vec<Option<Relay>>,
     lookup_tx: mpsc::Sender<Lookup>,
 }
@@ -103,8 +120,8 @@ impl Shell {
         mut control: mpsc::Receiver<Control>,
         mut lookups: mpsc::Receiver<Lookup>,
     ) {
-        let socket = self.socket.clone();
-        let mut buf = vec![0u8; 65_536];
+        let (socket, state) = (self.socket.clone(), self.state.clone());
+        let mut batch = Batch::new(DATAGRAM);
         let mut deadline = self.router.poll_timeout().unwrap_or_else(Instant::now);
         let timer = tokio::time::sleep_until(deadline.into());
         tokio::pin!(timer);
@@ -136,22 +153,26 @@ impl Shell {
                     self.router.handle_timeout(Instant::now());
                     self.act(Action::Consumed, None);
                 }
-                received = socket.recv_from(&mut buf) => {
-                    let now = Instant::now();
-                    match received {
-                        Ok((n, from)) => self.on_datagram(now, from, &buf[..n]),
-                        Err(e) => tracing::debug!("webrtc recv: {e}"),
+                ready = socket.readable() => {
+                    if let Err(e) = ready {
+                        tracing::debug!("webrtc recv: {e}");
                     }
-                    // Drain what is already queued before looking at the other inputs.
-                    for _ in 0..BATCH {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.on_datagram(now, from, &buf[..n]),
+                    let now = Instant::now();
+                    // What is already queued, a batch per call, before the other inputs.
+                    for _ in 0..ROUNDS {
+                        match batch.try_recv(&socket, &state) {
+                            Ok(_) => {
+                                for (from, datagram) in batch.datagrams() {
+                                    self.on_datagram(now, from, datagram);
+                                }
+                            }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) => tracing::debug!("webrtc recv: {e}"),
                         }
                     }
                 }
             }
+            self.flush_up();
             let next = self
                 .router
                 .poll_timeout()
@@ -214,11 +235,40 @@ impl Shell {
         }
     }
 
+    /// Queues `datagram` for session `id`'s origin, after what is queued for the same
+    /// session; what is queued for another session leaves first.
     fn send_to_origin(&mut self, id: SessionId, datagram: &[u8]) {
-        let sent = self.relay(id).map(|relay| relay.send(datagram));
-        if sent == Some(false) {
-            self.router.count_drop(DropReason::OriginSendFailed);
+        let max = self.state.max_gso_segments();
+        if let Some(to) = self
+            .up
+            .destination()
+            .filter(|_| self.up_session == Some(id))
+        {
+            if self.up.push(to, datagram, max) {
+                return;
+            }
         }
+        self.flush_up();
+        if let Some(to) = self.relay(id).map(Relay::media) {
+            self.up_session = Some(id);
+            self.up.push(to, datagram, max);
+        }
+    }
+
+    /// Sends what is queued for an origin.
+    fn flush_up(&mut self) {
+        let Some(id) = self.up_session.take() else {
+            return;
+        };
+        let sent = self
+            .relay(id)
+            .map(|relay| relay.send(&self.state, &self.up));
+        if sent == Some(false) {
+            for _ in 0..self.up.len() {
+                self.router.count_drop(DropReason::OriginSendFailed);
+            }
+        }
+        self.up.clear();
     }
 
     fn relay(&self, id: SessionId) -> Option<&Relay> {
@@ -251,6 +301,10 @@ impl Shell {
                     reason,
                     data,
                 } => {
+                    // What it sent before it closed still goes.
+                    if self.up_session == Some(session) {
+                        self.flush_up();
+                    }
                     let slot = self.relays.get_mut(session.slot());
                     if let Some(relay) = slot.and_then(Option::take) {
                         relay.closed(reason, &data);
@@ -277,7 +331,15 @@ impl Shell {
             return Err(io::Error::other("the router has no such session"));
         };
         let ufrag = r.ufrag(id).unwrap_or_default();
-        let relay = Relay::open(&self.ctx, &self.socket, id, ufrag, route, downlink)?;
+        let relay = Relay::open(
+            &self.ctx,
+            &self.socket,
+            &self.state,
+            id,
+            ufrag,
+            route,
+            downlink,
+        )?;
         if self.relays.len() <= id.slot() {
             self.relays.resize_with(id.slot() + 1, || None);
         }

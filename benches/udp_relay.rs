@@ -1,0 +1,166 @@
+//! The system-call side of the UDP relays (WebRTC, SRT): moving a burst of 32 RTP-sized
+//! datagrams (1200 bytes) from the proxy's client socket to one origin socket on loopback,
+//! the way the shells did it (a `recvfrom` and a `sendto` per datagram) against the way
+//! they do it now (one `recvmmsg` for the burst, one `sendmsg` with `UDP_SEGMENT` for a
+//! run to one address, through quinn-udp), and a burst spread over 32 destinations (one
+//! send each, as when every datagram is another session's).
+//!
+//! Each iteration includes the client's 32 sends and the origin's 32 reads, the same in
+//! every case: the differences between the cases are the relay's.
+
+use std::hint::black_box;
+use std::io::IoSliceMut;
+use std::net::{SocketAddr, UdpSocket};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
+
+const BURST: usize = 32;
+const PACKET: usize = 1200;
+const SLOT: usize = 2048;
+
+struct Sockets {
+    client: UdpSocket,
+    relay: UdpSocket,
+    origins: Vec<UdpSocket>,
+    relay_addr: SocketAddr,
+}
+
+fn sockets(origins: usize) -> Sockets {
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (client, relay) = (bind(), bind());
+    let origins: Vec<UdpSocket> = (0..origins).map(|_| bind()).collect();
+    for s in &origins {
+        s.set_nonblocking(false).expect("blocking");
+    }
+    let relay_addr = relay.local_addr().expect("addr");
+    Sockets {
+        client,
+        relay,
+        origins,
+        relay_addr,
+    }
+}
+
+/// quinn-udp's state from a probe socket, as the proxy makes it: the relay socket keeps
+/// its options (no GRO, no control messages to parse).
+fn probe_state() -> UdpSocketState {
+    let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    UdpSocketState::new(UdpSockRef::from(&probe)).expect("state")
+}
+
+fn burst(s: &Sockets, packet: &[u8]) {
+    for _ in 0..BURST {
+        s.client.send_to(packet, s.relay_addr).expect("send");
+    }
+}
+
+fn drain(origins: &[UdpSocket], per_origin: usize) {
+    let mut buf = [0u8; 2048];
+    for o in origins {
+        for _ in 0..per_origin {
+            o.recv_from(&mut buf).expect("recv");
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let packet = [0x80u8; PACKET];
+    let mut group = c.benchmark_group("udp relay, 32 x 1200 B");
+    group.throughput(Throughput::Elements(BURST as u64));
+
+    // The old shells: recvfrom / sendto per datagram.
+    let s = sockets(1);
+    let to = s.origins[0].local_addr().expect("addr");
+    let mut buf = vec![0u8; 65_536];
+    group.bench_function("recvfrom + sendto each", |b| {
+        b.iter(|| {
+            burst(&s, &packet);
+            for _ in 0..BURST {
+                let (n, _) = s.relay.recv_from(&mut buf).expect("recv");
+                s.relay.send_to(black_box(&buf[..n]), to).expect("send");
+            }
+            drain(&s.origins, BURST);
+        })
+    });
+
+    // Now: recvmmsg, then the run to one origin in one segmented send.
+    let s = sockets(1);
+    let state = probe_state();
+    let to = s.origins[0].local_addr().expect("addr");
+    let mut slots = vec![0u8; SLOT * BATCH_SIZE];
+    let mut meta = [RecvMeta::default(); BATCH_SIZE];
+    let mut run = Vec::with_capacity(BURST * PACKET);
+    group.bench_function("recvmmsg + one GSO send", |b| {
+        b.iter(|| {
+            burst(&s, &packet);
+            let mut got = 0;
+            while got < BURST {
+                let mut bufs: Vec<IoSliceMut<'_>> =
+                    slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+                let n = state
+                    .recv(UdpSockRef::from(&s.relay), &mut bufs, &mut meta)
+                    .expect("recv");
+                drop(bufs);
+                run.clear();
+                let mut count = 0;
+                for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
+                    for d in slot[..m.len].chunks(m.stride.max(1)) {
+                        run.extend_from_slice(d);
+                        count += 1;
+                    }
+                }
+                got += count;
+                // Sent in runs of at most what the kernel takes at once.
+                let step = state.max_gso_segments().max(1) * PACKET;
+                for part in run.chunks(step) {
+                    let t = Transmit {
+                        destination: to,
+                        ecn: None,
+                        contents: part,
+                        segment_size: (part.len() > PACKET).then_some(PACKET),
+                        src_ip: None,
+                    };
+                    state
+                        .try_send(UdpSockRef::from(&s.relay), &t)
+                        .expect("send");
+                }
+            }
+            drain(&s.origins, BURST);
+        })
+    });
+
+    // recvmmsg, each datagram to another origin (one send each: nothing to gather).
+    let s = sockets(BURST);
+    let state = probe_state();
+    let targets: Vec<SocketAddr> = s
+        .origins
+        .iter()
+        .map(|o| o.local_addr().expect("addr"))
+        .collect();
+    group.bench_function("recvmmsg + sendto each, 32 origins", |b| {
+        b.iter(|| {
+            burst(&s, &packet);
+            let mut got = 0;
+            while got < BURST {
+                let mut bufs: Vec<IoSliceMut<'_>> =
+                    slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+                let n = state
+                    .recv(UdpSockRef::from(&s.relay), &mut bufs, &mut meta)
+                    .expect("recv");
+                drop(bufs);
+                for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
+                    s.relay
+                        .send_to(black_box(&slot[..m.len]), targets[got % BURST])
+                        .expect("send");
+                    got += 1;
+                }
+            }
+            drain(&s.origins, 1);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
