@@ -52,6 +52,18 @@ const ROUNDS: usize = 4;
 static REFUSAL_LOG: LazyLock<LogThrottle> =
     LazyLock::new(|| LogThrottle::new(Duration::from_secs(1)));
 
+/// How often the router takes up a reloaded session cap and handshake timeout.
+const FOLLOW_CONFIG_EVERY: Duration = Duration::from_secs(1);
+
+/// The router's limits under a configuration.
+fn limits(config: &crate::Config) -> Limits {
+    Limits {
+        max_sessions: config.max_connections.max(1),
+        max_pending: MAX_PENDING,
+        answer_ttl: config.handshake_timeout,
+    }
+}
+
 /// Binds the listener, if configured, and serves it until shutdown.
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     let Some(addr) = ctx.config.srt_listen else {
@@ -61,14 +73,9 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     let state =
         udp_batch::state(socket.local_addr()?).context("probing the kernel for UDP batching")?;
     let socket = Arc::new(socket);
-    let limits = Limits {
-        max_sessions: ctx.config.max_connections.max(1),
-        max_pending: MAX_PENDING,
-        answer_ttl: ctx.config.handshake_timeout,
-    };
     let (events_tx, events_rx) = mpsc::channel(MAX_PENDING);
     let front = Front {
-        router: Router::new(random_key()?, limits),
+        router: Router::new(random_key()?, limits(&ctx.live())),
         ctx,
         socket,
         events: events_tx,
@@ -148,6 +155,8 @@ impl Front {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(stopped, timer);
         let (mut accepting, mut armed) = (true, None);
+        let mut follow = tokio::time::interval(FOLLOW_CONFIG_EVERY);
+        follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Batch::new(MAX_DATAGRAM);
         loop {
             // Reset only when the router's next deadline changes: not once per wake-up.
@@ -166,6 +175,7 @@ impl Front {
                     self.router.stop_accepting();
                     tracing::info!(protocol = "srt", "stopped accepting");
                 }
+                _ = follow.tick() => self.router.set_limits(limits(&self.ctx.live())),
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     self.router.handle_timeout(self.clock.now());

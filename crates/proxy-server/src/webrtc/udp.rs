@@ -150,6 +150,9 @@ impl Shell {
                     for id in cut.map(|r| r.id).collect::<Vec<_>>() {
                         self.router.close(id, CloseReason::Closed("origin marked down"));
                     }
+                    // A reload's idle timeout and session cap apply from the next tick.
+                    let live = self.ctx.live();
+                    self.router.set_limits(live.idle_timeout, live.max_connections);
                     self.router.handle_timeout(Instant::now());
                     self.act(Action::Consumed, None);
                 }

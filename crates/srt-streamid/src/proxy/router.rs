@@ -179,6 +179,17 @@ pub struct Router<T> {
 }
 
 impl<T> Router<T> {
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Changes the limits while sessions run (a configuration reload). Open sessions are
+    /// not closed by a lower cap: new ones are refused until the count is below it.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// A router keyed by `key` (from a CSPRNG, at start): it keys the SYN cookies and
     /// draws the proxy's socket ids, so that neither can be predicted.
     pub fn new(key: [u8; 32], limits: Limits) -> Self {
@@ -655,6 +666,26 @@ mod tests {
             r.handle_datagram(NOW, client(), &mut conclusion.clone()),
             Action::Open(_)
         ));
+    }
+
+    #[test]
+    fn a_cap_changed_live_applies_to_the_next_connection() {
+        let mut r = router(1);
+        let a: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        let _first = open(&mut r, a);
+        let mut c = conclusion_from(&mut r, b);
+        assert!(matches!(
+            r.handle_datagram(NOW, b, &mut c.clone()),
+            Action::Refused(Refusal::Full { .. })
+        ));
+        while r.poll_transmit().is_some() {}
+        r.set_limits(Limits {
+            max_sessions: 2,
+            ..r.limits()
+        });
+        assert_eq!(r.limits().max_sessions, 2);
+        assert!(matches!(r.handle_datagram(NOW, b, &mut c), Action::Open(_)));
     }
 
     #[test]

@@ -189,6 +189,19 @@ impl<T> Router<T> {
         }
     }
 
+    /// The configuration in force (with its floors applied).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes the idle timeout and the session cap while sessions run (a configuration
+    /// reload). Open sessions are not closed by a lower cap: new ones are refused until
+    /// the count is below it.
+    pub fn set_limits(&mut self, idle_timeout: Duration, max_sessions: usize) {
+        self.config.idle_timeout = idle_timeout.max(TICK);
+        self.config.max_sessions = max_sessions;
+    }
+
     /// No new session opens from now on (shutdown); open ones go on.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;

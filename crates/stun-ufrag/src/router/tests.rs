@@ -687,6 +687,30 @@ fn limits_shutdown_renewals_and_expiry() {
 }
 
 #[test]
+fn a_lower_cap_set_live_refuses_new_sessions_and_keeps_open_ones() {
+    let clock = Clock(Instant::now());
+    let (mut r, id) = live(&clock, addr(1));
+    r.set_limits(Duration::ZERO, 1);
+    assert_eq!(r.config().max_sessions, 1);
+    assert_eq!(r.config().idle_timeout, TICK, "the floor still applies");
+    r.prime(clock.0, known("two", "two"));
+    let c2 = check_with("two", CLI, SRV_PWD, true, 2);
+    assert_eq!(
+        r.handle_datagram(clock.0, addr(2), &c2),
+        Action::Drop(DropReason::TooManySessions)
+    );
+    assert_eq!(
+        r.handle_datagram(clock.0, addr(1), RTP),
+        Action::ToOrigin(id)
+    );
+    r.set_limits(Duration::from_secs(30), 2);
+    assert!(matches!(
+        r.handle_datagram(clock.0, addr(2), &c2),
+        Action::Open(_)
+    ));
+}
+
+#[test]
 fn timers_are_polled_not_read() {
     let clock = Clock(Instant::now());
     let mut r = router(&clock);
