@@ -20,6 +20,8 @@ requirements=(
   "chromium:chromium"
   "openssl:openssl"
   "curl:curl"
+  # the load generators in benches/ measure against HAProxy in mode tcp
+  "haproxy:haproxy"
 )
 missing=()
 for req in "${requirements[@]}"; do

@@ -31,6 +31,15 @@ impl ProxyProcess {
         cmd.args(args)
             .current_dir(workdir)
             .env("RUST_LOG", "warn,proxy_server=info");
+        // For comparing allocators and runtime sizes on the proxy alone (not on ffmpeg,
+        // nginx or HAProxy): BENCH_PROXY_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2,
+        // BENCH_PROXY_WORKERS=1.
+        if let Ok(lib) = std::env::var("BENCH_PROXY_PRELOAD") {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        if let Ok(workers) = std::env::var("BENCH_PROXY_WORKERS") {
+            cmd.env("TOKIO_WORKER_THREADS", workers);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -88,8 +97,30 @@ impl Drop for ProxyProcess {
     }
 }
 
-/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+/// CPU seconds of a process: the nanosecond run time of its live threads
+/// (/proc/PID/task/*/schedstat), since /proc/PID/stat counts in ticks of 10 ms, too coarse
+/// for a relay that spends tens of milliseconds on a run. Falls back to the ticks.
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return cpu_ticks_seconds(pid);
+    };
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    if ns == 0 {
+        return cpu_ticks_seconds(pid);
+    }
+    ns as f64 / 1e9
+}
+
+/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+pub fn cpu_ticks_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
@@ -188,6 +219,10 @@ impl NginxRtmp {
         nginx
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGSTOP: a hung process; the kernel still completes TCP handshakes.
     pub fn stop(&mut self) {
         let _ = Command::new("kill")
@@ -206,4 +241,74 @@ impl Drop for NginxRtmp {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// HAProxy in `mode tcp` (the Debian package) relaying `127.0.0.1:listen` to
+/// `127.0.0.1:origin`, in the foreground in `dir`: the floor a stream-aware relay is
+/// measured against (it moves bytes and parses nothing). Killed on drop.
+pub struct Haproxy {
+    pub port: u16,
+    pub child: Child,
+}
+
+impl Haproxy {
+    /// Starts HAProxy with its defaults (one thread per core, like the proxy's runtime).
+    pub fn start(dir: &Path, origin: u16) -> Self {
+        std::fs::create_dir_all(dir).expect("haproxy dir");
+        let port = free_tcp_port();
+        let conf = format!(
+            "global\n  maxconn 8000\n\
+             defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n\
+             frontend relay\n  bind 127.0.0.1:{port}\n  default_backend origin\n\
+             backend origin\n  server o1 127.0.0.1:{origin}\n"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, conf).expect("haproxy.cfg");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy is needed: apt-get install -y haproxy");
+        let haproxy = Haproxy { port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "haproxy did not start (config {})",
+                path.display()
+            );
+            sleep(Duration::from_millis(50));
+        }
+        haproxy
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id())
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of a process in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

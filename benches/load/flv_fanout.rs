@@ -1,13 +1,14 @@
 //! HTTP-FLV fan-out load: one stream, many concurrent viewers, straight to the origin and
-//! then through the proxy, in one run. Reports the proxy's CPU and memory per viewer and
-//! the throughput ratio (proxied / direct).
+//! then through the proxy and through HAProxy in `mode tcp` (the floor), in one run. Reports
+//! CPU (% of a core, per MB) and RSS (average, peak) of the proxy and of HAProxy, their
+//! ratios, and the throughput ratios to direct.
 //!
 //! The origin is a FAKE, written here: it replays an FLV clip (made by ffmpeg) to every
 //! viewer at a fixed bitrate, because no packaged program serves one HTTP-FLV stream to
 //! many clients (ffmpeg's `-listen 1` serves one).
 //!
 //! `cargo build --release -p proxy-server -p proxy-benches && target/release/flv-fanout
-//!  [--viewers 200] [--seconds 10] [--kbps 2000]`
+//!  [--viewers 20] [--seconds 10] [--kbps 2000]`
 
 #[path = "common.rs"]
 mod common;
@@ -22,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let viewers = common::arg_num(&args, "--viewers", 200) as usize;
+    let viewers = common::arg_num(&args, "--viewers", 20) as usize;
     let seconds = common::arg_num(&args, "--seconds", 10);
     let kbps = common::arg_num(&args, "--kbps", 2000);
     let binary = common::proxy_binary(&args);
@@ -51,40 +52,86 @@ fn main() {
         &workdir,
     );
     let proxied_addr = proxy.addr("http");
+    let haproxy = common::Haproxy::start(&workdir.join("haproxy"), origin.port());
+    let haproxied_addr: SocketAddr = ([127, 0, 0, 1], haproxy.port).into();
 
     println!("HTTP-FLV fan-out: {viewers} viewers x {seconds} s at {kbps} kbit/s each");
     let direct = runtime.block_on(run_viewers(origin, viewers, seconds));
-    let rss_before = proxy.rss_kib();
-    let cpu_before = proxy.cpu_seconds();
-    let run = runtime.spawn(run_viewers(proxied_addr, viewers, seconds));
-    common::sleep(Duration::from_secs(seconds) / 2);
-    let rss_loaded = proxy.rss_kib();
-    let proxied = runtime.block_on(run).expect("viewers");
-    let cpu = proxy.cpu_seconds() - cpu_before;
+    let proxied = measure(&runtime, proxied_addr, viewers, seconds, proxy.child.id());
+    let haproxied = measure(
+        &runtime,
+        haproxied_addr,
+        viewers,
+        seconds,
+        haproxy.child.id(),
+    );
 
-    let mb = proxied.bytes as f64 / 1e6;
     println!(
         "direct : {:>8.1} MB received, {} viewers finished",
         direct.bytes as f64 / 1e6,
         direct.finished
     );
+    for (name, m) in [("proxy", &proxied), ("haproxy", &haproxied)] {
+        let mb = m.outcome.bytes as f64 / 1e6;
+        println!(
+            "{name:<8}: {mb:>8.1} MB received, {} viewers finished, throughput ratio to direct {:.3}",
+            m.outcome.finished,
+            m.outcome.bytes as f64 / direct.bytes.max(1) as f64
+        );
+        println!(
+            "{name:<8}: CPU {:.3} s = {:.2} % of a core, {:.4} ms per MB; RSS {} KiB idle, {:.0} KiB average, {} KiB peak with {viewers} viewers",
+            m.cpu,
+            m.cpu * 100.0 / seconds as f64,
+            m.cpu * 1000.0 / mb.max(1e-9),
+            m.rss_idle,
+            m.rss_average,
+            m.rss_peak,
+        );
+    }
     println!(
-        "proxied: {:>8.1} MB received, {} viewers finished",
-        mb, proxied.finished
+        "ratios proxy/haproxy: CPU {:.2}, average RSS {:.2}",
+        proxied.cpu / haproxied.cpu.max(1e-9),
+        proxied.rss_average / haproxied.rss_average.max(1.0)
     );
-    println!(
-        "throughput ratio proxied/direct: {:.3}",
-        proxied.bytes as f64 / direct.bytes.max(1) as f64
-    );
-    println!(
-        "proxy CPU: {:.2} s total, {:.4} s per MB relayed, {:.2} ms per viewer-second",
-        cpu,
-        cpu / mb.max(1e-9),
-        cpu * 1000.0 / (viewers as f64 * seconds as f64)
-    );
-    println!("proxy RSS: {rss_before} KiB idle, {rss_loaded} KiB with {viewers} viewers ({:.1} KiB per viewer)", rss_loaded.saturating_sub(rss_before) as f64 / viewers as f64);
     let _ = std::fs::remove_dir_all(&workdir);
     drop(proxy);
+    drop(haproxy);
+}
+
+/// One relay's figures over a run of the viewers through it.
+struct Measured {
+    outcome: Outcome,
+    cpu: f64,
+    rss_idle: u64,
+    rss_average: f64,
+    rss_peak: u64,
+}
+
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    viewers: usize,
+    seconds: u64,
+    pid: u32,
+) -> Measured {
+    let rss_idle = common::rss_kib(pid);
+    let cpu_before = common::cpu_seconds(pid);
+    let run = runtime.spawn(run_viewers(addr, viewers, seconds));
+    // Sampled every 250 ms while the viewers run.
+    let mut samples = Vec::new();
+    while !run.is_finished() {
+        common::sleep(Duration::from_millis(250));
+        samples.push(common::rss_kib(pid));
+    }
+    let outcome = runtime.block_on(run).expect("viewers");
+    let cpu = common::cpu_seconds(pid) - cpu_before;
+    Measured {
+        outcome,
+        cpu,
+        rss_idle,
+        rss_average: samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64,
+        rss_peak: samples.iter().copied().max().unwrap_or(0),
+    }
 }
 
 struct Outcome {

@@ -31,6 +31,12 @@ pub fn serve_tcp<F, Fut>(
     F: Fn(Arc<Context>, TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // What every connection's task holds at least, before it allocates anything itself.
+    tracing::debug!(
+        protocol,
+        bytes = std::mem::size_of::<Fut>(),
+        "size of a connection's future"
+    );
     tokio::spawn(async move {
         // One line a second at most per reason: a flood must not flood the log too.
         let at_global_limit = LogThrottle::new(Duration::from_secs(1));
@@ -54,7 +60,11 @@ pub fn serve_tcp<F, Fut>(
             metrics::client_accepted(protocol);
             let _ = stream.set_nodelay(true);
             let span = tracing::info_span!("conn", protocol, %peer);
-            let session = handle(ctx.clone(), stream, peer);
+            // Boxed before it is wrapped: each `async` wrapper below (and the shutdown
+            // select in `spawn_session`) would otherwise hold the whole session future
+            // again (rustc keeps a captured future and the one being awaited apart), which
+            // made an idle connection's task several times the session's own size.
+            let session = Box::pin(handle(ctx.clone(), stream, peer));
             ctx.lifecycle.spawn_session(
                 async move {
                     session.await;

@@ -158,6 +158,14 @@ impl ChunkReader {
         &mut self.buf
     }
 
+    /// Frees the input buffer's storage if every byte fed has been parsed, for owners that
+    /// keep many mostly idle readers. The next [`feed`](Self::feed) allocates again.
+    pub fn release_empty_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Bytes fed but not parsed yet.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -244,9 +252,13 @@ impl ChunkReader {
             let before = st.payload.capacity();
             if need > before {
                 // `need` never exceeds the declared length: chunks stop where it ends.
+                // What is buffered already may belong to this message: reserving for it
+                // at once saves the copies of growing step by step (a video frame that
+                // arrived in one read is reserved once), and still follows what arrived.
                 let target = need
                     .max(2 * before)
                     .max(MIN_PAYLOAD_CAPACITY)
+                    .max(st.payload.len() + self.buf.len())
                     .min(st.length as usize)
                     .max(need);
                 st.payload.reserve_exact(target - st.payload.len());
@@ -666,6 +678,48 @@ mod tests {
     fn header(csid: u8, len: u32) -> Vec<u8> {
         let l = len.to_be_bytes();
         vec![csid, 0, 0, 0, l[1], l[2], l[3], 9, 1, 0, 0, 0]
+    }
+
+    /// A message's first chunk reserves for every byte already buffered (one allocation
+    /// for what arrived in one read, no growth by doubling and its copies), never more,
+    /// and the message comes out whole.
+    #[test]
+    fn a_message_reserves_what_arrived_at_once() {
+        let payload: Vec<u8> = (0..50_000).map(|i| (i % 251) as u8).collect();
+        let mut wire = BytesMut::new();
+        let mut w = ChunkWriter::with_chunk_size(4096).unwrap();
+        w.write(&m(6, 9, 1, 0, &payload), &mut wire).unwrap();
+        let mut r = ChunkReader::new();
+        r.set_chunk_size(4096).unwrap();
+        // 10 000 bytes: the 12-byte header, two chunks and a part of the third.
+        r.feed(&wire[..10_000]);
+        assert_eq!(r.next_message().unwrap(), None);
+        assert_eq!(r.held, 10_000 - 12);
+        r.feed(&wire[10_000..]);
+        let got = r.next_message().unwrap().unwrap();
+        assert_eq!(&got.payload[..], &payload[..]);
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn an_empty_input_buffer_is_released_and_a_partial_one_kept() {
+        let mut r = ChunkReader::new();
+        let mut wire = BytesMut::new();
+        ChunkWriter::new()
+            .write(&m(6, 9, 1, 0, &[1, 2, 3]), &mut wire)
+            .unwrap();
+        r.feed(&wire[..5]);
+        assert_eq!(r.next_message().unwrap(), None);
+        r.release_empty_buffer();
+        assert_eq!(r.buffered(), 5);
+        r.feed(&wire[5..]);
+        assert!(r.next_message().unwrap().is_some());
+        assert!(r.buffer_mut().capacity() > 0);
+        r.release_empty_buffer();
+        assert_eq!(r.buffer_mut().capacity(), 0);
+        // It reads on as before.
+        r.feed(&wire);
+        assert_eq!(r.next_message().unwrap().unwrap().payload.len(), 3);
     }
 
     #[test]

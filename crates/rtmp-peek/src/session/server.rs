@@ -243,6 +243,12 @@ impl ServerSession {
         if result.is_err() {
             self.state = State::Closed;
         }
+        // Before identification a client mostly waits (for its next command, or forever
+        // in a connection storm): an input buffer parsed to the end is freed rather than
+        // kept at the size of the largest read.
+        if self.state != State::Identified {
+            self.leg.reader.release_empty_buffer();
+        }
         result
     }
 
@@ -251,9 +257,10 @@ impl ServerSession {
         self.events.pop_front()
     }
 
-    /// Takes the bytes to send to the client.
+    /// Takes the bytes to send to the client. The output buffer goes with them: a session
+    /// waiting for its client keeps no storage for replies already taken.
     pub fn take_output(&mut self) -> Bytes {
-        self.leg.take_output()
+        std::mem::take(&mut self.leg.out).freeze()
     }
 
     /// Whether bytes are waiting in [`take_output`](Self::take_output).
