@@ -312,3 +312,50 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A FAKE HTTP-FLV origin (nginx-rtmp serves no HTTP-FLV): answers any request with
+/// `clip` (an FLV file) looped from after its header, paced at `kbps` in 100 ms slices.
+pub async fn fake_flv_origin(clip: std::sync::Arc<Vec<u8>>, kbps: u64) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let clip = clip.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                if tokio::io::AsyncReadExt::read(&mut stream, &mut head)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let reply =
+                    "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
+                if tokio::io::AsyncWriteExt::write_all(&mut stream, reply.as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                // Paced at the bitrate, in 100 ms slices, looping the clip.
+                let slice = (kbps * 1000 / 8 / 10) as usize;
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+                let mut offset = 0;
+                loop {
+                    tick.tick().await;
+                    let end = (offset + slice).min(clip.len());
+                    if tokio::io::AsyncWriteExt::write_all(&mut stream, &clip[offset..end])
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    offset = if end == clip.len() { 13 } else { end };
+                }
+            });
+        }
+    });
+    addr
+}

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use flv_http::{FlvReader, TagKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,7 +44,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let fake = runtime.block_on(start_fake_origin(clip.clone(), kbps));
+    let fake = runtime.block_on(common::fake_flv_origin(clip.clone(), kbps));
 
     let nginx = common::NginxRtmp::start(&workdir.join("nginx"));
     let mut publisher = Command::new("ffmpeg")
@@ -301,40 +301,6 @@ async fn run_viewers(
         out.push(t.await.unwrap_or(0));
     }
     out
-}
-
-async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let clip = clip.clone();
-            tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                if stream.read(&mut head).await.is_err() {
-                    return;
-                }
-                let reply =
-                    "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
-                if stream.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-                // Paced at the bitrate, in 100 ms slices, looping the clip.
-                let slice = (kbps * 1000 / 8 / 10) as usize;
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                let mut offset = 0;
-                loop {
-                    tick.tick().await;
-                    let end = (offset + slice).min(clip.len());
-                    if stream.write_all(&clip[offset..end]).await.is_err() {
-                        return;
-                    }
-                    offset = if end == clip.len() { 13 } else { end };
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn make_clip(path: &std::path::Path, kbps: u64) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +37,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let origin = runtime.block_on(start_fake_origin(clip, kbps));
+    let origin = runtime.block_on(common::fake_flv_origin(clip, kbps));
 
     let workdir = std::env::temp_dir().join(format!("flv-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).expect("workdir");
@@ -177,40 +177,6 @@ async fn run_viewers(addr: SocketAddr, viewers: usize, seconds: u64) -> Outcome 
         bytes: total.load(Ordering::Relaxed),
         finished,
     }
-}
-
-async fn start_fake_origin(clip: Arc<Vec<u8>>, kbps: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let clip = clip.clone();
-            tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                if stream.read(&mut head).await.is_err() {
-                    return;
-                }
-                let reply =
-                    "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\r\n";
-                if stream.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-                // Paced at the bitrate, in 100 ms slices, looping the clip.
-                let slice = (kbps * 1000 / 8 / 10) as usize;
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                let mut offset = 0;
-                loop {
-                    tick.tick().await;
-                    let end = (offset + slice).min(clip.len());
-                    if stream.write_all(&clip[offset..end]).await.is_err() {
-                        return;
-                    }
-                    offset = if end == clip.len() { 13 } else { end };
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn make_clip() -> Arc<Vec<u8>> {
