@@ -359,3 +359,28 @@ pub async fn fake_flv_origin(clip: std::sync::Arc<Vec<u8>>, kbps: u64) -> std::n
     });
     addr
 }
+
+/// The median (the upper one of an even count); sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Publishes the clip as fast as ffmpeg and the server allow; the wall time.
+pub fn publish(clip: &Path, url: &str) -> f64 {
+    let start = std::time::Instant::now();
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(clip)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg is needed: apt-get install -y ffmpeg");
+    let took = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "publishing to {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}

@@ -14,9 +14,8 @@
 #[path = "common.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::process::Command;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -50,23 +49,23 @@ fn main() {
 
     println!("RTMP relay: {clip_mb:.1} MB clip ({seconds} s of 720p at {kbps} kbit/s), published without -re, {runs} runs each way");
     // One warm-up each way (page cache, nginx and proxy first allocations).
-    publish(&clip, &direct_url(99));
-    publish(&clip, &proxied_url(99));
-    publish(&clip, &haproxied_url(99));
+    common::publish(&clip, &direct_url(99));
+    common::publish(&clip, &proxied_url(99));
+    common::publish(&clip, &haproxied_url(99));
     let rss_idle = proxy.rss_kib();
 
     let (mut direct, mut proxied, mut haproxied) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cpu, mut ha_cpu) = (0.0, 0.0);
     let (mut cpu_runs, mut ha_cpu_runs) = (Vec::new(), Vec::new());
     for n in 0..runs {
-        direct.push(publish(&clip, &direct_url(n)));
+        direct.push(common::publish(&clip, &direct_url(n)));
         let before = proxy.cpu_seconds();
-        proxied.push(publish(&clip, &proxied_url(n)));
+        proxied.push(common::publish(&clip, &proxied_url(n)));
         let used = proxy.cpu_seconds() - before;
         cpu += used;
         cpu_runs.push(used * 1000.0 / clip_mb);
         let before = haproxy.cpu_seconds();
-        haproxied.push(publish(&clip, &haproxied_url(n)));
+        haproxied.push(common::publish(&clip, &haproxied_url(n)));
         let used = haproxy.cpu_seconds() - before;
         ha_cpu += used;
         ha_cpu_runs.push(used * 1000.0 / clip_mb);
@@ -74,9 +73,9 @@ fn main() {
     let peak_rss = peak_rss_kib(proxy.child.id());
 
     let (d, p, h) = (
-        median(&mut direct),
-        median(&mut proxied),
-        median(&mut haproxied),
+        common::median(&mut direct),
+        common::median(&mut proxied),
+        common::median(&mut haproxied),
     );
     let relayed_mb = clip_mb * runs as f64;
     println!(
@@ -128,30 +127,6 @@ fn show(v: &[f64]) -> String {
         .map(|s| format!("{s:.3}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Publishes the clip as fast as ffmpeg and the server allow; the wall time.
-fn publish(clip: &Path, url: &str) -> f64 {
-    let start = Instant::now();
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
-        .arg(clip)
-        .args(["-c", "copy", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg is needed: apt-get install -y ffmpeg");
-    let took = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "publishing to {url} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
 }
 
 /// The clip, generated once per (seconds, kbps) and kept in the temp directory.

@@ -17,7 +17,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -65,15 +64,15 @@ fn main() {
     let tls = |n: usize| format!("rtmps://{}/live/tls{n}", proxy.addr("rtmps"));
 
     println!("TLS relay: {clip_mb:.1} MB clip ({seconds} s of 720p at {kbps} kbit/s), published without -re, {runs} runs each way, alternating");
-    publish(&clip, &plain(99));
-    publish(&clip, &tls(99));
+    common::publish(&clip, &plain(99));
+    common::publish(&clip, &tls(99));
     let (mut plain_wall, mut tls_wall) = (Vec::new(), Vec::new());
     let (mut plain_cpu, mut tls_cpu) = (0.0, 0.0);
     for n in 0..runs {
         let before = proxy.cpu_seconds();
-        plain_wall.push(publish(&clip, &plain(n)));
+        plain_wall.push(common::publish(&clip, &plain(n)));
         let between = proxy.cpu_seconds();
-        tls_wall.push(publish(&clip, &tls(n)));
+        tls_wall.push(common::publish(&clip, &tls(n)));
         plain_cpu += between - before;
         tls_cpu += proxy.cpu_seconds() - between;
     }
@@ -83,13 +82,13 @@ fn main() {
         "plain RTMP: proxy CPU {:.2} ms per MB ({:.0} MB per CPU second); median wall {:.3} s",
         plain_per_mb * 1e3,
         1.0 / plain_per_mb.max(1e-9),
-        median(&mut plain_wall)
+        common::median(&mut plain_wall)
     );
     println!(
         "RTMPS     : proxy CPU {:.2} ms per MB ({:.0} MB per CPU second); median wall {:.3} s",
         tls_per_mb * 1e3,
         1.0 / tls_per_mb.max(1e-9),
-        median(&mut tls_wall)
+        common::median(&mut tls_wall)
     );
     println!(
         "CPU per MB ratio RTMPS / RTMP: {:.2}",
@@ -237,30 +236,6 @@ impl Pki {
             rsa,
         }
     }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Publishes the clip as fast as ffmpeg and the server allow; the wall time.
-fn publish(clip: &Path, url: &str) -> f64 {
-    let start = Instant::now();
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
-        .arg(clip)
-        .args(["-c", "copy", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg is needed: apt-get install -y ffmpeg");
-    let took = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "publishing to {url} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
 }
 
 /// A constant-bitrate 720p H.264/AAC clip (filler NAL units: the size the bitrate says).
