@@ -1,5 +1,6 @@
 //! [`RedisBalancer`]: the [`Balancer`] of a fleet of proxies sharing one Redis.
 
+use crate::breaker::{self, Breaker};
 use std::future::Future;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub struct RedisBalancer {
     keys: Keys,
     scripts: Scripts,
     cache: StatusCache,
+    breaker: Breaker,
 }
 
 /// What the pick script decided.
@@ -88,6 +90,7 @@ impl RedisBalancer {
             keys: Keys::new(prefix),
             scripts: Scripts::new(),
             cache: StatusCache::new(redis.status_cache),
+            breaker: Breaker::default(),
         };
         if let Err(e) = connected {
             balancer.close().await;
@@ -127,20 +130,37 @@ impl RedisBalancer {
     }
 
     /// A Redis call that fails with [`Error::Unavailable`] rather than wait past the timeout;
-    /// each failure counts in `proxy_redis_errors_total{operation=what}`.
+    /// each failure counts in `proxy_redis_errors_total{operation=what}`. For a moment
+    /// after a call found Redis unreachable, calls fail at once ([`Breaker`]).
     async fn bounded<T>(
         &self,
         what: &'static str,
         call: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, Error> {
+        if !self.breaker.admit(self.command_timeout) {
+            return Err(Error::Unavailable(format!(
+                "redis {what}: unreachable a moment ago; failing at once for up to {:?}",
+                breaker::OPEN_FOR
+            )));
+        }
         match tokio::time::timeout(self.command_timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.breaker.succeeded();
+                Ok(value)
+            }
             Ok(Err(e)) => {
                 count_error(what);
+                if unreachable(&e) {
+                    self.breaker.failed();
+                } else {
+                    // Redis answered (with an error): it is there.
+                    self.breaker.succeeded();
+                }
                 Err(unavailable(what, &e))
             }
             Err(_) => {
                 count_error(what);
+                self.breaker.failed();
                 Err(Error::Unavailable(format!(
                     "redis {what}: no reply within {:?}",
                     self.command_timeout
@@ -550,6 +570,15 @@ fn placed<T>(left: &Option<T>) -> &'static str {
 
 fn count_error(operation: &'static str) {
     metrics::counter!("proxy_redis_errors_total", "operation" => operation).increment(1);
+}
+
+/// Whether an error says Redis could not be reached (rather than that it refused).
+fn unreachable(e: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled | ErrorKind::Backpressure
+    )
 }
 
 fn unavailable(what: &str, e: &fred::error::Error) -> Error {

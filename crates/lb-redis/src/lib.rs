@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod balancer;
+mod breaker;
 mod config;
 mod keys;
 mod scripts;
