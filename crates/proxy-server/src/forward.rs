@@ -120,7 +120,7 @@ pub async fn send<B>(
     client: ClientAddrs,
     request: Request<B>,
     wait: Duration,
-) -> Result<Response<Incoming>, LinkError>
+) -> Result<Response<OriginBody>, LinkError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -144,7 +144,7 @@ pub async fn pick_and_send<B>(
     client: ClientAddrs,
     wait: Duration,
     request: impl Fn() -> Result<Request<B>, LinkError>,
-) -> Result<(Origin, Response<Incoming>), LinkError>
+) -> Result<(Origin, Response<OriginBody>), LinkError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -173,7 +173,7 @@ pub async fn send_over<B>(
     endpoint: &Endpoint,
     request: Request<B>,
     wait: Duration,
-) -> Result<Response<Incoming>, LinkError>
+) -> Result<Response<OriginBody>, LinkError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -186,15 +186,28 @@ where
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| failed(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("origin connection ended: {e}");
+        // The connection is driven here until the response head, then by whoever reads
+        // the body: no task of its own (a viewer costs one task, not two).
+        let mut conn: Driver = Box::pin(conn);
+        let mut conn_done = false;
+        let send = sender.send_request(request);
+        tokio::pin!(send);
+        let response = loop {
+            tokio::select! {
+                response = &mut send => break response.map_err(|e| failed(e.to_string()))?,
+                ended = &mut conn, if !conn_done => {
+                    // The request's own future reports why (closed, malformed...).
+                    if let Err(e) = ended {
+                        tracing::debug!("origin connection ended: {e}");
+                    }
+                    conn_done = true;
+                }
             }
-        });
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| failed(e.to_string()))
+        };
+        Ok(response.map(|body| OriginBody {
+            conn: (!conn_done).then_some(conn),
+            body,
+        }))
     };
     match tokio::time::timeout(wait, exchange).await {
         Ok(answered) => answered,
@@ -210,6 +223,47 @@ where
     }
 }
 
+/// An origin connection, driven by whoever reads its response.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// An origin's response body with the connection that carries it: reading the body drives
+/// the connection, so an origin exchange needs no task of its own. Dropping it closes the
+/// connection.
+pub struct OriginBody {
+    conn: Option<Driver>,
+    body: Incoming,
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(conn) = this.conn.as_mut() {
+            if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
+                // The body reports a connection that failed mid-way itself.
+                if let Err(e) = ended {
+                    tracing::debug!("origin connection ended: {e}");
+                }
+                this.conn = None;
+            }
+        }
+        Pin::new(&mut this.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// A response body that counts what it carries and holds the session open while it is
 /// streamed: when the client goes away, hyper drops it, which drops the origin's body and
 /// with it the origin connection.
@@ -217,7 +271,7 @@ where
 /// An origin that sends nothing for `idle` ends the body (and the client's response) with
 /// an error, as the other relays' idle timeout does.
 pub struct Relayed {
-    inner: Incoming,
+    inner: OriginBody,
     traffic: Arc<Traffic>,
     idle: Duration,
     /// When the origin last sent something.
@@ -230,7 +284,7 @@ pub struct Relayed {
 }
 
 impl Relayed {
-    pub fn new(inner: Incoming, session: SessionGuard, idle: Duration) -> Self {
+    pub fn new(inner: OriginBody, session: SessionGuard, idle: Duration) -> Self {
         let now = tokio::time::Instant::now();
         Relayed {
             inner,

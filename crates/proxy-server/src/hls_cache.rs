@@ -17,7 +17,7 @@ use hls_rewrite::cache::{CacheControl, Lru, PlaylistTiming, Policy, Resource};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Frame};
 use lb_core::Origin;
 use sha2::Digest;
 use tokio::sync::OnceCell;
@@ -165,7 +165,9 @@ impl EdgeCache {
     ) -> Result<Served, Refusal>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(Origin, Response<Incoming>), Refusal>>,
+        Fut: std::future::Future<
+            Output = Result<(Origin, Response<crate::forward::OriginBody>), Refusal>,
+        >,
     {
         let key: Arc<str> = key.into();
         let cell = {
@@ -250,7 +252,9 @@ impl EdgeCache {
     ) -> Result<Arc<Entry>, Result<TooLarge, Refusal>>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(Origin, Response<Incoming>), Refusal>>,
+        Fut: std::future::Future<
+            Output = Result<(Origin, Response<crate::forward::OriginBody>), Refusal>,
+        >,
     {
         let (origin, response) = fetch().await.map_err(Err)?;
         let (mut parts, mut body) = response.into_parts();
@@ -259,23 +263,24 @@ impl EdgeCache {
             Class::Playlist { .. } => hls_rewrite::DEFAULT_MAX_SIZE,
             Class::Media => self.lru().entry_cap(),
         };
-        let too_large =
-            |prefix: Option<Bytes>, rest: Incoming, mut parts: http::response::Parts| {
-                if class != Class::Media {
-                    return Err(Err(Refusal::new(
-                        StatusCode::BAD_GATEWAY,
-                        format!("the origin's playlist is over {cap} bytes"),
-                    )));
-                }
-                if prefix.is_some() {
-                    parts.headers.remove(header::CONTENT_LENGTH);
-                }
-                let body = Prefixed { prefix, rest }.boxed_unsync();
-                Err(Ok(TooLarge(Box::new((
-                    origin.clone(),
-                    Response::from_parts(parts, body),
-                )))))
-            };
+        let too_large = |prefix: Option<Bytes>,
+                         rest: crate::forward::OriginBody,
+                         mut parts: http::response::Parts| {
+            if class != Class::Media {
+                return Err(Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the origin's playlist is over {cap} bytes"),
+                )));
+            }
+            if prefix.is_some() {
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+            let body = Prefixed { prefix, rest }.boxed_unsync();
+            Err(Ok(TooLarge(Box::new((
+                origin.clone(),
+                Response::from_parts(parts, body),
+            )))))
+        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -490,7 +495,7 @@ pub fn count(class: Class, served: &Served, sent: usize) {
 /// The bytes already read from a response too large to cache, then the rest of it.
 struct Prefixed {
     prefix: Option<Bytes>,
-    rest: Incoming,
+    rest: crate::forward::OriginBody,
 }
 
 impl Body for Prefixed {

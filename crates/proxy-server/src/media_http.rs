@@ -444,7 +444,7 @@ async fn fetch(
     key: &StreamKey,
     req: Request<Incoming>,
     query: &str,
-) -> Result<(Origin, Response<Incoming>), Refusal> {
+) -> Result<(Origin, Response<crate::forward::OriginBody>), Refusal> {
     let to = match origin {
         Some(origin) => To::Origin(Box::new(origin)),
         None => To::Pick(key),
@@ -522,7 +522,7 @@ async fn send_to_origin(
     to: To<'_>,
     req: Request<Incoming>,
     query: Option<&str>,
-) -> Result<(Origin, Response<Incoming>), Refusal> {
+) -> Result<(Origin, Response<crate::forward::OriginBody>), Refusal> {
     let (parts, _body) = req.into_parts();
     let target = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{}?{q}", parts.uri.path()),
@@ -560,7 +560,7 @@ async fn send_to_origin(
 }
 
 /// An origin's answer passed on as it is, outside any session: an error page, not media.
-fn unrelayed(response: Response<Incoming>) -> Response<ProxyBody> {
+fn unrelayed(response: Response<crate::forward::OriginBody>) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
@@ -568,7 +568,7 @@ fn unrelayed(response: Response<Incoming>) -> Response<ProxyBody> {
 
 fn relayed(
     ctx: &Context,
-    response: Response<Incoming>,
+    response: Response<crate::forward::OriginBody>,
     session: crate::sessions::SessionGuard,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
