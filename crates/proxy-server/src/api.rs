@@ -700,29 +700,9 @@ async fn proxy_summary(State(ctx): State<Arc<Context>>) -> Json<Value> {
     let in_use = live
         .max_connections
         .saturating_sub(ctx.connections.available_permits());
-    let mut refusals: HashMap<String, f64> = HashMap::new();
-    let mut reloads: HashMap<String, f64> = HashMap::new();
-    for line in crate::metrics::render_prometheus()
-        .unwrap_or_default()
-        .lines()
-    {
-        let target = if line.starts_with("proxy_refusals_total{") {
-            (&mut refusals, "reason=\"")
-        } else if line.starts_with("proxy_config_reloads_total{") {
-            (&mut reloads, "result=\"")
-        } else {
-            continue;
-        };
-        let (map, label) = target;
-        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        let name = line
-            .split_once(label)
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(name, _)| name.to_owned());
-        if let (Some(name), Some(value)) = (name, value) {
-            *map.entry(name).or_default() += value;
-        }
-    }
+    let refusals: HashMap<&str, u64> = crate::metrics::refusal_counts().collect();
+    let (applied, failed) = crate::metrics::reload_counts();
+    let reloads = json!({ "applied": applied, "failed": failed });
     Json(json!({
         "code": 0,
         "data": {

@@ -35,6 +35,8 @@
 //!   when `/metrics` is scraped, and rendered then (see [`ScrapeGauges`]), so an origin
 //!   that is gone leaves no stale series.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
 /// Why a client was turned away; the `reason` label of `proxy_refusals_total`.
@@ -65,6 +67,20 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in declaration order (`as usize` indexes it).
+    pub const ALL: [Refusal; 10] = [
+        Refusal::ConnectionLimit,
+        Refusal::IpLimit,
+        Refusal::HandshakeTimeout,
+        Refusal::BadRequest,
+        Refusal::NoOrigin,
+        Refusal::OriginFull,
+        Refusal::OriginUnreachable,
+        Refusal::OriginRefused,
+        Refusal::LocalResources,
+        Refusal::BufferBudget,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,6 +119,29 @@ pub fn tls_reload(outcome: &'static str) {
 pub fn refused(protocol: &'static str, reason: Refusal) {
     counter!("proxy_refusals_total", "protocol" => protocol, "reason" => reason.as_str())
         .increment(1);
+    REFUSALS[reason as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// This process's refusals by reason and reloads by result (applied, failed), kept
+/// beside the Prometheus counters for the console's `GET /api/v1/proxy`: read directly,
+/// whatever recorder an embedding program installed.
+static REFUSALS: [AtomicU64; Refusal::ALL.len()] =
+    [const { AtomicU64::new(0) }; Refusal::ALL.len()];
+static RELOADS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+/// Refusals so far, by reason (every reason, zeros included).
+pub fn refusal_counts() -> impl Iterator<Item = (&'static str, u64)> {
+    Refusal::ALL
+        .into_iter()
+        .map(|r| (r.as_str(), REFUSALS[r as usize].load(Ordering::Relaxed)))
+}
+
+/// Configuration reloads so far: (applied, failed).
+pub fn reload_counts() -> (u64, u64) {
+    (
+        RELOADS[0].load(Ordering::Relaxed),
+        RELOADS[1].load(Ordering::Relaxed),
+    )
 }
 
 /// A connect to an origin failed.
@@ -142,9 +181,11 @@ pub fn balancer_error(operation: &'static str) {
     counter!("proxy_balancer_errors_total", "operation" => operation).increment(1);
 }
 
-/// A configuration reload, by `result` (`applied` or `failed`).
-pub fn config_reload(result: &'static str) {
+/// A configuration reload, applied or failed (nothing changed).
+pub fn config_reload(applied: bool) {
+    let result = if applied { "applied" } else { "failed" };
     counter!("proxy_config_reloads_total", "result" => result).increment(1);
+    RELOADS[usize::from(!applied)].fetch_add(1, Ordering::Relaxed);
 }
 
 /// The process-wide Prometheus recorder: `Some` once this crate installed it, `None` when

@@ -110,7 +110,7 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
     let new = match loaded {
         Ok(config) => config,
         Err(e) => {
-            crate::metrics::config_reload("failed");
+            crate::metrics::config_reload(false);
             tracing::error!(trigger, "configuration reload failed; nothing changed: {e}");
             return Err(e);
         }
@@ -138,7 +138,7 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
         }
     }
     outcome.millis = started.elapsed().as_secs_f64() * 1000.0;
-    crate::metrics::config_reload("applied");
+    crate::metrics::config_reload(true);
     tracing::info!(
         trigger,
         applied = ?outcome.applied,
