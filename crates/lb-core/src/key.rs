@@ -58,6 +58,19 @@ impl StreamKey {
         Self::new(Some(vhost.as_deref().unwrap_or(host)), app, stream)
     }
 
+    /// What an RTMP client connecting to `host:port` sends for this stream: the `connect`
+    /// app and tcUrl (with `?vhost=` for a vhost other than the default, as SRS reads it;
+    /// the stream name is [`StreamKey::stream`]). [`StreamKey::from_rtmp`] reads them back
+    /// as this key.
+    pub fn rtmp_names(&self, host: &str, port: u16) -> (String, String) {
+        let mut tc_url = format!("rtmp://{host}:{port}/{}", self.app);
+        if self.vhost != DEFAULT_VHOST {
+            tc_url.push_str("?vhost=");
+            tc_url.push_str(&self.vhost);
+        }
+        (self.app.clone(), tc_url)
+    }
+
     /// From an HTTP request: `Host` header, path (`/live/livestream.flv`) and query, by
     /// [`flv_http`]'s rules: the path's last segment is the stream without its media
     /// extension; the segments before it are the app; `app`, `stream` and `vhost` query
@@ -267,6 +280,19 @@ mod tests {
             (k.to_string(), mode),
             (key("__defaultVhost__/live/livestream"), Mode::Request)
         );
+    }
+
+    #[test]
+    fn rtmp_names_read_back_as_the_same_key() {
+        for key in [
+            StreamKey::new(Some("a.example.com"), "live", "cam1").unwrap(),
+            StreamKey::new(None, "live", "cam1").unwrap(),
+        ] {
+            let (app, tc_url) = key.rtmp_names("10.0.0.5", 1935);
+            assert_eq!(app, "live");
+            assert!(tc_url.starts_with("rtmp://10.0.0.5:1935/live"), "{tc_url}");
+            assert_eq!(StreamKey::from_rtmp(&tc_url, key.stream()).unwrap(), key);
+        }
     }
 
     #[test]

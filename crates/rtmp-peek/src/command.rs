@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::amf0::{self, Amf0Limits, Object, Value};
 use crate::message::{csid, types};
-use crate::{Error, Message};
+use crate::{Control, Error, Message, UserControl};
 
 /// What `publish` asks the server to do with the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +335,26 @@ impl Command {
         self.info().and_then(|i| i.get_str("code"))
     }
 
+    /// Whether an origin's `msg`, on a play, says the stream ended: `onStatus`
+    /// `NetStream.Play.UnpublishNotify` or `NetStream.Play.Stop`, or a StreamEOF user
+    /// control. Anything else (media, other commands, what does not parse) does not.
+    pub fn ends_play(msg: &Message, limits: &Amf0Limits) -> bool {
+        match msg.type_id {
+            types::COMMAND_AMF0 | types::COMMAND_AMF3 => Command::from_message(msg, limits)
+                .is_ok_and(|c| {
+                    matches!(
+                        c.code(),
+                        Some("NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop")
+                    )
+                }),
+            types::USER_CONTROL => matches!(
+                Control::decode(msg),
+                Ok(Some(Control::UserControl(UserControl::StreamEof(_))))
+            ),
+            _ => false,
+        }
+    }
+
     /// `info()`'s `description`.
     pub fn description(&self) -> Option<&str> {
         self.info().and_then(|i| i.get_str("description"))
@@ -606,6 +626,33 @@ mod tests {
         let mut out = Vec::new();
         amf0::encode_all(values, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn a_play_ends_with_unpublish_notify_stop_or_stream_eof() {
+        let status = |code: &str| {
+            Command::on_status("status", code, "")
+                .to_message(1)
+                .unwrap()
+        };
+        assert!(Command::ends_play(
+            &status("NetStream.Play.UnpublishNotify"),
+            &lim()
+        ));
+        assert!(Command::ends_play(&status("NetStream.Play.Stop"), &lim()));
+        assert!(!Command::ends_play(&status("NetStream.Play.Start"), &lim()));
+        let eof = Control::UserControl(UserControl::StreamEof(1)).to_message();
+        assert!(Command::ends_play(&eof, &lim()));
+        let begin = Control::UserControl(UserControl::StreamBegin(1)).to_message();
+        assert!(!Command::ends_play(&begin, &lim()));
+        let audio = Message::new(
+            csid::AUDIO,
+            types::AUDIO,
+            1,
+            0,
+            bytes::Bytes::from_static(&[0xaf, 1]),
+        );
+        assert!(!Command::ends_play(&audio, &lim()));
     }
 
     #[test]

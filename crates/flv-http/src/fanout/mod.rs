@@ -111,10 +111,12 @@ impl FanOut {
     }
 
     /// Takes an RTMP message's type, timestamp and payload. Audio (8), video (9) and data
-    /// (18, 15) are kept; anything else is ignored. Returns whether the message was kept.
+    /// (18, 15) are kept, and the tags of an aggregate (22, [`FanOut::push_aggregate`]);
+    /// anything else is ignored. Returns whether anything was kept.
     pub fn push_message(&mut self, type_id: u8, timestamp: u32, payload: &[u8]) -> bool {
         let type_id = match type_id {
             8 | 9 | 18 => type_id,
+            22 => return self.push_aggregate(timestamp, payload) > 0,
             // AMF3 data: a leading 0 byte then AMF0, as FLV has no AMF3 script tag.
             15 => match payload.split_first() {
                 Some((0, rest)) => return self.push_data(timestamp, rest),

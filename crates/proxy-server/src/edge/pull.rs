@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use flv_http::{FanOut, TsFanOut};
 use http_body_util::{BodyExt, Empty};
-use lb_core::{PickIntent, StreamKey};
+use lb_core::PickIntent;
 use rtmp_peek::message::types;
 use rtmp_peek::{
-    ClientConfig, ClientEvent, ClientSession, Command, Control, Leg as RtmpLeg, Message,
-    OriginRequest, StreamKind, UserControl,
+    Amf0Limits, ClientConfig, ClientEvent, ClientSession, Command, Leg as RtmpLeg, Message,
+    OriginRequest, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -166,17 +166,6 @@ pub async fn run_ts(ctx: Arc<Context>, hub: Arc<Hub<TsFanOut>>) {
     .await
 }
 
-/// The stream as an RTMP client names it: tcUrl (with `?vhost=` for a vhost other than
-/// the default, as SRS reads it), app and stream name.
-fn rtmp_names(key: &StreamKey, endpoint: &lb_core::Endpoint) -> (String, String) {
-    let mut tc_url = format!("rtmp://{}:{}/{}", endpoint.host, endpoint.port, key.app());
-    if key.vhost() != lb_core::DEFAULT_VHOST {
-        tc_url.push_str("?vhost=");
-        tc_url.push_str(key.vhost());
-    }
-    (key.app().to_owned(), tc_url)
-}
-
 async fn pull_rtmp(ctx: &Arc<Context>, hub: &Arc<Hub<FanOut>>, again: bool) -> PullEnd {
     let key = hub.key.clone();
     let linked = with_origins(ctx, &key, PickIntent::Play, Leg::Rtmp, |origin| {
@@ -188,7 +177,7 @@ async fn pull_rtmp(ctx: &Arc<Context>, hub: &Arc<Hub<FanOut>>, again: bool) -> P
         Ok(linked) => linked,
         Err(e) => return PullEnd::Failed(link_reason(&e)),
     };
-    let (app, tc_url) = rtmp_names(&key, &endpoint);
+    let (app, tc_url) = key.rtmp_names(&endpoint.host, endpoint.port);
     let request = match OriginRequest::new(StreamKind::Play, &app, &tc_url, key.stream()) {
         Ok(r) => r,
         Err(e) => return PullEnd::Failed(format!("cannot build the play request: {e}")),
@@ -311,44 +300,14 @@ async fn verdict(
     }
 }
 
-/// Whether a message says the stream's publisher left.
-fn unpublished(msg: &Message) -> bool {
-    match msg.type_id {
-        types::COMMAND_AMF0 | types::COMMAND_AMF3 => {
-            let limits = rtmp_peek::Amf0Limits::default();
-            Command::from_message(msg, &limits).is_ok_and(|c| {
-                matches!(
-                    c.code(),
-                    Some("NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop")
-                )
-            })
-        }
-        types::USER_CONTROL => matches!(
-            Control::decode(msg),
-            Ok(Some(Control::UserControl(UserControl::StreamEof(_))))
-        ),
-        _ => false,
-    }
-}
-
-/// Pushes a media message into the hub; returns whether it was media.
+/// Pushes a message into the hub; returns whether it was media (audio or video: metadata
+/// alone does not show the upstream is alive).
 fn push_media(hub: &Hub<FanOut>, msg: &Message) -> bool {
-    let kept = {
-        let mut buffer = hub.buffer();
-        match msg.type_id {
-            types::AGGREGATE => buffer.push_aggregate(msg.timestamp, &msg.payload) > 0,
-            types::AUDIO | types::VIDEO => {
-                buffer.push_message(msg.type_id, msg.timestamp, &msg.payload)
-            }
-            types::DATA_AMF0 | types::DATA_AMF3 => {
-                buffer.push_message(msg.type_id, msg.timestamp, &msg.payload);
-                false
-            }
-            _ => false,
-        }
-    };
+    let kept = hub
+        .buffer()
+        .push_message(msg.type_id, msg.timestamp, &msg.payload);
     hub.media_arrived();
-    kept
+    kept && !matches!(msg.type_id, types::DATA_AMF0 | types::DATA_AMF3)
 }
 
 /// Reads the origin's media into the hub until the session ends; returns why.
@@ -368,7 +327,7 @@ async fn media(
             };
             if push_media(hub, &msg) {
                 last_media = Instant::now();
-            } else if unpublished(&msg) {
+            } else if Command::ends_play(&msg, &Amf0Limits::default()) {
                 return "the publisher left".to_owned();
             }
         }
