@@ -69,6 +69,14 @@ cargo test --workspace --doc --quiet
 # builds each crate from its tarball: seconds when the dependencies are built, a few
 # minutes on an empty target directory.
 library_crates=(rtmp-peek flv-http hls-rewrite stun-ufrag srt-streamid lb-core lb-memory lb-redis proxy-server)
+# Cargo unpacks the overlay's tarballs under $CARGO_HOME/registry/src/-<hash of the
+# overlay's path>/ and never unpacks a name-version again once that directory exists, so
+# a checkout at a path used before would verify against the sources of an earlier run.
+# Overlay registries are the directories whose names start with '-' (crates.io's do not).
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${library_crates[@]}"; do
+  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate
+done
 cargo package --quiet --allow-dirty "${library_crates[@]/#/--package=}"
 
 # Embedding as a user would: a project outside the workspace depends on rtmp-peek and
