@@ -69,13 +69,18 @@ cargo test --workspace --doc --quiet
 # builds each crate from its tarball: seconds when the dependencies are built, a few
 # minutes on an empty target directory.
 library_crates=(rtmp-peek flv-http hls-rewrite stun-ufrag srt-streamid lb-core lb-memory lb-redis proxy-server)
-# Cargo unpacks the overlay's tarballs under $CARGO_HOME/registry/src/-<hash of the
-# overlay's path>/ and never unpacks a name-version again once that directory exists, so
-# a checkout at a path used before would verify against the sources of an earlier run.
-# Overlay registries are the directories whose names start with '-' (crates.io's do not).
+# The overlay's sources look immutable to cargo, and they are not from one run to the
+# next: cargo never unpacks a name-version again once $CARGO_HOME/registry/src/-<hash of
+# the overlay's path>/ holds it, and the unpacked files all carry the tarball's fixed
+# mtime, so builds of them from an earlier run look fresh. Drop both, so verification
+# builds this run's tarballs. (Overlay registries are the directories whose names start
+# with '-'; our crates' other fingerprints only cost a rebuild of our own crates.)
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
+target=${CARGO_TARGET_DIR:-$PWD/target}
 for crate in "${library_crates[@]}"; do
-  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate
+  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* \
+    "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate \
+    "$target"/debug/.fingerprint/"$crate"-[0-9a-f]*
 done
 cargo package --quiet --allow-dirty "${library_crates[@]/#/--package=}"
 
