@@ -19,6 +19,7 @@ use super::{Clock, Event, Leg, Phase, DRAIN, MAX_DATAGRAM};
 use crate::limits::IpGuard;
 use crate::metrics;
 use crate::sessions::{Protocol, SessionGuard, Traffic};
+use crate::udp_batch::{self, Batch, Run};
 use crate::Context;
 
 /// What the receive loop hands to a new session's task.
@@ -26,6 +27,8 @@ pub(super) struct Setup {
     pub ctx: Arc<Context>,
     /// The client-facing socket.
     pub front: Arc<UdpSocket>,
+    /// Batched reads and segmented sends.
+    pub state: Arc<quinn_udp::UdpSocketState>,
     pub events: mpsc::Sender<Event>,
     pub clock: Clock,
     /// The client's handshake, the proxy's ids allocated.
@@ -41,6 +44,7 @@ pub(super) async fn run(setup: Setup) {
     let Setup {
         ctx,
         front,
+        state,
         events,
         clock,
         mut session,
@@ -98,12 +102,14 @@ pub(super) async fn run(setup: Setup) {
     let socket = Arc::new(socket);
     let leg = Leg {
         origin: socket.clone(),
+        to: endpoint,
         traffic: traffic.clone(),
         phase: phase_tx,
     };
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, ?mode, "SRT session started");
     let mut live = Live {
         front,
+        state,
         origin: socket,
         client,
         relay,
@@ -145,6 +151,7 @@ async fn decline(events: &mpsc::Sender<Event>, session: Session) {
 /// closes both legs.
 struct Live {
     front: Arc<UdpSocket>,
+    state: Arc<quinn_udp::UdpSocketState>,
     origin: Arc<UdpSocket>,
     client: SocketAddr,
     relay: Relay,
@@ -192,7 +199,8 @@ impl Live {
         idle: Duration,
         clock: Clock,
     ) -> End {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = Batch::new(MAX_DATAGRAM);
+        let mut run = Run::new();
         let mut silence = Silence::new(idle, clock.now());
         // Made once: each poll of a fresh one would register with the token again.
         let stopped = async {
@@ -210,13 +218,27 @@ impl Live {
                 // The front gone (the proxy is exiting) ends it as well.
                 said = &mut stopped => return if said { End::ClientShutdown } else { End::ProxyShutdown },
                 () = &mut origin_down => return End::OriginDown,
-                received = self.origin.recv(&mut buf) => {
-                    let mut received = received;
-                    for round in 1..=DRAIN {
-                        match received {
-                            Ok(n) => {
-                                let packet = buf.get_mut(..n).unwrap_or_default();
-                                if let Some(end) = self.to_client(packet).await {
+                ready = self.origin.readable() => {
+                    if let Err(e) = ready {
+                        tracing::debug!("srt: origin recv: {e}");
+                    }
+                    for _ in 0..DRAIN {
+                        match batch.try_recv(&self.origin, &self.state) {
+                            Ok(_) => {
+                                let mut end = None;
+                                for (_, packet) in batch.datagrams() {
+                                    match self.relay.from_origin(packet) {
+                                        Verdict::Drop => continue,
+                                        Verdict::Forward => {}
+                                        Verdict::Last => end = Some(End::OriginShutdown),
+                                    }
+                                    self.to_client(&mut run, packet).await;
+                                    if end.is_some() {
+                                        break;
+                                    }
+                                }
+                                self.flush(&mut run).await;
+                                if let Some(end) = end {
                                     return end;
                                 }
                             }
@@ -226,11 +248,6 @@ impl Live {
                             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                             Err(e) => tracing::debug!("srt: origin recv: {e}"),
                         }
-                        // Not one read more than is handled: that one would be lost.
-                        if round == DRAIN {
-                            break;
-                        }
-                        received = self.origin.try_recv(&mut buf);
                     }
                 }
                 () = &mut look => {
@@ -245,18 +262,26 @@ impl Live {
         }
     }
 
-    /// The per-packet path toward the client; `Some` when the session ends with it.
-    async fn to_client(&self, packet: &mut [u8]) -> Option<End> {
-        let end = match self.relay.from_origin(packet) {
-            Verdict::Drop => return None,
-            Verdict::Forward => None,
-            Verdict::Last => Some(End::OriginShutdown),
-        };
-        match self.front.send_to(packet, self.client).await {
-            Ok(n) => self.traffic.add_to_client(n),
-            Err(e) => tracing::debug!("srt: send to client: {e}"),
+    /// Gathers a readdressed packet for the client, sending first what it cannot join:
+    /// a batch's packets leave in as few segmented sends as their sizes allow.
+    async fn to_client(&self, run: &mut Run, packet: &[u8]) {
+        let max = self.state.max_gso_segments();
+        if !run.push(self.client, packet, max) {
+            self.flush(run).await;
+            // An empty run takes any datagram.
+            run.push(self.client, packet, max);
         }
-        end
+    }
+
+    /// Sends what was gathered for the client, waiting for room in the socket's buffer.
+    async fn flush(&self, run: &mut Run) {
+        if let Some(transmit) = run.transmit() {
+            match udp_batch::send(&self.state, &self.front, &transmit).await {
+                Ok(()) => self.traffic.add_to_client(run.bytes()),
+                Err(e) => tracing::debug!("srt: send to client: {e}"),
+            }
+        }
+        run.clear();
     }
 
     /// Logs the end and, when the proxy ends it, tells both peers.
