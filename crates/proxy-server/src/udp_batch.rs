@@ -66,18 +66,34 @@ impl Batch {
 
     /// Reads what is queued on `socket` without waiting: how many datagrams, or
     /// `WouldBlock` when there was nothing (which re-arms the socket's readiness).
+    ///
+    /// Fewer than [`BATCH`] datagrams means the queue was empty when `recvmmsg` returned
+    /// (a non-blocking `recvmmsg` stops early only at `EAGAIN` or an error, and an error
+    /// wakes the socket again): the readiness is re-armed then, as an `EAGAIN` would,
+    /// which spares the caller the one more system call that would only say so. It is
+    /// cleared under the readiness event seen before the read, so a datagram landing
+    /// after it still wakes the socket.
     pub fn try_recv(&mut self, socket: &UdpSocket, state: &UdpSocketState) -> io::Result<usize> {
         self.count = 0;
-        let (buf, meta, slot) = (&mut self.buf, &mut self.meta, self.slot);
-        let n = socket.try_io(Interest::READABLE, || {
+        let (buf, meta, slot, count) = (&mut self.buf, &mut self.meta, self.slot, &mut self.count);
+        let drained = socket.try_io(Interest::READABLE, || {
             let mut slices: [IoSliceMut<'_>; BATCH] = {
                 let mut chunks = buf.chunks_mut(slot);
                 std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
             };
-            state.recv(UdpSockRef::from(socket), &mut slices, meta)
-        })?;
-        self.count = n.min(BATCH);
-        Ok(self.count)
+            let n = state.recv(UdpSockRef::from(socket), &mut slices, meta)?;
+            *count = n.min(BATCH);
+            if *count < BATCH {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match drained {
+            Ok(()) => Ok(self.count),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.count > 0 => Ok(self.count),
+            Err(e) => Err(e),
+        }
     }
 
     /// The datagrams read, in order, each with its sender. (Should GRO be on for the
@@ -226,6 +242,7 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -319,5 +336,60 @@ mod tests {
         assert_eq!(sizes, [300, 300, 300, 300, 300, 20]);
         assert_eq!(got[3].1[0], 3, "in order, each datagram whole");
         assert_eq!(got[5].1[0], 9);
+    }
+
+    #[tokio::test]
+    async fn a_short_batch_re_arms_the_socket_and_the_next_datagram_wakes_it() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let state = state(rx.local_addr().expect("addr")).expect("state");
+        let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let to = rx.local_addr().expect("addr");
+        let mut batch = Batch::new(64);
+        for round in 0..3u8 {
+            tx.send_to(&[round; 10], to).await.expect("send");
+            tx.send_to(&[round; 20], to).await.expect("send");
+            // Both queued before the read: loopback delivers within the send.
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                let wait = tokio::time::timeout(Duration::from_secs(5), rx.readable());
+                wait.await
+                    .expect("woken by the datagrams")
+                    .expect("readable");
+                match batch.try_recv(&rx, &state) {
+                    Ok(n) => {
+                        assert!(n < BATCH);
+                        got.extend(batch.datagrams().map(|(_, d)| d.to_vec()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            assert_eq!(got, [vec![round; 10], vec![round; 20]]);
+            // Drained: the next read says so without waiting, and without a datagram lost.
+            let again = batch.try_recv(&rx, &state).expect_err("nothing is queued");
+            assert_eq!(again.kind(), io::ErrorKind::WouldBlock);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_leaves_the_socket_readable_for_the_rest() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let state = state(rx.local_addr().expect("addr")).expect("state");
+        let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let to = rx.local_addr().expect("addr");
+        let total = BATCH + 3;
+        for i in 0..total {
+            tx.send_to(&[i as u8; 8], to).await.expect("send");
+        }
+        let mut batch = Batch::new(64);
+        let mut got = Vec::new();
+        while got.iter().sum::<usize>() < total {
+            let wait = tokio::time::timeout(Duration::from_secs(5), rx.readable());
+            wait.await.expect("readable in time").expect("readable");
+            if let Ok(n) = batch.try_recv(&rx, &state) {
+                got.push(n);
+            }
+        }
+        assert_eq!(got, [BATCH, 3], "a full batch, then the rest");
     }
 }
