@@ -12,6 +12,12 @@
 //! answer to the proxy's consent requests (keyed with the client's ice-pwd), without which
 //! the proxy sends the client no media.
 //!
+//! The load generator runs on the same machine: it reports its own CPU too (the cores it
+//! used, direct and proxied), and the ratio the machine's cores allow at best, given what
+//! a packet costs the generator when direct and the proxy when proxied:
+//! `cores / (generator s per packet + proxy s per packet) / direct pps`. When the direct
+//! run keeps every core busy, no proxy that costs anything per packet can reach 1.
+//!
 //! `cargo build --release -p proxy-server -p proxy-benches && target/release/rtc-udp
 //!  [--clients 50] [--seconds 4] [--rate 40000]`
 
@@ -143,8 +149,8 @@ fn main() {
         "WebRTC UDP relay: {clients} sessions, {PACKET}-byte datagrams, {seconds} s per phase"
     );
     println!(
-        "{:<34} {:>12} {:>12} {:>8} {:>14}",
-        "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt"
+        "{:<34} {:>12} {:>12} {:>8} {:>14} {:>17} {:>7}",
+        "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt", "generator cores", "bound"
     );
     let duration = Duration::from_secs(seconds);
     for (label, pace) in [
@@ -152,6 +158,7 @@ fn main() {
         ("unpaced".to_owned(), 0),
     ] {
         // Up: clients -> origin.
+        let generator = Generator::start();
         let up_direct = blast_up(
             &socks,
             &vec![media_addr; clients],
@@ -159,26 +166,36 @@ fn main() {
             duration,
             &sink.count,
         );
+        let direct_cpu = generator.lap();
         let cpu0 = proxy.cpu_seconds();
         let up_proxied = blast_up(&socks, &vec![webrtc; clients], pace, duration, &sink.count);
         let up_cpu = proxy.cpu_seconds() - cpu0;
         report(
             &format!("client -> origin, {label}"),
-            up_direct,
-            up_proxied,
-            up_cpu,
+            Run {
+                direct: up_direct,
+                proxied: up_proxied,
+                proxy_cpu: up_cpu,
+                generator_direct: direct_cpu,
+                generator_proxied: generator.lap(),
+            },
             duration,
         );
         // Down: origin -> clients.
         let down_direct = blast_down(&media, &client_addrs, pace, duration, &counters.total);
+        let direct_cpu = generator.lap();
         let cpu0 = proxy.cpu_seconds();
         let down_proxied = blast_down(&media, &relays, pace, duration, &counters.total);
         let down_cpu = proxy.cpu_seconds() - cpu0;
         report(
             &format!("origin -> client, {label}"),
-            down_direct,
-            down_proxied,
-            down_cpu,
+            Run {
+                direct: down_direct,
+                proxied: down_proxied,
+                proxy_cpu: down_cpu,
+                generator_direct: direct_cpu,
+                generator_proxied: generator.lap(),
+            },
             duration,
         );
     }
@@ -216,20 +233,55 @@ fn tid(n: u32) -> [u8; 12] {
     t
 }
 
-fn report(phase: &str, direct: u64, proxied: u64, cpu: f64, duration: Duration) {
+/// This process's CPU seconds, read lap by lap.
+struct Generator(std::cell::Cell<f64>);
+
+impl Generator {
+    fn start() -> Self {
+        Generator(std::cell::Cell::new(
+            common::cpu_seconds(std::process::id()),
+        ))
+    }
+
+    /// CPU seconds since the last lap.
+    fn lap(&self) -> f64 {
+        let now = common::cpu_seconds(std::process::id());
+        now - self.0.replace(now)
+    }
+}
+
+/// One phase, direct then proxied: packets counted and CPU seconds spent.
+struct Run {
+    direct: u64,
+    proxied: u64,
+    proxy_cpu: f64,
+    generator_direct: f64,
+    generator_proxied: f64,
+}
+
+fn report(phase: &str, run: Run, duration: Duration) {
     let secs = duration.as_secs_f64();
-    let per_m = if proxied > 0 {
-        cpu / (proxied as f64 / 1e6)
+    let per_m = if run.proxied > 0 {
+        run.proxy_cpu / (run.proxied as f64 / 1e6)
     } else {
         f64::NAN
     };
+    // The best ratio the cores allow: every core busy with the generator's work per packet
+    // (as measured direct) plus the proxy's.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_packet =
+        run.generator_direct / run.direct.max(1) as f64 + run.proxy_cpu / run.proxied.max(1) as f64;
+    let bound = (cores / per_packet.max(1e-12) / (run.direct.max(1) as f64 / secs)).min(1.0);
     println!(
-        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2}",
+        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2} {:>8.2} / {:<6.2} {:>7.3}",
         phase,
-        direct as f64 / secs,
-        proxied as f64 / secs,
-        proxied as f64 / direct.max(1) as f64,
-        per_m
+        run.direct as f64 / secs,
+        run.proxied as f64 / secs,
+        run.proxied as f64 / run.direct.max(1) as f64,
+        per_m,
+        run.generator_direct / secs,
+        run.generator_proxied / secs,
+        bound
     );
 }
 
