@@ -678,6 +678,70 @@ mod tests {
         assert!(get("access-control-expose-headers").is_some());
     }
 
+    /// A connected loopback pair: (the proxy's end of an origin connection, the origin's).
+    async fn origin_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_end = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (origin_end, _) = listener.accept().await.unwrap();
+        (proxy_end, origin_end)
+    }
+
+    #[tokio::test]
+    async fn pump_relays_the_head_then_the_origins_bytes_until_it_closes() {
+        let (proxy_end, mut origin_end) = origin_pair().await;
+        let (mut viewer, mut player) = tokio::io::duplex(1 << 16);
+        origin_end.write_all(b"0005\r\nhello\r\n").await.unwrap();
+        drop(origin_end);
+        let relayed = pump(
+            &mut viewer,
+            proxy_end,
+            b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(relayed.is_ok(), "{:?}", relayed.err());
+        drop(viewer);
+        let mut got = Vec::new();
+        player.read_to_end(&mut got).await.unwrap();
+        // The origin's framing passes unchanged.
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n0005\r\nhello\r\n");
+    }
+
+    #[tokio::test]
+    async fn pump_ends_on_a_silent_origin_a_stalled_viewer_and_a_leaving_one() {
+        let idle = Duration::from_millis(300);
+        // The origin says nothing.
+        let (proxy_end, _origin_end) = origin_pair().await;
+        let (mut viewer, _player) = tokio::io::duplex(1 << 16);
+        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
+        assert!(matches!(ended, Err(Ended::OriginIdle)), "{ended:?}");
+        // The origin sends more than the viewer (a 64-byte pipe nobody reads) takes.
+        let (proxy_end, mut origin_end) = origin_pair().await;
+        let (mut viewer, _player) = tokio::io::duplex(64);
+        origin_end.write_all(&[7u8; 4096]).await.unwrap();
+        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
+        assert!(matches!(ended, Err(Ended::ViewerStalled)), "{ended:?}");
+        // The viewer goes away while the origin is quiet.
+        let (proxy_end, _origin_end) = origin_pair().await;
+        let (mut viewer, player) = tokio::io::duplex(1 << 16);
+        drop(player);
+        let ended = pump(
+            &mut viewer,
+            proxy_end,
+            Vec::new(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(
+            matches!(ended, Err(Ended::ViewerClosed | Ended::Io(_))),
+            "{ended:?}"
+        );
+    }
+
     #[tokio::test]
     async fn replay_gives_the_read_bytes_first() {
         let (a, mut b) = tokio::io::duplex(64);
