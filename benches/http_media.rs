@@ -1,6 +1,9 @@
 //! HTTP media benches: HLS playlist rewrites per second (a live 10-segment media playlist
-//! and an LL-HLS one), FLV tag reading throughput, request classification, and the edge's
-//! HLS cache hot path (key, lookup, insert with eviction, freshness of a playlist).
+//! and an LL-HLS one), FLV tag reading throughput, request classification, the edge's
+//! HLS cache hot path (key, lookup, insert with eviction, freshness of a playlist), and
+//! what the raw HTTP-FLV/TS path parses per viewer: a player's request head and the
+//! origin's response head, and the viewer's head written back (after that the bytes are
+//! moved by the kernel: `load/flv_fanout.rs` measures that part against HAProxy).
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -240,5 +243,57 @@ fn edge_cache(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rewrites, flv_reading, classification, edge_cache);
+/// The raw path's setup per viewer: the request head a browser player (mpegts.js) sends,
+/// classified, and the head of SRS's HTTP-FLV answer parsed and written back.
+fn raw_heads(c: &mut Criterion) {
+    use flv_http::head;
+    let request = b"GET /live/livestream.flv?token=abc HTTP/1.1\r\nHost: live.example.com:8080\r\n\
+        Connection: keep-alive\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\r\n\
+        Accept: */*\r\nOrigin: https://player.example.com\r\nReferer: https://player.example.com/\r\n\
+        Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nContent-Type: video/x-flv\r\n\
+        Server: SRS/7.0.0(Kai)\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut group = c.benchmark_group("raw_heads");
+    group.bench_function("parse_and_classify_request", |b| {
+        b.iter(|| {
+            let parsed = head::parse_request(black_box(request), 64 * 1024)
+                .ok()
+                .flatten()?;
+            let (path, query) = parsed
+                .target
+                .split_once('?')
+                .unwrap_or((parsed.target.as_str(), ""));
+            flv_http::classify(&parsed.method, path, Some(query), Some("live.example.com")).ok()
+        })
+    });
+    group.bench_function("parse_response_and_write_back", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            let parsed = head::parse_response(black_box(response), 64 * 1024)
+                .ok()
+                .flatten()?;
+            out.clear();
+            head::write_response(
+                &mut out,
+                parsed.status,
+                &parsed.reason,
+                parsed
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_slice())),
+            );
+            Some(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    rewrites,
+    flv_reading,
+    classification,
+    edge_cache,
+    raw_heads
+);
 criterion_main!(benches);

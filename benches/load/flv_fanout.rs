@@ -1,7 +1,9 @@
 //! HTTP-FLV fan-out load: one stream, many concurrent viewers, straight to the origin and
 //! then through the proxy and through HAProxy in `mode tcp` (the floor), in one run. Reports
 //! CPU (% of a core, per MB) and RSS (average, peak) of the proxy and of HAProxy, their
-//! ratios, and the throughput ratios to direct.
+//! ratios, and the throughput ratios to direct. Each relay's CPU while idle (during the
+//! direct run) is reported too, and the CPU ratio without it: the proxy's timers, health
+//! probes and other listeners cost it something whatever the viewers do.
 //!
 //! The origin is a FAKE, written here: it replays an FLV clip (made by ffmpeg) to every
 //! viewer at a fixed bitrate, because no packaged program serves one HTTP-FLV stream to
@@ -56,7 +58,17 @@ fn main() {
     let haproxied_addr: SocketAddr = ([127, 0, 0, 1], haproxy.port).into();
 
     println!("HTTP-FLV fan-out: {viewers} viewers x {seconds} s at {kbps} kbit/s each");
+    // Both relays sit idle while the viewers play direct: what each spends with no viewer
+    // (timers, health probes, other listeners) over the same time.
+    let idle_before = (
+        common::cpu_seconds(proxy.child.id()),
+        common::cpu_seconds(haproxy.child.id()),
+    );
     let direct = runtime.block_on(run_viewers(origin, viewers, seconds));
+    let idle_cpu = (
+        common::cpu_seconds(proxy.child.id()) - idle_before.0,
+        common::cpu_seconds(haproxy.child.id()) - idle_before.1,
+    );
     let proxied = measure(&runtime, proxied_addr, viewers, seconds, proxy.child.id());
     let haproxied = measure(
         &runtime,
@@ -89,9 +101,14 @@ fn main() {
         );
     }
     println!(
-        "ratios proxy/haproxy: CPU {:.2}, average RSS {:.2}",
+        "idle (no viewers, same {seconds} s): proxy CPU {:.3} s, haproxy CPU {:.3} s",
+        idle_cpu.0, idle_cpu.1
+    );
+    println!(
+        "ratios proxy/haproxy: CPU {:.2}, average RSS {:.2}; CPU less each one's idle {:.2}",
         proxied.cpu / haproxied.cpu.max(1e-9),
-        proxied.rss_average / haproxied.rss_average.max(1.0)
+        proxied.rss_average / haproxied.rss_average.max(1.0),
+        (proxied.cpu - idle_cpu.0) / (haproxied.cpu - idle_cpu.1).max(1e-9)
     );
     let _ = std::fs::remove_dir_all(&workdir);
     drop(proxy);

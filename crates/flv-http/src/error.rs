@@ -27,6 +27,9 @@ pub enum Error {
     /// A `%` escape is malformed or decodes to invalid UTF-8.
     #[error("invalid percent-encoding")]
     InvalidPercentEncoding,
+    /// An HTTP/1 message head that does not parse.
+    #[error("malformed HTTP head: {0}")]
+    MalformedHead(String),
     /// The stream does not start with the `FLV` signature.
     #[error("not an FLV stream (bad signature)")]
     NotFlv,

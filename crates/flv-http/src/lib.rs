@@ -5,6 +5,7 @@
 mod error;
 pub mod fanout;
 mod flv;
+pub mod head;
 mod request;
 pub mod text;
 

@@ -44,7 +44,7 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
 /// beyond it (and beyond 100 headers). hyper checks between reads, so a head may pass it
 /// by one read (up to twice this). Its default, about 400 KiB, is far more than any
 /// player or WHIP client sends.
-const MAX_REQUEST_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
 /// Most requests one HTTP/2 connection may have open at once.
 const MAX_H2_STREAMS: u32 = 128;

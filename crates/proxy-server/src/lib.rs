@@ -13,6 +13,7 @@ mod http_front;
 mod lifecycle;
 mod limits;
 mod media_http;
+mod media_raw;
 pub mod metrics;
 mod origin_link;
 mod proxy_protocol;

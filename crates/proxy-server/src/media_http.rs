@@ -65,7 +65,27 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves a client connection: an HTTP/1 one through [`crate::media_raw`] first (a live
+/// stream is relayed raw, anything else comes back to hyper); HTTP/2, and every
+/// connection of an edge (whose viewers are served from its own fan-out), to hyper.
 async fn serve_connection<S: crate::accept::ClientStream>(
+    ctx: Arc<Context>,
+    stream: S,
+    client: ClientAddrs,
+    h2: bool,
+    protocol: &'static str,
+) {
+    if h2 || ctx.config.edge {
+        return serve_hyper(ctx, stream, client, h2, protocol).await;
+    }
+    let hyper_ctx = ctx.clone();
+    crate::media_raw::serve(ctx, stream, client, protocol, move |replayed| {
+        serve_hyper(hyper_ctx, replayed, client, false, protocol)
+    })
+    .await
+}
+
+async fn serve_hyper<S: crate::accept::ClientStream>(
     ctx: Arc<Context>,
     stream: S,
     client: ClientAddrs,

@@ -14,6 +14,7 @@ mod hostile;
 mod hostile_rtmp;
 mod limits;
 mod media_http;
+mod media_raw;
 mod observability;
 mod rendezvous;
 mod rtmp;

@@ -1,0 +1,755 @@
+//! The raw path of live HTTP-FLV / HTTP-TS viewers on HTTP/1.1: once the origin has
+//! answered, its bytes (its own framing included) go to the viewer unparsed, through one
+//! buffer, as an L4 relay moves them. hyper would decode every chunk from the origin and
+//! encode it again for the viewer, with a wake-up and a frame per read.
+//!
+//! The first request head of an HTTP/1 connection is read and classified here
+//! ([`flv_hls::head`](flv_http::head)). A `GET` of a `.flv` / `.ts` stream takes the raw
+//! path; anything else (HLS, static files, the API, a head that does not parse or is too
+//! large) is handed to hyper with the bytes read so far replayed ([`Replay`]), and served
+//! as before. A raw viewer's connection carries that one request and is then closed.
+//!
+//! What hyper's path does, this one does too: placement and failover before the response
+//! head (the same [`crate::origin_link::with_origins`]), hop-by-hop headers stripped and
+//! `X-Forwarded-For` set for the origin, CORS on the reply, the session (viewer counts,
+//! byte metrics, cut when its origin is marked down), the origin's idle timeout, and a
+//! viewer that stops reading closed after the idle timeout.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use flv_http::head::{self, RequestHead, ResponseHead};
+use flv_http::{Classifier, Kind, MediaRequest};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use lb_core::{Origin, PickIntent, StreamKey};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::accept::ClientStream;
+use crate::forward::{self, strip_hop_by_hop};
+use crate::http_front::{self, Refusal};
+use crate::origin_link::{connect_to, suspect, with_origins, ClientAddrs, Leg, LinkError};
+use crate::sessions::{Protocol, SessionGuard};
+use crate::Context;
+
+/// Largest request head read before hyper takes over (hyper's limit is the same: beyond
+/// it, it answers 431 to the replayed bytes).
+const MAX_REQUEST_HEAD: usize = http_front::MAX_REQUEST_HEAD;
+
+/// Largest response head an origin may send.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The relay's one buffer (origin to viewer). A live stream at a few Mbit/s sends tens of
+/// KiB at a time: one read, one write.
+pub const RELAY_BUFFER: usize = 32 * 1024;
+
+/// What the first request head of a connection says to do.
+pub enum First {
+    /// A live stream for the raw path.
+    Raw(Box<RawRequest>),
+    /// Everything else: hyper serves the connection, the bytes replayed.
+    Hyper,
+}
+
+/// A request the raw path serves.
+pub struct RawRequest {
+    /// The client's request line and headers, as `http` types.
+    pub parts: http::request::Parts,
+    /// The stream it asks for.
+    pub media: MediaRequest,
+}
+
+/// Whether a complete request head takes the raw path: an HTTP/1.1 `GET` (an HTTP/1.0
+/// client cannot take a chunked body as the origin sends it) of a `.flv` or `.ts` stream,
+/// in origin form, without a body, with headers `http` accepts.
+pub fn classify(head: &RequestHead) -> First {
+    if head.method != "GET" || head.minor_version != 1 || !head.target.starts_with('/') {
+        return First::Hyper;
+    }
+    let Ok(uri) = head.target.parse::<http::Uri>() else {
+        return First::Hyper;
+    };
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    for (name, value) in &head.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) else {
+            return First::Hyper;
+        };
+        headers.append(name, value);
+    }
+    // A body (or the promise of one) is hyper's to read; so is an upgrade.
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body || headers.contains_key(header::UPGRADE) || headers.contains_key(header::EXPECT) {
+        return First::Hyper;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let media = match Classifier::new().classify("GET", uri.path(), uri.query(), host) {
+        Ok(media) if matches!(media.kind, Kind::Flv | Kind::Ts) => media,
+        _ => return First::Hyper,
+    };
+    let Ok(request) = http::Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .body(())
+    else {
+        return First::Hyper;
+    };
+    let (mut parts, ()) = request.into_parts();
+    parts.headers = headers;
+    First::Raw(Box::new(RawRequest { parts, media }))
+}
+
+/// Serves an HTTP/1 connection: the raw path for a live stream, else hyper through
+/// `hyper_serve` with what was read replayed. A client that sends no complete head within
+/// the handshake timeout is closed, as hyper closes it.
+pub async fn serve<S, H, Fut>(
+    ctx: Arc<Context>,
+    mut stream: S,
+    client: ClientAddrs,
+    listener: &'static str,
+    hyper_serve: H,
+) where
+    S: ClientStream,
+    H: FnOnce(Replay<S>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let wait = ctx.live().handshake_timeout;
+    let mut buf: Vec<u8> = Vec::with_capacity(2048);
+    let read = tokio::time::timeout(wait, async {
+        loop {
+            match head::parse_request(&buf, MAX_REQUEST_HEAD) {
+                Ok(Some(head)) => return Some(classify(&head)),
+                Ok(None) => {}
+                // hyper answers it (400, 431) from the same bytes.
+                Err(_) => return Some(First::Hyper),
+            }
+            if buf.len() == buf.capacity() {
+                buf.reserve(buf.capacity().min(MAX_REQUEST_HEAD));
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    match read {
+        Ok(Some(First::Raw(request))) => relay(&ctx, stream, client, listener, *request).await,
+        Ok(Some(First::Hyper)) => hyper_serve(Replay::new(buf, stream)).await,
+        // Closed, failed or silent before a whole head: nothing to answer.
+        Ok(None) | Err(_) => {}
+    }
+}
+
+/// Places the viewer, asks the origin, and relays its answer raw. Boxed as `Send` here,
+/// where its lifetimes are concrete: left to inference inside the connection's generic
+/// future, rustc cannot prove it `Send` for every lifetime.
+fn relay<'a, S: ClientStream>(
+    ctx: &'a Context,
+    stream: S,
+    client: ClientAddrs,
+    listener: &'static str,
+    request: RawRequest,
+) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(relay_inner(ctx, stream, client, listener, request))
+}
+
+async fn relay_inner<S: ClientStream>(
+    ctx: &Context,
+    mut stream: S,
+    client: ClientAddrs,
+    listener: &'static str,
+    request: RawRequest,
+) {
+    let RawRequest { parts, media } = request;
+    let protocol = if media.kind == Kind::Flv {
+        Protocol::HttpFlv
+    } else {
+        Protocol::HttpTs
+    };
+    let key = match StreamKey::new(media.vhost.as_deref(), &media.app, &media.stream) {
+        Ok(key) => key,
+        Err(e) => {
+            let refusal = Refusal::new(StatusCode::BAD_REQUEST, e.to_string());
+            let _ = write_small(&mut stream, refusal.into_response()).await;
+            return;
+        }
+    };
+    drop(media);
+    let (origin, answer) = match place(ctx, client, &key, &parts).await {
+        Ok(placed) => placed,
+        Err(refusal) => {
+            let _ = write_small(&mut stream, refusal.into_response()).await;
+            return;
+        }
+    };
+    tracing::info!(stream = %key, origin = %origin.id, status = answer.head.status, "{protocol:?} viewer");
+    let session = if (200..300).contains(&answer.head.status) {
+        Some(ctx.sessions.open(
+            protocol,
+            key,
+            origin.id.clone(),
+            client.peer,
+            PickIntent::Play,
+        ))
+    } else {
+        crate::origin_link::release_refused_play(ctx, PickIntent::Play, &key, &origin.id).await;
+        None
+    };
+    let mut first = response_head(&answer.head);
+    first.extend_from_slice(&answer.rest);
+    let idle = ctx.live().idle_timeout;
+    let relayed = pump(&mut stream, answer.stream, first, session.as_ref(), idle).await;
+    match relayed {
+        Ok(()) => {}
+        // Worded as hyper's path words it (crate::http_front).
+        Err(Ended::ViewerStalled) => {
+            tracing::info!("{listener} client closed: it read nothing for {idle:?}")
+        }
+        Err(why) => tracing::debug!("{protocol:?} viewer ended: {why}"),
+    }
+    // Flushes a TLS close_notify; a viewer that is gone is not waited for.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+/// The client's request, as the origin gets it, to the stream's origin (picked, and picked
+/// again after a failed connect or a silent origin).
+async fn place(
+    ctx: &Context,
+    client: ClientAddrs,
+    key: &StreamKey,
+    parts: &http::request::Parts,
+) -> Result<(Origin, Answer), Refusal> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut origin_head =
+        forward::origin_request(ctx, parts, client.peer, target, ()).map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request cannot be forwarded: {e}"),
+            )
+        })?;
+    // The origin ends the body by closing: the relay never has to find its end.
+    origin_head
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut bytes = Vec::with_capacity(512);
+    head::write_request(
+        &mut bytes,
+        "GET",
+        target,
+        origin_head
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    let bytes = Bytes::from(bytes);
+    let wait = forward::response_wait(ctx, None);
+    Ok(
+        with_origins(ctx, key, PickIntent::Play, Leg::Http, |origin| {
+            let bytes = bytes.clone();
+            async move { exchange(ctx, &origin, client, &bytes, wait).await }
+        })
+        .await?,
+    )
+}
+
+/// An origin's answer: its head, what came after it in the same reads, and the connection.
+pub struct Answer {
+    /// The response head.
+    pub head: ResponseHead,
+    /// Body bytes read with the head.
+    pub rest: Vec<u8>,
+    /// The origin connection, positioned after `rest`.
+    pub stream: TcpStream,
+}
+
+/// Sends `request` (a whole head) on a new connection to `origin` and reads its response
+/// head. As [`forward::send_over`]: an origin that does not answer within `wait` is
+/// suspected (held down) like one that refused the connection.
+async fn exchange(
+    ctx: &Context,
+    origin: &Origin,
+    client: ClientAddrs,
+    request: &[u8],
+    wait: Duration,
+) -> Result<Answer, LinkError> {
+    let (mut stream, endpoint) = connect_to(ctx, origin, Leg::Http, client).await?;
+    let failed = |reason: String| LinkError::Failed {
+        origin: origin.id.to_string(),
+        reason: format!("{endpoint}: {reason}"),
+    };
+    let answered = tokio::time::timeout(wait, async {
+        stream
+            .write_all(request)
+            .await
+            .map_err(|e| failed(format!("sending the request: {e}")))?;
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            match head::parse_response(&buf, MAX_RESPONSE_HEAD) {
+                Ok(Some(head)) => {
+                    let rest = buf.split_off(head.len);
+                    return Ok((head, rest));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(failed(e.to_string())),
+            }
+            if buf.len() == buf.capacity() {
+                buf.reserve(buf.capacity());
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Err(failed("closed before a response".into())),
+                Err(e) => return Err(failed(e.to_string())),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    match answered {
+        Ok(Ok((head, rest))) => Ok(Answer { head, rest, stream }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            let reason = format!("no response within {wait:?}");
+            suspect(ctx, origin, &format!("{endpoint}: {reason}"), Leg::Http).await;
+            Err(LinkError::Unreachable {
+                origin: origin.id.to_string(),
+                endpoint: endpoint.to_string(),
+                reason,
+            })
+        }
+    }
+}
+
+/// The viewer's response head: the origin's, hop-by-hop headers stripped but its
+/// `Transfer-Encoding` kept (its framing passes unchanged), `Connection: close`, CORS.
+pub fn response_head(origin: &ResponseHead) -> Vec<u8> {
+    let mut headers = HeaderMap::with_capacity(origin.headers.len() + 6);
+    for (name, value) in &origin.headers {
+        // A field `http` rejects is one a client may choke on too: it goes.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let framing = headers.get(header::TRANSFER_ENCODING).cloned();
+    strip_hop_by_hop(&mut headers);
+    if let Some(framing) = framing {
+        headers.insert(header::TRANSFER_ENCODING, framing);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    http_front::add_cors(&mut headers);
+    let reason = match origin.reason.as_str() {
+        "" => StatusCode::from_u16(origin.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or(""),
+        reason => reason,
+    };
+    let mut out = Vec::with_capacity(1024);
+    head::write_response(
+        &mut out,
+        origin.status,
+        reason,
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    out
+}
+
+/// Writes a small reply the proxy makes itself (a refusal), whole, with CORS, and
+/// `Connection: close`.
+async fn write_small<S: ClientStream>(
+    stream: &mut S,
+    response: http::Response<http_front::ProxyBody>,
+) -> std::io::Result<()> {
+    let (mut parts, body) = response.into_parts();
+    // A refusal's body is whole already (JSON): collecting it does not wait.
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    http_front::add_cors(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, body.len().into());
+    let mut out = Vec::with_capacity(512 + body.len());
+    head::write_response(
+        &mut out,
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or(""),
+        parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    out.extend_from_slice(&body);
+    let written = async {
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    };
+    tokio::time::timeout(Duration::from_secs(5), written)
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The viewer closed its side or went away.
+    ViewerClosed,
+    /// Reading from the origin or writing to the viewer failed.
+    Io(std::io::Error),
+    /// The origin sent nothing for the idle timeout.
+    OriginIdle,
+    /// The viewer read nothing for the idle timeout.
+    ViewerStalled,
+    /// The session was cut: its origin was marked down.
+    Cut,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::ViewerClosed => f.write_str("the viewer closed"),
+            Ended::Io(e) => write!(f, "{e}"),
+            Ended::OriginIdle => f.write_str("the origin sent nothing for the idle timeout"),
+            Ended::ViewerStalled => f.write_str("the viewer read nothing for the idle timeout"),
+            Ended::Cut => f.write_str("the origin was marked down"),
+        }
+    }
+}
+
+/// Relays `origin` to `viewer`, `first` (the response head and the body's start) first,
+/// until either side ends: one buffer, one read and one write per arrival. The viewer's
+/// own bytes after its request are read and dropped (its close ends the relay). An origin
+/// silent for `idle`, or a viewer with a write blocked for `idle`, ends it; so does the
+/// session's cut.
+pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    viewer: &mut S,
+    mut origin: TcpStream,
+    first: Vec<u8>,
+    session: Option<&SessionGuard>,
+    idle: Duration,
+) -> Result<(), Ended> {
+    let traffic = session.map(|s| s.traffic().clone());
+    let cut = cut_of(session);
+    tokio::pin!(cut);
+    let mut deadline = Deadline::new(idle);
+    let mut buf = first;
+    let mut len = buf.len();
+    if buf.len() < RELAY_BUFFER {
+        buf.resize(RELAY_BUFFER, 0);
+    }
+    let mut sink = [0u8; 256];
+    loop {
+        // Write what is held, watching the viewer's progress.
+        let mut at = 0;
+        deadline.restart();
+        while at < len {
+            tokio::select! {
+                biased;
+                written = viewer.write(&buf[at..len]) => match written {
+                    Ok(0) => return Err(Ended::ViewerClosed),
+                    Ok(n) => {
+                        at += n;
+                        deadline.restart();
+                    }
+                    Err(e) => return Err(Ended::Io(e)),
+                },
+                () = &mut cut => return Err(Ended::Cut),
+                () = deadline.expired() => return Err(Ended::ViewerStalled),
+            }
+        }
+        if let Some(traffic) = &traffic {
+            traffic.add_to_client(len);
+        }
+        viewer.flush().await.map_err(Ended::Io)?;
+        if buf.len() > RELAY_BUFFER {
+            buf.truncate(RELAY_BUFFER);
+            buf.shrink_to_fit();
+        }
+        // Then the origin's next bytes.
+        deadline.restart();
+        len = loop {
+            tokio::select! {
+                biased;
+                read = origin.read(&mut buf) => match read {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => break n,
+                    Err(e) => return Err(Ended::Io(e)),
+                },
+                read = viewer.read(&mut sink) => match read {
+                    Ok(0) => return Err(Ended::ViewerClosed),
+                    Ok(_) => {}
+                    Err(e) => return Err(Ended::Io(e)),
+                },
+                () = &mut cut => return Err(Ended::Cut),
+                () = deadline.expired() => return Err(Ended::OriginIdle),
+            }
+        };
+    }
+}
+
+/// One timer for both waits of a relay (the origin's next bytes, the viewer's taking
+/// them), moved on lazily when it fires rather than re-armed at every read.
+struct Deadline {
+    since: Instant,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    fn new(idle: Duration) -> Self {
+        let since = Instant::now();
+        Deadline {
+            since,
+            idle,
+            timer: Box::pin(tokio::time::sleep_until(since + idle)),
+        }
+    }
+
+    /// The wait starts (again) now.
+    fn restart(&mut self) {
+        self.since = Instant::now();
+    }
+
+    /// Resolves once `idle` has passed since the last restart.
+    async fn expired(&mut self) {
+        loop {
+            (&mut self.timer).await;
+            let due = self.since + self.idle;
+            if Instant::now() >= due {
+                return;
+            }
+            self.timer.as_mut().reset(due);
+        }
+    }
+}
+
+/// The session's cut, as a future that never resolves without a session.
+async fn cut_of(session: Option<&SessionGuard>) {
+    match session.map(|s| s.cut().clone()) {
+        Some(cut) => cut.cancelled_owned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A client stream whose first bytes (already read) are given again to whoever reads it
+/// next: hyper, after the first head was read here.
+pub struct Replay<S> {
+    head: Bytes,
+    inner: S,
+}
+
+impl<S> Replay<S> {
+    /// `read` is given back before anything more from `inner`.
+    pub fn new(read: Vec<u8>, inner: S) -> Self {
+        Replay {
+            head: Bytes::from(read),
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(buf.remaining());
+            let given = self.head.split_to(n);
+            buf.put_slice(&given);
+            if self.head.is_empty() {
+                // The replayed bytes are not kept for the connection's life.
+                self.head = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &[u8]) -> RequestHead {
+        head::parse_request(raw, 4096).unwrap().unwrap()
+    }
+
+    #[test]
+    fn only_plain_gets_of_live_streams_take_the_raw_path() {
+        let raw = |r: &[u8]| matches!(classify(&parsed(r)), First::Raw(_));
+        assert!(raw(b"GET /live/cam.flv?k=1 HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(raw(b"GET /live/cam.ts HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!raw(b"GET /live/cam.flv HTTP/1.0\r\nHost: a\r\n\r\n"));
+        assert!(!raw(b"HEAD /live/cam.flv HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!raw(b"GET /live/cam.m3u8 HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!raw(b"GET /api/v1/versions HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!raw(
+            b"GET /live/cam.flv HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+        ));
+        assert!(!raw(
+            b"GET /live/cam.flv HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+        ));
+        assert!(!raw(
+            b"GET http://a/live/cam.flv HTTP/1.1\r\nHost: a\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn the_viewer_gets_the_origins_framing_and_cors_without_its_hop_headers() {
+        let origin = head::parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\
+              Connection: keep-alive, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
+              Access-Control-Allow-Origin: https://a.example\r\n\r\n",
+            4096,
+        )
+        .unwrap()
+        .unwrap();
+        let out = response_head(&origin);
+        let back = head::parse_response(&out, 4096).unwrap().unwrap();
+        let get = |name: &str| {
+            back.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(back.status, 200);
+        assert_eq!(get("transfer-encoding").as_deref(), Some("chunked"));
+        assert_eq!(get("connection").as_deref(), Some("close"));
+        assert_eq!(get("content-type").as_deref(), Some("video/x-flv"));
+        assert_eq!(get("x-hop"), None);
+        assert_eq!(get("keep-alive"), None);
+        // The origin's own CORS wins; the defaults fill in the rest.
+        assert_eq!(
+            get("access-control-allow-origin").as_deref(),
+            Some("https://a.example")
+        );
+        assert!(get("access-control-expose-headers").is_some());
+    }
+
+    /// A connected loopback pair: (the proxy's end of an origin connection, the origin's).
+    async fn origin_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_end = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (origin_end, _) = listener.accept().await.unwrap();
+        (proxy_end, origin_end)
+    }
+
+    #[tokio::test]
+    async fn pump_relays_the_head_then_the_origins_bytes_until_it_closes() {
+        let (proxy_end, mut origin_end) = origin_pair().await;
+        let (mut viewer, mut player) = tokio::io::duplex(1 << 16);
+        origin_end.write_all(b"0005\r\nhello\r\n").await.unwrap();
+        drop(origin_end);
+        let relayed = pump(
+            &mut viewer,
+            proxy_end,
+            b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(relayed.is_ok(), "{:?}", relayed.err());
+        drop(viewer);
+        let mut got = Vec::new();
+        player.read_to_end(&mut got).await.unwrap();
+        // The origin's framing passes unchanged.
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n0005\r\nhello\r\n");
+    }
+
+    #[tokio::test]
+    async fn pump_ends_on_a_silent_origin_a_stalled_viewer_and_a_leaving_one() {
+        let idle = Duration::from_millis(300);
+        // The origin says nothing.
+        let (proxy_end, _origin_end) = origin_pair().await;
+        let (mut viewer, _player) = tokio::io::duplex(1 << 16);
+        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
+        assert!(matches!(ended, Err(Ended::OriginIdle)), "{ended:?}");
+        // The origin sends more than the viewer (a 64-byte pipe nobody reads) takes.
+        let (proxy_end, mut origin_end) = origin_pair().await;
+        let (mut viewer, _player) = tokio::io::duplex(64);
+        origin_end.write_all(&[7u8; 4096]).await.unwrap();
+        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
+        assert!(matches!(ended, Err(Ended::ViewerStalled)), "{ended:?}");
+        // The viewer goes away while the origin is quiet.
+        let (proxy_end, _origin_end) = origin_pair().await;
+        let (mut viewer, player) = tokio::io::duplex(1 << 16);
+        drop(player);
+        let ended = pump(
+            &mut viewer,
+            proxy_end,
+            Vec::new(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(
+            matches!(ended, Err(Ended::ViewerClosed | Ended::Io(_))),
+            "{ended:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn replay_gives_the_read_bytes_first() {
+        let (a, mut b) = tokio::io::duplex(64);
+        b.write_all(b" world").await.unwrap();
+        drop(b);
+        let mut replay = Replay::new(b"hello".to_vec(), a);
+        let mut out = String::new();
+        replay.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "hello world");
+    }
+}
