@@ -4,7 +4,7 @@
 //! encode it again for the viewer, with a wake-up and a frame per read.
 //!
 //! The first request head of an HTTP/1 connection is read and classified here
-//! ([`flv_hls::head`](flv_http::head)). A `GET` of a `.flv` / `.ts` stream takes the raw
+//! ([`flv_http::head`]). A `GET` of a `.flv` / `.ts` stream takes the raw
 //! path; anything else (HLS, static files, the API, a head that does not parse or is too
 //! large) is handed to hyper with the bytes read so far replayed ([`Replay`]), and served
 //! as before. A raw viewer's connection carries that one request and is then closed.
@@ -17,7 +17,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +25,7 @@ use flv_http::{Classifier, Kind, MediaRequest};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use lb_core::{Origin, PickIntent, StreamKey};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -36,6 +35,9 @@ use crate::http_front::{self, Refusal};
 use crate::origin_link::{connect_to, suspect, with_origins, ClientAddrs, Leg, LinkError};
 use crate::sessions::{Protocol, SessionGuard};
 use crate::Context;
+
+mod replay;
+pub use replay::Replay;
 
 /// Largest request head read before hyper takes over (hyper's limit is the same: beyond
 /// it, it answers 431 to the replayed bytes).
@@ -548,208 +550,5 @@ async fn cut_of(session: Option<&SessionGuard>) {
     }
 }
 
-/// A client stream whose first bytes (already read) are given again to whoever reads it
-/// next: hyper, after the first head was read here.
-pub struct Replay<S> {
-    head: Bytes,
-    inner: S,
-}
-
-impl<S> Replay<S> {
-    /// `read` is given back before anything more from `inner`.
-    pub fn new(read: Vec<u8>, inner: S) -> Self {
-        Replay {
-            head: Bytes::from(read),
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.head.is_empty() {
-            let n = self.head.len().min(buf.remaining());
-            let given = self.head.split_to(n);
-            buf.put_slice(&given);
-            if self.head.is_empty() {
-                // The replayed bytes are not kept for the connection's life.
-                self.head = Bytes::new();
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parsed(raw: &[u8]) -> RequestHead {
-        head::parse_request(raw, 4096).unwrap().unwrap()
-    }
-
-    #[test]
-    fn only_plain_gets_of_live_streams_take_the_raw_path() {
-        let raw = |r: &[u8]| matches!(classify(&parsed(r)), First::Raw(_));
-        assert!(raw(b"GET /live/cam.flv?k=1 HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(raw(b"GET /live/cam.ts HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(!raw(b"GET /live/cam.flv HTTP/1.0\r\nHost: a\r\n\r\n"));
-        assert!(!raw(b"HEAD /live/cam.flv HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(!raw(b"GET /live/cam.m3u8 HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(!raw(b"GET /api/v1/versions HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(!raw(
-            b"GET /live/cam.flv HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
-        ));
-        assert!(!raw(
-            b"GET /live/cam.flv HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
-        ));
-        assert!(!raw(
-            b"GET http://a/live/cam.flv HTTP/1.1\r\nHost: a\r\n\r\n"
-        ));
-    }
-
-    #[test]
-    fn the_viewer_gets_the_origins_framing_and_cors_without_its_hop_headers() {
-        let origin = head::parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\
-              Connection: keep-alive, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
-              Access-Control-Allow-Origin: https://a.example\r\n\r\n",
-            4096,
-        )
-        .unwrap()
-        .unwrap();
-        let out = response_head(&origin);
-        let back = head::parse_response(&out, 4096).unwrap().unwrap();
-        let get = |name: &str| {
-            back.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
-        assert_eq!(back.status, 200);
-        assert_eq!(get("transfer-encoding").as_deref(), Some("chunked"));
-        assert_eq!(get("connection").as_deref(), Some("close"));
-        assert_eq!(get("content-type").as_deref(), Some("video/x-flv"));
-        assert_eq!(get("x-hop"), None);
-        assert_eq!(get("keep-alive"), None);
-        // The origin's own CORS wins; the defaults fill in the rest.
-        assert_eq!(
-            get("access-control-allow-origin").as_deref(),
-            Some("https://a.example")
-        );
-        assert!(get("access-control-expose-headers").is_some());
-    }
-
-    /// A connected loopback pair: (the proxy's end of an origin connection, the origin's).
-    async fn origin_pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_end = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (origin_end, _) = listener.accept().await.unwrap();
-        (proxy_end, origin_end)
-    }
-
-    #[tokio::test]
-    async fn pump_relays_the_head_then_the_origins_bytes_until_it_closes() {
-        let (proxy_end, mut origin_end) = origin_pair().await;
-        let (mut viewer, mut player) = tokio::io::duplex(1 << 16);
-        origin_end.write_all(b"0005\r\nhello\r\n").await.unwrap();
-        drop(origin_end);
-        let relayed = pump(
-            &mut viewer,
-            proxy_end,
-            b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
-            None,
-            Duration::from_secs(10),
-        )
-        .await;
-        assert!(relayed.is_ok(), "{:?}", relayed.err());
-        drop(viewer);
-        let mut got = Vec::new();
-        player.read_to_end(&mut got).await.unwrap();
-        // The origin's framing passes unchanged.
-        assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n0005\r\nhello\r\n");
-    }
-
-    #[tokio::test]
-    async fn pump_ends_on_a_silent_origin_a_stalled_viewer_and_a_leaving_one() {
-        let idle = Duration::from_millis(300);
-        // The origin says nothing.
-        let (proxy_end, _origin_end) = origin_pair().await;
-        let (mut viewer, _player) = tokio::io::duplex(1 << 16);
-        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
-        assert!(matches!(ended, Err(Ended::OriginIdle)), "{ended:?}");
-        // The origin sends more than the viewer (a 64-byte pipe nobody reads) takes.
-        let (proxy_end, mut origin_end) = origin_pair().await;
-        let (mut viewer, _player) = tokio::io::duplex(64);
-        origin_end.write_all(&[7u8; 4096]).await.unwrap();
-        let ended = pump(&mut viewer, proxy_end, Vec::new(), None, idle).await;
-        assert!(matches!(ended, Err(Ended::ViewerStalled)), "{ended:?}");
-        // The viewer goes away while the origin is quiet.
-        let (proxy_end, _origin_end) = origin_pair().await;
-        let (mut viewer, player) = tokio::io::duplex(1 << 16);
-        drop(player);
-        let ended = pump(
-            &mut viewer,
-            proxy_end,
-            Vec::new(),
-            None,
-            Duration::from_secs(10),
-        )
-        .await;
-        assert!(
-            matches!(ended, Err(Ended::ViewerClosed | Ended::Io(_))),
-            "{ended:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn replay_gives_the_read_bytes_first() {
-        let (a, mut b) = tokio::io::duplex(64);
-        b.write_all(b" world").await.unwrap();
-        drop(b);
-        let mut replay = Replay::new(b"hello".to_vec(), a);
-        let mut out = String::new();
-        replay.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "hello world");
-    }
-}
+mod tests;
