@@ -13,7 +13,7 @@ pub use server::{split_query, Identified, ServerConfig, ServerEvent, ServerSessi
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{Control, UserControl};
-use crate::{ChunkReader, ChunkWriter, Error, Message};
+use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, Piece};
 
 /// One side of a connection once set up: its chunk reader (with the peer's chunk size,
 /// per-chunk-stream header state and any unparsed bytes), its chunk writer, the output not
@@ -84,9 +84,48 @@ impl Leg {
         Ok(Some(msg))
     }
 
+    /// Like [`next_message`](Self::next_message), but messages that `stream(csid, type_id)`
+    /// chooses come in pieces as they arrive (see [`ChunkReader::next_piece`]).
+    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
+        let Some(piece) = self.reader.next_piece(stream)? else {
+            return Ok(None);
+        };
+        if let Some(seq) = self.reader.ack_due() {
+            self.send_control(Control::Acknowledgement(seq))?;
+        }
+        if let Piece::Message(msg) = &piece {
+            if msg.type_id == crate::message::types::USER_CONTROL {
+                if let Some(Control::UserControl(UserControl::PingRequest(t))) =
+                    Control::decode(msg)?
+                {
+                    self.send_control(Control::UserControl(UserControl::PingResponse(t)))?;
+                }
+            }
+        }
+        Ok(Some(piece))
+    }
+
     /// Chunks `msg` into the output.
     pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
         self.writer.write(msg, &mut self.out)
+    }
+
+    /// Chunks what can be chunked of a message given in pieces into the output (see
+    /// [`ChunkWriter::write_piece`]).
+    pub fn send_piece(&mut self, piece: &MessagePiece) -> Result<(), Error> {
+        self.writer.write_piece(piece, &mut self.out)
+    }
+
+    /// Ends the message being sent in pieces on `csid`, telling the peer with an Abort
+    /// if part of it went out.
+    pub fn abort_piece(&mut self, csid: u32) -> Result<(), Error> {
+        if self.writer.abort(csid) {
+            self.send_control(Control::Abort(csid))?;
+        }
+        Ok(())
     }
 
     /// Chunks a protocol control message into the output.
@@ -100,9 +139,10 @@ impl Leg {
     }
 
     /// Bytes this leg holds: what its reader holds
-    /// ([`ChunkReader::buffered_bytes`]) and the output not taken yet.
+    /// ([`ChunkReader::buffered_bytes`]), what its writer holds of messages sent in
+    /// pieces ([`ChunkWriter::buffered_bytes`]) and the output not taken yet.
     pub fn buffered_bytes(&self) -> usize {
-        self.reader.buffered_bytes() + self.out.len()
+        self.reader.buffered_bytes() + self.writer.buffered_bytes() + self.out.len()
     }
 
     /// Takes the bytes to send to the peer.
