@@ -91,7 +91,7 @@ impl StreamState {
 /// `length`); pieces of messages on other chunk streams, and whole messages, may come in
 /// between, as the peer interleaved them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagePiece {
+pub struct MessagePiece<'a> {
     /// Chunk stream id.
     pub csid: u32,
     /// Message type id.
@@ -104,11 +104,11 @@ pub struct MessagePiece {
     pub length: u32,
     /// Bytes of the message before this piece.
     pub offset: u32,
-    /// The piece's bytes.
-    pub data: Bytes,
+    /// The piece's bytes, lent from the reader's input until its next call.
+    pub data: &'a [u8],
 }
 
-impl MessagePiece {
+impl MessagePiece<'_> {
     /// Whether this piece ends its message.
     pub fn is_last(&self) -> bool {
         self.offset as usize + self.data.len() == self.length as usize
@@ -117,11 +117,26 @@ impl MessagePiece {
 
 /// What [`ChunkReader::next_piece`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub enum Piece<'a> {
     /// A whole message (one the filter did not choose to stream).
     Message(Message),
     /// Part of a message the filter chose to stream.
-    Part(MessagePiece),
+    Part(MessagePiece<'a>),
+}
+
+/// What consuming a chunk's payload gave.
+enum Taken {
+    Message(Message),
+    /// A piece of a streamed message: its header, with its bytes the first `lent` of the
+    /// input.
+    Part {
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        timestamp: u32,
+        length: u32,
+        offset: u32,
+    },
 }
 
 /// The chunk whose payload is being consumed.
@@ -161,6 +176,10 @@ pub struct ChunkReader {
     current: Option<Current>,
     /// Capacity of every partial message's payload, summed.
     held: usize,
+    /// Bytes at the front of `buf` lent out with the last piece, consumed already: they
+    /// are dropped at the next call, so that a piece needs neither a copy nor a reference
+    /// count.
+    lent: usize,
     consumed: u64,
     window: u32,
     last_ack: u64,
@@ -187,6 +206,7 @@ impl ChunkReader {
             limits,
             current: None,
             held: 0,
+            lent: 0,
             consumed: 0,
             window: 0,
             last_ack: 0,
@@ -195,18 +215,21 @@ impl ChunkReader {
 
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
+        self.settle();
         self.buf.extend_from_slice(data);
     }
 
     /// The input buffer, for reading from a socket straight into it (e.g. tokio's
     /// `read_buf`). Bytes appended here count as fed.
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        self.settle();
         &mut self.buf
     }
 
     /// Frees the input buffer's storage if every byte fed has been parsed, for owners that
     /// keep many mostly idle readers. The next [`feed`](Self::feed) allocates again.
     pub fn release_empty_buffer(&mut self) {
+        self.settle();
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
@@ -214,7 +237,7 @@ impl ChunkReader {
 
     /// Bytes fed but not parsed yet.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.lent
     }
 
     /// Bytes the reader holds for the peer: the input not parsed yet, and the memory
@@ -222,7 +245,7 @@ impl ChunkReader {
     /// with what the headers declared: a message declared at 4 MiB of which 1 KiB arrived
     /// holds a few KiB. Cheap (two fields), for owners that account memory per read.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len() + self.held
+        self.buf.len() - self.lent + self.held
     }
 
     /// The peer's current chunk size.
@@ -289,26 +312,55 @@ impl ChunkReader {
     /// message as it ends a reassembled one (the owner sees the Abort message).
     ///
     /// After an error the reader's state is unspecified: drop the connection.
-    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece>, Error>
+    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece<'_>>, Error>
     where
         F: Fn(u32, u8) -> bool,
     {
-        loop {
+        self.settle();
+        let part = loop {
             if let Some(cur) = self.current {
-                if let Some(piece) = self.take_payload(cur)? {
-                    return Ok(Some(piece));
-                }
-                if self.current.is_some() {
-                    return Ok(None);
+                match self.take_payload(cur)? {
+                    Some(Taken::Message(msg)) => return Ok(Some(Piece::Message(msg))),
+                    Some(part @ Taken::Part { .. }) => break part,
+                    None if self.current.is_some() => return Ok(None),
+                    None => {}
                 }
             } else if !self.read_header(&stream)? {
                 return Ok(None);
             }
+        };
+        let Taken::Part {
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            length,
+            offset,
+        } = part
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Piece::Part(MessagePiece {
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            length,
+            offset,
+            data: &self.buf[..self.lent],
+        })))
+    }
+
+    /// Drops the bytes lent with the last piece.
+    fn settle(&mut self) {
+        if self.lent > 0 {
+            self.buf.advance(self.lent);
+            self.lent = 0;
         }
     }
 
     /// Consumes what is buffered of the current chunk's payload.
-    fn take_payload(&mut self, cur: Current) -> Result<Option<Piece>, Error> {
+    fn take_payload(&mut self, cur: Current) -> Result<Option<Taken>, Error> {
         let n = cur.remaining.min(self.buf.len());
         let st = &mut self.streams[cur.idx];
         if st.streamed {
@@ -316,7 +368,7 @@ impl ChunkReader {
             if n == 0 && cur.remaining > 0 {
                 return Ok(None);
             }
-            let piece = MessagePiece {
+            let piece = Taken::Part {
                 csid: st.csid,
                 type_id: st.type_id,
                 stream_id: st.stream_id,
@@ -324,8 +376,8 @@ impl ChunkReader {
                 length: st.length,
                 // At most the declared length, a u32.
                 offset: st.streamed_len as u32,
-                data: self.buf.split_to(n).freeze(),
             };
+            self.lent = n;
             st.streamed_len += n;
             self.consumed += n as u64;
             let remaining = cur.remaining - n;
@@ -339,7 +391,7 @@ impl ChunkReader {
                 st.streamed = false;
                 st.streamed_len = 0;
             }
-            return Ok(Some(Piece::Part(piece)));
+            return Ok(Some(piece));
         }
         let whole = st.payload.is_empty() && cur.remaining == st.length as usize;
         let fast = if whole && n == cur.remaining {
@@ -390,7 +442,7 @@ impl ChunkReader {
         st.in_progress = false;
         let msg = Message::new(st.csid, st.type_id, st.stream_id, st.timestamp, payload);
         self.apply(&msg)?;
-        Ok(Some(Piece::Message(msg)))
+        Ok(Some(Taken::Message(msg)))
     }
 
     /// The messages that change how the rest of the stream is read take effect before the
@@ -1025,7 +1077,11 @@ mod tests {
             r.feed(piece);
             while let Some(p) = r.next_piece(media_off_csid_2).unwrap() {
                 match p {
-                    Piece::Part(part) => got.push(part),
+                    Piece::Part(part) => got.push((
+                        (part.csid, part.type_id, part.stream_id, part.timestamp),
+                        (part.length, part.offset, part.is_last()),
+                        part.data.to_vec(),
+                    )),
                     Piece::Message(other) => panic!("{other:?}"),
                 }
             }
@@ -1033,22 +1089,13 @@ mod tests {
         }
         assert_eq!(r.buffered_bytes(), 0);
         let mut joined = Vec::new();
-        for part in &got {
-            assert_eq!(part.offset as usize, joined.len());
-            assert_eq!(
-                (
-                    part.csid,
-                    part.type_id,
-                    part.stream_id,
-                    part.timestamp,
-                    part.length
-                ),
-                (6, 9, 1, 40, 10_000)
-            );
-            joined.extend_from_slice(&part.data);
+        for (head, (length, offset, last), data) in &got {
+            assert_eq!(*offset as usize, joined.len());
+            assert_eq!((*head, *length), ((6, 9, 1, 40), 10_000));
+            joined.extend_from_slice(data);
+            assert_eq!(*last, joined.len() == payload.len());
         }
         assert_eq!(joined, payload);
-        assert!(got.last().unwrap().is_last());
         assert!(got.len() > 10, "pieces follow the reads, not the chunks");
         // Read whole, the reader refuses to hand out the rest of a streamed message.
         let mut r = ChunkReader::new();
@@ -1066,14 +1113,14 @@ mod tests {
     fn a_piece_out_of_turn_is_refused() {
         let mut w = ChunkWriter::with_chunk_size(100).unwrap();
         let mut out = BytesMut::new();
-        let part = |offset: u32, data: &[u8]| MessagePiece {
+        let part = |offset: u32, data: &'static [u8]| MessagePiece {
             csid: 6,
             type_id: 9,
             stream_id: 1,
             timestamp: 0,
             length: 300,
             offset,
-            data: Bytes::copy_from_slice(data),
+            data,
         };
         assert_eq!(
             w.write_piece(&part(10, &[1; 10]), &mut out),

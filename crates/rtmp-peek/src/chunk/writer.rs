@@ -165,7 +165,11 @@ impl ChunkWriter {
     /// or header, a new message while one is open, more bytes than the length) is refused
     /// with [`Error::PieceOfStreamedMessage`]; a bad chunk stream id or length as
     /// [`write`](Self::write) refuses them.
-    pub fn write_piece(&mut self, piece: &MessagePiece, out: &mut BytesMut) -> Result<(), Error> {
+    pub fn write_piece(
+        &mut self,
+        piece: &MessagePiece<'_>,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
         let csid = piece.csid;
         if !(2..=MAX_CSID).contains(&csid) {
             return Err(Error::InvalidChunkStreamId(csid));
@@ -217,7 +221,7 @@ impl ChunkWriter {
             .filter(|g| *g <= o.length)
             .ok_or(mismatch)?;
         o.given = given;
-        let mut data = &piece.data[..];
+        let mut data = piece.data;
         let extended = o.timestamp >= EXTENDED_TIMESTAMP;
         // Headers of at most 3 + 11 + 4 bytes, one per chunk.
         let bytes = o.short.len() + data.len();

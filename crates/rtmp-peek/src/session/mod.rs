@@ -86,26 +86,29 @@ impl Leg {
 
     /// Like [`next_message`](Self::next_message), but messages that `stream(csid, type_id)`
     /// chooses come in pieces as they arrive (see [`ChunkReader::next_piece`]).
-    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece>, Error>
+    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece<'_>>, Error>
     where
         F: Fn(u32, u8) -> bool,
     {
-        let Some(piece) = self.reader.next_piece(stream)? else {
-            return Ok(None);
-        };
+        // For the bytes the previous calls consumed: a piece borrows the reader, so the
+        // acknowledgement a piece makes due goes out at the next call (the owner calls
+        // until `None`, so none is left behind).
         if let Some(seq) = self.reader.ack_due() {
-            self.send_control(Control::Acknowledgement(seq))?;
+            self.writer
+                .write(&Control::Acknowledgement(seq).to_message(), &mut self.out)?;
         }
-        if let Piece::Message(msg) = &piece {
+        let piece = self.reader.next_piece(stream)?;
+        if let Some(Piece::Message(msg)) = &piece {
             if msg.type_id == crate::message::types::USER_CONTROL {
                 if let Some(Control::UserControl(UserControl::PingRequest(t))) =
                     Control::decode(msg)?
                 {
-                    self.send_control(Control::UserControl(UserControl::PingResponse(t)))?;
+                    let pong = Control::UserControl(UserControl::PingResponse(t)).to_message();
+                    self.writer.write(&pong, &mut self.out)?;
                 }
             }
         }
-        Ok(Some(piece))
+        Ok(piece)
     }
 
     /// Chunks `msg` into the output.
@@ -115,7 +118,7 @@ impl Leg {
 
     /// Chunks what can be chunked of a message given in pieces into the output (see
     /// [`ChunkWriter::write_piece`]).
-    pub fn send_piece(&mut self, piece: &MessagePiece) -> Result<(), Error> {
+    pub fn send_piece(&mut self, piece: &MessagePiece<'_>) -> Result<(), Error> {
         self.writer.write_piece(piece, &mut self.out)
     }
 

@@ -190,11 +190,12 @@ impl Relay {
             Dir::ToOrigin => (&mut self.client, &mut self.origin),
             Dir::ToClient => (&mut self.origin, &mut self.client),
         };
+        let (from_id, to_id) = (from.stream_id, to.stream_id);
         while let Some(piece) = from.next_piece(streamed)? {
             match piece {
                 Piece::Part(mut part) => {
-                    if part.stream_id == from.stream_id {
-                        part.stream_id = to.stream_id;
+                    if part.stream_id == from_id {
+                        part.stream_id = to_id;
                     }
                     to.send_piece(&part)?;
                 }
@@ -206,7 +207,7 @@ impl Relay {
                             to.abort_piece(csid)?;
                         }
                     }
-                    if let Some(msg) = translate(msg, from.stream_id, to.stream_id, &self.limits)? {
+                    if let Some(msg) = translate(msg, from_id, to_id, &self.limits)? {
                         to.send(&msg)?;
                     }
                 }
