@@ -61,6 +61,7 @@ where
         client, origin, relay, traffic, idle, lifecycle, charge, &mut state,
     )
     .await;
+    state.report(traffic);
     let flush = async {
         // Whatever fails here, the session is over: best effort within the grace.
         while state.refill(relay) {
@@ -93,6 +94,10 @@ struct Pending {
     /// Written to a side that may hold it (TLS) and not flushed since.
     client_unflushed: bool,
     origin_unflushed: bool,
+    /// Written and not yet added to the session's counters: they are updated once per
+    /// wake-up (before the task sleeps, and at the end), not once per write.
+    unreported_to_client: usize,
+    unreported_to_origin: usize,
 }
 
 impl Pending {
@@ -108,7 +113,7 @@ impl Pending {
         !self.to_client.is_empty() || !self.to_origin.is_empty()
     }
 
-    fn sent_to_client(&mut self, n: usize, traffic: &Traffic) {
+    fn sent_to_client(&mut self, n: usize) {
         self.to_client.advance(n);
         if self.to_client.is_empty() {
             // Let go of the relay's output buffer at once: while a piece of it is held,
@@ -116,16 +121,26 @@ impl Pending {
             self.to_client = Bytes::new();
         }
         self.client_unflushed = true;
-        traffic.add_to_client(n);
+        self.unreported_to_client += n;
     }
 
-    fn sent_to_origin(&mut self, n: usize, traffic: &Traffic) {
+    fn sent_to_origin(&mut self, n: usize) {
         self.to_origin.advance(n);
         if self.to_origin.is_empty() {
             self.to_origin = Bytes::new();
         }
         self.origin_unflushed = true;
-        traffic.add_to_origin(n);
+        self.unreported_to_origin += n;
+    }
+
+    /// Adds what was written since the last call to the session's counters.
+    fn report(&mut self, traffic: &Traffic) {
+        if self.unreported_to_client > 0 {
+            traffic.add_to_client(std::mem::take(&mut self.unreported_to_client));
+        }
+        if self.unreported_to_origin > 0 {
+            traffic.add_to_origin(std::mem::take(&mut self.unreported_to_origin));
+        }
     }
 
     /// Bytes taken from the relay and not written yet.
@@ -177,8 +192,11 @@ where
     if let Err(e) = relay.process_origin() {
         return Fault::OriginProtocol(e);
     }
-    // The idle timer is re-armed only when it fires, not on every byte.
+    // The idle timer is re-armed only when it fires, not on every byte; the clock is read
+    // once per wake-up that moved bytes (as the task goes back to sleep), not per step:
+    // the steps of one wake-up happen within microseconds of each other.
     let mut last_activity = Instant::now();
+    let mut moved = false;
     let idle_timer = tokio::time::sleep(idle);
     let forced = lifecycle.forced();
     tokio::pin!(idle_timer, forced);
@@ -242,36 +260,44 @@ where
                     Poll::Pending => {}
                 }
             }
+            // Nothing more to do at once: what this wake-up moved happened about now.
+            if moved {
+                moved = false;
+                last_activity = Instant::now();
+            }
             if idle_timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Step::IdleTimer);
             }
             if forced.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Step::Forced);
             }
+            // Going to sleep: whatever this wake-up did is accounted for now, so a session
+            // dropped while it waits (cut, forced) has reported every byte it wrote.
+            out.report(traffic);
             Poll::Pending
         })
         .await;
         match step {
             Step::SentToClient(n) => {
-                out.sent_to_client(n, traffic);
-                last_activity = Instant::now();
+                out.sent_to_client(n);
+                moved = true;
             }
             Step::SentToOrigin(n) => {
-                out.sent_to_origin(n, traffic);
-                last_activity = Instant::now();
+                out.sent_to_origin(n);
+                moved = true;
             }
             Step::FlushedClient => out.client_unflushed = false,
             Step::FlushedOrigin => out.origin_unflushed = false,
             Step::ReadClient(0) => return Fault::ClientClosed,
             Step::ReadClient(_) => {
-                last_activity = Instant::now();
+                moved = true;
                 if let Err(e) = relay.process_client() {
                     return Fault::ClientProtocol(e);
                 }
             }
             Step::ReadOrigin(0) => return Fault::OriginClosed,
             Step::ReadOrigin(_) => {
-                last_activity = Instant::now();
+                moved = true;
                 if let Err(e) = relay.process_origin() {
                     return Fault::OriginProtocol(e);
                 }
