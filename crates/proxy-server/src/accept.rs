@@ -21,7 +21,8 @@ pub trait ClientStream:
 }
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ClientStream for T {}
 
-/// Accepts until shutdown, running `handle` for each client in its own task.
+/// Accepts until shutdown, running `handle` for each client in its own task, in the
+/// connection's span.
 pub fn serve_tcp<F, Fut>(
     ctx: Arc<Context>,
     listener: TcpListener,
@@ -29,6 +30,23 @@ pub fn serve_tcp<F, Fut>(
     handle: F,
 ) where
     F: Fn(Arc<Context>, TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    serve_tcp_spanned(ctx, listener, protocol, move |ctx, stream, peer, span| {
+        handle(ctx, stream, peer).instrument(span)
+    });
+}
+
+/// As [`serve_tcp`], but `handle` is given the connection's span and enters it itself:
+/// a long-lived session that logs only at its start and end need not enter and leave
+/// the span on each of its many wake-ups, as an instrumented future does.
+pub fn serve_tcp_spanned<F, Fut>(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    protocol: &'static str,
+    handle: F,
+) where
+    F: Fn(Arc<Context>, TcpStream, SocketAddr, tracing::Span) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     // What every connection's task holds at least, before it allocates anything itself.
@@ -64,14 +82,11 @@ pub fn serve_tcp<F, Fut>(
             // select in `spawn_session`) would otherwise hold the whole session future
             // again (rustc keeps a captured future and the one being awaited apart), which
             // made an idle connection's task several times the session's own size.
-            let session = Box::pin(handle(ctx.clone(), stream, peer));
-            ctx.lifecycle.spawn_session(
-                async move {
-                    session.await;
-                    drop((permit, ip_slot));
-                }
-                .instrument(span),
-            );
+            let session = Box::pin(handle(ctx.clone(), stream, peer, span));
+            ctx.lifecycle.spawn_session(async move {
+                session.await;
+                drop((permit, ip_slot));
+            });
         }
         tracing::info!(protocol, "stopped accepting");
     });

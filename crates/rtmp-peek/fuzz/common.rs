@@ -5,11 +5,12 @@
 
 use rtmp_peek::handshake::{ServerHandshake, PACKET_SIZE};
 use rtmp_peek::{
-    amf0, Amf0Limits, ChunkReader, Command, Control, ReaderLimits, Relay, ServerConfig,
-    ServerEvent, ServerSession,
+    amf0, Amf0Limits, ChunkReader, ChunkWriter, Command, Control, Piece, ReaderLimits, Relay,
+    ServerConfig, ServerEvent, ServerSession,
 };
 
-/// Chunk reader over `data` fed in two pieces, then a server session over a canned
+/// Chunk reader over `data` fed in two pieces, the same streaming every message on chunk
+/// streams 3 and up into a writer piece by piece, then a server session over a canned
 /// handshake followed by `data` (so mutations reach the command logic), then, if the
 /// session identified a stream, a relay fed the rest. Nothing here may panic.
 pub fn chunk_reader(data: &[u8]) {
@@ -33,6 +34,25 @@ pub fn chunk_reader(data: &[u8]) {
                 Ok(None) => break,
                 Err(_) => break 'outer,
             }
+        }
+    }
+
+    let mut reader = ChunkReader::with_limits(limits);
+    let mut writer = ChunkWriter::new();
+    let mut out = bytes::BytesMut::new();
+    'pieces: for piece in [&data[..split], &data[split..]] {
+        reader.feed(piece);
+        loop {
+            let written = match reader.next_piece(|csid, _| csid >= 3) {
+                Ok(Some(Piece::Message(msg))) => writer.write(&msg, &mut out),
+                Ok(Some(Piece::Part(part))) => writer.write_piece(&part, &mut out),
+                Ok(None) => break,
+                Err(_) => break 'pieces,
+            };
+            if written.is_err() {
+                break 'pieces;
+            }
+            out.clear();
         }
     }
 

@@ -46,6 +46,11 @@ pub enum Error {
     /// A fmt 0, 1 or 2 chunk started a new message while one was still being received.
     #[error("new message header on chunk stream {0} while a message is incomplete")]
     InterruptedMessage(u32),
+    /// A message being handed out in pieces ([`ChunkReader::next_piece`](crate::ChunkReader::next_piece))
+    /// was asked for whole; or a piece does not continue what a writer was given for its
+    /// chunk stream.
+    #[error("chunk stream {0}: a streamed message's pieces were read or written out of turn")]
+    PieceOfStreamedMessage(u32),
     /// A protocol control or user control message with a malformed body.
     #[error("malformed {0} message")]
     MalformedMessage(&'static str),

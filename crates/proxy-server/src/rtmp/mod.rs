@@ -72,6 +72,7 @@ use rtmp_peek::{
     ServerConfig, ServerEvent, ServerSession, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::Instrument;
 
 use self::budget::{BufferBudget, Charge, OverBudget};
 use crate::accept::ClientStream;
@@ -124,10 +125,15 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     if let Some(addr) = ctx.config.rtmp_listen {
         let listener = crate::bind_tcp("rtmp", addr).await?;
         let budget = budget.clone();
-        crate::accept::serve_tcp(ctx.clone(), listener, "rtmp", move |ctx, client, peer| {
-            let addrs = ClientAddrs::of(&client, peer);
-            serve_connection(ctx, client, addrs, budget.clone(), Instant::now())
-        });
+        crate::accept::serve_tcp_spanned(
+            ctx.clone(),
+            listener,
+            "rtmp",
+            move |ctx, client, peer, span| {
+                let addrs = ClientAddrs::of(&client, peer);
+                serve_connection(ctx, client, addrs, budget.clone(), Instant::now(), span)
+            },
+        );
     }
     if let (Some(addr), Some(store)) = (ctx.config.rtmps_listen, ctx.tls.clone()) {
         let listener = crate::bind_tcp("rtmps", addr).await?;
@@ -138,20 +144,25 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             &store,
             crate::tls::ALPN_NONE,
             |_| {},
+            // The TLS front-end runs each connection in its span already.
             move |ctx, client, addrs, accepted| {
-                serve_connection(ctx, client, addrs, budget.clone(), accepted)
+                let span = tracing::Span::none();
+                serve_connection(ctx, client, addrs, budget.clone(), accepted, span)
             },
         );
     }
     Ok(())
 }
 
+/// Serves one client connection in `span` (entered around each step that may log: see
+/// [`serve_identified`]).
 async fn serve_connection<S: ClientStream>(
     ctx: Arc<Context>,
     mut client: S,
     addrs: ClientAddrs,
     budget: Arc<BufferBudget>,
     accepted: Instant,
+    span: tracing::Span,
 ) {
     let mut charge = budget.charge();
     let mut front = ServerSession::new(ServerConfig {
@@ -161,36 +172,128 @@ async fn serve_connection<S: ClientStream>(
     // Counted from accept: an RTMPS client's TLS handshake took its share already.
     let limit = ctx.live().handshake_timeout;
     let deadline = tokio::time::Instant::from_std(accepted + limit);
-    let identifying = identify(&mut client, &mut front, &mut charge);
-    let identified = match tokio::time::timeout_at(deadline, identifying).await {
-        Ok(Ok(identified)) => identified,
-        Ok(Err(Fault::OverBudget(over))) => {
-            budget.refused(&over);
-            return;
-        }
-        Ok(Err(fault)) => {
-            tracing::info!("closed before publish or play: {fault}");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(
-                "closed: no handshake, connect and publish or play within the handshake timeout ({limit:?})"
-            );
-            return;
+    // In the span by reference, not `Instrumented` (which would hold a second handle to
+    // it in every idle connection's task).
+    let identified = {
+        let mut identifying = std::pin::pin!(identify(&mut client, &mut front, &mut charge));
+        let identifying =
+            poll_fn(|cx| span.in_scope(|| std::future::Future::poll(identifying.as_mut(), cx)));
+        match tokio::time::timeout_at(deadline, identifying).await {
+            Ok(Ok(identified)) => identified,
+            Ok(Err(Fault::OverBudget(over))) => {
+                span.in_scope(|| budget.refused(&over));
+                return;
+            }
+            Ok(Err(fault)) => {
+                span.in_scope(|| tracing::info!("closed before publish or play: {fault}"));
+                return;
+            }
+            Err(_) => {
+                span.in_scope(|| tracing::info!(
+                    "closed: no handshake, connect and publish or play within the handshake timeout ({limit:?})"
+                ));
+                return;
+            }
         }
     };
     // The stages after identification are a future of their own, boxed: the task of a
     // client that has not said what it wants (most of a connection storm) is only as
     // large as the identification stage, not as routing and relaying.
     Box::pin(serve_identified(
-        ctx, client, addrs, budget, accepted, front, charge, identified,
+        ctx, client, addrs, budget, accepted, front, charge, identified, span,
     ))
     .await
 }
 
-/// Routes an identified client, replays its setup to the origin and relays.
+/// Routes an identified client, replays its setup to the origin, relays, and logs the
+/// session's end.
+///
+/// The connection's span (`conn`) is entered around the setup and the closing line only,
+/// not around each poll of the relay: a relaying session wakes up thousands of times a
+/// second and the relay loop logs nothing. `span` is `Span::none()` where the caller
+/// instruments the whole connection already (RTMPS).
 #[allow(clippy::too_many_arguments)]
 async fn serve_identified<S: ClientStream>(
+    ctx: Arc<Context>,
+    client: S,
+    addrs: ClientAddrs,
+    budget: Arc<BufferBudget>,
+    accepted: Instant,
+    front: ServerSession,
+    charge: Charge,
+    identified: Box<Identified>,
+    span: tracing::Span,
+) {
+    let setup = prepare_relay(
+        ctx, client, addrs, budget, accepted, front, charge, identified,
+    );
+    let Some(mut session) = setup.instrument(span.clone()).await else {
+        return;
+    };
+    let Relaying {
+        ctx,
+        client,
+        upstream,
+        relay,
+        guard,
+        budget,
+        charge,
+        ..
+    } = &mut session;
+    // Cut without flushing: the origin is dead or hung, nothing would drain. Biased: the
+    // relay is polled first on every wake-up and the cut only checked after, without
+    // drawing a random number each time.
+    let fault = tokio::select! {
+        biased;
+        fault = relay::run(
+            client,
+            upstream,
+            relay,
+            guard.traffic(),
+            ctx.live().idle_timeout,
+            &ctx.lifecycle,
+            charge,
+        ) => fault,
+        () = guard.cut().cancelled() => Fault::OriginDown,
+    };
+    let _entered = span.enter();
+    if let Fault::OverBudget(over) = &fault {
+        budget.refused(over);
+    }
+    let traffic = session.guard.traffic();
+    tracing::info!(
+        stream = %session.key,
+        origin = %session.origin,
+        bytes_to_origin = traffic.to_origin.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_to_client = traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
+        seconds = %format!("{:.1}", session.started.elapsed().as_secs_f64()),
+        setup_ms = (session.started - session.accepted).as_millis() as u64,
+        "{} ended: {fault}",
+        session.what
+    );
+}
+
+/// A session set up and about to relay: what the relay and its closing line need.
+struct Relaying<S> {
+    ctx: Arc<Context>,
+    client: S,
+    upstream: tokio::net::TcpStream,
+    relay: Relay,
+    /// The session's entry in the list of live sessions, for as long as it relays.
+    guard: crate::sessions::SessionGuard,
+    budget: Arc<BufferBudget>,
+    charge: Charge,
+    key: StreamKey,
+    origin: lb_core::OriginId,
+    what: &'static str,
+    accepted: Instant,
+    started: Instant,
+}
+
+/// Routes an identified client and replays its setup to the origin. `None` when the
+/// session ends here (refused, closed, served from the edge), having logged why.
+#[allow(clippy::too_many_arguments)]
+async fn prepare_relay<S: ClientStream>(
     ctx: Arc<Context>,
     mut client: S,
     addrs: ClientAddrs,
@@ -199,7 +302,7 @@ async fn serve_identified<S: ClientStream>(
     mut front: ServerSession,
     mut charge: Charge,
     identified: Box<Identified>,
-) {
+) -> Option<Relaying<S>> {
     let peer = addrs.peer;
     let intent = match identified.kind {
         StreamKind::Publish => PickIntent::Publish,
@@ -211,14 +314,14 @@ async fn serve_identified<S: ClientStream>(
         Err(e) => {
             tracing::info!(app = %identified.app, tc_url = %identified.tc_url, "refused {what}: {e}");
             refuse(client, front, &e.to_string()).await;
-            return;
+            return None;
         }
     };
 
     if ctx.config.edge && intent == PickIntent::Play {
         // One upstream pull per stream, shared by every player of it.
         crate::edge::serve::rtmp_viewer(ctx, client, front, key).await;
-        return;
+        return None;
     }
 
     let linked = link_tcp(&ctx, &key, intent, Leg::Rtmp, addrs).await;
@@ -239,7 +342,7 @@ async fn serve_identified<S: ClientStream>(
                 LinkError::Local(_) => "proxy short of resources".to_owned(),
             };
             refuse(client, front, &reason).await;
-            return;
+            return None;
         }
     };
 
@@ -249,7 +352,7 @@ async fn serve_identified<S: ClientStream>(
         Err(e) => {
             tracing::warn!(stream = %key, "cannot replay the client's setup: {e}");
             refuse(client, front, "proxy cannot replay this setup").await;
-            return;
+            return None;
         }
     };
     let limit = ctx.live().origin_connect_timeout;
@@ -268,7 +371,7 @@ async fn serve_identified<S: ClientStream>(
         Ok(Ok(Verdict::Accepted)) => {}
         Ok(Err(Fault::OverBudget(over))) => {
             budget.refused(&over);
-            return;
+            return None;
         }
         Ok(Ok(Verdict::Rejected { stage, reply })) => {
             tracing::info!(
@@ -281,11 +384,11 @@ async fn serve_identified<S: ClientStream>(
             );
             crate::origin_link::release_refused_play(&ctx, intent, &key, &origin.id).await;
             linger_close(client, front.take_output()).await;
-            return;
+            return None;
         }
         Ok(Err(fault @ (Fault::ClientClosed | Fault::ClientIo(_) | Fault::ClientProtocol(_)))) => {
             tracing::info!(stream = %key, origin = %origin.id, "closed during setup of {what}: {fault}");
-            return;
+            return None;
         }
         Ok(Err(fault)) => {
             tracing::info!(stream = %key, origin = %origin.id, "refused {what}: {fault} before answering");
@@ -294,7 +397,7 @@ async fn serve_identified<S: ClientStream>(
                 _ => "origin failed before answering",
             };
             refuse(client, front, reason).await;
-            return;
+            return None;
         }
         Err(_) => {
             tracing::info!(stream = %key, origin = %origin.id, "refused {what}: the origin did not answer within {limit:?}");
@@ -303,44 +406,31 @@ async fn serve_identified<S: ClientStream>(
             let reason = format!("no RTMP answer within {limit:?}");
             crate::origin_link::suspect(&ctx, &origin, &reason, Leg::Rtmp).await;
             refuse(client, front, "origin did not answer in time").await;
-            return;
+            return None;
         }
     }
 
     // The relay, with the session listed for as long as it runs.
-    let session = ctx
+    let guard = ctx
         .sessions
         .open(Protocol::Rtmp, key.clone(), origin.id.clone(), peer, intent);
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
     let started = Instant::now();
-    let mut relay = Relay::new(front.into_leg(), leg.into_leg());
-    // Cut without flushing: the origin is dead or hung, nothing would drain.
-    let fault = tokio::select! {
-        fault = relay::run(
-            &mut client,
-            &mut upstream,
-            &mut relay,
-            session.traffic(),
-            ctx.live().idle_timeout,
-            &ctx.lifecycle,
-            &mut charge,
-        ) => fault,
-        () = session.cut().cancelled() => Fault::OriginDown,
-    };
-    if let Fault::OverBudget(over) = &fault {
-        budget.refused(over);
-    }
-    let traffic = session.traffic();
-    tracing::info!(
-        stream = %key,
-        origin = %origin.id,
-        bytes_to_origin = traffic.to_origin.load(std::sync::atomic::Ordering::Relaxed),
-        bytes_to_client = traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
-        seconds = %format!("{:.1}", started.elapsed().as_secs_f64()),
-        setup_ms = (started - accepted).as_millis() as u64,
-        "{what} ended: {fault}"
-    );
-    drop(session);
+    let relay = Relay::new(front.into_leg(), leg.into_leg());
+    Some(Relaying {
+        ctx,
+        client,
+        upstream,
+        relay,
+        guard,
+        budget,
+        charge,
+        key,
+        origin: origin.id,
+        what,
+        accepted,
+        started,
+    })
 }
 
 fn intent_name(intent: PickIntent) -> &'static str {

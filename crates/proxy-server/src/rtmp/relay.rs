@@ -61,6 +61,7 @@ where
         client, origin, relay, traffic, idle, lifecycle, charge, &mut state,
     )
     .await;
+    state.report(traffic);
     let flush = async {
         // Whatever fails here, the session is over: best effort within the grace.
         while state.refill(relay) {
@@ -93,6 +94,10 @@ struct Pending {
     /// Written to a side that may hold it (TLS) and not flushed since.
     client_unflushed: bool,
     origin_unflushed: bool,
+    /// Written and not yet added to the session's counters: they are updated once per
+    /// wake-up (before the task sleeps, and at the end), not once per write.
+    unreported_to_client: usize,
+    unreported_to_origin: usize,
 }
 
 impl Pending {
@@ -108,16 +113,34 @@ impl Pending {
         !self.to_client.is_empty() || !self.to_origin.is_empty()
     }
 
-    fn sent_to_client(&mut self, n: usize, traffic: &Traffic) {
+    fn sent_to_client(&mut self, n: usize) {
         self.to_client.advance(n);
+        if self.to_client.is_empty() {
+            // Let go of the relay's output buffer at once: while a piece of it is held,
+            // the relay cannot reuse it and allocates (and copies into) a new one.
+            self.to_client = Bytes::new();
+        }
         self.client_unflushed = true;
-        traffic.add_to_client(n);
+        self.unreported_to_client += n;
     }
 
-    fn sent_to_origin(&mut self, n: usize, traffic: &Traffic) {
+    fn sent_to_origin(&mut self, n: usize) {
         self.to_origin.advance(n);
+        if self.to_origin.is_empty() {
+            self.to_origin = Bytes::new();
+        }
         self.origin_unflushed = true;
-        traffic.add_to_origin(n);
+        self.unreported_to_origin += n;
+    }
+
+    /// Adds what was written since the last call to the session's counters.
+    fn report(&mut self, traffic: &Traffic) {
+        if self.unreported_to_client > 0 {
+            traffic.add_to_client(std::mem::take(&mut self.unreported_to_client));
+        }
+        if self.unreported_to_origin > 0 {
+            traffic.add_to_origin(std::mem::take(&mut self.unreported_to_origin));
+        }
     }
 
     /// Bytes taken from the relay and not written yet.
@@ -169,8 +192,11 @@ where
     if let Err(e) = relay.process_origin() {
         return Fault::OriginProtocol(e);
     }
-    // The idle timer is re-armed only when it fires, not on every byte.
+    // The idle timer is re-armed only when it fires, not on every byte; the clock is read
+    // once per wake-up that moved bytes (as the task goes back to sleep), not per step:
+    // the steps of one wake-up happen within microseconds of each other.
     let mut last_activity = Instant::now();
+    let mut moved = false;
     let idle_timer = tokio::time::sleep(idle);
     let forced = lifecycle.forced();
     tokio::pin!(idle_timer, forced);
@@ -234,36 +260,44 @@ where
                     Poll::Pending => {}
                 }
             }
+            // Nothing more to do at once: what this wake-up moved happened about now.
+            if moved {
+                moved = false;
+                last_activity = Instant::now();
+            }
             if idle_timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Step::IdleTimer);
             }
             if forced.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Step::Forced);
             }
+            // Going to sleep: whatever this wake-up did is accounted for now, so a session
+            // dropped while it waits (cut, forced) has reported every byte it wrote.
+            out.report(traffic);
             Poll::Pending
         })
         .await;
         match step {
             Step::SentToClient(n) => {
-                out.sent_to_client(n, traffic);
-                last_activity = Instant::now();
+                out.sent_to_client(n);
+                moved = true;
             }
             Step::SentToOrigin(n) => {
-                out.sent_to_origin(n, traffic);
-                last_activity = Instant::now();
+                out.sent_to_origin(n);
+                moved = true;
             }
             Step::FlushedClient => out.client_unflushed = false,
             Step::FlushedOrigin => out.origin_unflushed = false,
             Step::ReadClient(0) => return Fault::ClientClosed,
             Step::ReadClient(_) => {
-                last_activity = Instant::now();
+                moved = true;
                 if let Err(e) = relay.process_client() {
                     return Fault::ClientProtocol(e);
                 }
             }
             Step::ReadOrigin(0) => return Fault::OriginClosed,
             Step::ReadOrigin(_) => {
-                last_activity = Instant::now();
+                moved = true;
                 if let Err(e) = relay.process_origin() {
                     return Fault::OriginProtocol(e);
                 }
@@ -469,17 +503,12 @@ mod tests {
         assert!(rig.traffic.to_client.load(Ordering::Relaxed) > 600);
     }
 
-    /// A client holding partial messages beyond its free share and what the budget has
-    /// left is cut; its charge goes back to the budget.
-    #[tokio::test]
-    async fn a_client_hoarding_partial_messages_past_the_budget_is_cut() {
-        let budget = BufferBudget::new(Some(512 * 1024));
-        let mut rig = rig_with_budget(Duration::from_secs(30), budget.clone()).await;
-        // Three 1 MiB video messages, 300 KiB of each sent: 900 KiB held, 256 KiB free,
-        // 512 KiB of budget.
+    /// Three messages of 1 MiB declared, 300 KiB of each sent, on chunk streams 4 to 6,
+    /// in 128-byte chunks.
+    fn three_partial_messages(type_id: u8) -> Vec<u8> {
         let mut wire = Vec::new();
         for csid in [4u8, 5, 6] {
-            wire.extend([csid, 0, 0, 0, 0x10, 0, 0, 9, 1, 0, 0, 0]);
+            wire.extend([csid, 0, 0, 0, 0x10, 0, 0, type_id, 1, 0, 0, 0]);
             for (i, piece) in vec![0x17u8; 300 * 1024].chunks(128).enumerate() {
                 if i > 0 {
                     wire.push(0xc0 | csid);
@@ -489,6 +518,52 @@ mod tests {
             // The next csid's fmt 0 header may follow: each message ended on a chunk
             // boundary (300 KiB is a multiple of 128).
         }
+        wire
+    }
+
+    /// Media is relayed as it arrives: a client opening large video messages makes the
+    /// proxy hold none of them, and the origin gets their chunks at once.
+    #[tokio::test]
+    async fn partial_media_messages_flow_through_and_hold_nothing() {
+        let budget = BufferBudget::new(Some(512 * 1024));
+        let mut rig = rig_with_budget(Duration::from_secs(30), budget.clone()).await;
+        rig.client
+            .write_all(&three_partial_messages(types::VIDEO))
+            .await
+            .unwrap();
+        // What the origin reads: the three messages' chunks, re-chunked at 128.
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        let want = 3 * (12 + 300 * 1024 + (300 * 1024 / 128 - 1));
+        while got < want {
+            let n = tokio::time::timeout(Duration::from_secs(5), rig.origin.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the relay closed the origin after {got} bytes");
+            got += n;
+        }
+        assert_eq!(got, want);
+        assert!(!rig.done.is_finished());
+        assert_eq!(budget.used(), 0);
+        drop(rig.client);
+        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fault, Fault::ClientClosed), "{fault}");
+    }
+
+    /// A client holding partial messages beyond its free share and what the budget has
+    /// left is cut; its charge goes back to the budget. (Messages the relay reassembles:
+    /// not media, see above.)
+    #[tokio::test]
+    async fn a_client_hoarding_partial_messages_past_the_budget_is_cut() {
+        let budget = BufferBudget::new(Some(512 * 1024));
+        let mut rig = rig_with_budget(Duration::from_secs(30), budget.clone()).await;
+        // Three 1 MiB AMF3 commands, 300 KiB of each sent: 900 KiB held, 256 KiB free,
+        // 512 KiB of budget.
+        let wire = three_partial_messages(types::COMMAND_AMF3);
         rig.client.write_all(&wire).await.unwrap();
         let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
             .await

@@ -153,7 +153,8 @@ impl Hostile {
     }
 
     /// The next `PIECE` bytes of every open message: on chunk streams 10.., 4096-byte
-    /// chunks, the first one of each message with a full header declaring `DECLARED`.
+    /// chunks, the first one of each message with a full header declaring `DECLARED`, of
+    /// a type the proxy reassembles.
     fn round(&self) -> Vec<u8> {
         let mut wire = Vec::with_capacity(usize::from(OPEN_MESSAGES) * (PIECE + 64));
         for m in 0..OPEN_MESSAGES {
@@ -161,8 +162,11 @@ impl Hostile {
             for offset in (self.sent..self.sent + PIECE).step_by(4096) {
                 if offset == 0 {
                     let len = (DECLARED as u32).to_be_bytes();
-                    // fmt 0, timestamp 0, length, video, message stream 1.
-                    wire.extend([csid, 0, 0, 0, len[1], len[2], len[3], 9, 1, 0, 0, 0]);
+                    // fmt 0, timestamp 0, length, AMF3 command, message stream 1. Not
+                    // media: the proxy relays media as it arrives and holds none of it;
+                    // the other messages it reassembles, and those are what a hoarder
+                    // can make it hold.
+                    wire.extend([csid, 0, 0, 0, len[1], len[2], len[3], 17, 1, 0, 0, 0]);
                 } else {
                     wire.push(0xC0 | csid);
                 }

@@ -652,6 +652,25 @@ fn a_dead_origin_ends_the_publishers_session() {
         line.contains("ended: origin"),
         "the origin's end is the reason: {line}"
     );
+    // The relay runs outside the connection's span (it is entered only where the session
+    // logs), yet its start and end lines carry the span's fields and the byte counts.
+    assert!(
+        line.contains("conn{protocol=\"rtmp\" peer=127.0.0.1:"),
+        "the end line is in the connection's span: {line}"
+    );
+    assert!(
+        line.contains("bytes_to_origin=") && !line.contains("bytes_to_origin=0 "),
+        "the end line counts what was relayed: {line}"
+    );
+    let log = proxy.log_text();
+    let started = log
+        .lines()
+        .find(|l| l.contains("publish started"))
+        .unwrap_or_else(|| panic!("no start line:\n{log}"));
+    assert!(
+        started.contains("conn{protocol=\"rtmp\" peer=127.0.0.1:"),
+        "the start line is in the connection's span: {started}"
+    );
     let (status, _) = wait_exit(&mut publisher, Duration::from_secs(10));
     assert!(
         !status.success(),

@@ -57,6 +57,11 @@ struct StreamState {
     type_id: u8,
     stream_id: u32,
     in_progress: bool,
+    /// The message in progress is handed out in pieces (see [`ChunkReader::next_piece`])
+    /// rather than reassembled.
+    streamed: bool,
+    /// Bytes of a streamed message handed out so far.
+    streamed_len: usize,
     /// The message received so far; a `Vec` so that its capacity is exactly what was
     /// reserved for it (and accounted in `ChunkReader::held`).
     payload: Vec<u8>,
@@ -73,9 +78,65 @@ impl StreamState {
             type_id: 0,
             stream_id: 0,
             in_progress: false,
+            streamed: false,
+            streamed_len: 0,
             payload: Vec::new(),
         }
     }
+}
+
+/// Part of a message's payload, handed out as it arrives, with the message's header.
+///
+/// A message's pieces come in order (`offset` growing by each piece's length, from 0 to
+/// `length`); pieces of messages on other chunk streams, and whole messages, may come in
+/// between, as the peer interleaved them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePiece<'a> {
+    /// Chunk stream id.
+    pub csid: u32,
+    /// Message type id.
+    pub type_id: u8,
+    /// Message stream id.
+    pub stream_id: u32,
+    /// The message's timestamp.
+    pub timestamp: u32,
+    /// The whole message's length.
+    pub length: u32,
+    /// Bytes of the message before this piece.
+    pub offset: u32,
+    /// The piece's bytes, lent from the reader's input until its next call.
+    pub data: &'a [u8],
+}
+
+impl MessagePiece<'_> {
+    /// Whether this piece ends its message.
+    pub fn is_last(&self) -> bool {
+        self.offset as usize + self.data.len() == self.length as usize
+    }
+}
+
+/// What [`ChunkReader::next_piece`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A whole message (one the filter did not choose to stream).
+    Message(Message),
+    /// Part of a message the filter chose to stream.
+    Part(MessagePiece<'a>),
+}
+
+/// What consuming a chunk's payload gave.
+enum Taken {
+    Message(Message),
+    /// A piece of a streamed message: its header, with its bytes the first `lent` of the
+    /// input.
+    Part {
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        timestamp: u32,
+        length: u32,
+        offset: u32,
+    },
 }
 
 /// The chunk whose payload is being consumed.
@@ -115,6 +176,10 @@ pub struct ChunkReader {
     current: Option<Current>,
     /// Capacity of every partial message's payload, summed.
     held: usize,
+    /// Bytes at the front of `buf` lent out with the last piece, consumed already: they
+    /// are dropped at the next call, so that a piece needs neither a copy nor a reference
+    /// count.
+    lent: usize,
     consumed: u64,
     window: u32,
     last_ack: u64,
@@ -141,6 +206,7 @@ impl ChunkReader {
             limits,
             current: None,
             held: 0,
+            lent: 0,
             consumed: 0,
             window: 0,
             last_ack: 0,
@@ -149,18 +215,21 @@ impl ChunkReader {
 
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
+        self.settle();
         self.buf.extend_from_slice(data);
     }
 
     /// The input buffer, for reading from a socket straight into it (e.g. tokio's
     /// `read_buf`). Bytes appended here count as fed.
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        self.settle();
         &mut self.buf
     }
 
     /// Frees the input buffer's storage if every byte fed has been parsed, for owners that
     /// keep many mostly idle readers. The next [`feed`](Self::feed) allocates again.
     pub fn release_empty_buffer(&mut self) {
+        self.settle();
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
@@ -168,7 +237,7 @@ impl ChunkReader {
 
     /// Bytes fed but not parsed yet.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.lent
     }
 
     /// Bytes the reader holds for the peer: the input not parsed yet, and the memory
@@ -176,7 +245,7 @@ impl ChunkReader {
     /// with what the headers declared: a message declared at 4 MiB of which 1 KiB arrived
     /// holds a few KiB. Cheap (two fields), for owners that account memory per read.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len() + self.held
+        self.buf.len() - self.lent + self.held
     }
 
     /// The peer's current chunk size.
@@ -222,26 +291,108 @@ impl ChunkReader {
 
     /// The next complete message, or `Ok(None)` when more bytes are needed.
     ///
-    /// After an error the reader's state is unspecified: drop the connection.
+    /// After an error the reader's state is unspecified: drop the connection. Do not mix
+    /// with [`next_piece`](Self::next_piece) while a streamed message is in progress: its
+    /// remaining pieces are refused with [`Error::PieceOfStreamedMessage`].
     pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
-        loop {
+        match self.next_piece(|_, _| false)? {
+            Some(Piece::Message(msg)) => Ok(Some(msg)),
+            Some(Piece::Part(piece)) => Err(Error::PieceOfStreamedMessage(piece.csid)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next whole message, or the next piece of a message that `stream(csid, type_id)`
+    /// chose, at its first chunk, to stream: such a message is handed out as its bytes
+    /// arrive instead of being reassembled, so the reader holds nothing for it. `Ok(None)`
+    /// when more bytes are needed.
+    ///
+    /// Messages that change how the stream is read (Set Chunk Size, Abort, Window
+    /// Acknowledgement Size) take effect whatever the filter says; an Abort ends a streamed
+    /// message as it ends a reassembled one (the owner sees the Abort message).
+    ///
+    /// After an error the reader's state is unspecified: drop the connection.
+    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
+        self.settle();
+        let part = loop {
             if let Some(cur) = self.current {
-                if let Some(msg) = self.take_payload(cur)? {
-                    return Ok(Some(msg));
+                match self.take_payload(cur)? {
+                    Some(Taken::Message(msg)) => return Ok(Some(Piece::Message(msg))),
+                    Some(part @ Taken::Part { .. }) => break part,
+                    None if self.current.is_some() => return Ok(None),
+                    None => {}
                 }
-                if self.current.is_some() {
-                    return Ok(None);
-                }
-            } else if !self.read_header()? {
+            } else if !self.read_header(&stream)? {
                 return Ok(None);
             }
+        };
+        let Taken::Part {
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            length,
+            offset,
+        } = part
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Piece::Part(MessagePiece {
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            length,
+            offset,
+            data: &self.buf[..self.lent],
+        })))
+    }
+
+    /// Drops the bytes lent with the last piece.
+    fn settle(&mut self) {
+        if self.lent > 0 {
+            self.buf.advance(self.lent);
+            self.lent = 0;
         }
     }
 
     /// Consumes what is buffered of the current chunk's payload.
-    fn take_payload(&mut self, cur: Current) -> Result<Option<Message>, Error> {
+    fn take_payload(&mut self, cur: Current) -> Result<Option<Taken>, Error> {
         let n = cur.remaining.min(self.buf.len());
         let st = &mut self.streams[cur.idx];
+        if st.streamed {
+            // A zero-length message is one piece of nothing; otherwise wait for bytes.
+            if n == 0 && cur.remaining > 0 {
+                return Ok(None);
+            }
+            let piece = Taken::Part {
+                csid: st.csid,
+                type_id: st.type_id,
+                stream_id: st.stream_id,
+                timestamp: st.timestamp,
+                length: st.length,
+                // At most the declared length, a u32.
+                offset: st.streamed_len as u32,
+            };
+            self.lent = n;
+            st.streamed_len += n;
+            self.consumed += n as u64;
+            let remaining = cur.remaining - n;
+            self.current = if remaining > 0 {
+                Some(Current { remaining, ..cur })
+            } else {
+                None
+            };
+            if st.streamed_len == st.length as usize {
+                st.in_progress = false;
+                st.streamed = false;
+                st.streamed_len = 0;
+            }
+            return Ok(Some(piece));
+        }
         let whole = st.payload.is_empty() && cur.remaining == st.length as usize;
         let fast = if whole && n == cur.remaining {
             // The whole message is one chunk and already buffered: hand out the buffer's
@@ -291,7 +442,7 @@ impl ChunkReader {
         st.in_progress = false;
         let msg = Message::new(st.csid, st.type_id, st.stream_id, st.timestamp, payload);
         self.apply(&msg)?;
-        Ok(Some(msg))
+        Ok(Some(Taken::Message(msg)))
     }
 
     /// The messages that change how the rest of the stream is read take effect before the
@@ -307,6 +458,8 @@ impl ChunkReader {
                     self.held -= st.payload.capacity();
                     st.payload = Vec::new();
                     st.in_progress = false;
+                    st.streamed = false;
+                    st.streamed_len = 0;
                 }
             }
             Some(Control::WindowAckSize(size)) => self.window = size,
@@ -316,7 +469,10 @@ impl ChunkReader {
     }
 
     /// Parses one chunk header if it is wholly buffered; returns whether it did.
-    fn read_header(&mut self) -> Result<bool, Error> {
+    fn read_header<F>(&mut self, stream: &F) -> Result<bool, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
         let b = &self.buf[..];
         let Some(&first) = b.first() else {
             return Ok(false);
@@ -413,8 +569,15 @@ impl ChunkReader {
                 });
             }
             st.in_progress = true;
+            st.streamed = stream(csid, st.type_id);
+            st.streamed_len = 0;
         }
-        let left = st.length as usize - st.payload.len();
+        let done = if st.streamed {
+            st.streamed_len
+        } else {
+            st.payload.len()
+        };
+        let left = st.length as usize - done;
         let remaining = left.min(self.chunk_size as usize);
         self.buf.advance(pos);
         self.consumed += pos as u64;
@@ -884,6 +1047,106 @@ mod tests {
             .prop_map(|(csid, t, sid, ts, p)| Message::new(csid, t, sid, ts, p.into()))
     }
 
+    fn media_off_csid_2(csid: u32, type_id: u8) -> bool {
+        csid >= 3 && matches!(type_id, 8 | 9)
+    }
+
+    /// What the reader has, through the writer: streamed messages piece by piece, the
+    /// others whole.
+    fn pass_pieces(r: &mut ChunkReader, w: &mut ChunkWriter, out: &mut BytesMut) {
+        while let Some(piece) = r.next_piece(media_off_csid_2).unwrap() {
+            match piece {
+                Piece::Message(msg) => w.write(&msg, out).unwrap(),
+                Piece::Part(part) => w.write_piece(&part, out).unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_streamed_message_comes_in_pieces_as_it_arrives_and_holds_nothing() {
+        let payload: Vec<u8> = (0..10_000).map(|i| (i % 251) as u8).collect();
+        let msg = m(6, 9, 1, 40, &payload);
+        let wire = ChunkWriter::with_chunk_size(4096)
+            .unwrap()
+            .to_bytes(&msg)
+            .unwrap();
+        let mut r = ChunkReader::new();
+        r.set_chunk_size(4096).unwrap();
+        let mut got = Vec::new();
+        for piece in wire.chunks(1000) {
+            r.feed(piece);
+            while let Some(p) = r.next_piece(media_off_csid_2).unwrap() {
+                match p {
+                    Piece::Part(part) => got.push((
+                        (part.csid, part.type_id, part.stream_id, part.timestamp),
+                        (part.length, part.offset, part.is_last()),
+                        part.data.to_vec(),
+                    )),
+                    Piece::Message(other) => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(r.buffered_bytes(), r.buffered());
+        }
+        assert_eq!(r.buffered_bytes(), 0);
+        let mut joined = Vec::new();
+        for (head, (length, offset, last), data) in &got {
+            assert_eq!(*offset as usize, joined.len());
+            assert_eq!((*head, *length), ((6, 9, 1, 40), 10_000));
+            joined.extend_from_slice(data);
+            assert_eq!(*last, joined.len() == payload.len());
+        }
+        assert_eq!(joined, payload);
+        assert!(got.len() > 10, "pieces follow the reads, not the chunks");
+        // Read whole, the reader refuses to hand out the rest of a streamed message.
+        let mut r = ChunkReader::new();
+        r.set_chunk_size(4096).unwrap();
+        r.feed(&wire[..200]);
+        assert!(matches!(
+            r.next_piece(media_off_csid_2).unwrap(),
+            Some(Piece::Part(_))
+        ));
+        r.feed(&wire[200..300]);
+        assert_eq!(r.next_message(), Err(Error::PieceOfStreamedMessage(6)));
+    }
+
+    #[test]
+    fn a_piece_out_of_turn_is_refused() {
+        let mut w = ChunkWriter::with_chunk_size(100).unwrap();
+        let mut out = BytesMut::new();
+        let part = |offset: u32, data: &'static [u8]| MessagePiece {
+            csid: 6,
+            type_id: 9,
+            stream_id: 1,
+            timestamp: 0,
+            length: 300,
+            offset,
+            data,
+        };
+        assert_eq!(
+            w.write_piece(&part(10, &[1; 10]), &mut out),
+            Err(Error::PieceOfStreamedMessage(6))
+        );
+        w.write_piece(&part(0, &[1; 150]), &mut out).unwrap();
+        // One whole chunk out, 50 bytes held for the next.
+        assert_eq!(out.len(), 12 + 100);
+        assert!(w.buffered_bytes() >= 50);
+        assert_eq!(
+            w.write_piece(&part(100, &[1; 10]), &mut out),
+            Err(Error::PieceOfStreamedMessage(6))
+        );
+        assert_eq!(
+            w.write_piece(&part(150, &[1; 151]), &mut out),
+            Err(Error::PieceOfStreamedMessage(6))
+        );
+        assert_eq!(
+            w.write(&m(6, 9, 1, 0, b"x"), &mut out),
+            Err(Error::InterruptedMessage(6))
+        );
+        assert!(w.abort(6));
+        assert_eq!(w.buffered_bytes(), 0);
+        w.write(&m(6, 9, 1, 0, b"x"), &mut out).unwrap();
+    }
+
     proptest! {
         #[test]
         fn write_then_read(msgs in prop::collection::vec(arb_message(), 1..8),
@@ -919,6 +1182,43 @@ mod tests {
                 got.extend(read_all(&mut r).unwrap());
             }
             prop_assert_eq!(got, msgs);
+        }
+
+        /// Passing messages in pieces, however the input is split and whatever the chunk
+        /// sizes on each side, writes the very bytes that writing them whole does.
+        #[test]
+        fn pieces_write_what_whole_messages_write(
+            msgs in prop::collection::vec(arb_message(), 1..8),
+            chunk_in in prop_oneof![1u32..10, 100u32..200, Just(4096u32)],
+            chunk_out in prop_oneof![1u32..10, 100u32..200, Just(4096u32)],
+            splits in prop::collection::vec(1usize..900, 1..10),
+        ) {
+            let mut wire = BytesMut::new();
+            let mut expected = BytesMut::new();
+            let mut w_in = ChunkWriter::with_chunk_size(chunk_in).unwrap();
+            let mut w_expected = ChunkWriter::with_chunk_size(chunk_out).unwrap();
+            for msg in &msgs {
+                w_in.write(msg, &mut wire).unwrap();
+                w_expected.write(msg, &mut expected).unwrap();
+            }
+            let mut r = ChunkReader::new();
+            r.set_chunk_size(chunk_in).unwrap();
+            let mut w = ChunkWriter::with_chunk_size(chunk_out).unwrap();
+            let mut out = BytesMut::new();
+            let mut rest = &wire[..];
+            for n in splits.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*n).min(rest.len());
+                r.feed(&rest[..n]);
+                rest = &rest[n..];
+                pass_pieces(&mut r, &mut w, &mut out);
+                prop_assert!(w.buffered_bytes() <= 2 * chunk_out as usize + 64);
+            }
+            prop_assert_eq!(&out[..], &expected[..]);
+            prop_assert_eq!(w.buffered_bytes(), 0);
+            prop_assert_eq!(r.buffered_bytes(), 0);
         }
 
         #[test]

@@ -13,7 +13,7 @@ pub use server::{split_query, Identified, ServerConfig, ServerEvent, ServerSessi
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{Control, UserControl};
-use crate::{ChunkReader, ChunkWriter, Error, Message};
+use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, Piece};
 
 /// One side of a connection once set up: its chunk reader (with the peer's chunk size,
 /// per-chunk-stream header state and any unparsed bytes), its chunk writer, the output not
@@ -84,9 +84,51 @@ impl Leg {
         Ok(Some(msg))
     }
 
+    /// Like [`next_message`](Self::next_message), but messages that `stream(csid, type_id)`
+    /// chooses come in pieces as they arrive (see [`ChunkReader::next_piece`]).
+    pub fn next_piece<F>(&mut self, stream: F) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
+        // For the bytes the previous calls consumed: a piece borrows the reader, so the
+        // acknowledgement a piece makes due goes out at the next call (the owner calls
+        // until `None`, so none is left behind).
+        if let Some(seq) = self.reader.ack_due() {
+            self.writer
+                .write(&Control::Acknowledgement(seq).to_message(), &mut self.out)?;
+        }
+        let piece = self.reader.next_piece(stream)?;
+        if let Some(Piece::Message(msg)) = &piece {
+            if msg.type_id == crate::message::types::USER_CONTROL {
+                if let Some(Control::UserControl(UserControl::PingRequest(t))) =
+                    Control::decode(msg)?
+                {
+                    let pong = Control::UserControl(UserControl::PingResponse(t)).to_message();
+                    self.writer.write(&pong, &mut self.out)?;
+                }
+            }
+        }
+        Ok(piece)
+    }
+
     /// Chunks `msg` into the output.
     pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
         self.writer.write(msg, &mut self.out)
+    }
+
+    /// Chunks what can be chunked of a message given in pieces into the output (see
+    /// [`ChunkWriter::write_piece`]).
+    pub fn send_piece(&mut self, piece: &MessagePiece<'_>) -> Result<(), Error> {
+        self.writer.write_piece(piece, &mut self.out)
+    }
+
+    /// Ends the message being sent in pieces on `csid`, telling the peer with an Abort
+    /// if part of it went out.
+    pub fn abort_piece(&mut self, csid: u32) -> Result<(), Error> {
+        if self.writer.abort(csid) {
+            self.send_control(Control::Abort(csid))?;
+        }
+        Ok(())
     }
 
     /// Chunks a protocol control message into the output.
@@ -100,9 +142,10 @@ impl Leg {
     }
 
     /// Bytes this leg holds: what its reader holds
-    /// ([`ChunkReader::buffered_bytes`]) and the output not taken yet.
+    /// ([`ChunkReader::buffered_bytes`]), what its writer holds of messages sent in
+    /// pieces ([`ChunkWriter::buffered_bytes`]) and the output not taken yet.
     pub fn buffered_bytes(&self) -> usize {
-        self.reader.buffered_bytes() + self.out.len()
+        self.reader.buffered_bytes() + self.writer.buffered_bytes() + self.out.len()
     }
 
     /// Takes the bytes to send to the peer.

@@ -5,16 +5,24 @@
 //! origin picked its own), and fmt 1-3 headers refer to the previous header on the same
 //! chunk stream, which on the origin leg was written by the proxy, not by the client. A raw
 //! copy would need both chunk-stream states to match byte for byte from the switch point on,
-//! which neither side controls. Parsing costs one pass over the headers and (for messages
-//! spanning several chunks) one copy of the payload; re-chunking costs one more copy. The
-//! `rtmp_chunks` bench measures it.
+//! which neither side controls.
+//!
+//! Media messages (audio, video, data, aggregates on chunk streams 3 and up) are not
+//! reassembled, though: their bytes are handed over in pieces as they arrive and re-chunked
+//! at once, with a fmt 0 header carrying the translated stream id and fmt 3 continuations,
+//! so a byte of media is copied once, from the input into the other leg's output. (Bytes
+//! short of a whole outgoing chunk wait in the writer, a chunk's worth at most.) The other
+//! messages are few and small and go through whole, as the translation of commands and
+//! user control events needs. The proxy's own messages (acknowledgements, ping responses,
+//! aborts) use chunk stream 2, which is never streamed, so they cannot fall inside a
+//! streamed message's chunks. The `rtmp_chunks` bench measures it.
 
 use bytes::{Bytes, BytesMut};
 
 use super::Leg;
 use crate::command::Command;
 use crate::message::{types, Control, UserControl};
-use crate::{Amf0Limits, Error, Message};
+use crate::{Amf0Limits, Error, Message, Piece};
 
 /// Moves `msg` from message stream `from` to `to`: its header, the stream id inside User
 /// Control stream events, and `deleteStream`/`closeStream`'s argument. Messages about other
@@ -182,13 +190,41 @@ impl Relay {
             Dir::ToOrigin => (&mut self.client, &mut self.origin),
             Dir::ToClient => (&mut self.origin, &mut self.client),
         };
-        while let Some(msg) = from.next_message()? {
-            if let Some(msg) = translate(msg, from.stream_id, to.stream_id, &self.limits)? {
-                to.send(&msg)?;
+        let (from_id, to_id) = (from.stream_id, to.stream_id);
+        while let Some(piece) = from.next_piece(streamed)? {
+            match piece {
+                Piece::Part(mut part) => {
+                    if part.stream_id == from_id {
+                        part.stream_id = to_id;
+                    }
+                    to.send_piece(&part)?;
+                }
+                Piece::Message(msg) => {
+                    if msg.type_id == types::ABORT && msg.stream_id == 0 {
+                        // The reader dropped what it had of that chunk stream's message;
+                        // the other leg's peer may have its first chunks.
+                        if let Some(Control::Abort(csid)) = Control::decode(&msg)? {
+                            to.abort_piece(csid)?;
+                        }
+                    }
+                    if let Some(msg) = translate(msg, from_id, to_id, &self.limits)? {
+                        to.send(&msg)?;
+                    }
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The messages relayed in pieces: media, whose translation touches only the header, on
+/// chunk streams other than the one the proxy writes its own messages on.
+fn streamed(csid: u32, type_id: u8) -> bool {
+    csid >= 3
+        && matches!(
+            type_id,
+            types::AUDIO | types::VIDEO | types::AGGREGATE | types::DATA_AMF0
+        )
 }
 
 fn translate(
@@ -218,5 +254,83 @@ fn translate(
             }))
         }
         _ => rewrite_stream_id(msg, from, to, limits).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkReader, ChunkWriter, Leg};
+
+    fn read_all(reader: &mut ChunkReader, bytes: &[u8]) -> Vec<Message> {
+        reader.feed(bytes);
+        let mut out = Vec::new();
+        while let Some(msg) = reader.next_message().unwrap() {
+            out.push(msg);
+        }
+        out
+    }
+
+    /// A video frame streamed across, with audio between its chunks, then aborted by the
+    /// client: the origin gets the audio on its stream id, an Abort for the frame's chunk
+    /// stream (part of it went out), and the next frame whole.
+    #[test]
+    fn an_aborted_streamed_frame_is_aborted_on_the_other_leg() {
+        let client = Leg::new(ChunkReader::new(), ChunkWriter::new(), 1);
+        let origin = Leg::new(
+            ChunkReader::new(),
+            ChunkWriter::with_chunk_size(100).unwrap(),
+            7,
+        );
+        let mut relay = Relay::new(client, origin);
+        // Chunk size 128 from the client: a 1000-byte frame's header and two chunks, an
+        // audio message on csid 4 in between, an Abort of csid 6, then a new frame.
+        let mut wire = vec![0x06, 0, 0, 40, 0, 0x03, 0xe8, 9, 1, 0, 0, 0];
+        wire.extend([0x17; 128]);
+        let audio = Message::new(4, types::AUDIO, 1, 40, Bytes::from(vec![0xaf; 50]));
+        let mut audio_wire = BytesMut::new();
+        ChunkWriter::new().write(&audio, &mut audio_wire).unwrap();
+        wire.extend_from_slice(&audio_wire);
+        wire.push(0xc6);
+        wire.extend([0x17; 128]);
+        let mut tail = BytesMut::new();
+        let mut w = ChunkWriter::new();
+        w.write(&Control::Abort(6).to_message(), &mut tail).unwrap();
+        let frame = Message::new(6, types::VIDEO, 1, 80, Bytes::from(vec![0x27; 300]));
+        w.write(&frame, &mut tail).unwrap();
+        wire.extend_from_slice(&tail);
+
+        let mut origin_reader = ChunkReader::new();
+        origin_reader.set_chunk_size(100).unwrap();
+        let mut got = Vec::new();
+        for piece in wire.chunks(37) {
+            relay.feed_client(piece).unwrap();
+            got.extend(read_all(&mut origin_reader, &relay.take_for_origin()));
+        }
+        assert_eq!(
+            got,
+            vec![
+                audio.with_stream_id(7),
+                Control::Abort(6).to_message(),
+                frame.with_stream_id(7),
+            ]
+        );
+        assert_eq!(relay.buffered_bytes(), 0);
+    }
+
+    /// Media on chunk stream 2 is relayed whole, so the proxy's own messages there
+    /// (acknowledgements) never land inside it.
+    #[test]
+    fn media_on_the_control_chunk_stream_is_relayed_whole() {
+        let client = Leg::new(ChunkReader::new(), ChunkWriter::new(), 1);
+        let origin = Leg::new(ChunkReader::new(), ChunkWriter::new(), 7);
+        let mut relay = Relay::new(client, origin);
+        let odd = Message::new(2, types::VIDEO, 1, 0, Bytes::from(vec![1; 500]));
+        let wire = ChunkWriter::new().to_bytes(&odd).unwrap();
+        relay.feed_client(&wire[..300]).unwrap();
+        assert_eq!(relay.pending_for_origin(), 0);
+        relay.feed_client(&wire[300..]).unwrap();
+        let got = read_all(&mut ChunkReader::new(), &relay.take_for_origin());
+        assert_eq!(got, vec![odd.with_stream_id(7)]);
     }
 }
