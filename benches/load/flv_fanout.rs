@@ -3,7 +3,9 @@
 //! CPU (% of a core, per MB) and RSS (average, peak) of the proxy and of HAProxy, their
 //! ratios, and the throughput ratios to direct. Each relay's CPU while idle (during the
 //! direct run) is reported too, and the CPU ratio without it: the proxy's timers, health
-//! probes and other listeners cost it something whatever the viewers do.
+//! probes and other listeners cost it something whatever the viewers do. The proxy probes
+//! its (HTTP-only) origin with a TCP connect every 2 s by default, so HAProxy's backend is
+//! given the same `check inter 2s` (see `common::Haproxy`): both relays do that work.
 //!
 //! The origin is a FAKE, written here: it replays an FLV clip (made by ffmpeg) to every
 //! viewer at a fixed bitrate, because no packaged program serves one HTTP-FLV stream to

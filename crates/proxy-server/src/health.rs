@@ -503,7 +503,8 @@ pub fn proxy_id() -> String {
 }
 
 /// Reports this proxy's live sessions per origin every [`REPORT_EVERY`], valid for three
-/// periods. An idle proxy reports once that it has none, then stays quiet.
+/// periods. An idle proxy reports once that it has none, then stays quiet, and its timer
+/// sleeps until a session opens.
 async fn report_connections(ctx: Arc<Context>, proxy: String) {
     let ttl = REPORT_EVERY * 3;
     let mut tick = tokio::time::interval(REPORT_EVERY);
@@ -519,6 +520,9 @@ async fn report_connections(ctx: Arc<Context>, proxy: String) {
             .map(|(id, n)| (id, n as u64))
             .collect();
         if counts.is_empty() && !last_had_sessions {
+            ctx.sessions.opened().await;
+            // The first report a period after the opening.
+            tick.reset();
             continue;
         }
         counts.sort();

@@ -73,6 +73,12 @@ impl Context {
     pub fn live(&self) -> Arc<Config> {
         self.live.get()
     }
+
+    /// Told of each reload that replaces the configuration (its `changed()` completes),
+    /// for loops that keep reloadable values and would otherwise poll [`Context::live`].
+    pub fn live_changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.live.subscribe()
+    }
 }
 
 pub use config::{load as load_config, Config};

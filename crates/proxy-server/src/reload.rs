@@ -25,6 +25,9 @@ pub struct LiveConfig {
     current: RwLock<Arc<Config>>,
     /// One reload at a time: two racing would each diff against the same old snapshot.
     reloading: tokio::sync::Mutex<()>,
+    /// Told of each replacement, so that long-lived loops (the UDP routers) take up new
+    /// limits when they change instead of polling for them.
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl LiveConfig {
@@ -33,7 +36,13 @@ impl LiveConfig {
         LiveConfig {
             current: RwLock::new(Arc::new(config)),
             reloading: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::watch::Sender::new(()),
         }
+    }
+
+    /// A receiver whose `changed()` completes after each later replacement.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     /// The configuration in effect now.
@@ -47,6 +56,7 @@ impl LiveConfig {
 
     fn set(&self, config: Config) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.changed.send_replace(());
     }
 }
 

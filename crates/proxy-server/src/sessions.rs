@@ -119,6 +119,9 @@ struct Inner {
     /// Live sessions per origin, kept as sessions come and go so that a per-origin limit
     /// costs one lookup; an origin leaves the map when its last session ends.
     per_origin: DashMap<OriginId, usize>,
+    /// Woken when a session opens, for periodic work that has nothing to do while none is
+    /// live (connection reports) and need not wake an idle proxy.
+    opened: tokio::sync::Notify,
 }
 
 /// Removes its session from the registry when dropped, however the session ends.
@@ -212,12 +215,19 @@ impl Sessions {
             cut: cut.clone(),
         };
         self.inner.live.insert(id, info);
+        self.inner.opened.notify_one();
         SessionGuard {
             inner: self.inner.clone(),
             id,
             traffic,
             cut,
         }
+    }
+
+    /// Completes when a session opens; at once if one opened since the last call that
+    /// completed (a single waiter is expected: the connection reports).
+    pub async fn opened(&self) {
+        self.inner.opened.notified().await;
     }
 
     /// Ends every live session relayed to `origin` (its probes say it is dead: a hung

@@ -55,9 +55,6 @@ const ROUNDS: usize = 4;
 static REFUSAL_LOG: LazyLock<LogThrottle> =
     LazyLock::new(|| LogThrottle::new(Duration::from_secs(1)));
 
-/// How often the router takes up a reloaded session cap and handshake timeout.
-const FOLLOW_CONFIG_EVERY: Duration = Duration::from_secs(1);
-
 /// The router's limits under a configuration.
 fn limits(config: &crate::Config) -> Limits {
     Limits {
@@ -212,8 +209,9 @@ impl Front {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(stopped, timer);
         let (mut accepting, mut armed) = (true, None);
-        let mut follow = tokio::time::interval(FOLLOW_CONFIG_EVERY);
-        follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A reloaded session cap and handshake timeout are taken up when the reload
+        // happens: no timer wakes an idle port to look for one.
+        let mut reloads = self.ctx.live_changes();
         let mut batch = Batch::new(MAX_DATAGRAM);
         loop {
             // Reset only when the router's next deadline changes: not once per wake-up.
@@ -232,7 +230,7 @@ impl Front {
                     self.router.stop_accepting();
                     tracing::info!(protocol = "srt", "stopped accepting");
                 }
-                _ = follow.tick() => self.router.set_limits(limits(&self.ctx.live())),
+                Ok(()) = reloads.changed() => self.router.set_limits(limits(&self.ctx.live())),
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
                     self.router.handle_timeout(self.clock.now());

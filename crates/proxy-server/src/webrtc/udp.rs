@@ -7,8 +7,9 @@
 //! and logs. One task runs the router: it reads the shared socket (up to
 //! [`udp_batch::BATCH`] datagrams per `recvmmsg`, the clock read once per batch), feeds
 //! each datagram in and does what comes back, without awaiting on the packet path; it
-//! spawns the balancer lookups the router asks for and feeds their answers back, and wakes
-//! at [`Router::poll_timeout`]. Consecutive datagrams of one session to its origin leave
+//! spawns the balancer lookups the router asks for and feeds their answers back, wakes
+//! at [`Router::poll_timeout`] (never while it has no session: an idle port costs
+//! nothing), and takes up a reload's idle timeout and session cap when the reload happens. Consecutive datagrams of one session to its origin leave
 //! in one segmented send ([`udp_batch::Run`]): a client's burst (a video frame) costs one
 //! system call, not one per packet.
 //!
@@ -122,9 +123,11 @@ impl Shell {
     ) {
         let (socket, state) = (self.socket.clone(), self.state.clone());
         let mut batch = Batch::new(DATAGRAM);
-        let mut deadline = self.router.poll_timeout().unwrap_or_else(Instant::now);
-        let timer = tokio::time::sleep_until(deadline.into());
+        // `None`: the router has nothing timed to do (no session), and is not woken.
+        let mut deadline = self.router.poll_timeout();
+        let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into());
         tokio::pin!(timer);
+        let mut reloads = self.ctx.live_changes();
         let lifecycle = self.ctx.lifecycle.clone();
         let forced = lifecycle.forced();
         tokio::pin!(forced);
@@ -144,15 +147,17 @@ impl Shell {
                     let action = self.router.handle_lookup(Instant::now(), &ufrag, found);
                     self.act(action, None);
                 }
-                () = &mut timer => {
-                    // Sessions whose origin was marked down end now.
+                Ok(()) = reloads.changed() => {
+                    let live = self.ctx.live();
+                    self.router.set_limits(live.idle_timeout, live.max_connections);
+                }
+                () = &mut timer, if deadline.is_some() => {
+                    // Sessions whose origin was marked down end now (the router ticks
+                    // while any session is open).
                     let cut = self.relays.iter().flatten().filter(|r| r.is_cut());
                     for id in cut.map(|r| r.id).collect::<Vec<_>>() {
                         self.router.close(id, CloseReason::Closed("origin marked down"));
                     }
-                    // A reload's idle timeout and session cap apply from the next tick.
-                    let live = self.ctx.live();
-                    self.router.set_limits(live.idle_timeout, live.max_connections);
                     self.router.handle_timeout(Instant::now());
                     self.act(Action::Consumed, None);
                 }
@@ -176,13 +181,12 @@ impl Shell {
                 }
             }
             self.flush_up();
-            let next = self
-                .router
-                .poll_timeout()
-                .unwrap_or(deadline + router::TICK);
+            let next = self.router.poll_timeout();
             if next != deadline {
                 deadline = next;
-                timer.as_mut().reset(deadline.into());
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at.into());
+                }
             }
         }
         tracing::info!(live = self.router.len(), "WebRTC UDP router stopped");

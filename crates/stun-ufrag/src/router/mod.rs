@@ -326,12 +326,15 @@ impl<T> Router<T> {
         }
     }
 
-    /// When [`Router::handle_timeout`] wants to run next.
+    /// When [`Router::handle_timeout`] wants to run next: `None` while it has nothing to
+    /// do (no session, no primed or missing ufrag to expire, no drop to report), so an
+    /// idle relay is not woken; a session opening, a ufrag primed or a datagram dropped
+    /// brings a deadline back.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.next_sweep, self.next_renew, self.next_report]
-            .into_iter()
-            .fold(self.next_tick, Instant::min)
-            .into()
+        let sessions = (self.live > 0).then(|| self.next_tick.min(self.next_renew));
+        let sweep = (!self.known.is_empty() || !self.missing.is_empty()).then_some(self.next_sweep);
+        let report = self.drops.any().then_some(self.next_report);
+        [sessions, sweep, report].into_iter().flatten().min()
     }
 
     /// The next datagram to send: a consent request to a client address, or a check kept
@@ -598,6 +601,12 @@ impl<T> Router<T> {
         };
         if let Some(s) = self.slots.get_mut(id.slot()) {
             *s = Some(session);
+        }
+        if self.live == 0 {
+            // The timers of an idle router were not run (nothing was due): the first
+            // session's count from its opening, not from when the last one closed.
+            self.next_tick = self.next_tick.max(now + TICK);
+            self.next_renew = self.next_renew.max(now + self.config.renew_every);
         }
         self.live += 1;
         self.bind(id, from);

@@ -713,14 +713,56 @@ fn a_lower_cap_set_live_refuses_new_sessions_and_keeps_open_ones() {
 #[test]
 fn timers_are_polled_not_read() {
     let clock = Clock(Instant::now());
+    let (mut r, _) = live(&clock, addr(1));
+    let first = r.poll_timeout().expect("a live session has timers");
+    assert!(first <= clock.0 + TICK, "{first:?}");
+    r.handle_timeout(clock.0);
+    assert_eq!(r.poll_timeout(), Some(first), "not due yet: nothing moves");
+    r.handle_timeout(first);
+    assert_eq!(r.poll_timeout(), Some(first + TICK));
+}
+
+#[test]
+fn an_idle_router_wants_no_wake_up_until_it_has_something_to_do() {
+    let clock = Clock(Instant::now());
     let mut r = router(&clock);
-    assert_eq!(r.poll_timeout(), Some(clock.0 + TICK));
-    r.handle_timeout(clock.at(10));
     assert_eq!(
         r.poll_timeout(),
-        Some(clock.0 + TICK),
-        "not due yet: nothing moves"
+        None,
+        "no session, nothing primed or dropped"
     );
-    r.handle_timeout(clock.0 + TICK);
-    assert_eq!(r.poll_timeout(), Some(clock.0 + TICK + TICK));
+    // Long idle: nothing ran its timers.
+    let later = clock.at(3_600_000);
+    r.prime(later, known(SRV, "cam"));
+    assert!(
+        r.poll_timeout().is_some(),
+        "a primed ufrag must be swept when it expires"
+    );
+    let Action::Open(id) = r.handle_datagram(later, addr(1), &check(1)) else {
+        panic!("the check opens the session");
+    };
+    let due = r.poll_timeout().expect("a live session has timers");
+    assert!(
+        due > later && due <= later + TICK,
+        "the first tick counts from the opening, not from the router's start: {due:?}"
+    );
+    r.handle_timeout(due);
+    assert!(
+        !events(&mut r).iter().any(|e| matches!(e, Event::Renew(_))),
+        "a session just opened is not renewed at once"
+    );
+    assert!(r.close(id, CloseReason::Deleted));
+    events(&mut r);
+    assert_eq!(r.poll_timeout(), None, "the last session closed");
+    // A dropped datagram is reported: its report brings a deadline back.
+    assert_eq!(
+        r.handle_datagram(due, addr(9), RTP),
+        Action::Drop(DropReason::UnknownSender)
+    );
+    let report = r.poll_timeout().expect("a drop to report");
+    r.handle_timeout(report.max(due));
+    assert!(events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Event::Report(d) if d.unknown_sender == 1)));
+    assert_eq!(r.poll_timeout(), None, "reported: idle again");
 }
