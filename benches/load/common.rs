@@ -140,13 +140,21 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// The proxy binary: `--proxy PATH`, else target/release/proxy-server.
+/// The proxy binary: `--proxy PATH`, else the `proxy-server` built beside this program.
 pub fn proxy_binary(args: &[String]) -> std::path::PathBuf {
     args.windows(2)
         .find(|w| w[0] == "--proxy")
         .map(|w| w[1].clone().into())
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server")
+            // Built by the same `cargo build --release`, so it sits beside this program,
+            // wherever CARGO_TARGET_DIR put them.
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("proxy-server")))
+                .filter(|beside| beside.exists())
+                .unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server")
+                })
         })
 }
 
