@@ -260,3 +260,46 @@ pub fn ts_fanout(data: &[u8]) -> Result<usize, String> {
     }
     Ok(packets)
 }
+
+/// Parses `data` after its first byte as a request head and as a response head, with a
+/// limit taken from that first byte: a complete head lies within the limit and the bytes
+/// given, and a request head written back from what was parsed parses to the same
+/// fields. The number of complete heads.
+pub fn heads(data: &[u8]) -> Result<usize, String> {
+    use crate::head;
+    let Some((limit, data)) = data.split_first() else {
+        return Ok(0);
+    };
+    let max = usize::from(*limit) * 64;
+    let mut complete = 0;
+    if let Ok(Some(req)) = head::parse_request(data, max) {
+        if req.len > data.len().min(max) {
+            return Err(format!(
+                "request head of {} past its bytes or limit",
+                req.len
+            ));
+        }
+        let mut again = Vec::new();
+        let fields = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+        head::write_request(&mut again, &req.method, &req.target, fields);
+        let reparsed = head::parse_request(&again, again.len())
+            .map_err(|e| format!("a written head does not parse: {e}"))?
+            .ok_or("a written head is incomplete")?;
+        if (reparsed.method, reparsed.target, reparsed.headers)
+            != (req.method, req.target, req.headers)
+        {
+            return Err("a written request head parses to other fields".into());
+        }
+        complete += 1;
+    }
+    if let Ok(Some(res)) = head::parse_response(data, max) {
+        if res.len > data.len().min(max) {
+            return Err(format!(
+                "response head of {} past its bytes or limit",
+                res.len
+            ));
+        }
+        complete += 1;
+    }
+    Ok(complete)
+}

@@ -62,23 +62,16 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Erro
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let window = &buf[..buf.len().min(max)];
-    match req.parse(window) {
-        Ok(httparse::Status::Complete(len)) => Ok(Some(RequestHead {
-            method: req.method.unwrap_or_default().to_owned(),
-            target: req.path.unwrap_or_default().to_owned(),
-            minor_version: req.version.unwrap_or(1),
-            headers: owned(req.headers),
-            len,
-        })),
-        Ok(httparse::Status::Partial) if buf.len() >= max => Err(too_long(buf.len(), max)),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(Error::TooLong {
-            what: "header list",
-            len: MAX_HEADERS + 1,
-            max: MAX_HEADERS,
-        }),
-        Err(e) => Err(Error::MalformedHead(e.to_string())),
-    }
+    let Some(len) = head_len(req.parse(window), buf.len(), max)? else {
+        return Ok(None);
+    };
+    Ok(Some(RequestHead {
+        method: req.method.unwrap_or_default().to_owned(),
+        target: req.path.unwrap_or_default().to_owned(),
+        minor_version: req.version.unwrap_or(1),
+        headers: owned(req.headers),
+        len,
+    }))
 }
 
 /// Parses a response head from the start of `buf`: `Ok(None)` while it is incomplete.
@@ -87,15 +80,28 @@ pub fn parse_response(buf: &[u8], max: usize) -> Result<Option<ResponseHead>, Er
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut fields);
     let window = &buf[..buf.len().min(max)];
-    match res.parse(window) {
-        Ok(httparse::Status::Complete(len)) => Ok(Some(ResponseHead {
-            status: res.code.unwrap_or_default(),
-            reason: res.reason.unwrap_or_default().to_owned(),
-            minor_version: res.version.unwrap_or(1),
-            headers: owned(res.headers),
-            len,
-        })),
-        Ok(httparse::Status::Partial) if buf.len() >= max => Err(too_long(buf.len(), max)),
+    let Some(len) = head_len(res.parse(window), buf.len(), max)? else {
+        return Ok(None);
+    };
+    Ok(Some(ResponseHead {
+        status: res.code.unwrap_or_default(),
+        reason: res.reason.unwrap_or_default().to_owned(),
+        minor_version: res.version.unwrap_or(1),
+        headers: owned(res.headers),
+        len,
+    }))
+}
+
+/// The length of a complete head, `None` while it is incomplete and `seen` is within
+/// `max`, or what is wrong with it.
+fn head_len(
+    parsed: httparse::Result<usize>,
+    seen: usize,
+    max: usize,
+) -> Result<Option<usize>, Error> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if seen >= max => Err(too_long(seen, max)),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(Error::TooLong {
             what: "header list",

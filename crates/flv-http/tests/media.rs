@@ -241,3 +241,15 @@ fn fuzz_corpus_ts_fanout_replays() {
     }
     assert!(packets > 0, "the corpus should hand viewers some packets");
 }
+
+#[test]
+fn fuzz_corpus_heads_replays() {
+    let mut complete = 0;
+    for (path, data) in corpus("heads") {
+        complete += fuzzing::heads(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    assert!(
+        complete >= 2,
+        "the corpus holds whole request and response heads"
+    );
+}
