@@ -127,16 +127,9 @@ pub enum Piece<'a> {
 /// What consuming a chunk's payload gave.
 enum Taken {
     Message(Message),
-    /// A piece of a streamed message: its header, with its bytes the first `lent` of the
-    /// input.
-    Part {
-        csid: u32,
-        type_id: u8,
-        stream_id: u32,
-        timestamp: u32,
-        length: u32,
-        offset: u32,
-    },
+    /// A piece of a streamed message: its header (no data), with its bytes the first
+    /// `lent` of the input.
+    Part(MessagePiece<'static>),
 }
 
 /// The chunk whose payload is being consumed.
@@ -321,7 +314,7 @@ impl ChunkReader {
             if let Some(cur) = self.current {
                 match self.take_payload(cur)? {
                     Some(Taken::Message(msg)) => return Ok(Some(Piece::Message(msg))),
-                    Some(part @ Taken::Part { .. }) => break part,
+                    Some(Taken::Part(part)) => break part,
                     None if self.current.is_some() => return Ok(None),
                     None => {}
                 }
@@ -329,25 +322,9 @@ impl ChunkReader {
                 return Ok(None);
             }
         };
-        let Taken::Part {
-            csid,
-            type_id,
-            stream_id,
-            timestamp,
-            length,
-            offset,
-        } = part
-        else {
-            return Ok(None);
-        };
         Ok(Some(Piece::Part(MessagePiece {
-            csid,
-            type_id,
-            stream_id,
-            timestamp,
-            length,
-            offset,
             data: &self.buf[..self.lent],
+            ..part
         })))
     }
 
@@ -368,7 +345,7 @@ impl ChunkReader {
             if n == 0 && cur.remaining > 0 {
                 return Ok(None);
             }
-            let piece = Taken::Part {
+            let piece = Taken::Part(MessagePiece {
                 csid: st.csid,
                 type_id: st.type_id,
                 stream_id: st.stream_id,
@@ -376,7 +353,8 @@ impl ChunkReader {
                 length: st.length,
                 // At most the declared length, a u32.
                 offset: st.streamed_len as u32,
-            };
+                data: &[],
+            });
             self.lent = n;
             st.streamed_len += n;
             self.consumed += n as u64;
