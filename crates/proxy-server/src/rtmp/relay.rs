@@ -162,11 +162,27 @@ enum Step {
     Fault(Fault),
 }
 
-fn write_zero() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::WriteZero,
-        "the connection takes no more bytes",
-    )
+/// Writes what `pending` holds to `io` (`Some(bytes written)`), else flushes it if
+/// `unflushed` (`None`); `Pending` when there is nothing to do or it cannot take more yet.
+fn poll_output<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    cx: &mut std::task::Context<'_>,
+    pending: &[u8],
+    unflushed: bool,
+) -> Poll<io::Result<Option<usize>>> {
+    if !pending.is_empty() {
+        match Pin::new(io).poll_write(cx, pending) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the connection takes no more bytes",
+            ))),
+            written => written.map_ok(Some),
+        }
+    } else if unflushed {
+        Pin::new(io).poll_flush(cx).map_ok(|()| None)
+    } else {
+        Poll::Pending
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -210,37 +226,17 @@ where
         let read_origin = out.to_client.len() + relay.pending_for_client() < HIGH_WATER;
         // Writes first, as a biased select would: output drains before more is read.
         let step = poll_fn(|cx| {
-            if !out.to_client.is_empty() {
-                match Pin::new(&mut *client).poll_write(cx, &out.to_client) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Step::Fault(Fault::ClientIo(write_zero())))
-                    }
-                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::SentToClient(n)),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
-                    Poll::Pending => {}
-                }
-            } else if out.client_unflushed {
-                match Pin::new(&mut *client).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => return Poll::Ready(Step::FlushedClient),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
-                    Poll::Pending => {}
-                }
+            match poll_output(&mut *client, cx, &out.to_client, out.client_unflushed) {
+                Poll::Ready(Ok(Some(n))) => return Poll::Ready(Step::SentToClient(n)),
+                Poll::Ready(Ok(None)) => return Poll::Ready(Step::FlushedClient),
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::ClientIo(e))),
+                Poll::Pending => {}
             }
-            if !out.to_origin.is_empty() {
-                match Pin::new(&mut *origin).poll_write(cx, &out.to_origin) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Step::Fault(Fault::OriginIo(write_zero())))
-                    }
-                    Poll::Ready(Ok(n)) => return Poll::Ready(Step::SentToOrigin(n)),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
-                    Poll::Pending => {}
-                }
-            } else if out.origin_unflushed {
-                match Pin::new(&mut *origin).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => return Poll::Ready(Step::FlushedOrigin),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
-                    Poll::Pending => {}
-                }
+            match poll_output(&mut *origin, cx, &out.to_origin, out.origin_unflushed) {
+                Poll::Ready(Ok(Some(n))) => return Poll::Ready(Step::SentToOrigin(n)),
+                Poll::Ready(Ok(None)) => return Poll::Ready(Step::FlushedOrigin),
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::Fault(Fault::OriginIo(e))),
+                Poll::Pending => {}
             }
             if read_client {
                 let input = relay.client_input();
