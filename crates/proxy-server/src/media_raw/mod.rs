@@ -77,11 +77,8 @@ pub fn classify(head: &RequestHead) -> First {
         return First::Hyper;
     };
     let mut headers = HeaderMap::with_capacity(head.headers.len());
-    for (name, value) in &head.headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) else {
+    for field in typed(&head.headers) {
+        let Some((name, value)) = field else {
             return First::Hyper;
         };
         headers.append(name, value);
@@ -245,15 +242,7 @@ async fn place(
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     let mut bytes = Vec::with_capacity(512);
-    head::write_request(
-        &mut bytes,
-        "GET",
-        target,
-        origin_head
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes())),
-    );
+    head::write_request(&mut bytes, "GET", target, fields(origin_head.headers()));
     let bytes = Bytes::from(bytes);
     let wait = forward::response_wait(ctx, None);
     Ok(
@@ -335,14 +324,9 @@ async fn exchange(
 /// `Transfer-Encoding` kept (its framing passes unchanged), `Connection: close`, CORS.
 pub fn response_head(origin: &ResponseHead) -> Vec<u8> {
     let mut headers = HeaderMap::with_capacity(origin.headers.len() + 6);
-    for (name, value) in &origin.headers {
-        // A field `http` rejects is one a client may choke on too: it goes.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
+    // A field `http` rejects is one a client may choke on too: it goes.
+    for (name, value) in typed(&origin.headers).flatten() {
+        headers.append(name, value);
     }
     let framing = headers.get(header::TRANSFER_ENCODING).cloned();
     strip_hop_by_hop(&mut headers);
@@ -359,12 +343,7 @@ pub fn response_head(origin: &ResponseHead) -> Vec<u8> {
         reason => reason,
     };
     let mut out = Vec::with_capacity(1024);
-    head::write_response(
-        &mut out,
-        origin.status,
-        reason,
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-    );
+    head::write_response(&mut out, origin.status, reason, fields(&headers));
     out
 }
 
@@ -392,10 +371,7 @@ async fn write_small<S: ClientStream>(
         &mut out,
         parts.status.as_u16(),
         parts.status.canonical_reason().unwrap_or(""),
-        parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        fields(&parts.headers),
     );
     out.extend_from_slice(&body);
     let written = async {
@@ -540,6 +516,21 @@ impl Deadline {
             self.timer.as_mut().reset(due);
         }
     }
+}
+
+/// Parsed header fields as `http` types, `None` for a field `http` rejects.
+fn typed(
+    fields: &[(String, Vec<u8>)],
+) -> impl Iterator<Item = Option<(HeaderName, HeaderValue)>> + '_ {
+    fields.iter().map(|(name, value)| {
+        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        Some((name, HeaderValue::from_bytes(value).ok()?))
+    })
+}
+
+/// A header map's fields, as the head writers take them.
+fn fields(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))
 }
 
 /// The session's cut, as a future that never resolves without a session.
