@@ -215,15 +215,12 @@ impl NginxRtmp {
             .spawn()
             .expect("nginx is needed: apt-get install -y nginx libnginx-mod-rtmp");
         let nginx = NginxRtmp { port, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
+        wait_listening(port, || {
+            format!(
                 "nginx did not start: {}",
                 std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
-            sleep(Duration::from_millis(50));
-        }
+            )
+        });
         nginx
     }
 
@@ -248,6 +245,16 @@ impl NginxRtmp {
 impl Drop for NginxRtmp {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits up to 10 s for `127.0.0.1:port` to accept a connection; past that, panics with
+/// `why()`.
+fn wait_listening(port: u16, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        sleep(Duration::from_millis(50));
     }
 }
 
@@ -285,15 +292,9 @@ impl Haproxy {
             .spawn()
             .expect("haproxy is needed: apt-get install -y haproxy");
         let haproxy = Haproxy { port, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "haproxy did not start (config {})",
-                path.display()
-            );
-            sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, || {
+            format!("haproxy did not start (config {})", path.display())
+        });
         haproxy
     }
 
