@@ -19,7 +19,8 @@ use std::hint::black_box;
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
 
 const BURST: usize = 32;
@@ -75,25 +76,31 @@ fn drain(origins: &[UdpSocket], per_origin: usize) {
     }
 }
 
+/// Relaying `count` copies of `packet` to one origin with a `recvfrom` and a `sendto`
+/// each.
+fn per_datagram(group: &mut BenchmarkGroup<'_, WallTime>, packet: &[u8], count: usize) {
+    let s = sockets(1);
+    let to = s.origins[0].local_addr().expect("addr");
+    let mut buf = vec![0u8; 65_536];
+    group.bench_function("recvfrom + sendto each", |b| {
+        b.iter(|| {
+            burst(&s, packet, count);
+            for _ in 0..count {
+                let (n, _) = s.relay.recv_from(&mut buf).expect("recv");
+                s.relay.send_to(black_box(&buf[..n]), to).expect("send");
+            }
+            drain(&s.origins, count);
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let packet = [0x80u8; PACKET];
     let mut group = c.benchmark_group("udp relay, 32 x 1200 B");
     group.throughput(Throughput::Elements(BURST as u64));
 
     // The old shells: recvfrom / sendto per datagram.
-    let s = sockets(1);
-    let to = s.origins[0].local_addr().expect("addr");
-    let mut buf = vec![0u8; 65_536];
-    group.bench_function("recvfrom + sendto each", |b| {
-        b.iter(|| {
-            burst(&s, &packet, BURST);
-            for _ in 0..BURST {
-                let (n, _) = s.relay.recv_from(&mut buf).expect("recv");
-                s.relay.send_to(black_box(&buf[..n]), to).expect("send");
-            }
-            drain(&s.origins, BURST);
-        })
-    });
+    per_datagram(&mut group, &packet, BURST);
 
     // Now: recvmmsg, then the run to one origin in one segmented send.
     let s = sockets(1);
@@ -191,19 +198,7 @@ fn srt_shape(c: &mut Criterion) {
         })
     });
 
-    let s = sockets(1);
-    let to = s.origins[0].local_addr().expect("addr");
-    let mut buf = vec![0u8; 65_536];
-    group.bench_function("recvfrom + sendto each", |b| {
-        b.iter(|| {
-            burst(&s, &packet, SRT_BURST);
-            for _ in 0..SRT_BURST {
-                let (n, _) = s.relay.recv_from(&mut buf).expect("recv");
-                s.relay.send_to(black_box(&buf[..n]), to).expect("send");
-            }
-            drain(&s.origins, SRT_BURST);
-        })
-    });
+    per_datagram(&mut group, &packet, SRT_BURST);
 
     let s = sockets(1);
     // A blocking recvmmsg would wait for a whole batch; the proxy's sockets never block.
