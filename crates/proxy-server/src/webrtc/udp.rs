@@ -9,9 +9,10 @@
 //! each datagram in and does what comes back, without awaiting on the packet path; it
 //! spawns the balancer lookups the router asks for and feeds their answers back, wakes
 //! at [`Router::poll_timeout`] (never while it has no session: an idle port costs
-//! nothing), and takes up a reload's idle timeout and session cap when the reload happens. Consecutive datagrams of one session to its origin leave
-//! in one segmented send ([`udp_batch::Run`]): a client's burst (a video frame) costs one
-//! system call, not one per packet.
+//! nothing), and takes up a reload's idle timeout and session cap when the reload
+//! happens. Consecutive datagrams of one session to its origin leave in one segmented
+//! send ([`udp_batch::Run`]): a client's burst (a video frame) costs one system call, not
+//! one per packet.
 //!
 //! Each session has ONE connected socket towards the origin's media address (written by
 //! the router task, non-blocking) and ONE task reading it ([`super::origin`]), which sends
