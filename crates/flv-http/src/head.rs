@@ -25,6 +25,31 @@ pub struct RequestHead {
     pub len: usize,
 }
 
+impl RequestHead {
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the head is the whole request and asks only for a response: an HTTP/1.1
+    /// `GET` in origin form with no body (no Transfer-Encoding, no Content-Length other
+    /// than 0), no Upgrade and no Expect. Such a request can be answered by relaying the
+    /// response as bytes; anything else needs a full HTTP implementation. (HTTP/1.0 is
+    /// excluded because its client cannot take the chunked body an origin may send.)
+    pub fn is_bare_get(&self) -> bool {
+        self.method == "GET"
+            && self.minor_version == 1
+            && self.target.starts_with('/')
+            && self.field("content-length").is_none_or(|v| v == b"0")
+            && ["transfer-encoding", "upgrade", "expect"]
+                .iter()
+                .all(|name| self.field(name).is_none())
+    }
+}
+
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -155,6 +180,25 @@ fn write_fields<'a>(out: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_get_is_told_from_requests_with_more_to_them() {
+        let head = |raw: &str| parse_request(raw.as_bytes(), 4096).unwrap().unwrap();
+        let get = head("GET /live/a.flv HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assert!(get.is_bare_get());
+        assert_eq!(get.field("HOST"), Some(&b"x"[..]));
+        for other in [
+            "GET /live/a.flv HTTP/1.0\r\n\r\n",
+            "HEAD /live/a.flv HTTP/1.1\r\n\r\n",
+            "GET http://x/live/a.flv HTTP/1.1\r\n\r\n",
+            "GET /a.flv HTTP/1.1\r\ncontent-length: 3\r\n\r\n",
+            "GET /a.flv HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /a.flv HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET /a.flv HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        ] {
+            assert!(!head(other).is_bare_get(), "{other:?}");
+        }
+    }
 
     #[test]
     fn a_request_head_parses_once_complete() {

@@ -66,11 +66,11 @@ pub struct RawRequest {
     pub media: MediaRequest,
 }
 
-/// Whether a complete request head takes the raw path: an HTTP/1.1 `GET` (an HTTP/1.0
-/// client cannot take a chunked body as the origin sends it) of a `.flv` or `.ts` stream,
-/// in origin form, without a body, with headers `http` accepts.
+/// Whether a complete request head takes the raw path: a bare `GET`
+/// ([`RequestHead::is_bare_get`]) of a `.flv` or `.ts` stream, with headers `http`
+/// accepts.
 pub fn classify(head: &RequestHead) -> First {
-    if head.method != "GET" || head.minor_version != 1 || !head.target.starts_with('/') {
+    if !head.is_bare_get() {
         return First::Hyper;
     }
     let Ok(uri) = head.target.parse::<http::Uri>() else {
@@ -82,14 +82,6 @@ pub fn classify(head: &RequestHead) -> First {
             return First::Hyper;
         };
         headers.append(name, value);
-    }
-    // A body (or the promise of one) is hyper's to read; so is an upgrade.
-    let has_body = headers
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() != b"0")
-        || headers.contains_key(header::TRANSFER_ENCODING);
-    if has_body || headers.contains_key(header::UPGRADE) || headers.contains_key(header::EXPECT) {
-        return First::Hyper;
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let media = match Classifier::new().classify("GET", uri.path(), uri.query(), host) {
