@@ -46,23 +46,7 @@ fn key() -> StreamKey {
 #[test]
 fn round_robin_cycles_in_id_order() {
     let (a, b, c) = (origin("a", 1), origin("b", 1), origin("c", 1));
-    let cands = [
-        Candidate {
-            origin: &c,
-            streams: 0,
-            connections: 0,
-        },
-        Candidate {
-            origin: &a,
-            streams: 0,
-            connections: 0,
-        },
-        Candidate {
-            origin: &b,
-            streams: 0,
-            connections: 0,
-        },
-    ];
+    let cands = [cand(&c, 0, 0), cand(&a, 0, 0), cand(&b, 0, 0)];
     let rr = RoundRobin::default();
     let picked: Vec<&str> = (0..6)
         .map(|_| cands[rr.choose(&key(), &cands)].origin.id.as_str())
@@ -74,18 +58,7 @@ fn round_robin_cycles_in_id_order() {
 fn least_streams_respects_weight() {
     let (a, b) = (origin("a", 1), origin("b", 4));
     // a: 2 streams at weight 1 = load 2; b: 5 streams at weight 4 = load 1.25.
-    let cands = [
-        Candidate {
-            origin: &a,
-            streams: 2,
-            connections: 0,
-        },
-        Candidate {
-            origin: &b,
-            streams: 5,
-            connections: 0,
-        },
-    ];
+    let cands = [cand(&a, 2, 0), cand(&b, 5, 0)];
     for _ in 0..20 {
         assert_eq!(LeastStreams.choose(&key(), &cands), 1);
     }
@@ -94,23 +67,7 @@ fn least_streams_respects_weight() {
 #[test]
 fn weighted_follows_weights_and_skips_zero() {
     let (a, b, z) = (origin("a", 1), origin("b", 3), origin("z", 0));
-    let cands = [
-        Candidate {
-            origin: &a,
-            streams: 0,
-            connections: 0,
-        },
-        Candidate {
-            origin: &b,
-            streams: 0,
-            connections: 0,
-        },
-        Candidate {
-            origin: &z,
-            streams: 0,
-            connections: 0,
-        },
-    ];
+    let cands = [cand(&a, 0, 0), cand(&b, 0, 0), cand(&z, 0, 0)];
     let mut counts = [0usize; 3];
     for _ in 0..4000 {
         counts[Weighted.choose(&key(), &cands)] += 1;
@@ -122,18 +79,7 @@ fn weighted_follows_weights_and_skips_zero() {
 #[test]
 fn random_reaches_every_candidate() {
     let (a, b) = (origin("a", 1), origin("b", 1));
-    let cands = [
-        Candidate {
-            origin: &a,
-            streams: 0,
-            connections: 0,
-        },
-        Candidate {
-            origin: &b,
-            streams: 0,
-            connections: 0,
-        },
-    ];
+    let cands = [cand(&a, 0, 0), cand(&b, 0, 0)];
     let mut seen = [false; 2];
     for _ in 0..200 {
         seen[Random.choose(&key(), &cands)] = true;
