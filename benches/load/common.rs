@@ -141,8 +141,10 @@ fn clock_ticks() -> u64 {
 }
 
 /// The proxy binary: `--proxy PATH`, else the `proxy-server` built beside this program.
+/// Panics, saying how to build it, when it is not there.
 pub fn proxy_binary(args: &[String]) -> std::path::PathBuf {
-    args.windows(2)
+    let binary: std::path::PathBuf = args
+        .windows(2)
         .find(|w| w[0] == "--proxy")
         .map(|w| w[1].clone().into())
         .unwrap_or_else(|| {
@@ -155,7 +157,13 @@ pub fn proxy_binary(args: &[String]) -> std::path::PathBuf {
                 .unwrap_or_else(|| {
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/proxy-server")
                 })
-        })
+        });
+    assert!(
+        binary.exists(),
+        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
+        binary.display()
+    );
+    binary
 }
 
 /// `--NAME VALUE` as a number, or the default.

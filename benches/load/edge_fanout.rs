@@ -30,11 +30,6 @@ fn main() {
     let seconds = common::arg_num(&args, "--seconds", 20);
     let kbps = common::arg_num(&args, "--kbps", 700);
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     let workdir = std::env::temp_dir().join(format!("edge-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).expect("workdir");
     let clip_path = workdir.join("clip.flv");

@@ -45,11 +45,6 @@ fn main() {
         .map(|w| w[1].split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     let workdir = std::env::temp_dir().join(format!("failover-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).expect("workdir");
 

@@ -31,11 +31,6 @@ fn main() {
     let seconds = common::arg_num(&args, "--seconds", 10);
     let kbps = common::arg_num(&args, "--kbps", 2000);
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     let clip = make_clip();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

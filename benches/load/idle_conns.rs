@@ -22,11 +22,6 @@ fn main() {
     let n = common::arg_num(&args, "--connections", 1000) as usize;
     let runs = common::arg_num(&args, "--runs", 3).max(1) as usize;
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     println!("idle RTMP connections: {n} handshaked clients per target, {runs} runs");
     let names = ["direct (nginx-rtmp)", "proxy", "haproxy"];
     let mut per_conn = vec![Vec::new(); names.len()];

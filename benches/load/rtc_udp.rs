@@ -47,11 +47,6 @@ fn main() {
     let seconds = common::arg_num(&args, "--seconds", 4);
     let rate = common::arg_num(&args, "--rate", 40_000);
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

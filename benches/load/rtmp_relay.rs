@@ -23,11 +23,6 @@ fn main() {
     let kbps = common::arg_num(&args, "--kbps", 12_000);
     let runs = common::arg_num(&args, "--runs", 3).max(1) as usize;
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
 
     let clip = make_clip(seconds, kbps);
     let clip_mb = std::fs::metadata(&clip).expect("clip").len() as f64 / 1e6;

@@ -123,11 +123,6 @@ fn main() {
     let attacks = hostile::Attack::parse_list(arg_str(&args, "--attacks").unwrap_or("all"))
         .unwrap_or_else(|e| panic!("--attacks: {e}"));
     let binary = common::proxy_binary(&args);
-    assert!(
-        binary.exists(),
-        "build the proxy first: cargo build --release -p proxy-server ({} is missing)",
-        binary.display()
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
