@@ -27,10 +27,22 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, origin, hold] = args.as_slice() {
+        if mode == "--floor-relay" {
+            let origin = origin.parse().expect("--floor-relay ORIGIN_PORT HOLD_US");
+            let hold = hold.parse().expect("--floor-relay ORIGIN_PORT HOLD_US");
+            return floor_relay(origin, Duration::from_micros(hold));
+        }
+    }
     let seconds = common::arg_num(&args, "--seconds", 10);
     let mbps = common::arg_num(&args, "--mbps", 40);
     let streams = common::arg_num(&args, "--streams", 1).max(1) as usize;
     let binary = common::proxy_binary(&args);
+    let unpaced = args.iter().any(|a| a == "--unpaced");
+    let floor = args.iter().any(|a| a == "--floor");
+    // The floor relay's reads, with a hold: every HOLD_US it drains its socket instead
+    // of blocking on it (0: one blocking read per datagram).
+    let floor_hold = common::arg_num(&args, "--floor-hold-us", 0);
     for (program, package) in [("ffmpeg", "ffmpeg"), ("srt-live-transmit", "srt-tools")] {
         let found = Command::new(program)
             .arg("-version")
@@ -58,24 +70,48 @@ fn main() {
     );
     let (srt, api) = (proxy.addr("srt"), proxy.addr("system-api"));
 
-    println!("SRT relay: {streams} stream(s) x {mbps} Mbit/s x {seconds} s, MPEG-TS over SRT (live mode), ffmpeg -> srt-live-transmit");
+    let pacing = if unpaced {
+        format!("unpaced: as fast as ffmpeg and libsrt send {} MB", mbps * seconds / 8)
+    } else {
+        format!("{mbps} Mbit/s x {seconds} s")
+    };
+    println!("SRT relay: {streams} stream(s), {pacing}, MPEG-TS over SRT (live mode), ffmpeg -> srt-live-transmit");
     let direct = run(
         &clip,
         mbps,
+        unpaced,
         &ports,
         |i| format!("127.0.0.1:{}", ports[i]),
         None,
     );
+    // The floor: the least a user-space relay does per packet (see `floor_relay`).
+    let floor = floor.then(|| {
+        let relays: Vec<FloorRelay> = ports.iter().map(|p| FloorRelay::start(*p, floor_hold)).collect();
+        let r = run(
+            &clip,
+            mbps,
+            unpaced,
+            &ports,
+            |i| format!("127.0.0.1:{}", relays[i].port),
+            None,
+        );
+        let cpu: f64 = relays.iter().map(|f| common::cpu_seconds(f.child.0.id())).sum();
+        (r, cpu)
+    });
     let rss_idle = proxy.rss_kib();
     let cpu_before = proxy.cpu_seconds();
+    let runs_before = timeslices(proxy.child.id());
     let proxied = run(
         &clip,
         mbps,
+        unpaced,
         &ports,
         |_| srt.to_string(),
         Some((&proxy, api)),
     );
     let cpu = proxy.cpu_seconds() - cpu_before;
+    let proxy_cpu = cpu;
+    let runs = timeslices(proxy.child.id()).saturating_sub(runs_before);
     let (user, system) = cpu_split(proxy.child.id());
 
     for (name, r) in [("direct ", &direct), ("proxied", &proxied)] {
@@ -113,6 +149,21 @@ fn main() {
         cpu * 1e6 / proxied.datagrams.max(1) as f64
     );
     println!("proxy CPU since start: user {user:.2} s, system {system:.2} s");
+    if let Some((f, cpu)) = &floor {
+        let mb = f.bytes as f64 / 1e6;
+        println!(
+            "floor relay (two blocking threads, one recv and one send per packet): {mb:.1} MB delivered ({:.3} of direct), CPU {cpu:.2} s = {:.4} s per MB delivered, {:.2} us per data packet; proxy / floor CPU per MB delivered {:.2}",
+            f.bytes as f64 / direct.bytes.max(1) as f64,
+            cpu / mb.max(1e-9),
+            cpu * 1e6 / f.datagrams.max(1) as f64,
+            (proxy_cpu / proxied.bytes.max(1) as f64) / (cpu / f.bytes.max(1) as f64),
+        );
+    }
+    println!(
+        "proxy threads ran {runs} times ({:.0}/s, {:.2} data packets per run)",
+        runs as f64 / proxied.secs,
+        proxied.datagrams as f64 / runs.max(1) as f64
+    );
     println!(
         "proxy sockets: {} datagrams dropped on full receive buffers (default SO_RCVBUF {} bytes)",
         proxied.proxy_drops,
@@ -148,6 +199,7 @@ struct Run {
 fn run(
     clip: &Path,
     mbps: u64,
+    unpaced: bool,
     ports: &[u16],
     target: impl Fn(usize) -> String,
     proxy: Option<(&common::ProxyProcess, SocketAddr)>,
@@ -180,14 +232,11 @@ fn run(
             target(i)
         );
         let child = Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-re",
-                "-i",
-            ])
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+            // Unpaced, ffmpeg writes as fast as libsrt takes it (libsrt's own pacing
+            // allows up to 1 Gbit/s in live mode).
+            .args(if unpaced { &[][..] } else { &["-re"][..] })
+            .arg("-i")
             .arg(clip)
             .args([
                 "-c",
@@ -301,6 +350,21 @@ fn udp_drops(pids: &[u32]) -> u64 {
     drops
 }
 
+/// How many times the threads of a process were put on a CPU (the third field of
+/// /proc/PID/task/*/schedstat): its wake-ups, near enough.
+fn timeslices(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    tasks
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().nth(2)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// User and system CPU seconds of a process (/proc/PID/stat).
 fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -317,6 +381,79 @@ fn cpu_split(pid: u32) -> (f64, f64) {
     let seconds = common::cpu_seconds(pid);
     let per_tick = if total > 0.0 { seconds / total } else { 0.01 };
     (ticks(11) * per_tick, ticks(12) * per_tick)
+}
+
+/// A floor relay process (this program, `--floor-relay`) and the port it listens on.
+struct FloorRelay {
+    child: Killed,
+    port: u16,
+}
+
+impl FloorRelay {
+    fn start(origin: u16, hold_us: u64) -> Self {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--floor-relay", &origin.to_string(), &hold_us.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("floor relay");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        std::io::BufRead::read_line(&mut out, &mut line).expect("floor relay's port");
+        let port = line.trim().parse().expect("floor relay's port");
+        FloorRelay {
+            child: Killed(child),
+            port,
+        }
+    }
+}
+
+/// The least a user-space UDP relay does per packet, for a floor to compare the proxy's
+/// CPU with (as HAProxy `mode tcp` is for RTMP): one blocking thread reads the clients'
+/// datagrams and sends each on a socket of the client's own connected to the origin;
+/// one blocking thread per client sends the origin's back. No parsing, no runtime, no
+/// batching; a blocked `recv` is woken by the kernel directly. With a `hold`, the clients'
+/// socket is drained every `hold` instead (fewer wake-ups, the same system calls per
+/// packet). Prints its port, then relays until killed.
+fn floor_relay(origin: u16, hold: Duration) {
+    use std::collections::HashMap;
+    let listener = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("floor relay bind"));
+    println!("{}", listener.local_addr().expect("addr").port());
+    let mut legs: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+    let mut buf = [0u8; 65536];
+    if !hold.is_zero() {
+        listener.set_nonblocking(true).expect("nonblocking");
+    }
+    loop {
+        let (n, from) = match listener.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(hold);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let leg = legs.entry(from).or_insert_with(|| {
+            let leg = UdpSocket::bind("127.0.0.1:0").expect("leg bind");
+            leg.connect(("127.0.0.1", origin)).expect("leg connect");
+            let (back, front) = (leg.try_clone().expect("leg clone"), listener.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                loop {
+                    match back.recv(&mut buf) {
+                        Ok(n) => {
+                            let _ = front.send_to(&buf[..n], from);
+                        }
+                        // The origin's port closed (ICMP): it may come back.
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            });
+            leg
+        });
+        let _ = leg.send(&buf[..n]);
+    }
 }
 
 /// A process killed (and reaped) on drop.
