@@ -14,7 +14,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{check_chunk_size, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CSID, MAX_MESSAGE_LEN};
-use crate::chunk::MessagePiece;
+use crate::chunk::{ChunkRun, MessagePiece};
 use crate::message::{types, Control};
 use crate::{Error, Message};
 
@@ -265,6 +265,102 @@ impl ChunkWriter {
             self.open.swap_remove(idx);
         }
         Ok(())
+    }
+
+    /// Writes a run of whole chunks ([`ChunkReader::next_run`](crate::ChunkReader::next_run))
+    /// as part of a message given in pieces, the way [`write_piece`](Self::write_piece)
+    /// would write its payload. Where the run lines up with what this writer has written
+    /// of the message (same chunk size, every byte given so far written, no extended
+    /// timestamp), only the header of its first chunk is appended to `out` and `Ok(true)`
+    /// says the caller must send `run.wire` right after it, untouched: that is byte for byte
+    /// what `write_piece` would have made. Otherwise the payload is written as pieces
+    /// (copied) and the answer is `Ok(false)`. Refused as `write_piece` refuses a piece
+    /// that does not continue its message.
+    pub fn write_run(&mut self, run: &ChunkRun, out: &mut BytesMut) -> Result<bool, Error> {
+        let lined_up = run.chunk_size == self.chunk_size
+            && run.timestamp < EXTENDED_TIMESTAMP
+            && (2..=MAX_CSID).contains(&run.csid)
+            && run.length <= MAX_MESSAGE_LEN
+            && match self.open.iter().find(|o| o.csid == run.csid) {
+                Some(o) => {
+                    (
+                        o.type_id,
+                        o.stream_id,
+                        o.timestamp,
+                        o.length,
+                        o.given,
+                        o.written,
+                    ) == (
+                        run.type_id,
+                        run.stream_id,
+                        run.timestamp,
+                        run.length,
+                        run.offset,
+                        run.offset,
+                    ) && o.started
+                        && o.short.is_empty()
+                }
+                None => run.offset == 0,
+            };
+        let end = run.offset.checked_add(run.payload_len);
+        if !lined_up || end.is_none_or(|end| end > run.length) {
+            let mut offset = run.offset;
+            let mut piece = MessagePiece {
+                csid: run.csid,
+                type_id: run.type_id,
+                stream_id: run.stream_id,
+                timestamp: run.timestamp,
+                length: run.length,
+                offset,
+                data: &[],
+            };
+            if run.payload_len == 0 {
+                self.write_piece(&piece, out)?;
+            }
+            for chunk in run.payload_chunks() {
+                piece.offset = offset;
+                piece.data = chunk;
+                self.write_piece(&piece, out)?;
+                // A chunk is at most the chunk size, a u32.
+                offset += chunk.len() as u32;
+            }
+            return Ok(false);
+        }
+        if run.offset == 0 {
+            put_fmt0(
+                out,
+                run.csid,
+                run.timestamp,
+                run.length,
+                run.type_id,
+                run.stream_id,
+            );
+        } else {
+            put_basic_header(out, 3, run.csid);
+        }
+        let written = run.offset + run.payload_len;
+        match self.open.iter().position(|o| o.csid == run.csid) {
+            Some(i) if written == run.length => {
+                self.open.swap_remove(i);
+            }
+            Some(i) => {
+                self.open[i].given = written;
+                self.open[i].written = written;
+            }
+            None if written == run.length => {}
+            None => self.open.push(Open {
+                csid: run.csid,
+                type_id: run.type_id,
+                stream_id: run.stream_id,
+                timestamp: run.timestamp,
+                length: run.length,
+                given: written,
+                written,
+                started: true,
+                short: Vec::new(),
+            }),
+        }
+        Ok(true)
     }
 
     /// Forgets the message being written in pieces on `csid`, for when its sender aborted
