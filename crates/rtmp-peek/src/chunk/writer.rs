@@ -476,6 +476,66 @@ mod tests {
         assert_eq!(w.chunk_size(), 4096);
     }
 
+    /// A run that does not line up with what was written of its message (bytes short of a
+    /// chunk wait in the writer) is written as pieces: the same bytes as `write_piece`
+    /// makes of its payload, and the caller is told not to send the run's own bytes.
+    #[test]
+    fn a_run_out_of_line_is_copied_as_pieces() {
+        let payload: Vec<u8> = (0..400).map(|i| i as u8).collect();
+        let piece = |offset: usize, data| MessagePiece {
+            csid: 6,
+            type_id: 9,
+            stream_id: 7,
+            timestamp: 40,
+            length: 400,
+            offset: offset as u32,
+            data,
+        };
+        let mut expected = BytesMut::new();
+        let mut w = ChunkWriter::with_chunk_size(100).unwrap();
+        w.write_piece(&piece(0, &payload[..150]), &mut expected)
+            .unwrap();
+        let mut got = expected.clone();
+        let mut w2 = w.clone();
+        w.write_piece(&piece(150, &payload[150..350]), &mut expected)
+            .unwrap();
+        // Two chunks of 100 as they came in, with the fmt 3 header between them.
+        let mut wire = payload[150..250].to_vec();
+        wire.push(0xc6);
+        wire.extend_from_slice(&payload[250..350]);
+        let run = ChunkRun {
+            csid: 6,
+            type_id: 9,
+            stream_id: 7,
+            timestamp: 40,
+            length: 400,
+            offset: 150,
+            payload_len: 200,
+            chunk_size: 100,
+            wire: Bytes::from(wire),
+        };
+        assert_eq!(w2.write_run(&run, &mut got), Ok(false));
+        assert_eq!(got, expected);
+        assert_eq!(w2.buffered_bytes(), w.buffered_bytes());
+        // A run at the start of a message lines up: a fmt 0 header, then the run's bytes.
+        let mut w = ChunkWriter::with_chunk_size(100).unwrap();
+        let run = ChunkRun {
+            offset: 0,
+            payload_len: 100,
+            wire: Bytes::copy_from_slice(&payload[..100]),
+            ..run
+        };
+        let mut out = BytesMut::new();
+        assert_eq!(w.write_run(&run, &mut out), Ok(true));
+        assert_eq!(&out[..], &[0x06, 0, 0, 40, 0, 1, 0x90, 9, 7, 0, 0, 0]);
+        assert_eq!(w.buffered_bytes(), 0);
+        // The rest continues it as write_piece would.
+        let mut rest = BytesMut::new();
+        w.write_piece(&piece(100, &payload[100..]), &mut rest)
+            .unwrap();
+        assert_eq!(rest.len(), 300 + 3);
+    }
+
     #[test]
     fn refuses_bad_input() {
         let mut w = ChunkWriter::new();
