@@ -1,12 +1,9 @@
 //! One WebRTC session's path to its origin: a connected UDP socket, written by the router's
 //! task without awaiting, and one task reading it that sends to the client where the
 //! session's [`Downlink`] says (media held until the client's address consents, answers
-//! to checks to the address that sent them). The reader drains its socket with `recvmmsg`
-//! into buffers its worker thread shares with the other readers, and what it finds for
-//! the client leaves in segmented sends ([`udp_batch::Run`]). It never awaits a send: a
-//! full client socket drops the datagrams, as a full origin socket does the other way.
+//! to checks to the address that sent them). What the reader finds queued for the client
+//! leaves in one segmented send where it can ([`udp_batch::Run`]).
 
-use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,14 +19,13 @@ use tracing::Instrument;
 
 use super::records::Route;
 use crate::sessions::{Protocol, Traffic};
-use crate::udp_batch::{self, Batch, Run};
+use crate::udp_batch::{self, Run};
 use crate::Context;
 
 /// Largest datagram relayed from an origin (WebRTC stacks stay under the path MTU).
 const ORIGIN_DATAGRAM: usize = 4096;
-/// `recvmmsg` calls in a row (each up to [`udp_batch::BATCH`] datagrams) before the
-/// task looks at its other inputs.
-const ROUNDS: usize = 4;
+/// Datagrams read in a row before the task looks at its other inputs.
+const BATCH: usize = 64;
 /// The most bytes of a run to the client (a dozen RTP packets): every session keeps a
 /// buffer this large once it has sent a burst, and GSO gains little beyond it.
 const CLIENT_RUN: usize = 16 * 1024;
@@ -155,14 +151,7 @@ impl Relay {
     }
 }
 
-thread_local! {
-    /// The receive buffers of the session readers a worker thread runs, shared: a reader
-    /// holds them only between two awaits, so a session costs no batch of its own.
-    static FROM_ORIGIN: RefCell<Batch> = RefCell::new(Batch::new(ORIGIN_DATAGRAM));
-}
-
-/// Reads the origin until `stop` is dropped: each wake-up drains the socket a batch per
-/// `recvmmsg`, and what goes to the client leaves in segmented sends, without awaiting.
+/// Reads the origin until `stop` is dropped.
 async fn read(
     socket: UdpSocket,
     (clients, state): (&UdpSocket, &UdpSocketState),
@@ -170,82 +159,67 @@ async fn read(
     (traffic, held): (Arc<Traffic>, Arc<AtomicU64>),
     stop: oneshot::Receiver<()>,
 ) {
+    let mut buf = vec![0u8; ORIGIN_DATAGRAM];
     let mut run = Run::with_limit(CLIENT_RUN);
     let mut route = downlink.borrow_and_update().clone();
-    let mut unsent = 0u64;
     tokio::pin!(stop);
     loop {
-        tokio::select! {
+        let mut n = tokio::select! {
             biased;
             _ = &mut stop => break,
-            ready = socket.readable() => if let Err(e) = ready {
-                tracing::warn!("reading from the origin: {e}");
-                break;
+            received = socket.recv(&mut buf) => match received {
+                Ok(n) => n,
+                // ICMP port unreachable from an origin that is restarting: keep waiting.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::warn!("reading from the origin: {e}");
+                    break;
+                }
             },
-        }
-        let mut to_client = 0;
-        for _ in 0..ROUNDS {
-            let received = FROM_ORIGIN.with_borrow_mut(|batch| {
-                let n = batch.try_recv(&socket, state)?;
-                for (_, packet) in batch.datagrams() {
-                    // Looked at per packet (one atomic load): a check's answer may follow
-                    // the check, and the route naming its asker, within microseconds.
-                    if downlink.has_changed().unwrap_or(false) {
-                        route = downlink.borrow_and_update().clone();
-                    }
-                    let Action::ToClient(to) = route.route(packet) else {
-                        held.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    to_client += packet.len();
+        };
+        // Then whatever else is queued, without going back through the select; runs to
+        // one address leave as one send.
+        for round in 1..=BATCH {
+            let packet = &buf[..n];
+            // Looked at per packet (one atomic load): a check's answer may follow the check,
+            // and the route naming its asker, within microseconds.
+            if downlink.has_changed().unwrap_or(false) {
+                route = downlink.borrow_and_update().clone();
+            }
+            match route.route(packet) {
+                Action::ToClient(to) => {
+                    traffic.add_to_client(n);
                     let max = state.max_gso_segments();
                     if !run.push(to, packet, max) {
-                        unsent += send(clients, state, &mut run);
+                        flush(clients, state, &mut run).await;
                         run.push(to, packet, max);
                     }
                 }
-                io::Result::Ok(n)
-            });
-            match received {
-                Ok(n) if n == udp_batch::BATCH => {}
-                // Drained (a short batch re-armed the readiness).
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP port unreachable from an origin that is restarting: keep waiting.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
-                Err(e) => {
-                    tracing::warn!("reading from the origin: {e}");
-                    return;
+                _ => {
+                    held.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if round == BATCH {
+                break;
+            }
+            n = match socket.try_recv(&mut buf) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
         }
-        unsent += send(clients, state, &mut run);
-        traffic.add_to_client(to_client);
-    }
-    if unsent > 0 {
-        tracing::debug!(
-            unsent,
-            "datagrams to the client dropped: the socket was full"
-        );
+        flush(clients, state, &mut run).await;
     }
 }
 
-/// Sends the run to the client without waiting, as the router sends to origins: a full
-/// socket drops it. How many datagrams were dropped.
-fn send(clients: &UdpSocket, state: &UdpSocketState, run: &mut Run) -> u64 {
+/// Sends the run to the client, waiting for room in the socket's buffer if it is full.
+async fn flush(clients: &UdpSocket, state: &UdpSocketState, run: &mut Run) {
     if run.is_empty() {
-        return 0;
+        return;
     }
-    let Some(transmit) = run.transmit() else {
-        return 0;
-    };
-    let dropped = match udp_batch::try_send(state, clients, &transmit) {
-        Ok(()) => 0,
-        Err(e) => {
-            tracing::trace!(to = %transmit.destination, "sending to the client: {e}");
-            run.len() as u64
+    if let Some(transmit) = run.transmit() {
+        if let Err(e) = udp_batch::send(state, clients, &transmit).await {
+            tracing::debug!(to = %transmit.destination, "sending to the client: {e}");
         }
-    };
+    }
     run.clear();
-    dropped
 }
