@@ -14,6 +14,9 @@
 //! 1332-byte packets per `recvmmsg` at 40 Mbit/s), relayed to one origin. Its floor is
 //! what the proxy's SRT relay cannot go below on loopback, where a send also pays for the
 //! origin's receive path.
+//!
+//! A third group has the WebRTC router's shape: several sessions' datagrams interleaved in
+//! one batch, sent per datagram against gathered per session.
 
 use std::hint::black_box;
 use std::io::IoSliceMut;
@@ -238,5 +241,115 @@ fn srt_shape(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, srt_shape);
+/// Sessions in the WebRTC shape.
+const SESSIONS: usize = 8;
+
+/// The WebRTC router's shape: many clients sending at once, so a `recvmmsg` batch holds
+/// their datagrams interleaved (here 8 sessions x 4, round-robin), each session relayed
+/// on its own socket to its own origin. Sending per consecutive stretch is one `sendto`
+/// per datagram, since no two neighbours belong to one session; gathering each session's
+/// datagrams over the batch (in their order) is one GSO send per session.
+fn webrtc_shape(c: &mut Criterion) {
+    let packet = [0x80u8; PACKET];
+    let mut group = c.benchmark_group("udp relay, 8 sessions x 4 x 1200 B interleaved");
+    group.throughput(Throughput::Elements(BURST as u64));
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let clients: Vec<UdpSocket> = (0..SESSIONS).map(|_| bind()).collect();
+    let from: Vec<SocketAddr> = clients
+        .iter()
+        .map(|c| c.local_addr().expect("addr"))
+        .collect();
+    let relay = bind();
+    let relay_addr = relay.local_addr().expect("addr");
+    let origins: Vec<UdpSocket> = (0..SESSIONS).map(|_| bind()).collect();
+    // One connected socket per session towards its origin, as the proxy has.
+    let legs: Vec<UdpSocket> = origins
+        .iter()
+        .map(|o| {
+            let leg = bind();
+            leg.connect(o.local_addr().expect("addr")).expect("connect");
+            leg
+        })
+        .collect();
+    let state = probe_state();
+    let mut slots = vec![0u8; SLOT * BATCH_SIZE];
+    let mut meta = [RecvMeta::default(); BATCH_SIZE];
+    group.bench_function(
+        "recvmmsg + send each (runs of consecutive datagrams)",
+        |b| {
+            b.iter(|| {
+                interleaved(&clients, relay_addr, &packet);
+                let mut got = 0;
+                while got < BURST {
+                    let mut bufs: Vec<IoSliceMut<'_>> =
+                        slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+                    let n = relay_recv(&state, &relay, &mut bufs, &mut meta);
+                    drop(bufs);
+                    for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
+                        let session = from.iter().position(|f| *f == m.addr).expect("a client");
+                        legs[session].send(black_box(&slot[..m.len])).expect("send");
+                        got += 1;
+                    }
+                }
+                drain(&origins, BURST / SESSIONS);
+            })
+        },
+    );
+    let mut runs: Vec<Vec<u8>> = (0..SESSIONS)
+        .map(|_| Vec::with_capacity(16 * 1024))
+        .collect();
+    group.bench_function("recvmmsg + one GSO send per session", |b| {
+        b.iter(|| {
+            interleaved(&clients, relay_addr, &packet);
+            let mut got = 0;
+            while got < BURST {
+                let mut bufs: Vec<IoSliceMut<'_>> =
+                    slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+                let n = relay_recv(&state, &relay, &mut bufs, &mut meta);
+                drop(bufs);
+                for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
+                    let session = from.iter().position(|f| *f == m.addr).expect("a client");
+                    runs[session].extend_from_slice(&slot[..m.len]);
+                    got += 1;
+                }
+            }
+            for (run, leg) in runs.iter_mut().zip(&legs) {
+                let t = Transmit {
+                    destination: leg.peer_addr().expect("connected"),
+                    ecn: None,
+                    contents: run,
+                    segment_size: (run.len() > PACKET).then_some(PACKET),
+                    src_ip: None,
+                };
+                state.try_send(UdpSockRef::from(leg), &t).expect("send");
+                run.clear();
+            }
+            drain(&origins, BURST / SESSIONS);
+        })
+    });
+    group.finish();
+}
+
+/// Every client sends `BURST / SESSIONS` datagrams, round-robin, as clients sending at
+/// once interleave in the relay's queue.
+fn interleaved(clients: &[UdpSocket], to: SocketAddr, packet: &[u8]) {
+    for _ in 0..BURST / SESSIONS {
+        for c in clients {
+            c.send_to(packet, to).expect("send");
+        }
+    }
+}
+
+fn relay_recv(
+    state: &UdpSocketState,
+    relay: &UdpSocket,
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+) -> usize {
+    state
+        .recv(UdpSockRef::from(relay), bufs, meta)
+        .expect("recv")
+}
+
+criterion_group!(benches, bench, srt_shape, webrtc_shape);
 criterion_main!(benches);

@@ -18,6 +18,11 @@
 //! `cores / (generator s per packet + proxy s per packet) / direct pps`. When the direct
 //! run keeps every core busy, no proxy that costs anything per packet can reach 1.
 //!
+//! It also reports the share of sent packets lost, direct and proxied. Unpaced, the sender
+//! keeps a core busy whatever is dropped downstream, and the direct runs already lose
+//! (the receiving thread is the limit): on a small machine the unpaced ratio also measures
+//! how the scheduler shares the cores between the sender, the relay and the receiver.
+//!
 //! `cargo build --release -p proxy-server -p proxy-benches && target/release/rtc-udp
 //!  [--clients 50] [--seconds 4] [--rate 40000]`
 
@@ -144,8 +149,15 @@ fn main() {
         "WebRTC UDP relay: {clients} sessions, {PACKET}-byte datagrams, {seconds} s per phase"
     );
     println!(
-        "{:<34} {:>12} {:>12} {:>8} {:>14} {:>17} {:>7}",
-        "phase", "direct pps", "proxied pps", "ratio", "CPU s / Mpkt", "generator cores", "bound"
+        "{:<34} {:>12} {:>12} {:>8} {:>14} {:>17} {:>7} {:>14}",
+        "phase",
+        "direct pps",
+        "proxied pps",
+        "ratio",
+        "CPU s / Mpkt",
+        "generator cores",
+        "bound",
+        "% lost d / p"
     );
     let duration = Duration::from_secs(seconds);
     for (label, pace) in [
@@ -247,8 +259,8 @@ impl Generator {
 
 /// One phase, direct then proxied: packets counted and CPU seconds spent.
 struct Run {
-    direct: u64,
-    proxied: u64,
+    direct: Delivery,
+    proxied: Delivery,
     proxy_cpu: f64,
     generator_direct: f64,
     generator_proxied: f64,
@@ -256,8 +268,9 @@ struct Run {
 
 fn report(phase: &str, run: Run, duration: Duration) {
     let secs = duration.as_secs_f64();
-    let per_m = if run.proxied > 0 {
-        run.proxy_cpu / (run.proxied as f64 / 1e6)
+    let (direct, proxied) = (run.direct.received, run.proxied.received);
+    let per_m = if proxied > 0 {
+        run.proxy_cpu / (proxied as f64 / 1e6)
     } else {
         f64::NAN
     };
@@ -265,18 +278,20 @@ fn report(phase: &str, run: Run, duration: Duration) {
     // (as measured direct) plus the proxy's.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let per_packet =
-        run.generator_direct / run.direct.max(1) as f64 + run.proxy_cpu / run.proxied.max(1) as f64;
-    let bound = (cores / per_packet.max(1e-12) / (run.direct.max(1) as f64 / secs)).min(1.0);
+        run.generator_direct / direct.max(1) as f64 + run.proxy_cpu / proxied.max(1) as f64;
+    let bound = (cores / per_packet.max(1e-12) / (direct.max(1) as f64 / secs)).min(1.0);
     println!(
-        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2} {:>8.2} / {:<6.2} {:>7.3}",
+        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>14.2} {:>8.2} / {:<6.2} {:>7.3} {:>6.1} / {:<5.1}",
         phase,
-        run.direct as f64 / secs,
-        run.proxied as f64 / secs,
-        run.proxied as f64 / run.direct.max(1) as f64,
+        direct as f64 / secs,
+        proxied as f64 / secs,
+        proxied as f64 / direct.max(1) as f64,
         per_m,
         run.generator_direct / secs,
         run.generator_proxied / secs,
-        bound
+        bound,
+        run.direct.lost_percent(),
+        run.proxied.lost_percent(),
     );
 }
 
@@ -289,7 +304,7 @@ fn blast_up(
     rate: u64,
     duration: Duration,
     received: &AtomicU64,
-) -> u64 {
+) -> Delivery {
     let senders: Vec<(UdpSocket, SocketAddr)> = socks
         .iter()
         .zip(targets)
@@ -305,7 +320,7 @@ fn blast_down(
     rate: u64,
     duration: Duration,
     received: &AtomicU64,
-) -> u64 {
+) -> Delivery {
     let senders: Vec<(UdpSocket, SocketAddr)> = targets
         .iter()
         .map(|t| (media.try_clone().unwrap(), *t))
@@ -318,7 +333,7 @@ fn measure(
     rate: u64,
     duration: Duration,
     received: &AtomicU64,
-) -> u64 {
+) -> Delivery {
     std::thread::sleep(Duration::from_millis(300));
     let before = received.load(Ordering::Relaxed);
     let mut packet = vec![0x55u8; PACKET];
@@ -350,7 +365,24 @@ fn measure(
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    received.load(Ordering::Relaxed) - before
+    Delivery {
+        sent,
+        received: received.load(Ordering::Relaxed) - before,
+    }
+}
+
+/// What one sending phase sent and what arrived.
+#[derive(Clone, Copy)]
+struct Delivery {
+    sent: u64,
+    received: u64,
+}
+
+impl Delivery {
+    /// The share of what was sent that did not arrive, in percent.
+    fn lost_percent(self) -> f64 {
+        100.0 * self.sent.saturating_sub(self.received) as f64 / self.sent.max(1) as f64
+    }
 }
 
 /// The origin's media port: counts datagrams, and remembers which socket of the proxy each

@@ -10,9 +10,11 @@
 //! spawns the balancer lookups the router asks for and feeds their answers back, wakes
 //! at [`Router::poll_timeout`] (never while it has no session: an idle port costs
 //! nothing), and takes up a reload's idle timeout and session cap when the reload
-//! happens. Consecutive datagrams of one session to its origin leave in one segmented
-//! send ([`udp_batch::Run`]): a client's burst (a video frame) costs one system call, not
-//! one per packet.
+//! happens. The datagrams of one session to its origin are gathered over the whole
+//! wake-up (every `recvmmsg` of it), each session's in its own order, and leave in one
+//! segmented send per session ([`udp_batch::Run`], see [`Uplinks`]): many clients sending
+//! at once interleave in the socket's queue, so gathering only consecutive datagrams
+//! would cost one system call per packet.
 //!
 //! Each session has ONE connected socket towards the origin's media address (written by
 //! the router task, non-blocking) and ONE task reading it ([`super::origin`]), which sends
@@ -40,7 +42,14 @@ use crate::Context;
 
 /// `recvmmsg` calls in a row (each up to [`udp_batch::BATCH`] datagrams) before the loop
 /// looks at its other inputs.
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 8;
+/// The most bytes gathered for one session's origin before they are sent (a dozen RTP
+/// packets): a wake-up keeps up to one such buffer per session it saw, GSO gains little
+/// beyond it.
+const UP_RUN: usize = 16 * 1024;
+/// Gathering buffers kept between wake-ups; more are made when a wake-up sees more
+/// sessions, and dropped after it.
+const SPARE_RUNS: usize = 64;
 /// Largest datagram read from a client, whole (anything a UDP socket can receive).
 const DATAGRAM: usize = 65_536;
 
@@ -86,8 +95,7 @@ pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> io::Result<Handle> {
         router: Router::new(config, Box::new(fill_random), Instant::now()),
         socket: Arc::new(socket),
         state,
-        up: Run::new(),
-        up_session: None,
+        up: Uplinks::default(),
         relays: Vec::new(),
         lookup_tx,
         ctx: ctx.clone(),
@@ -103,15 +111,58 @@ pub fn start(ctx: Arc<Context>, socket: UdpSocket) -> io::Result<Handle> {
 
 type Lookup = (String, Option<Known>);
 
+/// Datagrams on their way to origins, one [`Run`] per session seen in this wake-up.
+/// Sessions' datagrams interleave in the client socket's queue (each client sends on its
+/// own), so a run per session, not per consecutive stretch, is what lets one `sendmsg`
+/// carry several. A session's datagrams keep their order; different sessions go to
+/// different origin sockets, whose relative order nobody sees.
+#[derive(Default)]
+struct Uplinks {
+    runs: Vec<(SessionId, Run)>,
+    /// By session slot: 1 + the index of its run in `runs`, or 0.
+    at: Vec<usize>,
+    spare: Vec<Run>,
+}
+
+impl Uplinks {
+    fn find(&self, id: SessionId) -> Option<usize> {
+        let i = self.at.get(id.slot()).copied()?.checked_sub(1)?;
+        (self.runs.get(i)?.0 == id).then_some(i)
+    }
+
+    /// Session `id`'s run, a new (empty) one if it has none.
+    fn run(&mut self, id: SessionId) -> &mut Run {
+        let i = match self.find(id) {
+            Some(i) => i,
+            None => {
+                let run = self.spare.pop().unwrap_or_else(|| Run::with_limit(UP_RUN));
+                self.runs.push((id, run));
+                if self.at.len() <= id.slot() {
+                    self.at.resize(id.slot() + 1, 0);
+                }
+                self.at[id.slot()] = self.runs.len();
+                self.runs.len() - 1
+            }
+        };
+        &mut self.runs[i].1
+    }
+
+    fn recycle(&mut self, mut run: Run) {
+        if self.spare.len() < SPARE_RUNS {
+            run.clear();
+            self.spare.push(run);
+        }
+    }
+}
+
 struct Shell {
     ctx: Arc<Context>,
     router: Router<Route>,
     socket: Arc<UdpSocket>,
     /// The client socket's batching state; it also segments the sends to origins.
     state: Arc<UdpSocketState>,
-    /// Datagrams of `up_session` on their way to its origin, sent as one.
-    up: Run,
-    up_session: Option<SessionId>,
+    /// Datagrams on their way to origins, per session, until the end of the wake-up.
+    up: Uplinks,
     relays: Vec<Option<Relay>>,
     lookup_tx: mpsc::Sender<Lookup>,
 }
@@ -244,39 +295,47 @@ impl Shell {
     }
 
     /// Queues `datagram` for session `id`'s origin, after what is queued for the same
-    /// session; what is queued for another session leaves first.
+    /// session (what cannot join it leaves first); other sessions' queues wait.
     fn send_to_origin(&mut self, id: SessionId, datagram: &[u8]) {
         let max = self.state.max_gso_segments();
-        if let Some(to) = self
-            .up
-            .destination()
-            .filter(|_| self.up_session == Some(id))
-        {
-            if self.up.push(to, datagram, max) {
-                return;
-            }
+        let Some(to) = self.relay(id).map(Relay::media) else {
+            return;
+        };
+        let run = self.up.run(id);
+        if run.push(to, datagram, max) {
+            return;
         }
-        self.flush_up();
-        if let Some(to) = self.relay(id).map(Relay::media) {
-            self.up_session = Some(id);
-            self.up.push(to, datagram, max);
+        self.flush_session(id);
+        self.up.run(id).push(to, datagram, max);
+    }
+
+    /// Sends what is queued for every origin.
+    fn flush_up(&mut self) {
+        while let Some((id, run)) = self.up.runs.pop() {
+            self.up.at[id.slot()] = 0;
+            self.send_run(id, &run);
+            self.up.recycle(run);
         }
     }
 
-    /// Sends what is queued for an origin.
-    fn flush_up(&mut self) {
-        let Some(id) = self.up_session.take() else {
+    /// Sends what is queued for session `id`'s origin now (its run stays, empty).
+    fn flush_session(&mut self, id: SessionId) {
+        let Some(i) = self.up.find(id) else {
             return;
         };
-        let sent = self
-            .relay(id)
-            .map(|relay| relay.send(&self.state, &self.up));
+        let run = std::mem::take(&mut self.up.runs[i].1);
+        self.send_run(id, &run);
+        self.up.runs[i].1 = run;
+        self.up.runs[i].1.clear();
+    }
+
+    fn send_run(&mut self, id: SessionId, run: &Run) {
+        let sent = self.relay(id).map(|relay| relay.send(&self.state, run));
         if sent == Some(false) {
-            for _ in 0..self.up.len() {
+            for _ in 0..run.len() {
                 self.router.count_drop(DropReason::OriginSendFailed);
             }
         }
-        self.up.clear();
     }
 
     fn relay(&self, id: SessionId) -> Option<&Relay> {
@@ -310,9 +369,7 @@ impl Shell {
                     data,
                 } => {
                     // What it sent before it closed still goes.
-                    if self.up_session == Some(session) {
-                        self.flush_up();
-                    }
+                    self.flush_session(session);
                     let slot = self.relays.get_mut(session.slot());
                     if let Some(relay) = slot.and_then(Option::take) {
                         relay.closed(reason, &data);
