@@ -14,6 +14,9 @@ mod lifecycle;
 mod limits;
 mod media_http;
 mod media_raw;
+/// The raw HTTP-FLV/TS relay loop, for `benches/raw_pump.rs`; not an API.
+#[doc(hidden)]
+pub use media_raw::bench_pump;
 pub mod metrics;
 mod origin_link;
 mod proxy_protocol;

@@ -31,6 +31,7 @@ use crate::http_front::{full, ProxyBody, Refusal};
 use crate::origin_link::{ClientAddrs, Leg, LinkError};
 use crate::sessions::Protocol;
 use crate::Context;
+use tracing::Instrument;
 
 /// The query parameter carrying the HLS affinity token (the reference's name).
 const TOKEN_PARAM: &str = hls_rewrite::DEFAULT_TOKEN_PARAM;
@@ -41,11 +42,16 @@ const PLAYLIST_WAIT: Duration = Duration::from_secs(30);
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
     if let Some(addr) = ctx.config.http_listen {
         let listener = crate::bind_tcp("http", addr).await?;
-        crate::accept::serve_tcp(ctx.clone(), listener, "http", |ctx, stream, peer| {
-            let client = ClientAddrs::of(&stream, peer);
-            crate::http_front::bound_send_buffer(&stream);
-            serve_connection(ctx, stream, client, false, "http")
-        });
+        crate::accept::serve_tcp_spanned(
+            ctx.clone(),
+            listener,
+            "http",
+            |ctx, stream, peer, span| {
+                let client = ClientAddrs::of(&stream, peer);
+                crate::http_front::bound_send_buffer(&stream);
+                serve_connection(ctx, stream, client, false, "http", span)
+            },
+        );
     }
     if let (Some(addr), Some(store)) = (ctx.config.https_listen, ctx.tls.clone()) {
         let listener = crate::bind_tcp("https", addr).await?;
@@ -58,7 +64,8 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
             crate::http_front::bound_send_buffer,
             |ctx, stream, client, _| {
                 let h2 = crate::tls::is_h2(&stream);
-                serve_connection(ctx, stream, client, h2, "https")
+                // Entered for the whole connection by the TLS front already.
+                serve_connection(ctx, stream, client, h2, "https", tracing::Span::none())
             },
         );
     }
@@ -68,19 +75,26 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<()> {
 /// Serves a client connection: an HTTP/1 one through [`crate::media_raw`] first (a live
 /// stream is relayed raw, anything else comes back to hyper); HTTP/2, and every
 /// connection of an edge (whose viewers are served from its own fan-out), to hyper.
+/// `span` is the connection's, if the caller has not entered it for the whole connection
+/// (else `Span::none()`): hyper's connections run in it, a raw viewer enters it only to
+/// place its stream and to log, not on each of its wake-ups.
 async fn serve_connection<S: crate::accept::ClientStream>(
     ctx: Arc<Context>,
     stream: S,
     client: ClientAddrs,
     h2: bool,
     protocol: &'static str,
+    span: tracing::Span,
 ) {
     if h2 || ctx.config.edge {
-        return serve_hyper(ctx, stream, client, h2, protocol).await;
+        return serve_hyper(ctx, stream, client, h2, protocol)
+            .instrument(span)
+            .await;
     }
     let hyper_ctx = ctx.clone();
-    crate::media_raw::serve(ctx, stream, client, protocol, move |replayed| {
-        serve_hyper(hyper_ctx, replayed, client, false, protocol)
+    let hyper_span = span.clone();
+    crate::media_raw::serve(ctx, stream, client, protocol, span, move |replayed| {
+        serve_hyper(hyper_ctx, replayed, client, false, protocol).instrument(hyper_span)
     })
     .await
 }

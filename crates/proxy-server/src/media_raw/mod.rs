@@ -25,9 +25,9 @@ use flv_http::{Classifier, Kind, MediaRequest};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use lb_core::{Origin, PickIntent, StreamKey};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::accept::ClientStream;
 use crate::forward::{self, strip_hop_by_hop};
@@ -36,7 +36,9 @@ use crate::origin_link::{connect_to, suspect, with_origins, ClientAddrs, Leg, Li
 use crate::sessions::{Protocol, SessionGuard};
 use crate::Context;
 
+mod pump;
 mod replay;
+pub use pump::{bench_pump, pump, Ended};
 pub use replay::Replay;
 
 /// Largest request head read before hyper takes over (hyper's limit is the same: beyond
@@ -108,6 +110,7 @@ pub async fn serve<S, H, Fut>(
     mut stream: S,
     client: ClientAddrs,
     listener: &'static str,
+    span: tracing::Span,
     hyper_serve: H,
 ) where
     S: ClientStream,
@@ -135,7 +138,9 @@ pub async fn serve<S, H, Fut>(
     })
     .await;
     match read {
-        Ok(Some(First::Raw(request))) => relay(&ctx, stream, client, listener, *request).await,
+        Ok(Some(First::Raw(request))) => {
+            relay(&ctx, stream, client, listener, span, *request).await
+        }
         Ok(Some(First::Hyper)) => hyper_serve(Replay::new(buf, stream)).await,
         // Closed, failed or silent before a whole head: nothing to answer.
         Ok(None) | Err(_) => {}
@@ -150,18 +155,51 @@ fn relay<'a, S: ClientStream>(
     stream: S,
     client: ClientAddrs,
     listener: &'static str,
+    span: tracing::Span,
     request: RawRequest,
 ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-    Box::pin(relay_inner(ctx, stream, client, listener, request))
+    Box::pin(relay_inner(ctx, stream, client, listener, span, request))
 }
 
+/// The connection's span is entered while the viewer is placed and when it ends; the
+/// relay between, many wake-ups a second that log nothing, runs outside it.
 async fn relay_inner<S: ClientStream>(
     ctx: &Context,
     mut stream: S,
     client: ClientAddrs,
     listener: &'static str,
+    span: tracing::Span,
     request: RawRequest,
 ) {
+    let Some((origin, first, session, protocol)) = open(ctx, &mut stream, client, request)
+        .instrument(span.clone())
+        .await
+    else {
+        return;
+    };
+    let idle = ctx.live().idle_timeout;
+    let relayed = pump(&mut stream, origin, first, session.as_ref(), idle).await;
+    span.in_scope(|| match relayed {
+        Ok(()) => {}
+        // Worded as hyper's path words it (crate::http_front).
+        Err(Ended::ViewerStalled) => {
+            tracing::info!("{listener} client closed: it read nothing for {idle:?}")
+        }
+        Err(why) => tracing::debug!("{protocol:?} viewer ended: {why}"),
+    });
+    // Flushes a TLS close_notify; a viewer that is gone is not waited for.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+/// Places the viewer and asks its origin: the origin's connection, what goes to the viewer
+/// first (the response head and the body's start), the session (for a success) and the
+/// protocol. `None` once a refusal is written.
+async fn open<S: ClientStream>(
+    ctx: &Context,
+    stream: &mut S,
+    client: ClientAddrs,
+    request: RawRequest,
+) -> Option<(TcpStream, Vec<u8>, Option<SessionGuard>, Protocol)> {
     let RawRequest { parts, media } = request;
     let protocol = if media.kind == Kind::Flv {
         Protocol::HttpFlv
@@ -172,16 +210,16 @@ async fn relay_inner<S: ClientStream>(
         Ok(key) => key,
         Err(e) => {
             let refusal = Refusal::new(StatusCode::BAD_REQUEST, e.to_string());
-            let _ = write_small(&mut stream, refusal.into_response()).await;
-            return;
+            let _ = write_small(stream, refusal.into_response()).await;
+            return None;
         }
     };
     drop(media);
     let (origin, answer) = match place(ctx, client, &key, &parts).await {
         Ok(placed) => placed,
         Err(refusal) => {
-            let _ = write_small(&mut stream, refusal.into_response()).await;
-            return;
+            let _ = write_small(stream, refusal.into_response()).await;
+            return None;
         }
     };
     tracing::info!(stream = %key, origin = %origin.id, status = answer.head.status, "{protocol:?} viewer");
@@ -199,18 +237,7 @@ async fn relay_inner<S: ClientStream>(
     };
     let mut first = response_head(&answer.head);
     first.extend_from_slice(&answer.rest);
-    let idle = ctx.live().idle_timeout;
-    let relayed = pump(&mut stream, answer.stream, first, session.as_ref(), idle).await;
-    match relayed {
-        Ok(()) => {}
-        // Worded as hyper's path words it (crate::http_front).
-        Err(Ended::ViewerStalled) => {
-            tracing::info!("{listener} client closed: it read nothing for {idle:?}")
-        }
-        Err(why) => tracing::debug!("{protocol:?} viewer ended: {why}"),
-    }
-    // Flushes a TLS close_notify; a viewer that is gone is not waited for.
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+    Some((answer.stream, first, session, protocol))
 }
 
 /// The client's request, as the origin gets it, to the stream's origin (picked, and picked
@@ -376,140 +403,6 @@ async fn write_small<S: ClientStream>(
         .unwrap_or(Ok(()))
 }
 
-/// Why a relay ended.
-#[derive(Debug)]
-pub enum Ended {
-    /// The viewer closed its side or went away.
-    ViewerClosed,
-    /// Reading from the origin or writing to the viewer failed.
-    Io(std::io::Error),
-    /// The origin sent nothing for the idle timeout.
-    OriginIdle,
-    /// The viewer read nothing for the idle timeout.
-    ViewerStalled,
-    /// The session was cut: its origin was marked down.
-    Cut,
-}
-
-impl std::fmt::Display for Ended {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ended::ViewerClosed => f.write_str("the viewer closed"),
-            Ended::Io(e) => write!(f, "{e}"),
-            Ended::OriginIdle => f.write_str("the origin sent nothing for the idle timeout"),
-            Ended::ViewerStalled => f.write_str("the viewer read nothing for the idle timeout"),
-            Ended::Cut => f.write_str("the origin was marked down"),
-        }
-    }
-}
-
-/// Relays `origin` to `viewer`, `first` (the response head and the body's start) first,
-/// until either side ends: one buffer, one read and one write per arrival. The viewer's
-/// own bytes after its request are read and dropped (its close ends the relay). An origin
-/// silent for `idle`, or a viewer with a write blocked for `idle`, ends it; so does the
-/// session's cut.
-pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
-    viewer: &mut S,
-    mut origin: TcpStream,
-    first: Vec<u8>,
-    session: Option<&SessionGuard>,
-    idle: Duration,
-) -> Result<(), Ended> {
-    let traffic = session.map(|s| s.traffic().clone());
-    let cut = cut_of(session);
-    tokio::pin!(cut);
-    let mut deadline = Deadline::new(idle);
-    let mut buf = first;
-    let mut len = buf.len();
-    if buf.len() < RELAY_BUFFER {
-        buf.resize(RELAY_BUFFER, 0);
-    }
-    let mut sink = [0u8; 256];
-    loop {
-        // Write what is held, watching the viewer's progress.
-        let mut at = 0;
-        deadline.restart();
-        while at < len {
-            tokio::select! {
-                biased;
-                written = viewer.write(&buf[at..len]) => match written {
-                    Ok(0) => return Err(Ended::ViewerClosed),
-                    Ok(n) => {
-                        at += n;
-                        deadline.restart();
-                    }
-                    Err(e) => return Err(Ended::Io(e)),
-                },
-                () = &mut cut => return Err(Ended::Cut),
-                () = deadline.expired() => return Err(Ended::ViewerStalled),
-            }
-        }
-        if let Some(traffic) = &traffic {
-            traffic.add_to_client(len);
-        }
-        viewer.flush().await.map_err(Ended::Io)?;
-        if buf.len() > RELAY_BUFFER {
-            buf.truncate(RELAY_BUFFER);
-            buf.shrink_to_fit();
-        }
-        // Then the origin's next bytes.
-        deadline.restart();
-        len = loop {
-            tokio::select! {
-                biased;
-                read = origin.read(&mut buf) => match read {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => break n,
-                    Err(e) => return Err(Ended::Io(e)),
-                },
-                read = viewer.read(&mut sink) => match read {
-                    Ok(0) => return Err(Ended::ViewerClosed),
-                    Ok(_) => {}
-                    Err(e) => return Err(Ended::Io(e)),
-                },
-                () = &mut cut => return Err(Ended::Cut),
-                () = deadline.expired() => return Err(Ended::OriginIdle),
-            }
-        };
-    }
-}
-
-/// One timer for both waits of a relay (the origin's next bytes, the viewer's taking
-/// them), moved on lazily when it fires rather than re-armed at every read.
-struct Deadline {
-    since: Instant,
-    idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Deadline {
-    fn new(idle: Duration) -> Self {
-        let since = Instant::now();
-        Deadline {
-            since,
-            idle,
-            timer: Box::pin(tokio::time::sleep_until(since + idle)),
-        }
-    }
-
-    /// The wait starts (again) now.
-    fn restart(&mut self) {
-        self.since = Instant::now();
-    }
-
-    /// Resolves once `idle` has passed since the last restart.
-    async fn expired(&mut self) {
-        loop {
-            (&mut self.timer).await;
-            let due = self.since + self.idle;
-            if Instant::now() >= due {
-                return;
-            }
-            self.timer.as_mut().reset(due);
-        }
-    }
-}
-
 /// Parsed header fields as `http` types, `None` for a field `http` rejects.
 fn typed(
     fields: &[(String, Vec<u8>)],
@@ -523,14 +416,6 @@ fn typed(
 /// A header map's fields, as the head writers take them.
 fn fields(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))
-}
-
-/// The session's cut, as a future that never resolves without a session.
-async fn cut_of(session: Option<&SessionGuard>) {
-    match session.map(|s| s.cut().clone()) {
-        Some(cut) => cut.cancelled_owned().await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

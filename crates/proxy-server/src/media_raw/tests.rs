@@ -121,6 +121,74 @@ async fn pump_ends_on_a_silent_origin_a_stalled_viewer_and_a_leaving_one() {
 }
 
 #[tokio::test]
+async fn a_cut_session_ends_a_flowing_relay_and_every_byte_it_moved_is_counted() {
+    let sessions = crate::sessions::Sessions::default();
+    let origin_id = lb_core::OriginId::new("o");
+    let session = sessions.open(
+        Protocol::HttpFlv,
+        StreamKey::new(None, "live", "cam").unwrap(),
+        origin_id.clone(),
+        "127.0.0.1:1".parse().unwrap(),
+        PickIntent::Play,
+    );
+    let (proxy_end, mut origin_end) = origin_pair().await;
+    let (mut viewer, mut player) = tokio::io::duplex(1 << 16);
+    // The origin keeps sending: the cut must be seen on wake-ups that also move bytes.
+    let feeding = tokio::spawn(async move {
+        while origin_end.write_all(&[1u8; 1000]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let reading = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = player.read(&mut buf).await {
+            got += n;
+        }
+        got
+    });
+    let relay = pump(
+        &mut viewer,
+        proxy_end,
+        b"HEAD".to_vec(),
+        Some(&session),
+        Duration::from_secs(10),
+    );
+    let cutting = async {
+        while session
+            .traffic()
+            .to_client
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(sessions.cut_origin(&origin_id), 1);
+        std::future::pending::<()>().await
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::select! {
+            ended = relay => ended,
+            () = cutting => unreachable!(),
+        }
+    })
+    .await;
+    assert!(matches!(ended, Ok(Err(Ended::Cut))), "{ended:?}");
+    drop(viewer);
+    feeding.abort();
+    let got = reading.await.unwrap();
+    assert!(got > 4, "the viewer got the stream before the cut");
+    assert_eq!(
+        session
+            .traffic()
+            .to_client
+            .load(std::sync::atomic::Ordering::Relaxed),
+        got as u64,
+        "what the viewer got is what the session counts"
+    );
+}
+
+#[tokio::test]
 async fn replay_gives_the_read_bytes_first() {
     let (a, mut b) = tokio::io::duplex(64);
     b.write_all(b" world").await.unwrap();
