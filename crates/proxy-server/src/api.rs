@@ -32,7 +32,7 @@ use tower::ServiceExt;
 
 use crate::http_front::Refusal;
 use crate::metrics::ScrapeGauges;
-use crate::sessions::StreamSessions;
+use crate::sessions::{Protocol, StreamSessions};
 use crate::Context;
 
 /// Largest request body the System API reads.
@@ -487,7 +487,12 @@ async fn streams(
                 "origin_status": origin_json(origin.as_ref(), &origins),
                 "sessions": here,
             });
-            if let Some(edge) = ctx.edge.stream_view(&key) {
+            let hls = here
+                .clients
+                .iter()
+                .filter(|c| c.protocol == Protocol::Hls && !c.publishing)
+                .count();
+            if let Some(edge) = ctx.edge.stream_view(&key, hls) {
                 entry["edge"] = edge;
             }
             entry
@@ -714,11 +719,21 @@ async fn proxy_summary(State(ctx): State<Arc<Context>>) -> Json<Value> {
             "sessions": ctx.sessions.len(),
             "refusals": refusals,
             "reloads": reloads,
-            "edge": ctx.config.edge.then(|| ctx.edge.summary()),
+            "edge": ctx.config.edge.then(|| ctx.edge.summary(hls_sessions(&ctx))),
             // Port 0 (any free port) is not known here: the page then offers no preview.
             "whep_port": ctx.config.http_api_listen.map(|a| a.port()).filter(|p| *p != 0),
         }
     }))
+}
+
+/// HLS sessions open on this proxy now: HLS media responses being sent.
+fn hls_sessions(ctx: &Context) -> usize {
+    ctx.sessions
+        .by_stream()
+        .values()
+        .flat_map(|s| &s.clients)
+        .filter(|c| c.protocol == Protocol::Hls && !c.publishing)
+        .count()
 }
 
 /// The configuration in effect, secrets masked.

@@ -517,9 +517,123 @@ impl Body for Prefixed {
     }
 }
 
+/// Largest frame a viewer's HLS response is handed to hyper in. hyper queues up to 16
+/// frames (or about 400 KB) before it waits for the socket, so a cached segment given
+/// whole (one `Bytes`) would be taken at once and its session closed before the viewer
+/// had it; in slices the session lasts until all but the last few are written.
+const VIEWER_FRAME: usize = 16 * 1024;
+
+/// The body of an HLS media response on its way to a viewer of an edge, in a session
+/// (what a plain proxy's segment relay opens): the session is listed while the body
+/// lives, and ends when it is sent or dropped (the viewer left mid-body); the bytes
+/// handed on count as the session's bytes to the client.
+pub struct Viewed {
+    inner: ProxyBody,
+    /// The rest of a frame larger than [`VIEWER_FRAME`].
+    pending: Bytes,
+    session: crate::sessions::SessionGuard,
+}
+
+impl Viewed {
+    /// `inner` sent within `session`.
+    pub fn new(inner: ProxyBody, session: crate::sessions::SessionGuard) -> Self {
+        Viewed {
+            inner,
+            pending: Bytes::new(),
+            session,
+        }
+    }
+
+    fn slice(&mut self, mut data: Bytes) -> Frame<Bytes> {
+        if data.len() > VIEWER_FRAME {
+            self.pending = data.split_off(VIEWER_FRAME);
+        }
+        self.session.traffic().add_to_client(data.len());
+        Frame::data(data)
+    }
+}
+
+impl Body for Viewed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if !this.pending.is_empty() {
+            let rest = std::mem::take(&mut this.pending);
+            return Poll::Ready(Some(Ok(this.slice(rest))));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(this.slice(data)))),
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let inner = self.inner.size_hint();
+        let pending = self.pending.len() as u64;
+        let mut hint = hyper::body::SizeHint::new();
+        hint.set_lower(inner.lower() + pending);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + pending);
+        }
+        hint
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_viewed_body_goes_in_slices_counted_in_a_session_that_ends_with_it() {
+        let sessions = crate::sessions::Sessions::default();
+        let key = lb_core::StreamKey::new(None, "live", "cam").unwrap();
+        let session = sessions.open_uncounted(
+            crate::sessions::Protocol::Hls,
+            key,
+            lb_core::OriginId::new("o"),
+            ([127, 0, 0, 1], 1).into(),
+            lb_core::PickIntent::Play,
+        );
+        let traffic = session.traffic().clone();
+        let body = Bytes::from(vec![7u8; 2 * VIEWER_FRAME + 5]);
+        let mut viewed = Viewed::new(full(body.clone()), session);
+        assert_eq!(viewed.size_hint().exact(), Some(body.len() as u64));
+        let first = viewed.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.len(), VIEWER_FRAME);
+        assert_eq!(
+            viewed.size_hint().exact(),
+            Some((body.len() - VIEWER_FRAME) as u64)
+        );
+        assert!(!viewed.is_end_stream());
+        assert_eq!(sessions.len(), 1);
+        let origin = lb_core::OriginId::new("o");
+        assert_eq!(sessions.count_for_origin(&origin), 0, "not a connection");
+        let mut sent = first.len();
+        while let Some(frame) = viewed.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= VIEWER_FRAME);
+            sent += data.len();
+        }
+        assert_eq!(sent, body.len());
+        assert_eq!(
+            traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
+            body.len() as u64
+        );
+        drop(viewed);
+        assert_eq!(sessions.len(), 0, "the session ends with its body");
+    }
 
     #[test]
     fn etags_follow_the_bytes_and_if_none_match_compares_weakly() {

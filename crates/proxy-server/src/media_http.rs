@@ -22,7 +22,7 @@ use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
-use lb_core::{HlsSession, Origin, PickIntent, StreamKey};
+use lb_core::{HlsSession, Origin, OriginId, PickIntent, StreamKey};
 use tower::ServiceExt;
 
 use crate::forward::{self, strip_hop_by_hop, Relayed};
@@ -448,15 +448,17 @@ async fn edge_segment(
         Served::Through(_) => 0,
     };
     hls_cache::count(Class::Media, &served, sent);
-    match served {
+    // A response streamed through holds a connection to its origin while it is sent,
+    // as a plain proxy's relay does; a cached one holds none.
+    let (origin, response, streamed) = match served {
         Served::Through(through) => {
             let (origin, response) = *through;
             tracing::debug!(stream = %key, origin = %origin.id, "segment too large to cache");
-            Ok(response)
+            (origin.id, response, true)
         }
         Served::Entry { entry, hit, .. } => {
             let age = Some(entry.fetched.elapsed()).filter(|_| hit || entry.fresh_for.is_some());
-            Ok(hls_cache::respond(
+            let response = hls_cache::respond(
                 &asked,
                 entry.status,
                 &entry.headers,
@@ -464,9 +466,36 @@ async fn edge_segment(
                 entry.etag.clone(),
                 age,
                 entry.fresh_for,
-            ))
+            );
+            (entry.origin.id.clone(), response, false)
         }
+    };
+    Ok(edge_viewed(ctx, client, key, origin, response, streamed))
+}
+
+/// An edge's media response, in a session as a plain proxy's segment relay has (listed
+/// under the stream, at the origin the bytes came from, until the body is sent or the
+/// viewer leaves); an error or a 304 is not media, and opens none, as on a plain proxy.
+/// Only a response `streamed` from the origin counts as a connection to it.
+fn edge_viewed(
+    ctx: &Context,
+    client: ClientAddrs,
+    key: StreamKey,
+    origin: OriginId,
+    response: Response<ProxyBody>,
+    streamed: bool,
+) -> Response<ProxyBody> {
+    if !response.status().is_success() {
+        return response;
     }
+    let (protocol, peer, intent) = (Protocol::Hls, client.peer, PickIntent::Play);
+    let session = match streamed {
+        true => ctx.sessions.open(protocol, key, origin, peer, intent),
+        false => ctx
+            .sessions
+            .open_uncounted(protocol, key, origin, peer, intent),
+    };
+    response.map(|body| hls_cache::Viewed::new(body, session).boxed_unsync())
 }
 
 /// The upstream fetch of an edge: to the token's origin, or to the stream's (picked, and

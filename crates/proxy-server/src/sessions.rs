@@ -104,6 +104,8 @@ pub struct SessionInfo {
     pub traffic: Arc<Traffic>,
     /// Cancelled when the session must end now (its origin was found dead).
     pub cut: CancellationToken,
+    /// Whether it counts as a connection to its origin ([`Sessions::count_for_origin`]).
+    pub counted: bool,
 }
 
 /// The registry; cheap to clone.
@@ -152,6 +154,10 @@ impl Drop for SessionGuard {
         let Some((_, info)) = self.inner.live.remove(&self.id) else {
             return;
         };
+        crate::metrics::session_closed(info.protocol.as_str());
+        if !info.counted {
+            return;
+        }
         if let dashmap::mapref::entry::Entry::Occupied(mut count) =
             self.inner.per_origin.entry(info.origin)
         {
@@ -160,7 +166,6 @@ impl Drop for SessionGuard {
                 count.remove();
             }
         }
-        crate::metrics::session_closed(info.protocol.as_str());
     }
 }
 
@@ -199,10 +204,38 @@ impl Sessions {
         peer: SocketAddr,
         intent: PickIntent,
     ) -> SessionGuard {
+        self.open_as(protocol, key, origin, peer, intent, true)
+    }
+
+    /// Registers a session listed like any other but not counted as a connection to its
+    /// origin (per-origin limits, the reports to the balancer): an edge's HLS viewer
+    /// served from the cache, which costs the origin nothing.
+    pub fn open_uncounted(
+        &self,
+        protocol: Protocol,
+        key: StreamKey,
+        origin: OriginId,
+        peer: SocketAddr,
+        intent: PickIntent,
+    ) -> SessionGuard {
+        self.open_as(protocol, key, origin, peer, intent, false)
+    }
+
+    fn open_as(
+        &self,
+        protocol: Protocol,
+        key: StreamKey,
+        origin: OriginId,
+        peer: SocketAddr,
+        intent: PickIntent,
+        counted: bool,
+    ) -> SessionGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let traffic = Arc::new(Traffic::for_protocol(protocol));
         let cut = CancellationToken::new();
-        *self.inner.per_origin.entry(origin.clone()).or_insert(0) += 1;
+        if counted {
+            *self.inner.per_origin.entry(origin.clone()).or_insert(0) += 1;
+        }
         crate::metrics::session_opened(protocol.as_str());
         let info = SessionInfo {
             protocol,
@@ -213,6 +246,7 @@ impl Sessions {
             started: Instant::now(),
             traffic: traffic.clone(),
             cut: cut.clone(),
+            counted,
         };
         self.inner.live.insert(id, info);
         self.inner.opened.notify_one();

@@ -132,7 +132,8 @@
       const pulls = (up.rtmp || 0) + (up["http-ts"] || 0);
       cards.push(card("Edge fan-out",
         p.edge.viewers + " viewers / " + pulls + " upstream" + (pulls === 1 ? "" : "s") +
-        " (×" + Number(p.edge.fanout_ratio || 0).toFixed(1) + ")", true));
+        " (×" + Number(p.edge.fanout_ratio || 0).toFixed(1) + ")" +
+        (p.edge.hls_viewers ? " · " + p.edge.hls_viewers + " HLS downloading" : ""), true));
     }
     $("proxy").replaceChildren(...cards);
   }

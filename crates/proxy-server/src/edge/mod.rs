@@ -13,7 +13,9 @@
 //! delivers media for `idle_timeout`, viewers get a clear end. The upstream closes
 //! `PROXY_EDGE_LINGER` after the last viewer left.
 //!
-//! Publishing, HLS, WebRTC and SRT are relayed as without edge mode.
+//! HLS is served from the edge's cache ([`crate::hls_cache`]), each media response to a
+//! viewer in a session as on a plain proxy. Publishing, WebRTC and SRT are relayed as
+//! without edge mode.
 
 mod pull;
 pub mod serve;
@@ -350,13 +352,16 @@ impl Edge {
         )
     }
 
-    /// What `/api/v1/streams` shows of a stream on this edge.
-    pub fn stream_view(&self, key: &StreamKey) -> Option<Value> {
+    /// What `/api/v1/streams` shows of a stream on this edge; `hls`: its HLS sessions
+    /// open now (HLS media responses being sent to viewers: HLS has no hub, and a player
+    /// is only known while it downloads).
+    pub fn stream_view(&self, key: &StreamKey, hls: usize) -> Option<Value> {
         let live = lock(&self.live).get(key).map(|h| h.view());
         let ts = lock(&self.ts).get(key).map(|h| h.view());
-        match (live, ts) {
-            (None, None) => None,
-            (live, ts) => Some(json!({ "live": live, "ts": ts })),
+        let hls = (hls > 0).then(|| json!({ "viewers": { "hls": hls } }));
+        match (live, ts, hls) {
+            (None, None, None) => None,
+            (live, ts, hls) => Some(json!({ "live": live, "ts": ts, "hls": hls })),
         }
     }
 
@@ -389,13 +394,15 @@ impl Edge {
     }
 
     /// What the console's "this proxy" panel shows of the edge: upstream sessions,
-    /// viewers, and viewers per upstream session.
-    pub fn summary(&self) -> Value {
+    /// viewers, and viewers per upstream session; `hls`: HLS sessions open now (served
+    /// from the HLS cache, not from a hub: outside the ratio).
+    pub fn summary(&self, hls: usize) -> Value {
         let (upstreams, viewers) = self.counts();
         let total = upstreams[0] + upstreams[1];
         json!({
             "upstreams": { "rtmp": upstreams[0], "http-ts": upstreams[1] },
             "viewers": viewers,
+            "hls_viewers": hls,
             "fanout_ratio": if total == 0 { 0.0 } else { viewers as f64 / total as f64 },
         })
     }

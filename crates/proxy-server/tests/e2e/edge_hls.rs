@@ -2,8 +2,8 @@
 //! nginx serves it; HTTP clients poll playlists and fetch segments through an edge and
 //! through a plain proxy, and nginx's access log counts what reached the origin.
 
-use std::io::Write as _;
-use std::net::SocketAddr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,11 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// and the same files under `/nostore/` with `Cache-Control: no-store` and under
 /// `/cookie/` with a `Set-Cookie`; ffmpeg publishing.
 fn origin() -> (NginxRtmp, crate::harness::Process) {
+    origin_publishing("flv")
+}
+
+/// [`origin`], ffmpeg publishing with `format` (`flv` and its output options).
+fn origin_publishing(format: &str) -> (NginxRtmp, crate::harness::Process) {
     let nginx = NginxRtmp::start_with_locations(
         None,
         "",
@@ -33,7 +38,7 @@ fn origin() -> (NginxRtmp, crate::harness::Process) {
         &format!("rtmp://127.0.0.1:{}/live/cam", nginx.rtmp_port),
         60,
         true,
-        "flv",
+        format,
     );
     let direct: SocketAddr = ([127, 0, 0, 1], nginx.http_port).into();
     wait_for(Duration::from_secs(20), || {
@@ -150,6 +155,17 @@ fn fifty_hls_viewers_through_an_edge_cost_the_origin_about_one() {
     let before = counts();
     let through_edge = play(edge.addr("http"));
     let after_edge = counts();
+    // Each segment the viewers fetched was a session; none is left once they stopped.
+    wait_for(Duration::from_secs(10), || {
+        let (sessions, edge_count) = hls_sessions(&edge);
+        (sessions.is_empty() && edge_count == 0).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "sessions after the viewers stopped: {:?}",
+            hls_sessions(&edge)
+        )
+    });
     let through_plain = play(plain.addr("http"));
     let after_plain = counts();
 
@@ -451,4 +467,226 @@ fn blocking_reloads_and_every_hls_ctx_share_one_upstream_and_tokens_work_across_
         "B keeps the viewer's token:\n{}",
         reload.text()
     );
+}
+
+/// A viewer that asks for a segment and reads it only when told: while it does not read,
+/// its response stays unsent (a segment of megabytes is more than the proxy's send buffer
+/// and hyper's queue hold), so its session stays open.
+struct SlowViewer {
+    stream: TcpStream,
+    /// The response's Content-Length.
+    length: usize,
+    /// Body bytes read so far.
+    read: usize,
+}
+
+impl SlowViewer {
+    /// Sends the request and reads the response's head (and whatever body came with it).
+    fn start(addr: SocketAddr, path: &str) -> Self {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connecting {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("a read timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sending the request");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).expect("reading the response head");
+            assert_eq!(n, 1, "the edge closed before the head ended: {head:?}");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("{path}: no Content-Length: {head}"));
+        SlowViewer {
+            stream,
+            length,
+            read: 0,
+        }
+    }
+
+    /// Reads `n` more body bytes (fewer at its end).
+    fn read(&mut self, n: usize) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = n.min(self.length - self.read);
+        while left > 0 {
+            let want = left.min(buf.len());
+            let got = self
+                .stream
+                .read(&mut buf[..want])
+                .expect("reading the body");
+            assert!(
+                got > 0,
+                "the body ended after {} of {}",
+                self.read,
+                self.length
+            );
+            self.read += got;
+            left -= got;
+        }
+    }
+}
+
+/// The HLS play sessions `proxy` lists for `live/cam`: (origin, bytes to the client), and
+/// the edge object's count of HLS viewers.
+fn hls_sessions(proxy: &Proxy) -> (Vec<(String, u64)>, u64) {
+    let r = http(
+        "GET",
+        proxy.addr("system-api"),
+        "/api/v1/streams?stream=live/cam",
+        &[],
+        b"",
+    );
+    if r.status == 404 {
+        // Neither placed nor with a client here.
+        return (Vec::new(), 0);
+    }
+    assert_eq!(r.status, 200, "{}", r.text());
+    let json = r.json();
+    let stream = &json["data"][0];
+    let clients = stream["sessions"]["clients"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let hls = clients
+        .iter()
+        .filter(|c| c["protocol"] == "hls")
+        .map(|c| {
+            assert_eq!(c["role"], "play", "{c}");
+            (
+                c["origin"].as_str().unwrap_or("").to_owned(),
+                c["bytes_to_client"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let edge = stream["edge"]["hls"]["viewers"]["hls"]
+        .as_u64()
+        .unwrap_or(0);
+    (hls, edge)
+}
+
+#[test]
+fn hls_viewers_of_an_edge_are_sessions_until_their_segments_are_sent_or_dropped() {
+    // Noise, losslessly: segments of megabytes.
+    let (nginx, _publisher) = origin_publishing("flv -vf noise=alls=100:allf=t -qp 0");
+    let toml = nginx.origin_toml("nginx");
+    // Segments cached (the default budget), and streamed through (over an eighth of 1 MiB).
+    let cached = proxy(&nginx, true);
+    let through = Proxy::start(
+        &[("edge", "on")],
+        &[("PROXY_EDGE_CACHE_SIZE", "1MiB")],
+        Some(&toml),
+    );
+    // A cached response costs the origin no connection; one streamed through holds one.
+    for (name, edge, connections) in [("cached", &cached, 0), ("streamed through", &through, 4)] {
+        let addr = edge.addr("http");
+        let playlist = http("GET", addr, "/live/cam.m3u8", &[], b"");
+        assert_eq!(playlist.status, 200, "{name}: {}", playlist.text());
+        let segments = segment_paths(&playlist.text(), "/live/");
+        // Three viewers of one segment (a miss, then hits, when cached), and one of the
+        // next, each stopping after the head.
+        let mut viewers: Vec<SlowViewer> = [0, 0, 0, 1]
+            .iter()
+            .map(|&i| SlowViewer::start(addr, &segments[i]))
+            .collect();
+        assert!(
+            viewers.iter().all(|v| v.length > 2 << 20),
+            "{name}: segments of megabytes are needed to hold a response open: {:?}",
+            viewers.iter().map(|v| v.length).collect::<Vec<_>>()
+        );
+        let listed = wait_for(Duration::from_secs(10), || {
+            let (sessions, edge_count) = hls_sessions(edge);
+            (sessions.len() == viewers.len() && edge_count == viewers.len() as u64)
+                .then_some(sessions)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: {} HLS viewers, listed: {:?}",
+                viewers.len(),
+                hls_sessions(edge)
+            )
+        });
+        assert!(
+            listed.iter().all(|(origin, _)| origin == "nginx"),
+            "{name}: sessions at the origin the bytes came from: {listed:?}"
+        );
+        let servers = http("GET", edge.addr("system-api"), "/api/v1/servers", &[], b"").json();
+        let nginx_sessions = servers["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == "nginx"))
+            .map(|s| s["sessions"].clone());
+        assert_eq!(
+            nginx_sessions,
+            Some(serde_json::json!(connections)),
+            "{name}: connections to the origin: {servers}"
+        );
+        let summary = http("GET", edge.addr("system-api"), "/api/v1/proxy", &[], b"").json();
+        assert_eq!(
+            summary["data"]["edge"]["hls_viewers"],
+            serde_json::json!(viewers.len()),
+            "{name}: the console's count: {summary}"
+        );
+        let before: u64 = listed.iter().map(|(_, bytes)| bytes).sum();
+        for viewer in &mut viewers {
+            viewer.read(512 * 1024);
+        }
+        // What the viewers read went through their sessions: the counts grow by at least
+        // that (the edge counts what it hands to the socket, ahead of the viewer).
+        wait_for(Duration::from_secs(10), || {
+            let (sessions, _) = hls_sessions(edge);
+            let now: u64 = sessions.iter().map(|(_, bytes)| bytes).sum();
+            (sessions.len() == viewers.len() && now >= before + 4 * 512 * 1024).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: bytes did not grow from {before}: {:?}",
+                hls_sessions(edge)
+            )
+        });
+
+        // One reads its segment to the end: its session ends, having counted it whole.
+        let mut done = viewers.remove(0);
+        let length = done.length;
+        done.read(length);
+        assert_eq!(done.read, length, "{name}");
+        let left = wait_for(Duration::from_secs(10), || {
+            let (sessions, _) = hls_sessions(edge);
+            (sessions.len() == viewers.len()).then_some(sessions)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: a finished segment's session stays: {:?}",
+                hls_sessions(edge)
+            )
+        });
+        assert!(
+            left.iter().all(|(_, bytes)| *bytes < length as u64),
+            "{name}: {left:?}"
+        );
+        drop(done);
+        // The others leave mid-body: their sessions end too.
+        drop(viewers);
+        wait_for(Duration::from_secs(10), || {
+            let (sessions, edge_count) = hls_sessions(edge);
+            (sessions.is_empty() && edge_count == 0).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: sessions of viewers that left: {:?}",
+                hls_sessions(edge)
+            )
+        });
+    }
 }
