@@ -4,7 +4,8 @@
 //! # Probes
 //!
 //! Every `health_check_interval`, give or take a tenth (so that a fleet of proxies started
-//! together does not probe in step), one task lists the origins from the balancer, so that
+//! together does not probe in step), the upkeep task ([`crate::upkeep`], on the tick it
+//! shares with the proxy's other chores) lists the origins from the balancer, so that
 //! origins that register or expire are picked up at the next round, and probes every
 //! static origin (and every registered one with a fresh heartbeat, when
 //! `health_check_registered` is on). The probes of a round run concurrently, at most
@@ -53,7 +54,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::config::{HealthCheck, ProxyProtocolVersion};
 use crate::Context;
@@ -64,11 +64,11 @@ pub const MAX_CONCURRENT_PROBES: usize = 32;
 /// How often this proxy reports its sessions per origin.
 pub const REPORT_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts the probe task (unless probes are off) and the connection reports.
+/// Starts the connection reports, and logs the probe settings. The probe rounds run on
+/// the shared upkeep tick ([`crate::upkeep::run`]), which keeps a [`Prober`].
 pub fn start(ctx: Arc<Context>) {
     let proxy = proxy_id();
     tracing::info!(proxy = %proxy, "connection reports every {REPORT_EVERY:?} under this proxy id");
-    tokio::spawn(report_connections(ctx.clone(), proxy));
     let settings = ctx.live().health_check;
     match settings.interval {
         Some(interval) => {
@@ -83,12 +83,8 @@ pub fn start(ctx: Arc<Context>) {
         }
         None => tracing::info!("origin probes are off"),
     }
-    // Running even while probes are off: a reload may turn them on.
-    tokio::spawn(probe_origins(ctx));
+    tokio::spawn(report_connections(ctx, proxy));
 }
-
-/// While probes are off, how often the probe task looks whether a reload turned them on.
-const PROBES_OFF_RECHECK: Duration = Duration::from_secs(1);
 
 /// An origin's probe history, as HAProxy keeps it: consecutive passes and failures, and
 /// whether the probes hold it up.
@@ -153,34 +149,35 @@ pub fn hold(settings: &HealthCheck, interval: Duration) -> Duration {
     interval.saturating_mul(3).saturating_add(settings.timeout)
 }
 
-/// The probe task: one round per interval until the proxy stops accepting.
-async fn probe_origins(ctx: Arc<Context>) {
-    let mut states: HashMap<OriginId, ProbeState> = HashMap::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
-    loop {
-        // Read each round: a reload may change the settings, or turn probes off or on.
-        let Some(interval) = ctx.live().health_check.interval else {
-            states.clear();
-            tokio::select! {
-                () = tokio::time::sleep(PROBES_OFF_RECHECK) => continue,
-                () = ctx.lifecycle.stopped_accepting() => break,
-            }
-        };
-        let next = Instant::now() + jittered(interval);
-        tokio::select! {
-            () = round(&ctx, interval, &mut states, &limit) => {}
-            () = ctx.lifecycle.stopped_accepting() => break,
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = ctx.lifecycle.stopped_accepting() => break,
+/// The probe history of every origin probed, and the bound on probes in flight, kept
+/// from round to round by the upkeep task.
+pub(crate) struct Prober {
+    states: HashMap<OriginId, ProbeState>,
+    limit: Arc<Semaphore>,
+}
+
+impl Prober {
+    pub(crate) fn new() -> Self {
+        Prober {
+            states: HashMap::new(),
+            limit: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
         }
     }
-    tracing::debug!("origin probes stopped");
+
+    /// Forgets every origin's history: probes were turned off, and start afresh (up) when
+    /// a reload turns them on again.
+    pub(crate) fn clear(&mut self) {
+        self.states.clear();
+    }
+
+    /// Probes every origin once and acts on the results.
+    pub(crate) async fn round(&mut self, ctx: &Arc<Context>, interval: Duration) {
+        round(ctx, interval, &mut self.states, &self.limit).await
+    }
 }
 
 /// `interval` give or take a tenth.
-fn jittered(interval: Duration) -> Duration {
+pub(crate) fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + fastrand::f64() * 0.2)
 }
 
@@ -234,6 +231,14 @@ async fn round(
             .rtmp
             .then_some(live.origin_proxy_protocol.version),
     };
+    // One origin (the usual static setup) is probed in this task: a spawned task would
+    // cost an allocation and a wake-up of its own at every round.
+    if let [origin] = targets.as_slice() {
+        let outcome = probe(origin, how).await;
+        let state = states.entry(origin.id.clone()).or_default();
+        act(ctx, interval, &origin.id, state, outcome).await;
+        return;
+    }
     let mut probes = JoinSet::new();
     for origin in targets {
         let limit = limit.clone();

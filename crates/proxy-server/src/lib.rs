@@ -149,8 +149,8 @@ pub async fn run_with_balancer(config: Config, balancer: Arc<dyn Balancer>) -> a
     media_http::start(ctx.clone()).await?;
     webrtc::start(ctx.clone()).await?;
     srt::start(ctx.clone()).await?;
-    tokio::spawn(upkeep::keep_live_placements(ctx.clone()));
-    tokio::spawn(upkeep::keep_static_origins(ctx.clone()));
+    // Probes, static origins and placements: one task, one shared tick.
+    tokio::spawn(upkeep::run(ctx.clone()));
     health::start(ctx.clone());
     reload::watch_sighup(ctx.clone());
     let shutdown = shutdown_signal();
