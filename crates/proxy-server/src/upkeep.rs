@@ -66,11 +66,11 @@ pub async fn run(ctx: Arc<Context>) {
         let now = Instant::now();
         if placements.open(now) {
             placements.due = now + placement_period;
-            keep_live_placements(&ctx).await;
+            bounded("placement upkeep", keep_live_placements(&ctx)).await;
         }
         if statics.open(now) {
             statics.due = now + STATIC_EVERY + STATIC_EVERY / 10;
-            restore_static_origins(&ctx).await;
+            bounded("static-origin check", restore_static_origins(&ctx)).await;
         }
         // Read at every wake-up: a reload may change the interval, or turn probes off or on.
         match ctx.live().health_check.interval.filter(|_| probing) {
@@ -108,6 +108,19 @@ pub async fn run(ctx: Arc<Context>) {
             changed = reloads.changed(), if watching => watching = changed.is_ok(),
             () = ctx.lifecycle.stopped_accepting(), if probing => probing = false,
         }
+    }
+}
+
+/// Longest a balancer chore may hold the shared tick: the probes share it, and a shared
+/// balancer that hangs (Redis unreachable) must not leave origins unprobed. What a cut chore
+/// did not do, the next tick does.
+const CHORE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Runs `chore` for at most [`CHORE_LIMIT`].
+async fn bounded(what: &str, chore: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(CHORE_LIMIT, chore).await.is_err() {
+        tracing::warn!("{what} took over {CHORE_LIMIT:?}: left for the next tick");
+        metrics::balancer_error("upkeep_timeout");
     }
 }
 
@@ -161,6 +174,13 @@ mod tests {
         assert!(!chore.open(now + Duration::from_millis(1299)));
         assert!(chore.open(now + Duration::from_millis(1300)));
         assert!(chore.open(now + Duration::from_secs(3)), "late still runs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_chore_is_cut_at_the_limit() {
+        let started = Instant::now();
+        bounded("test chore", std::future::pending()).await;
+        assert_eq!(started.elapsed(), CHORE_LIMIT);
     }
 
     #[test]
