@@ -5,9 +5,7 @@
 //!
 //! The relay streams media in pieces (`ChunkReader::next_piece` into
 //! `ChunkWriter::write_piece`); `whole` is what it did before, for comparison: reassemble
-//! each message, then re-chunk it. `passing` is what the proxy does while its output keeps
-//! up (`Relay::process_client_passing`): whole chunks that line up with the origin leg's are
-//! passed on as read, without a copy. A counting allocator prints, for the frames, the
+//! each message, then re-chunk it. A counting allocator prints, for the frames, the
 //! allocations and bytes allocated per MB relayed by each.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -188,26 +186,6 @@ fn bench(c: &mut Criterion) {
         n
     };
     // The relay before media went in pieces: each message reassembled, then re-chunked.
-    // The proxy's way while its output keeps up: whole chunks that line up with the origin
-    // leg's are passed on as read, and only the headers before them are written.
-    let passing = |bytes: &[u8]| {
-        let client = Leg::new(reader(4096), ChunkWriter::new(), 1);
-        let origin = Leg::new(
-            ChunkReader::new(),
-            ChunkWriter::with_chunk_size(4096).unwrap(),
-            7,
-        );
-        let mut relay = Relay::new(client, origin);
-        let mut out = std::collections::VecDeque::new();
-        let mut n = 0;
-        for piece in bytes.chunks(64 * 1024) {
-            relay.client_input().extend_from_slice(piece);
-            relay.process_client_passing().unwrap();
-            relay.take_for_origin_into(&mut out);
-            n += out.drain(..).map(|b| b.len()).sum::<usize>();
-        }
-        n
-    };
     let whole = |bytes: &[u8]| {
         let mut r = reader(4096);
         let mut w = ChunkWriter::with_chunk_size(4096).unwrap();
@@ -223,7 +201,6 @@ fn bench(c: &mut Criterion) {
         n
     };
     group.bench_function("relay", |b| b.iter(|| black_box(relay(&bytes))));
-    group.bench_function("passing", |b| b.iter(|| black_box(passing(&bytes))));
     group.bench_function("whole", |b| b.iter(|| black_box(whole(&bytes))));
     // The frames ten times over (every message has a fmt 0 header, so the bytes repeat
     // cleanly): a relay's first allocations weigh little, as on a long publish.
@@ -238,13 +215,6 @@ fn bench(c: &mut Criterion) {
     });
     println!(
         "frames_48k relay (pieces): {calls:.1} allocations, {:.0} KB allocated per MB relayed",
-        size / 1e3
-    );
-    let (calls, size) = per_mb(long.len(), || {
-        black_box(passing(&long));
-    });
-    println!(
-        "frames_48k relay (passing whole chunks on): {calls:.1} allocations, {:.0} KB allocated per MB relayed",
         size / 1e3
     );
     let (calls, size) = per_mb(long.len(), || {

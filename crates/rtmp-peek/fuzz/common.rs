@@ -37,27 +37,22 @@ pub fn chunk_reader(data: &[u8]) {
         }
     }
 
-    // Piece by piece, then with runs of whole chunks passed on where they line up.
-    for runs in [false, true] {
-        let mut reader = ChunkReader::with_limits(limits);
-        let mut writer = ChunkWriter::new();
-        let mut out = bytes::BytesMut::new();
-        'pieces: for piece in [&data[..split], &data[split..]] {
-            reader.feed(piece);
-            loop {
-                let run_chunk_size = runs.then(|| writer.chunk_size());
-                let written = match reader.next_run(|csid, _| csid >= 3, run_chunk_size) {
-                    Ok(Some(Piece::Message(msg))) => writer.write(&msg, &mut out),
-                    Ok(Some(Piece::Part(part))) => writer.write_piece(&part, &mut out),
-                    Ok(Some(Piece::Run(run))) => writer.write_run(&run, &mut out).map(|_| ()),
-                    Ok(None) => break,
-                    Err(_) => break 'pieces,
-                };
-                if written.is_err() {
-                    break 'pieces;
-                }
-                out.clear();
+    let mut reader = ChunkReader::with_limits(limits);
+    let mut writer = ChunkWriter::new();
+    let mut out = bytes::BytesMut::new();
+    'pieces: for piece in [&data[..split], &data[split..]] {
+        reader.feed(piece);
+        loop {
+            let written = match reader.next_piece(|csid, _| csid >= 3) {
+                Ok(Some(Piece::Message(msg))) => writer.write(&msg, &mut out),
+                Ok(Some(Piece::Part(part))) => writer.write_piece(&part, &mut out),
+                Ok(None) => break,
+                Err(_) => break 'pieces,
+            };
+            if written.is_err() {
+                break 'pieces;
             }
+            out.clear();
         }
     }
 

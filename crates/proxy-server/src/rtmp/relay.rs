@@ -1,11 +1,7 @@
 //! The relay loop: one task, both connections, readiness-driven.
 //!
 //! Bytes are read straight into the [`Relay`]'s input buffers and written straight from
-//! its output, so a message is copied only by the relay's re-chunking, and media not even
-//! then while the output keeps up: its chunks are passed on as read, in the pieces of a
-//! vectored write (see [`Relay::process_client_passing`]). Those pieces share a read
-//! buffer, so a side passes media on only while nothing written earlier is pending for the
-//! other side: at most one read buffer is held for them beyond what is charged. Memory is bounded
+//! its output, so a message is copied only by the relay's re-chunking. Memory is bounded
 //! per direction: a side is read only while the output pending for the other side is
 //! below [`HIGH_WATER`], so a peer that reads slowly holds back its counterpart through TCP
 //! (backpressure) instead of growing the proxy's buffers. What the session holds
@@ -17,9 +13,8 @@
 //! so the plain path does what it would with `readable()` / `try_read`. A side that
 //! buffers what it is given (TLS) is flushed once nothing more is pending for it.
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -70,12 +65,14 @@ where
     let flush = async {
         // Whatever fails here, the session is over: best effort within the grace.
         while state.refill(relay) {
-            if let Some(piece) = state.to_client.pop() {
+            if !state.to_client.is_empty() {
+                let piece = std::mem::take(&mut state.to_client);
                 if client.write_all(&piece).await.is_err() {
                     break;
                 }
                 traffic.add_to_client(piece.len());
-            } else if let Some(piece) = state.to_origin.pop() {
+            } else if !state.to_origin.is_empty() {
+                let piece = std::mem::take(&mut state.to_origin);
                 if origin.write_all(&piece).await.is_err() {
                     break;
                 }
@@ -89,71 +86,11 @@ where
     fault
 }
 
-/// Output for one side, taken from the relay and being written: pieces in order (the
-/// relay's own bytes, and media passed on as it was read), written with vectored writes.
-#[derive(Default)]
-struct Outgoing {
-    pieces: VecDeque<Bytes>,
-    len: usize,
-}
-
-/// Most pieces given to one vectored write: a read's worth of media is a few pieces per
-/// message.
-const MAX_SLICES: usize = 64;
-
-impl Outgoing {
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn slices<'a>(&'a self, into: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
-        let mut n = 0;
-        for (slot, piece) in into.iter_mut().zip(&self.pieces) {
-            *slot = IoSlice::new(piece);
-            n += 1;
-        }
-        n
-    }
-
-    /// Drops the first `n` bytes, which were written. Written pieces are dropped at once:
-    /// while a piece of the relay's buffers is held, the relay cannot reuse that buffer and
-    /// allocates (and copies into) a new one.
-    fn advance(&mut self, mut n: usize) {
-        self.len -= n;
-        while n > 0 {
-            let Some(front) = self.pieces.front_mut() else {
-                return;
-            };
-            if n < front.len() {
-                front.advance(n);
-                return;
-            }
-            n -= front.len();
-            self.pieces.pop_front();
-        }
-    }
-
-    fn pop(&mut self) -> Option<Bytes> {
-        let piece = self.pieces.pop_front()?;
-        self.len -= piece.len();
-        Some(piece)
-    }
-
-    fn fill(&mut self, take: impl FnOnce(&mut VecDeque<Bytes>)) {
-        take(&mut self.pieces);
-        self.len = self.pieces.iter().map(Bytes::len).sum();
-    }
-}
-
 /// Output taken from the relay and being written.
 #[derive(Default)]
 struct Pending {
-    to_client: Outgoing,
-    to_origin: Outgoing,
+    to_client: Bytes,
+    to_origin: Bytes,
     /// Written to a side that may hold it (TLS) and not flushed since.
     client_unflushed: bool,
     origin_unflushed: bool,
@@ -168,22 +105,30 @@ impl Pending {
     /// is left to write.
     fn refill(&mut self, relay: &mut Relay) -> bool {
         if self.to_client.is_empty() && relay.pending_for_client() > 0 {
-            self.to_client.fill(|into| relay.take_for_client_into(into));
+            self.to_client = relay.take_for_client();
         }
         if self.to_origin.is_empty() && relay.pending_for_origin() > 0 {
-            self.to_origin.fill(|into| relay.take_for_origin_into(into));
+            self.to_origin = relay.take_for_origin();
         }
         !self.to_client.is_empty() || !self.to_origin.is_empty()
     }
 
     fn sent_to_client(&mut self, n: usize) {
         self.to_client.advance(n);
+        if self.to_client.is_empty() {
+            // Let go of the relay's output buffer at once: while a piece of it is held,
+            // the relay cannot reuse it and allocates (and copies into) a new one.
+            self.to_client = Bytes::new();
+        }
         self.client_unflushed = true;
         self.unreported_to_client += n;
     }
 
     fn sent_to_origin(&mut self, n: usize) {
         self.to_origin.advance(n);
+        if self.to_origin.is_empty() {
+            self.to_origin = Bytes::new();
+        }
         self.origin_unflushed = true;
         self.unreported_to_origin += n;
     }
@@ -222,13 +167,11 @@ enum Step {
 fn poll_output<W: AsyncWrite + Unpin>(
     io: &mut W,
     cx: &mut std::task::Context<'_>,
-    pending: &Outgoing,
+    pending: &[u8],
     unflushed: bool,
 ) -> Poll<io::Result<Option<usize>>> {
     if !pending.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = pending.slices(&mut slices);
-        match Pin::new(io).poll_write_vectored(cx, &slices[..n]) {
+        match Pin::new(io).poll_write(cx, pending) {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 "the connection takes no more bytes",
@@ -257,12 +200,6 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     O: AsyncRead + AsyncWrite + Unpin,
 {
-    // Media is passed on as read (no copy) only where the other side takes vectored
-    // writes (a socket; TLS would make a record of every piece), and only while nothing
-    // written earlier is still held: the pieces share the read buffer, so this keeps at
-    // most one read buffer alive for them.
-    let pass_to_origin = origin.is_write_vectored();
-    let pass_to_client = client.is_write_vectored();
     // The legs may hold bytes already (a client that did not wait for the origin's answer,
     // media an origin sent with its verdict).
     if let Err(e) = relay.process_client() {
@@ -350,30 +287,14 @@ where
             Step::ReadClient(0) => return Fault::ClientClosed,
             Step::ReadClient(_) => {
                 moved = true;
-                let processed = if pass_to_origin
-                    && out.to_origin.is_empty()
-                    && relay.pending_for_origin() == 0
-                {
-                    relay.process_client_passing()
-                } else {
-                    relay.process_client()
-                };
-                if let Err(e) = processed {
+                if let Err(e) = relay.process_client() {
                     return Fault::ClientProtocol(e);
                 }
             }
             Step::ReadOrigin(0) => return Fault::OriginClosed,
             Step::ReadOrigin(_) => {
                 moved = true;
-                let processed = if pass_to_client
-                    && out.to_client.is_empty()
-                    && relay.pending_for_client() == 0
-                {
-                    relay.process_origin_passing()
-                } else {
-                    relay.process_origin()
-                };
-                if let Err(e) = processed {
+                if let Err(e) = relay.process_origin() {
                     return Fault::OriginProtocol(e);
                 }
             }
@@ -526,30 +447,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(fault, Fault::OriginClosed), "{fault}");
-    }
-
-    /// Output written in part drops the pieces written and keeps the rest, in order.
-    #[test]
-    fn outgoing_pieces_advance_across_their_boundaries() {
-        let mut out = Outgoing::default();
-        out.fill(|into| {
-            into.extend([
-                Bytes::from_static(b"abc"),
-                Bytes::from_static(b"de"),
-                Bytes::from_static(b"fghi"),
-            ])
-        });
-        assert_eq!(out.len(), 9);
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        assert_eq!(out.slices(&mut slices), 3);
-        out.advance(4);
-        assert_eq!(out.len(), 5);
-        let left: Vec<u8> = out.pieces.iter().flat_map(|p| p.to_vec()).collect();
-        assert_eq!(left, b"efghi");
-        assert_eq!(out.pieces.len(), 2);
-        out.advance(5);
-        assert!(out.is_empty() && out.pieces.is_empty());
-        assert_eq!(out.pop(), None);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{ChunkReader, ChunkRun, MessagePiece, Piece, ReaderLimits, MAX_RUN_CHUNK_SIZE};
+pub use reader::{ChunkReader, MessagePiece, Piece, ReaderLimits};
 pub use writer::ChunkWriter;
 
 /// Chunk size every RTMP connection starts with, in both directions.
@@ -21,9 +21,6 @@ pub const MAX_MESSAGE_LEN: u32 = 0x00ff_ffff;
 pub const MAX_CSID: u32 = 65_599;
 
 const EXTENDED_TIMESTAMP: u32 = 0x00ff_ffff;
-
-#[cfg(test)]
-pub(crate) use reader::put_basic_header as reader_basic_header;
 
 fn check_chunk_size(size: u32) -> Result<u32, crate::Error> {
     if size == 0 || size > MAX_CHUNK_SIZE {

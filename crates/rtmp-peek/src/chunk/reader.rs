@@ -115,67 +115,6 @@ impl MessagePiece<'_> {
     }
 }
 
-/// Largest chunk size for which [`ChunkReader::next_run`] hands out runs: it waits for a
-/// chunk to be wholly buffered before handing it out, so the chunk size bounds what it holds.
-pub const MAX_RUN_CHUNK_SIZE: u32 = 64 * 1024;
-
-/// Whole chunks of one streamed message as they came in (see [`ChunkReader::next_run`]):
-/// the first chunk's payload, then for each following chunk its fmt 3 basic header (the
-/// shortest encoding of the chunk stream id, no extended timestamp) and its payload.
-/// Written after the header a [`ChunkWriter`](crate::ChunkWriter) would put before the first
-/// chunk, they are what that writer makes of the same payload at the same chunk size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkRun {
-    /// Chunk stream id.
-    pub csid: u32,
-    /// Message type id.
-    pub type_id: u8,
-    /// Message stream id (the only header field a relay translates: it is not in `wire`).
-    pub stream_id: u32,
-    /// The message's timestamp (below the extended range).
-    pub timestamp: u32,
-    /// The whole message's length.
-    pub length: u32,
-    /// Payload bytes of the message before the run.
-    pub offset: u32,
-    /// Payload bytes in the run.
-    pub payload_len: u32,
-    /// The chunk size the run's chunks were cut at.
-    pub chunk_size: u32,
-    /// The bytes, taken from the input without a copy.
-    pub wire: Bytes,
-}
-
-impl ChunkRun {
-    /// The run's payload, chunk by chunk (without the headers in between).
-    pub fn payload_chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let header = basic_header_len(self.csid);
-        let size = self.chunk_size as usize;
-        let mut left = (self.length - self.offset) as usize;
-        let mut rest = &self.wire[..];
-        let mut first = true;
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            if !first {
-                rest = rest.get(header..)?;
-            }
-            first = false;
-            let n = left.min(size).min(rest.len());
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            left -= n;
-            Some(chunk)
-        })
-    }
-
-    /// Whether this run ends its message.
-    pub fn is_last(&self) -> bool {
-        self.offset + self.payload_len == self.length
-    }
-}
-
 /// What [`ChunkReader::next_piece`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -183,9 +122,6 @@ pub enum Piece<'a> {
     Message(Message),
     /// Part of a message the filter chose to stream.
     Part(MessagePiece<'a>),
-    /// Whole chunks of a message the filter chose to stream, as they came in (only from
-    /// [`ChunkReader::next_run`]).
-    Run(ChunkRun),
 }
 
 /// What consuming a chunk's payload gave.
@@ -201,8 +137,6 @@ enum Taken {
 struct Current {
     idx: usize,
     remaining: usize,
-    /// Nothing of this chunk's payload consumed yet.
-    fresh: bool,
 }
 
 /// Reassembles RTMP messages from a byte stream.
@@ -357,7 +291,6 @@ impl ChunkReader {
         match self.next_piece(|_, _| false)? {
             Some(Piece::Message(msg)) => Ok(Some(msg)),
             Some(Piece::Part(piece)) => Err(Error::PieceOfStreamedMessage(piece.csid)),
-            Some(Piece::Run(run)) => Err(Error::PieceOfStreamedMessage(run.csid)),
             None => Ok(None),
         }
     }
@@ -376,37 +309,9 @@ impl ChunkReader {
     where
         F: Fn(u32, u8) -> bool,
     {
-        self.next_run(stream, None)
-    }
-
-    /// Like [`next_piece`](Self::next_piece), and with `run_chunk_size` given, streamed
-    /// messages come as [`Piece::Run`]s where they can: whole chunks taken from the input
-    /// as they are, without a copy, for a writer at that chunk size to pass on. That takes
-    /// this reader's chunk size being the same (and at most [`MAX_RUN_CHUNK_SIZE`]) and no
-    /// extended timestamp on the message; the reader then waits for a chunk to be wholly
-    /// buffered before handing it out. Elsewhere, and with `None`, pieces come as from
-    /// `next_piece`, and either kind may follow the other within a message.
-    ///
-    /// A run's bytes share the input buffer's storage until they are dropped.
-    pub fn next_run<F>(
-        &mut self,
-        stream: F,
-        run_chunk_size: Option<u32>,
-    ) -> Result<Option<Piece<'_>>, Error>
-    where
-        F: Fn(u32, u8) -> bool,
-    {
         self.settle();
         let part = loop {
             if let Some(cur) = self.current {
-                if let Some(size) = run_chunk_size {
-                    if cur.fresh && self.runs_at(cur, size) {
-                        if self.buf.len() < cur.remaining {
-                            return Ok(None);
-                        }
-                        return Ok(Some(Piece::Run(self.take_run(cur, size))));
-                    }
-                }
                 match self.take_payload(cur)? {
                     Some(Taken::Message(msg)) => return Ok(Some(Piece::Message(msg))),
                     Some(Taken::Part(part)) => break part,
@@ -421,62 +326,6 @@ impl ChunkReader {
             data: &self.buf[..self.lent],
             ..part
         })))
-    }
-
-    /// Whether the chunk `cur` (at its start) can be handed out in a run for a writer at
-    /// chunk size `size`.
-    fn runs_at(&self, cur: Current, size: u32) -> bool {
-        let st = &self.streams[cur.idx];
-        st.streamed
-            && self.chunk_size == size
-            && size <= MAX_RUN_CHUNK_SIZE
-            && !st.extended
-            && st.timestamp < EXTENDED_TIMESTAMP
-    }
-
-    /// Takes the chunk `cur` (wholly buffered) and the whole fmt 3 chunks of the same
-    /// message that follow it in the buffer.
-    fn take_run(&mut self, cur: Current, size: u32) -> ChunkRun {
-        let st = &mut self.streams[cur.idx];
-        let mut header = [0u8; 3];
-        let header_len = put_basic_header(&mut header, 3, st.csid);
-        let header = &header[..header_len];
-        let length = st.length as usize;
-        let offset = st.streamed_len;
-        let mut end = cur.remaining;
-        let mut done = offset + cur.remaining;
-        while done < length {
-            let next = (length - done).min(size as usize);
-            match self.buf.get(end..end + header_len + next) {
-                Some(chunk) if &chunk[..header_len] == header => {
-                    end += header_len + next;
-                    done += next;
-                }
-                _ => break,
-            }
-        }
-        let run = ChunkRun {
-            csid: st.csid,
-            type_id: st.type_id,
-            stream_id: st.stream_id,
-            timestamp: st.timestamp,
-            length: st.length,
-            // Both at most the declared length, a u32.
-            offset: offset as u32,
-            payload_len: (done - offset) as u32,
-            chunk_size: size,
-            wire: self.buf.split_to(end).freeze(),
-        };
-        self.consumed += end as u64;
-        self.current = None;
-        if done == length {
-            st.in_progress = false;
-            st.streamed = false;
-            st.streamed_len = 0;
-        } else {
-            st.streamed_len = done;
-        }
-        run
     }
 
     /// Drops the bytes lent with the last piece.
@@ -511,11 +360,7 @@ impl ChunkReader {
             self.consumed += n as u64;
             let remaining = cur.remaining - n;
             self.current = if remaining > 0 {
-                Some(Current {
-                    remaining,
-                    fresh: false,
-                    ..cur
-                })
+                Some(Current { remaining, ..cur })
             } else {
                 None
             };
@@ -558,11 +403,7 @@ impl ChunkReader {
         self.consumed += n as u64;
         let remaining = cur.remaining - n;
         if remaining > 0 {
-            self.current = Some(Current {
-                remaining,
-                fresh: false,
-                ..cur
-            });
+            self.current = Some(Current { remaining, ..cur });
             return Ok(None);
         }
         self.current = None;
@@ -718,44 +559,8 @@ impl ChunkReader {
         let remaining = left.min(self.chunk_size as usize);
         self.buf.advance(pos);
         self.consumed += pos as u64;
-        self.current = Some(Current {
-            idx,
-            remaining,
-            fresh: true,
-        });
+        self.current = Some(Current { idx, remaining });
         Ok(true)
-    }
-}
-
-/// Length of the basic header for `csid`, in its shortest encoding.
-fn basic_header_len(csid: u32) -> usize {
-    match csid {
-        0..=63 => 1,
-        64..=319 => 2,
-        _ => 3,
-    }
-}
-
-/// Writes the shortest basic header for `csid` (at most 65 599) into `out`; its length.
-pub(crate) fn put_basic_header(out: &mut [u8; 3], fmt: u8, csid: u32) -> usize {
-    let fmt = fmt << 6;
-    match csid {
-        0..=63 => {
-            out[0] = fmt | csid as u8;
-            1
-        }
-        64..=319 => {
-            out[0] = fmt;
-            out[1] = (csid - 64) as u8;
-            2
-        }
-        _ => {
-            let v = csid - 64;
-            out[0] = fmt | 1;
-            out[1] = v as u8;
-            out[2] = (v >> 8) as u8;
-            3
-        }
     }
 }
 

@@ -14,7 +14,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{check_chunk_size, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CSID, MAX_MESSAGE_LEN};
-use crate::chunk::{ChunkRun, MessagePiece};
+use crate::chunk::MessagePiece;
 use crate::message::{types, Control};
 use crate::{Error, Message};
 
@@ -267,102 +267,6 @@ impl ChunkWriter {
         Ok(())
     }
 
-    /// Writes a run of whole chunks ([`ChunkReader::next_run`](crate::ChunkReader::next_run))
-    /// as part of a message given in pieces, the way [`write_piece`](Self::write_piece)
-    /// would write its payload. Where the run lines up with what this writer has written
-    /// of the message (same chunk size, every byte given so far written, no extended
-    /// timestamp), only the header of its first chunk is appended to `out` and `Ok(true)`
-    /// says the caller must send `run.wire` right after it, untouched: that is byte for byte
-    /// what `write_piece` would have made. Otherwise the payload is written as pieces
-    /// (copied) and the answer is `Ok(false)`. Refused as `write_piece` refuses a piece
-    /// that does not continue its message.
-    pub fn write_run(&mut self, run: &ChunkRun, out: &mut BytesMut) -> Result<bool, Error> {
-        let lined_up = run.chunk_size == self.chunk_size
-            && run.timestamp < EXTENDED_TIMESTAMP
-            && (2..=MAX_CSID).contains(&run.csid)
-            && run.length <= MAX_MESSAGE_LEN
-            && match self.open.iter().find(|o| o.csid == run.csid) {
-                Some(o) => {
-                    (
-                        o.type_id,
-                        o.stream_id,
-                        o.timestamp,
-                        o.length,
-                        o.given,
-                        o.written,
-                    ) == (
-                        run.type_id,
-                        run.stream_id,
-                        run.timestamp,
-                        run.length,
-                        run.offset,
-                        run.offset,
-                    ) && o.started
-                        && o.short.is_empty()
-                }
-                None => run.offset == 0,
-            };
-        let end = run.offset.checked_add(run.payload_len);
-        if !lined_up || end.is_none_or(|end| end > run.length) {
-            let mut offset = run.offset;
-            let mut piece = MessagePiece {
-                csid: run.csid,
-                type_id: run.type_id,
-                stream_id: run.stream_id,
-                timestamp: run.timestamp,
-                length: run.length,
-                offset,
-                data: &[],
-            };
-            if run.payload_len == 0 {
-                self.write_piece(&piece, out)?;
-            }
-            for chunk in run.payload_chunks() {
-                piece.offset = offset;
-                piece.data = chunk;
-                self.write_piece(&piece, out)?;
-                // A chunk is at most the chunk size, a u32.
-                offset += chunk.len() as u32;
-            }
-            return Ok(false);
-        }
-        if run.offset == 0 {
-            put_fmt0(
-                out,
-                run.csid,
-                run.timestamp,
-                run.length,
-                run.type_id,
-                run.stream_id,
-            );
-        } else {
-            put_basic_header(out, 3, run.csid);
-        }
-        let written = run.offset + run.payload_len;
-        match self.open.iter().position(|o| o.csid == run.csid) {
-            Some(i) if written == run.length => {
-                self.open.swap_remove(i);
-            }
-            Some(i) => {
-                self.open[i].given = written;
-                self.open[i].written = written;
-            }
-            None if written == run.length => {}
-            None => self.open.push(Open {
-                csid: run.csid,
-                type_id: run.type_id,
-                stream_id: run.stream_id,
-                timestamp: run.timestamp,
-                length: run.length,
-                given: written,
-                written,
-                started: true,
-                short: Vec::new(),
-            }),
-        }
-        Ok(true)
-    }
-
     /// Forgets the message being written in pieces on `csid`, for when its sender aborted
     /// it. Whether any of its chunks were written: the peer then has a partial message on
     /// that chunk stream and must be sent an Abort for it.
@@ -474,66 +378,6 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 16);
         assert_eq!(w.chunk_size(), 4096);
-    }
-
-    /// A run that does not line up with what was written of its message (bytes short of a
-    /// chunk wait in the writer) is written as pieces: the same bytes as `write_piece`
-    /// makes of its payload, and the caller is told not to send the run's own bytes.
-    #[test]
-    fn a_run_out_of_line_is_copied_as_pieces() {
-        let payload: Vec<u8> = (0..400).map(|i| i as u8).collect();
-        let piece = |offset: usize, data| MessagePiece {
-            csid: 6,
-            type_id: 9,
-            stream_id: 7,
-            timestamp: 40,
-            length: 400,
-            offset: offset as u32,
-            data,
-        };
-        let mut expected = BytesMut::new();
-        let mut w = ChunkWriter::with_chunk_size(100).unwrap();
-        w.write_piece(&piece(0, &payload[..150]), &mut expected)
-            .unwrap();
-        let mut got = expected.clone();
-        let mut w2 = w.clone();
-        w.write_piece(&piece(150, &payload[150..350]), &mut expected)
-            .unwrap();
-        // Two chunks of 100 as they came in, with the fmt 3 header between them.
-        let mut wire = payload[150..250].to_vec();
-        wire.push(0xc6);
-        wire.extend_from_slice(&payload[250..350]);
-        let run = ChunkRun {
-            csid: 6,
-            type_id: 9,
-            stream_id: 7,
-            timestamp: 40,
-            length: 400,
-            offset: 150,
-            payload_len: 200,
-            chunk_size: 100,
-            wire: Bytes::from(wire),
-        };
-        assert_eq!(w2.write_run(&run, &mut got), Ok(false));
-        assert_eq!(got, expected);
-        assert_eq!(w2.buffered_bytes(), w.buffered_bytes());
-        // A run at the start of a message lines up: a fmt 0 header, then the run's bytes.
-        let mut w = ChunkWriter::with_chunk_size(100).unwrap();
-        let run = ChunkRun {
-            offset: 0,
-            payload_len: 100,
-            wire: Bytes::copy_from_slice(&payload[..100]),
-            ..run
-        };
-        let mut out = BytesMut::new();
-        assert_eq!(w.write_run(&run, &mut out), Ok(true));
-        assert_eq!(&out[..], &[0x06, 0, 0, 40, 0, 1, 0x90, 9, 7, 0, 0, 0]);
-        assert_eq!(w.buffered_bytes(), 0);
-        // The rest continues it as write_piece would.
-        let mut rest = BytesMut::new();
-        w.write_piece(&piece(100, &payload[100..]), &mut rest)
-            .unwrap();
-        assert_eq!(rest.len(), 300 + 3);
     }
 
     #[test]

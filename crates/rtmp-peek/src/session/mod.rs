@@ -10,15 +10,10 @@ pub use client::{ClientConfig, ClientEvent, ClientSession, OriginRequest, SetupS
 pub use relay::{rewrite_stream_id, Relay};
 pub use server::{split_query, Identified, ServerConfig, ServerEvent, ServerSession, StreamKind};
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{Control, UserControl};
-use crate::{ChunkReader, ChunkRun, ChunkWriter, Error, Message, MessagePiece, Piece};
-
-/// Room kept in a leg's output buffer for the chunk headers written before runs.
-const HEADER_ROOM: usize = 512;
+use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, Piece};
 
 /// One side of a connection once set up: its chunk reader (with the peer's chunk size,
 /// per-chunk-stream header state and any unparsed bytes), its chunk writer, the output not
@@ -30,10 +25,6 @@ const HEADER_ROOM: usize = 512;
 pub struct Leg {
     reader: ChunkReader,
     writer: ChunkWriter,
-    /// Output before `out`: pieces of it, and runs passed on without a copy, in order.
-    sealed: VecDeque<Bytes>,
-    /// Bytes in `sealed`.
-    sealed_len: usize,
     out: BytesMut,
     stream_id: u32,
 }
@@ -44,8 +35,6 @@ impl Leg {
         Leg {
             reader,
             writer,
-            sealed: VecDeque::new(),
-            sealed_len: 0,
             out: BytesMut::new(),
             stream_id,
         }
@@ -101,19 +90,6 @@ impl Leg {
     where
         F: Fn(u32, u8) -> bool,
     {
-        self.next_run(stream, None)
-    }
-
-    /// Like [`next_piece`](Self::next_piece), with runs of whole chunks for a writer at
-    /// `run_chunk_size` where they can be had (see [`ChunkReader::next_run`]).
-    pub fn next_run<F>(
-        &mut self,
-        stream: F,
-        run_chunk_size: Option<u32>,
-    ) -> Result<Option<Piece<'_>>, Error>
-    where
-        F: Fn(u32, u8) -> bool,
-    {
         // For the bytes the previous calls consumed: a piece borrows the reader, so the
         // acknowledgement a piece makes due goes out at the next call (the owner calls
         // until `None`, so none is left behind).
@@ -121,7 +97,7 @@ impl Leg {
             self.writer
                 .write(&Control::Acknowledgement(seq).to_message(), &mut self.out)?;
         }
-        let piece = self.reader.next_run(stream, run_chunk_size)?;
+        let piece = self.reader.next_piece(stream)?;
         if let Some(Piece::Message(msg)) = &piece {
             if msg.type_id == crate::message::types::USER_CONTROL {
                 if let Some(Control::UserControl(UserControl::PingRequest(t))) =
@@ -146,30 +122,6 @@ impl Leg {
         self.writer.write_piece(piece, &mut self.out)
     }
 
-    /// Sends a run of whole chunks as part of a message sent in pieces (see
-    /// [`ChunkWriter::write_run`]): its bytes join the output as they are, without a copy,
-    /// where they line up with what was written of the message, else they are copied.
-    pub fn send_run(&mut self, run: &ChunkRun) -> Result<(), Error> {
-        // The headers written between runs share one allocation (each is split off it when
-        // its run follows) instead of growing a new one byte by byte every time.
-        self.out.reserve(HEADER_ROOM);
-        if self.writer.write_run(run, &mut self.out)? && !run.wire.is_empty() {
-            self.seal();
-            self.sealed_len += run.wire.len();
-            self.sealed.push_back(run.wire.clone());
-        }
-        Ok(())
-    }
-
-    /// Moves what `out` holds to the end of `sealed`.
-    fn seal(&mut self) {
-        if !self.out.is_empty() {
-            let head = self.out.split().freeze();
-            self.sealed_len += head.len();
-            self.sealed.push_back(head);
-        }
-    }
-
     /// Ends the message being sent in pieces on `csid`, telling the peer with an Abort
     /// if part of it went out.
     pub fn abort_piece(&mut self, csid: u32) -> Result<(), Error> {
@@ -186,36 +138,18 @@ impl Leg {
 
     /// Bytes waiting to be sent.
     pub fn output_len(&self) -> usize {
-        self.sealed_len + self.out.len()
+        self.out.len()
     }
 
     /// Bytes this leg holds: what its reader holds
     /// ([`ChunkReader::buffered_bytes`]), what its writer holds of messages sent in
     /// pieces ([`ChunkWriter::buffered_bytes`]) and the output not taken yet.
     pub fn buffered_bytes(&self) -> usize {
-        self.reader.buffered_bytes() + self.writer.buffered_bytes() + self.output_len()
+        self.reader.buffered_bytes() + self.writer.buffered_bytes() + self.out.len()
     }
 
-    /// Takes the bytes to send to the peer, in one piece (a copy where runs were passed
-    /// on; see [`take_output_into`](Self::take_output_into)).
+    /// Takes the bytes to send to the peer.
     pub fn take_output(&mut self) -> Bytes {
-        if self.sealed.is_empty() {
-            return self.out.split().freeze();
-        }
-        self.seal();
-        let mut all = BytesMut::with_capacity(self.sealed_len);
-        for piece in self.sealed.drain(..) {
-            all.extend_from_slice(&piece);
-        }
-        self.sealed_len = 0;
-        all.freeze()
-    }
-
-    /// Moves the bytes to send to the peer to the end of `into`, in order, as the pieces
-    /// they are (for a vectored write): runs passed on stay where the input has them.
-    pub fn take_output_into(&mut self, into: &mut VecDeque<Bytes>) {
-        self.seal();
-        into.append(&mut self.sealed);
-        self.sealed_len = 0;
+        self.out.split().freeze()
     }
 }

@@ -15,17 +15,7 @@
 //! messages are few and small and go through whole, as the translation of commands and
 //! user control events needs. The proxy's own messages (acknowledgements, ping responses,
 //! aborts) use chunk stream 2, which is never streamed, so they cannot fall inside a
-//! streamed message's chunks.
-//!
-//! Where the two legs' chunking agrees (the same chunk size, no extended timestamp), even
-//! that copy goes: [`Relay::process_client_passing`] takes runs of whole chunks out of the
-//! input as they are ([`ChunkReader::next_run`](crate::ChunkReader::next_run)), writes only
-//! the header before each run, and hands the run's bytes on in the output's pieces. The
-//! client's fmt 3 headers between the chunks are the ones the writer would have written,
-//! so the peer gets the same bytes as from re-chunking. The `rtmp_chunks` bench measures
-//! both.
-
-use std::collections::VecDeque;
+//! streamed message's chunks. The `rtmp_chunks` bench measures it.
 
 use bytes::{Bytes, BytesMut};
 
@@ -151,37 +141,12 @@ impl Relay {
 
     /// Relays every complete message the client leg has buffered.
     pub fn process_client(&mut self) -> Result<(), Error> {
-        self.pump(Dir::ToOrigin, false)
+        self.pump(Dir::ToOrigin)
     }
 
     /// Relays every complete message the origin leg has buffered.
     pub fn process_origin(&mut self) -> Result<(), Error> {
-        self.pump(Dir::ToClient, false)
-    }
-
-    /// Like [`process_client`](Self::process_client), passing media on as the client's
-    /// chunks without a copy where they line up with the origin leg's (see
-    /// [`Leg::send_run`]). The output then shares the input buffer's storage until it is
-    /// dropped: an owner bounding memory does this only while no earlier output is still
-    /// held, and takes the output with [`take_for_origin_into`](Self::take_for_origin_into).
-    /// The bytes sent are the same either way.
-    pub fn process_client_passing(&mut self) -> Result<(), Error> {
-        self.pump(Dir::ToOrigin, true)
-    }
-
-    /// [`process_client_passing`](Self::process_client_passing) the other way.
-    pub fn process_origin_passing(&mut self) -> Result<(), Error> {
-        self.pump(Dir::ToClient, true)
-    }
-
-    /// Moves the bytes to send to the client to the end of `into`, as pieces.
-    pub fn take_for_client_into(&mut self, into: &mut VecDeque<Bytes>) {
-        self.client.take_output_into(into)
-    }
-
-    /// Moves the bytes to send to the origin to the end of `into`, as pieces.
-    pub fn take_for_origin_into(&mut self, into: &mut VecDeque<Bytes>) {
-        self.origin.take_output_into(into)
+        self.pump(Dir::ToClient)
     }
 
     /// Takes the bytes to send to the client.
@@ -220,21 +185,14 @@ impl Relay {
         &self.origin
     }
 
-    fn pump(&mut self, dir: Dir, passing: bool) -> Result<(), Error> {
+    fn pump(&mut self, dir: Dir) -> Result<(), Error> {
         let (from, to) = match dir {
             Dir::ToOrigin => (&mut self.client, &mut self.origin),
             Dir::ToClient => (&mut self.origin, &mut self.client),
         };
         let (from_id, to_id) = (from.stream_id, to.stream_id);
-        let run_chunk_size = passing.then(|| to.writer.chunk_size());
-        while let Some(piece) = from.next_run(streamed, run_chunk_size)? {
+        while let Some(piece) = from.next_piece(streamed)? {
             match piece {
-                Piece::Run(mut run) => {
-                    if run.stream_id == from_id {
-                        run.stream_id = to_id;
-                    }
-                    to.send_run(&run)?;
-                }
                 Piece::Part(mut part) => {
                     if part.stream_id == from_id {
                         part.stream_id = to_id;
@@ -358,283 +316,6 @@ mod tests {
             ]
         );
         assert_eq!(relay.buffered_bytes(), 0);
-    }
-
-    /// A client stream as an encoder writes it: fmt 0 or fmt 1 headers (ffmpeg's), fmt 3
-    /// continuations with the extended timestamp repeated, two messages' chunks
-    /// interleaved at times, Set Chunk Size and Abort on chunk stream 2.
-    #[derive(Debug, Clone)]
-    enum Op {
-        Msg {
-            csid: u32,
-            type_id: u8,
-            stream_id: u32,
-            ts: u32,
-            len: usize,
-            fmt1: bool,
-            interleave: bool,
-        },
-        ChunkSize(u32),
-        /// The next message is cut after its first chunk and aborted.
-        AbortNext,
-    }
-
-    fn basic(out: &mut Vec<u8>, fmt: u8, csid: u32) {
-        let mut b = [0u8; 3];
-        let n = crate::chunk::reader_basic_header(&mut b, fmt, csid);
-        out.extend_from_slice(&b[..n]);
-    }
-
-    /// The wire bytes of `ops`, chunked as an encoder would.
-    fn encoder_wire(ops: &[Op]) -> Vec<u8> {
-        use std::collections::HashMap;
-        let mut out = Vec::new();
-        let mut size = 128usize;
-        // Per chunk stream: (timestamp, stream id).
-        let mut last: HashMap<u32, (u32, u32)> = HashMap::new();
-        let mut abort_next = false;
-        // Chunks (header bytes, payload) of a message held back to interleave.
-        let mut held: Option<Vec<Vec<u8>>> = None;
-        for op in ops {
-            match op {
-                Op::ChunkSize(n) => {
-                    if let Some(h) = held.take() {
-                        h.iter().for_each(|c| out.extend_from_slice(c));
-                    }
-                    let msg = Control::SetChunkSize(*n).to_message();
-                    out.extend_from_slice(&ChunkWriter::new().to_bytes(&msg).unwrap());
-                    size = *n as usize;
-                }
-                Op::AbortNext => abort_next = true,
-                Op::Msg {
-                    csid,
-                    type_id,
-                    stream_id,
-                    ts,
-                    len,
-                    fmt1,
-                    interleave,
-                } => {
-                    let (csid, ts) = (*csid, *ts);
-                    let mut header = Vec::new();
-                    let prev = last.get(&csid).copied();
-                    let field = match prev {
-                        Some((prev_ts, prev_sid)) if *fmt1 && prev_sid == *stream_id => {
-                            let delta = ts.wrapping_sub(prev_ts);
-                            basic(&mut header, 1, csid);
-                            let f = delta.min(EXT);
-                            header.extend_from_slice(&f.to_be_bytes()[1..]);
-                            header.extend_from_slice(&(*len as u32).to_be_bytes()[1..]);
-                            header.push(*type_id);
-                            delta
-                        }
-                        _ => {
-                            basic(&mut header, 0, csid);
-                            header.extend_from_slice(&ts.min(EXT).to_be_bytes()[1..]);
-                            header.extend_from_slice(&(*len as u32).to_be_bytes()[1..]);
-                            header.push(*type_id);
-                            header.extend_from_slice(&stream_id.to_le_bytes());
-                            ts
-                        }
-                    };
-                    if field >= EXT {
-                        header.extend_from_slice(&field.to_be_bytes());
-                    }
-                    last.insert(csid, (ts, *stream_id));
-                    let payload: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
-                    let mut chunks = Vec::new();
-                    for (i, part) in payload.chunks(size).enumerate() {
-                        let mut c = if i == 0 {
-                            header.clone()
-                        } else {
-                            let mut c = Vec::new();
-                            basic(&mut c, 3, csid);
-                            if field >= EXT {
-                                c.extend_from_slice(&field.to_be_bytes());
-                            }
-                            c
-                        };
-                        c.extend_from_slice(part);
-                        chunks.push(c);
-                    }
-                    if chunks.is_empty() {
-                        chunks.push(header);
-                    }
-                    if std::mem::take(&mut abort_next) {
-                        chunks.truncate(1);
-                        if *len > size {
-                            let abort = Control::Abort(csid).to_message();
-                            let mut w = ChunkWriter::with_chunk_size(size as u32).unwrap();
-                            chunks.push(w.to_bytes(&abort).unwrap().to_vec());
-                        }
-                    }
-                    match held.take() {
-                        // Interleave with the held message, chunk by chunk.
-                        Some(h) => {
-                            let n = h.len().max(chunks.len());
-                            for i in 0..n {
-                                if let Some(c) = h.get(i) {
-                                    out.extend_from_slice(c);
-                                }
-                                if let Some(c) = chunks.get(i) {
-                                    out.extend_from_slice(c);
-                                }
-                            }
-                        }
-                        None if *interleave => held = Some(chunks),
-                        None => chunks.iter().for_each(|c| out.extend_from_slice(c)),
-                    }
-                }
-            }
-        }
-        if let Some(h) = held.take() {
-            h.iter().for_each(|c| out.extend_from_slice(c));
-        }
-        out
-    }
-
-    const EXT: u32 = 0x00ff_ffff;
-
-    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
-        use proptest::prelude::*;
-        prop_oneof![
-            8 => (
-                prop::sample::select(vec![3u32, 4, 6, 70, 400]),
-                prop::sample::select(vec![types::AUDIO, types::VIDEO, types::DATA_AMF0, types::COMMAND_AMF0]),
-                1u32..3,
-                prop_oneof![0u32..100_000, (EXT - 50)..(EXT + 50)],
-                prop_oneof![0usize..300, 0usize..20_000],
-                any::<bool>(),
-                any::<bool>(),
-            )
-                .prop_map(|(csid, type_id, stream_id, ts, len, fmt1, interleave)| Op::Msg {
-                    csid,
-                    type_id,
-                    stream_id,
-                    ts,
-                    len,
-                    fmt1,
-                    interleave,
-                }),
-            1 => prop::sample::select(vec![128u32, 1000, 4096, 100_000]).prop_map(Op::ChunkSize),
-            1 => Just(Op::AbortNext),
-        ]
-    }
-
-    /// Relays `wire` from the client, fed in pieces of the `cuts` sizes (cycled), to an
-    /// origin leg at `chunk_size`; with `passing`, the way the proxy does while its output
-    /// keeps up. The origin's bytes, up to the error that ended the relay if one did.
-    fn relayed(
-        wire: &[u8],
-        cuts: &[usize],
-        chunk_size: u32,
-        passing: bool,
-    ) -> (Vec<u8>, Option<Error>) {
-        let client = Leg::new(ChunkReader::new(), ChunkWriter::new(), 1);
-        let origin = Leg::new(
-            ChunkReader::new(),
-            ChunkWriter::with_chunk_size(chunk_size).unwrap(),
-            7,
-        );
-        let mut relay = Relay::new(client, origin);
-        let mut out = Vec::new();
-        let mut rest = wire;
-        let mut segments = VecDeque::new();
-        for cut in cuts.iter().cycle() {
-            if rest.is_empty() {
-                break;
-            }
-            let (piece, tail) = rest.split_at((*cut).clamp(1, rest.len()));
-            rest = tail;
-            relay.client_input().extend_from_slice(piece);
-            let done = if passing {
-                let done = relay.process_client_passing();
-                relay.take_for_origin_into(&mut segments);
-                segments.drain(..).for_each(|s| out.extend_from_slice(&s));
-                done
-            } else {
-                let done = relay.process_client();
-                out.extend_from_slice(&relay.take_for_origin());
-                done
-            };
-            if let Err(e) = done {
-                return (out, Some(e));
-            }
-        }
-        (out, None)
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
-        /// Passing whole chunks on untouched makes the origin's bytes exactly those of
-        /// re-chunking piece by piece, whatever the stream and however reads cut it.
-        #[test]
-        fn passing_runs_on_sends_the_same_bytes(
-            ops in proptest::collection::vec(op(), 1..40),
-            cuts in proptest::collection::vec(1usize..70_000, 1..8),
-            chunk_size in proptest::sample::select(vec![128u32, 4096]),
-        ) {
-            let wire = encoder_wire(&ops);
-            let plain = relayed(&wire, &cuts, chunk_size, false);
-            let passed = relayed(&wire, &cuts, chunk_size, true);
-            proptest::prop_assert_eq!(plain, passed);
-        }
-    }
-
-    /// An encoder's stream at the origin leg's chunk size goes out mostly as the client's
-    /// own bytes: few pieces, and the messages arrive whole on the origin's stream id.
-    #[test]
-    fn lined_up_media_is_passed_on_without_a_copy() {
-        let mut ops = vec![Op::ChunkSize(4096)];
-        for i in 0..20u32 {
-            ops.push(Op::Msg {
-                csid: 6,
-                type_id: types::VIDEO,
-                stream_id: 1,
-                ts: i * 33,
-                len: 48 * 1024,
-                fmt1: true,
-                interleave: false,
-            });
-        }
-        let wire = encoder_wire(&ops);
-        let client = Leg::new(ChunkReader::new(), ChunkWriter::new(), 1);
-        let origin = Leg::new(
-            ChunkReader::new(),
-            ChunkWriter::with_chunk_size(4096).unwrap(),
-            7,
-        );
-        let mut relay = Relay::new(client, origin);
-        relay.client_input().extend_from_slice(&wire);
-        let input_at = relay.client_input().as_ptr() as usize;
-        relay.process_client_passing().unwrap();
-        let mut segments = VecDeque::new();
-        relay.take_for_origin_into(&mut segments);
-        // A fmt 0 header and one run per frame (the Set Chunk Size is not relayed).
-        assert_eq!(segments.len(), 40);
-        let shared = segments
-            .iter()
-            .filter(|s| {
-                let at = s.as_ptr() as usize;
-                at >= input_at && at < input_at + wire.len()
-            })
-            .map(|s| s.len())
-            .sum::<usize>();
-        assert!(
-            shared > 20 * 48 * 1024,
-            "{shared} bytes passed on without a copy"
-        );
-        let mut reader = ChunkReader::new();
-        reader.set_chunk_size(4096).unwrap();
-        let all: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
-        let got = read_all(&mut reader, &all);
-        assert_eq!(got.len(), 20);
-        for (i, msg) in got.iter().enumerate() {
-            assert_eq!(
-                (msg.stream_id, msg.timestamp, msg.payload.len()),
-                (7, i as u32 * 33, 48 * 1024)
-            );
-        }
     }
 
     /// Media on chunk stream 2 is relayed whole, so the proxy's own messages there
