@@ -346,6 +346,14 @@ mod tests {
         done: tokio::task::JoinHandle<Fault>,
     }
 
+    /// How the relay ended, within `secs` seconds.
+    async fn ended(done: tokio::task::JoinHandle<Fault>, secs: u64) -> Fault {
+        tokio::time::timeout(Duration::from_secs(secs), done)
+            .await
+            .expect("the relay ends in time")
+            .expect("the relay task")
+    }
+
     async fn rig(idle: Duration) -> Rig {
         rig_with_budget(idle, BufferBudget::new(None)).await
     }
@@ -442,10 +450,7 @@ mod tests {
             .unwrap();
         assert_eq!(got, messages);
         drop(rig.origin);
-        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 5).await;
         assert!(matches!(fault, Fault::OriginClosed), "{fault}");
     }
 
@@ -453,10 +458,7 @@ mod tests {
     async fn a_dead_origin_ends_the_relay_at_once() {
         let rig = rig(Duration::from_secs(30)).await;
         drop(rig.origin);
-        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 3).await;
         assert!(matches!(fault, Fault::OriginClosed), "{fault}");
         drop(rig.client);
     }
@@ -465,10 +467,7 @@ mod tests {
     async fn a_dead_client_ends_the_relay_at_once() {
         let mut rig = rig(Duration::from_secs(30)).await;
         drop(rig.client);
-        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 3).await;
         assert!(matches!(fault, Fault::ClientClosed), "{fault}");
         // The proxy closed its origin connection too.
         let mut buf = [0u8; 16];
@@ -490,10 +489,7 @@ mod tests {
         }
         assert!(!rig.done.is_finished());
         // ...silence ends it.
-        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 3).await;
         assert!(matches!(fault, Fault::Idle(_)), "{fault}");
         assert!(start.elapsed() >= Duration::from_millis(800));
         assert!(rig.traffic.to_client.load(Ordering::Relaxed) > 600);
@@ -543,10 +539,7 @@ mod tests {
         assert!(!rig.done.is_finished());
         assert_eq!(budget.used(), 0);
         drop(rig.client);
-        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 5).await;
         assert!(matches!(fault, Fault::ClientClosed), "{fault}");
     }
 
@@ -561,10 +554,7 @@ mod tests {
         // 512 KiB of budget.
         let wire = three_partial_messages(types::COMMAND_AMF3);
         rig.client.write_all(&wire).await.unwrap();
-        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 5).await;
         match fault {
             Fault::OverBudget(over) => {
                 assert_eq!(over.budget, 512 * 1024);
@@ -605,10 +595,7 @@ mod tests {
         };
         assert_eq!((got.stream_id, got.payload.len()), (7, 600 * 1024));
         drop(rig.client);
-        let fault = tokio::time::timeout(Duration::from_secs(5), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 5).await;
         assert!(matches!(fault, Fault::ClientClosed), "{fault}");
         assert_eq!(budget.used(), 0);
     }
@@ -618,10 +605,7 @@ mod tests {
         let mut rig = rig(Duration::from_secs(30)).await;
         // fmt 2 on a chunk stream that never had a full header.
         rig.origin.write_all(&[0x85, 0, 0, 0]).await.unwrap();
-        let fault = tokio::time::timeout(Duration::from_secs(3), rig.done)
-            .await
-            .unwrap()
-            .unwrap();
+        let fault = ended(rig.done, 3).await;
         assert!(matches!(fault, Fault::OriginProtocol(_)), "{fault}");
     }
 }
