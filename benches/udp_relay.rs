@@ -279,18 +279,16 @@ fn webrtc_shape(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 interleaved(&clients, relay_addr, &packet);
-                let mut got = 0;
-                while got < BURST {
-                    let mut bufs: Vec<IoSliceMut<'_>> =
-                        slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
-                    let n = relay_recv(&state, &relay, &mut bufs, &mut meta);
-                    drop(bufs);
-                    for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
-                        let session = from.iter().position(|f| *f == m.addr).expect("a client");
-                        legs[session].send(black_box(&slot[..m.len])).expect("send");
-                        got += 1;
-                    }
-                }
+                receive_burst(
+                    &state,
+                    &relay,
+                    &from,
+                    &mut slots,
+                    &mut meta,
+                    |session, d| {
+                        legs[session].send(black_box(d)).expect("send");
+                    },
+                );
                 drain(&origins, BURST / SESSIONS);
             })
         },
@@ -301,18 +299,16 @@ fn webrtc_shape(c: &mut Criterion) {
     group.bench_function("recvmmsg + one GSO send per session", |b| {
         b.iter(|| {
             interleaved(&clients, relay_addr, &packet);
-            let mut got = 0;
-            while got < BURST {
-                let mut bufs: Vec<IoSliceMut<'_>> =
-                    slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
-                let n = relay_recv(&state, &relay, &mut bufs, &mut meta);
-                drop(bufs);
-                for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
-                    let session = from.iter().position(|f| *f == m.addr).expect("a client");
-                    runs[session].extend_from_slice(&slot[..m.len]);
-                    got += 1;
-                }
-            }
+            receive_burst(
+                &state,
+                &relay,
+                &from,
+                &mut slots,
+                &mut meta,
+                |session, d| {
+                    runs[session].extend_from_slice(d);
+                },
+            );
             for (run, leg) in runs.iter_mut().zip(&legs) {
                 let t = Transmit {
                     destination: leg.peer_addr().expect("connected"),
@@ -328,6 +324,29 @@ fn webrtc_shape(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Reads `BURST` datagrams with `recvmmsg`, handing each to `relay` with its session (the
+/// index of its sender in `from`).
+fn receive_burst(
+    state: &UdpSocketState,
+    socket: &UdpSocket,
+    from: &[SocketAddr],
+    slots: &mut [u8],
+    meta: &mut [RecvMeta; BATCH_SIZE],
+    mut relay: impl FnMut(usize, &[u8]),
+) {
+    let mut got = 0;
+    while got < BURST {
+        let mut bufs: Vec<IoSliceMut<'_>> = slots.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+        let n = relay_recv(state, socket, &mut bufs, meta);
+        drop(bufs);
+        for (slot, m) in slots.chunks(SLOT).zip(&meta[..n]) {
+            let session = from.iter().position(|f| *f == m.addr).expect("a client");
+            relay(session, &slot[..m.len]);
+            got += 1;
+        }
+    }
 }
 
 /// Every client sends `BURST / SESSIONS` datagrams, round-robin, as clients sending at
