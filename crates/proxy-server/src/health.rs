@@ -231,14 +231,6 @@ async fn round(
             .rtmp
             .then_some(live.origin_proxy_protocol.version),
     };
-    // One origin (the usual static setup) is probed in this task: a spawned task would
-    // cost an allocation and a wake-up of its own at every round.
-    if let [origin] = targets.as_slice() {
-        let outcome = probe(origin, how).await;
-        let state = states.entry(origin.id.clone()).or_default();
-        act(ctx, interval, &origin.id, state, outcome).await;
-        return;
-    }
     let mut probes = JoinSet::new();
     for origin in targets {
         let limit = limit.clone();
