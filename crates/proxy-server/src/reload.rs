@@ -120,8 +120,9 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
     let new = match loaded {
         Ok(config) => config,
         Err(e) => {
-            crate::metrics::config_reload(false);
+            // Logged before it is counted: whoever watches the counter finds the reason.
             tracing::error!(trigger, "configuration reload failed; nothing changed: {e}");
+            crate::metrics::config_reload(false);
             return Err(e);
         }
     };
@@ -148,7 +149,6 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
         }
     }
     outcome.millis = started.elapsed().as_secs_f64() * 1000.0;
-    crate::metrics::config_reload(true);
     tracing::info!(
         trigger,
         applied = ?outcome.applied,
@@ -159,6 +159,7 @@ pub async fn reload(ctx: &Context, trigger: &'static str) -> Result<Outcome, Str
         millis = format!("{:.1}", outcome.millis),
         "configuration reloaded"
     );
+    crate::metrics::config_reload(true);
     for setting in &outcome.needs_restart {
         tracing::warn!(
             setting,

@@ -210,13 +210,14 @@ fn reloads_apply_origins_strategy_and_refuse_broken_files_under_a_live_publish()
         (n >= 2.0).then_some(n)
     });
     assert_eq!(failed, Some(2.0), "log:\n{}", proxy.log_text());
-    assert!(
+    // The log reaches the test through a pipe and a reader thread: wait for it.
+    let logged = wait_for(Duration::from_secs(5), || {
         proxy
             .log_text()
-            .contains("configuration reload failed; nothing changed: parsing config file"),
-        "{}",
-        proxy.log_text()
-    );
+            .contains("configuration reload failed; nothing changed: parsing config file")
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", proxy.log_text());
     assert_eq!(get(&proxy, "/api/v1/config"), before, "nothing changed");
 
     // What only a restart changes is said so, and keeps its running value.
