@@ -266,6 +266,9 @@ async fn serve_identified<S: ClientStream>(
         origin = %session.origin,
         bytes_to_origin = traffic.to_origin.load(std::sync::atomic::Ordering::Relaxed),
         bytes_to_client = traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
+        // Of those, passed on as the peer sent them (the rest was re-chunked).
+        passed_to_origin = session.relay.origin().bytes_passed(),
+        passed_to_client = session.relay.client().bytes_passed(),
         seconds = %format!("{:.1}", session.started.elapsed().as_secs_f64()),
         setup_ms = (session.started - session.accepted).as_millis() as u64,
         "{} ended: {fault}",
@@ -416,7 +419,7 @@ async fn prepare_relay<S: ClientStream>(
         .open(Protocol::Rtmp, key.clone(), origin.id.clone(), peer, intent);
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
     let started = Instant::now();
-    let relay = Relay::new(front.into_leg(), leg.into_leg());
+    let relay = Relay::with_pass_through(front.into_leg(), leg.into_leg(), pass_through());
     Some(Relaying {
         ctx,
         client,
@@ -575,4 +578,12 @@ async fn linger_close<S: ClientStream>(mut client: S, last: bytes::Bytes) {
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// Whether the relay passes media chunks on as the peer sent them where the legs line up
+/// ([`Relay::with_pass_through`]). `PROXY_RTMP_PASS_THROUGH=0` turns it off, for
+/// diagnosis and A/B measurement only: read once, at the first relay.
+fn pass_through() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROXY_RTMP_PASS_THROUGH").is_none_or(|v| v != "0"))
 }
