@@ -160,12 +160,18 @@ impl Leg {
         self.reader.take_passed()
     }
 
-    /// Queues bytes passed on from the other leg. Without a copy when nothing the writer
-    /// wrote is waiting before them; `at_boundary` tells whether they end a chunk, which is
-    /// where what the writer writes meanwhile may go.
+    /// Queues bytes passed on from the other leg. Without a copy when nothing is waiting
+    /// before them (the usual case: the output was taken and written before the read
+    /// that brought them); `at_boundary` tells whether they end a chunk, which is where
+    /// what the writer writes meanwhile may go.
+    ///
+    /// A span keeps the whole input buffer it was split from alive, and the next read
+    /// then goes to a new one: so at most one span waits here (the owner may hold the one
+    /// before, being written), and the next are copied, or a peer that drips small reads
+    /// while the other side does not read would pin a buffer per read.
     pub fn push_passed(&mut self, span: BytesMut, at_boundary: bool) {
         self.passed_total += span.len() as u64;
-        if self.out.is_empty() {
+        if self.out.is_empty() && self.spans.is_empty() {
             self.spans_len += span.len();
             self.spans.push_back(span.freeze());
         } else {

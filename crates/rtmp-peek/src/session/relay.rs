@@ -844,4 +844,40 @@ mod tests {
         }
         assert_eq!(relay.buffered_bytes(), 0);
     }
+
+    /// Small reads while nothing is taken (an origin that does not read): one span waits
+    /// as it was split off the input, the rest is copied behind it, so the input buffers
+    /// pinned stay at one; the bytes are the same.
+    #[test]
+    fn spans_waiting_for_a_stalled_peer_pin_one_input_buffer() {
+        let mut ops = Vec::new();
+        for i in 0..4u32 {
+            ops.push(Op::Msg {
+                csid: 6,
+                type_id: types::VIDEO,
+                stream_id: 1,
+                delta: if i == 0 { 0 } else { 40 },
+                len: 1000,
+                fmt: 1,
+                interleave: false,
+            });
+        }
+        let wire = encoder_wire(&ops);
+        let client = Leg::new(ChunkReader::new(), ChunkWriter::new(), 1);
+        let origin = Leg::new(ChunkReader::new(), ChunkWriter::new(), 7);
+        let mut relay = Relay::new(client, origin);
+        for read in wire.chunks(50) {
+            relay.feed_client(read).unwrap();
+        }
+        assert_eq!(relay.origin().bytes_passed(), wire.len() as u64);
+        let first = relay.take_for_origin();
+        let rest = relay.take_for_origin();
+        assert_eq!(relay.pending_for_origin(), 0, "one span and one copied run");
+        assert_eq!(first.len(), 50);
+        let mut all = first.to_vec();
+        all.extend_from_slice(&rest);
+        let mut expected = wire.clone();
+        expected[8..12].copy_from_slice(&7u32.to_le_bytes());
+        assert!(all == expected, "the client's bytes, but for the stream id");
+    }
 }
