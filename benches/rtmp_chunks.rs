@@ -3,10 +3,13 @@
 //! video messages at chunk sizes 128 and 4096, and over 48 KiB video frames (many chunks
 //! each) at 4096. Throughput is in payload-plus-header bytes of the input.
 //!
-//! The relay streams media in pieces (`ChunkReader::next_piece` into
-//! `ChunkWriter::write_piece`); `whole` is what it did before, for comparison: reassemble
-//! each message, then re-chunk it. A counting allocator prints, for the frames, the
-//! allocations and bytes allocated per MB relayed by each.
+//! The relay passes media on as the publisher's own chunks where the legs line up
+//! (`pass_through`: the input's bytes handed on in place, one span per read, only fmt 0
+//! headers' stream ids rewritten); `relay` is the re-chunking it falls back to, media in
+//! pieces (`ChunkReader::next_piece` into `ChunkWriter::write_piece`); `whole` is what it
+//! did before that, for comparison: reassemble each message, then re-chunk it. A counting
+//! allocator prints, for the frames, the allocations and bytes allocated per MB relayed by
+//! each.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -119,28 +122,32 @@ fn bench(c: &mut Criterion) {
             )
         });
 
-        group.bench_function("relay", |b| {
-            b.iter_batched(
-                || {
-                    let client = Leg::new(reader(chunk_size), ChunkWriter::new(), 1);
-                    let origin = Leg::new(
-                        ChunkReader::new(),
-                        ChunkWriter::with_chunk_size(4096).unwrap(),
-                        7,
-                    );
-                    Relay::new(client, origin)
-                },
-                |mut relay| {
-                    let mut n = 0;
-                    for piece in bytes.chunks(16 * 1024) {
-                        relay.feed_client(piece).unwrap();
-                        n += relay.take_for_origin().len();
-                    }
-                    black_box(n);
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        for (name, pass) in [("relay", false), ("pass_through", true)] {
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || {
+                        let client = Leg::new(reader(chunk_size), ChunkWriter::new(), 1);
+                        let origin = Leg::new(
+                            ChunkReader::new(),
+                            ChunkWriter::with_chunk_size(4096).unwrap(),
+                            7,
+                        );
+                        Relay::with_pass_through(client, origin, pass)
+                    },
+                    |mut relay| {
+                        let mut n = 0;
+                        for piece in bytes.chunks(16 * 1024) {
+                            relay.feed_client(piece).unwrap();
+                            while relay.pending_for_origin() > 0 {
+                                n += relay.take_for_origin().len();
+                            }
+                        }
+                        black_box(n);
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
         group.finish();
     }
 
@@ -169,22 +176,28 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let relay = |bytes: &[u8]| {
+    // As the proxy does: each read lands in the input buffer, then is processed and its
+    // output taken (and, on a socket, written) before the next read.
+    let relay_with = |bytes: &[u8], pass: bool| {
         let client = Leg::new(reader(4096), ChunkWriter::new(), 1);
         let origin = Leg::new(
             ChunkReader::new(),
             ChunkWriter::with_chunk_size(4096).unwrap(),
             7,
         );
-        let mut relay = Relay::new(client, origin);
+        let mut relay = Relay::with_pass_through(client, origin, pass);
         let mut n = 0;
         for piece in bytes.chunks(64 * 1024) {
             relay.client_input().extend_from_slice(piece);
             relay.process_client().unwrap();
-            n += relay.take_for_origin().len();
+            while relay.pending_for_origin() > 0 {
+                n += relay.take_for_origin().len();
+            }
         }
         n
     };
+    let relay = |bytes: &[u8]| relay_with(bytes, false);
+    let pass_through = |bytes: &[u8]| relay_with(bytes, true);
     // The relay before media went in pieces: each message reassembled, then re-chunked.
     let whole = |bytes: &[u8]| {
         let mut r = reader(4096);
@@ -201,6 +214,9 @@ fn bench(c: &mut Criterion) {
         n
     };
     group.bench_function("relay", |b| b.iter(|| black_box(relay(&bytes))));
+    group.bench_function("pass_through", |b| {
+        b.iter(|| black_box(pass_through(&bytes)))
+    });
     group.bench_function("whole", |b| b.iter(|| black_box(whole(&bytes))));
     // The frames ten times over (every message has a fmt 0 header, so the bytes repeat
     // cleanly): a relay's first allocations weigh little, as on a long publish.
@@ -215,6 +231,13 @@ fn bench(c: &mut Criterion) {
     });
     println!(
         "frames_48k relay (pieces): {calls:.1} allocations, {:.0} KB allocated per MB relayed",
+        size / 1e3
+    );
+    let (calls, size) = per_mb(long.len(), || {
+        black_box(pass_through(&long));
+    });
+    println!(
+        "frames_48k pass_through: {calls:.1} allocations, {:.0} KB allocated per MB relayed",
         size / 1e3
     );
     let (calls, size) = per_mb(long.len(), || {

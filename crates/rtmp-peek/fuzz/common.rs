@@ -5,14 +5,16 @@
 
 use rtmp_peek::handshake::{ServerHandshake, PACKET_SIZE};
 use rtmp_peek::{
-    amf0, Amf0Limits, ChunkReader, ChunkWriter, Command, Control, Piece, ReaderLimits, Relay,
-    ServerConfig, ServerEvent, ServerSession,
+    amf0, Amf0Limits, ChunkReader, ChunkWriter, Command, Control, PassOn, Piece, ReaderLimits,
+    Relay, ServerConfig, ServerEvent, ServerSession,
 };
 
 /// Chunk reader over `data` fed in two pieces, the same streaming every message on chunk
-/// streams 3 and up into a writer piece by piece, then a server session over a canned
-/// handshake followed by `data` (so mutations reach the command logic), then, if the
-/// session identified a stream, a relay fed the rest. Nothing here may panic.
+/// streams 3 and up into a writer piece by piece, the same again passing chunks on as they
+/// are where they line up (`next_passing`), then a server session over a canned handshake
+/// followed by `data` (so mutations reach the command logic), then, if the session
+/// identified a stream, a relay fed the rest, passing chunks on and not. Nothing here may
+/// panic.
 pub fn chunk_reader(data: &[u8]) {
     let limits = ReaderLimits {
         max_message_size: 64 * 1024,
@@ -56,6 +58,40 @@ pub fn chunk_reader(data: &[u8]) {
         }
     }
 
+    let mut reader = ChunkReader::with_limits(limits);
+    let mut writer = ChunkWriter::new();
+    let mut out = bytes::BytesMut::new();
+    let want_boundary = data.get(1).is_some_and(|b| b & 1 == 1);
+    'passing: for piece in [&data[..split], &data[split..]] {
+        reader.feed(piece);
+        loop {
+            let pass = PassOn {
+                from_stream_id: 1,
+                to_stream_id: 7,
+                chunk_size: writer.chunk_size(),
+                want_boundary,
+                whole_chunks: data.get(1).is_some_and(|b| b & 2 == 2),
+            };
+            let written = match reader.next_passing(|csid, _| csid >= 3, &pass) {
+                Ok(Some(Piece::Message(msg))) => writer.write(&msg, &mut out),
+                Ok(Some(Piece::Part(part))) => writer.resume_piece(&part, &mut out),
+                Ok(None) => {
+                    if reader.passed() == 0 {
+                        break;
+                    }
+                    let (span, _) = reader.take_passed();
+                    out.extend_from_slice(&span);
+                    Ok(())
+                }
+                Err(_) => break 'passing,
+            };
+            if written.is_err() {
+                break 'passing;
+            }
+            out.clear();
+        }
+    }
+
     let config = ServerConfig {
         reader_limits: limits,
         ..ServerConfig::default()
@@ -86,9 +122,11 @@ pub fn chunk_reader(data: &[u8]) {
         rtmp_peek::ChunkWriter::new(),
         7,
     );
-    let mut relay = Relay::new(client, origin);
+    let mut relay = Relay::with_pass_through(client, origin, !want_boundary);
     if relay.process().is_ok() && relay.feed_client(tail).is_ok() {
-        let _ = relay.take_for_origin();
+        while relay.pending_for_origin() > 0 {
+            let _ = relay.take_for_origin();
+        }
         let _ = relay.feed_origin(tail);
     }
 }

@@ -11,7 +11,7 @@ pub mod message;
 pub mod session;
 
 pub use amf0::{Amf0Limits, Object, Value};
-pub use chunk::{ChunkReader, ChunkWriter, MessagePiece, Piece, ReaderLimits};
+pub use chunk::{ChunkReader, ChunkWriter, MessagePiece, PassOn, Piece, ReaderLimits};
 pub use command::{Command, PublishType};
 pub use error::Error;
 pub use message::{Control, Message, UserControl};

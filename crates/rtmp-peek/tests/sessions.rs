@@ -1027,6 +1027,25 @@ fn write_seed_corpus() {
     .unwrap();
     w.write(&Control::Abort(4).to_message(), &mut seed).unwrap();
     std::fs::write(root.join("chunk_reader/seed-extended"), &seed).unwrap();
+    // Headers as encoders compress them (fmt 0, 1, 2, 3 starting messages on one chunk
+    // stream), at a chunk size set first: what pass-through passes on.
+    let mut seed = vec![0u8];
+    seed.extend_from_slice(
+        &ChunkWriter::new()
+            .to_bytes(&Control::SetChunkSize(100).to_message())
+            .unwrap(),
+    );
+    seed.extend_from_slice(&[0x06, 0, 0, 0, 0, 0, 150, 9, 1, 0, 0, 0]);
+    seed.extend_from_slice(&[7u8; 100]);
+    seed.extend_from_slice(&[0xc6]);
+    seed.extend_from_slice(&[7u8; 50]);
+    seed.extend_from_slice(&[0x46, 0, 0, 33, 0, 0, 20, 9]);
+    seed.extend_from_slice(&[8u8; 20]);
+    seed.extend_from_slice(&[0x86, 0, 0, 33]);
+    seed.extend_from_slice(&[9u8; 20]);
+    seed.extend_from_slice(&[0xc6]);
+    seed.extend_from_slice(&[10u8; 20]);
+    std::fs::write(root.join("chunk_reader/seed-compressed"), &seed).unwrap();
     let mut values = Vec::new();
     Command::connect("live", "rtmp://h/live")
         .encode(&mut values)

@@ -266,6 +266,9 @@ async fn serve_identified<S: ClientStream>(
         origin = %session.origin,
         bytes_to_origin = traffic.to_origin.load(std::sync::atomic::Ordering::Relaxed),
         bytes_to_client = traffic.to_client.load(std::sync::atomic::Ordering::Relaxed),
+        // Of those, passed on as the peer sent them (the rest was re-chunked).
+        passed_to_origin = session.relay.origin().bytes_passed(),
+        passed_to_client = session.relay.client().bytes_passed(),
         seconds = %format!("{:.1}", session.started.elapsed().as_secs_f64()),
         setup_ms = (session.started - session.accepted).as_millis() as u64,
         "{} ended: {fault}",
@@ -416,7 +419,9 @@ async fn prepare_relay<S: ClientStream>(
         .open(Protocol::Rtmp, key.clone(), origin.id.clone(), peer, intent);
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
     let started = Instant::now();
-    let relay = Relay::new(front.into_leg(), leg.into_leg());
+    let (pass, whole) = pass_through();
+    let mut relay = Relay::with_pass_through(front.into_leg(), leg.into_leg(), pass);
+    relay.set_whole_chunks(whole);
     Some(Relaying {
         ctx,
         client,
@@ -575,4 +580,20 @@ async fn linger_close<S: ClientStream>(mut client: S, last: bytes::Bytes) {
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// Whether the relay passes media chunks on as the peer sent them where the legs line up
+/// ([`Relay::with_pass_through`]), and whether whole chunks only
+/// ([`Relay::set_whole_chunks`]). For diagnosis and A/B measurement only,
+/// `PROXY_RTMP_PASS_THROUGH=0` turns it off and `=whole` passes whole chunks only; read
+/// once, at the first relay.
+fn pass_through() -> (bool, bool) {
+    static MODE: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    *MODE.get_or_init(
+        || match std::env::var("PROXY_RTMP_PASS_THROUGH").as_deref() {
+            Ok("0") => (false, false),
+            Ok("whole") => (true, true),
+            _ => (true, false),
+        },
+    )
 }

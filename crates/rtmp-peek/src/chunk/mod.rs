@@ -8,7 +8,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{ChunkReader, MessagePiece, Piece, ReaderLimits};
+pub use reader::{ChunkReader, MessagePiece, PassOn, Piece, ReaderLimits};
 pub use writer::ChunkWriter;
 
 /// Chunk size every RTMP connection starts with, in both directions.

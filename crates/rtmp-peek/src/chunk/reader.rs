@@ -60,8 +60,14 @@ struct StreamState {
     /// The message in progress is handed out in pieces (see [`ChunkReader::next_piece`])
     /// rather than reassembled.
     streamed: bool,
-    /// Bytes of a streamed message handed out so far.
+    /// Bytes of a streamed or passed-on message handed out so far.
     streamed_len: usize,
+    /// The message in progress is passed on as the peer's own chunks (see
+    /// [`ChunkReader::next_passing`]).
+    passing: bool,
+    /// The other leg's peer has the same header state for this chunk stream as this
+    /// reader: a fmt 0 header was passed on, and every chunk since.
+    synced: bool,
     /// The message received so far; a `Vec` so that its capacity is exactly what was
     /// reserved for it (and accounted in `ChunkReader::held`).
     payload: Vec<u8>,
@@ -80,6 +86,8 @@ impl StreamState {
             in_progress: false,
             streamed: false,
             streamed_len: 0,
+            passing: false,
+            synced: false,
             payload: Vec::new(),
         }
     }
@@ -124,9 +132,42 @@ pub enum Piece<'a> {
     Part(MessagePiece<'a>),
 }
 
+/// How [`ChunkReader::next_passing`] passes chunks on: the other leg's side of the
+/// conditions under which the peer's own chunk bytes mean the same thing there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassOn {
+    /// The media stream's message stream id on this reader's side; fmt 0 headers passed on
+    /// that carry it get `to_stream_id` instead, in place.
+    pub from_stream_id: u32,
+    /// The media stream's message stream id on the other side.
+    pub to_stream_id: u32,
+    /// The chunk size the other leg's peer reads with. Chunks are passed on only while it
+    /// equals this reader's: chunk boundaries follow from it.
+    pub chunk_size: u32,
+    /// The other leg has output waiting for a chunk boundary of the passed-on bytes: the
+    /// span then ends at the next one.
+    pub want_boundary: bool,
+    /// Pass on only whole chunks: a chunk not all received yet waits in the input (a
+    /// chunk at most) instead of going on in parts, so that a read that completes no chunk
+    /// makes no write, and every span ends at a chunk boundary.
+    pub whole_chunks: bool,
+}
+
+/// What reading a chunk header gave.
+enum Header {
+    Parsed,
+    /// More bytes are needed.
+    More,
+    /// The chunk is not passed on and bytes passed on come before it: they must be taken
+    /// first (the header is parsed again at the next call).
+    Flush,
+}
+
 /// What consuming a chunk's payload gave.
 enum Taken {
     Message(Message),
+    /// Bytes of a passed-on chunk, added to the span at the front of the input.
+    Passed,
     /// A piece of a streamed message: its header (no data), with its bytes the first
     /// `lent` of the input.
     Part(MessagePiece<'static>),
@@ -173,6 +214,11 @@ pub struct ChunkReader {
     /// are dropped at the next call, so that a piece needs neither a copy nor a reference
     /// count.
     lent: usize,
+    /// Bytes at the front of `buf` parsed and to be passed on as they are (see
+    /// [`next_passing`](Self::next_passing)).
+    passed: usize,
+    /// An Abort ended a message that was being passed on.
+    passing_aborted: bool,
     consumed: u64,
     window: u32,
     last_ack: u64,
@@ -200,6 +246,8 @@ impl ChunkReader {
             current: None,
             held: 0,
             lent: 0,
+            passed: 0,
+            passing_aborted: false,
             consumed: 0,
             window: 0,
             last_ack: 0,
@@ -309,17 +357,78 @@ impl ChunkReader {
     where
         F: Fn(u32, u8) -> bool,
     {
+        self.next_inner(&stream, None)
+    }
+
+    /// Like [`next_piece`](Self::next_piece), but chunks of messages `stream` chooses are
+    /// passed on as the peer's own bytes where the other leg's peer reads them the same
+    /// way: they are not returned but gathered, contiguous, at the front of the input, to
+    /// be taken with [`take_passed`](Self::take_passed) whenever this returns `Ok(None)`
+    /// with [`passed`](Self::passed) non-zero (before anything else is written to the other
+    /// leg: a piece or message is returned only once the span before it was taken).
+    ///
+    /// A chunk stream's chunks are passed on from a fmt 0 header on (its message stream id
+    /// translated in place), while every message on it is one `stream` chooses, without an
+    /// extended timestamp, and the chunk sizes agree; anything else on it goes the way
+    /// [`next_piece`](Self::next_piece) goes and the chunk stream waits for the next fmt 0
+    /// header. A passed-on message interrupted by a chunk size change is continued in
+    /// pieces from where it was (the writer resumes it: see
+    /// [`ChunkWriter::resume_piece`](crate::ChunkWriter::resume_piece)).
+    pub fn next_passing<F>(&mut self, stream: F, pass: &PassOn) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
+        self.next_inner(&stream, Some(pass))
+    }
+
+    /// Bytes parsed and to be passed on (see [`next_passing`](Self::next_passing)).
+    pub fn passed(&self) -> usize {
+        self.passed
+    }
+
+    /// Takes the bytes to pass on, and whether they end at a chunk boundary (else the
+    /// rest of their last chunk comes with the next span).
+    pub fn take_passed(&mut self) -> (BytesMut, bool) {
+        let span = self.buf.split_to(self.passed);
+        self.passed = 0;
+        (span, self.current.is_none())
+    }
+
+    /// Whether an Abort ended a message being passed on since the last call: the other
+    /// leg's peer has part of it and must get the Abort too.
+    pub fn take_passing_aborted(&mut self) -> bool {
+        std::mem::take(&mut self.passing_aborted)
+    }
+
+    fn next_inner<F>(
+        &mut self,
+        stream: &F,
+        pass: Option<&PassOn>,
+    ) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
         self.settle();
         let part = loop {
             if let Some(cur) = self.current {
                 match self.take_payload(cur)? {
                     Some(Taken::Message(msg)) => return Ok(Some(Piece::Message(msg))),
                     Some(Taken::Part(part)) => break part,
+                    // A passed-on chunk not all here yet, or one whose end is wanted.
+                    Some(Taken::Passed)
+                        if self.current.is_some() || pass.is_some_and(|p| p.want_boundary) =>
+                    {
+                        return Ok(None)
+                    }
+                    Some(Taken::Passed) => {}
                     None if self.current.is_some() => return Ok(None),
                     None => {}
                 }
-            } else if !self.read_header(&stream)? {
-                return Ok(None);
+            } else {
+                match self.read_header(stream, pass)? {
+                    Header::Parsed => {}
+                    Header::More | Header::Flush => return Ok(None),
+                }
             }
         };
         Ok(Some(Piece::Part(MessagePiece {
@@ -338,8 +447,30 @@ impl ChunkReader {
 
     /// Consumes what is buffered of the current chunk's payload.
     fn take_payload(&mut self, cur: Current) -> Result<Option<Taken>, Error> {
-        let n = cur.remaining.min(self.buf.len());
         let st = &mut self.streams[cur.idx];
+        if st.passing {
+            let n = cur.remaining.min(self.buf.len() - self.passed);
+            if n == 0 && cur.remaining > 0 {
+                return Ok(None);
+            }
+            self.passed += n;
+            st.streamed_len += n;
+            self.consumed += n as u64;
+            let remaining = cur.remaining - n;
+            self.current = if remaining > 0 {
+                Some(Current { remaining, ..cur })
+            } else {
+                None
+            };
+            if st.streamed_len == st.length as usize {
+                st.in_progress = false;
+                st.passing = false;
+                st.streamed_len = 0;
+            }
+            return Ok(Some(Taken::Passed));
+        }
+        // Nothing is passed on before a chunk that is not (`read_header` saw to it).
+        let n = cur.remaining.min(self.buf.len());
         if st.streamed {
             // A zero-length message is one piece of nothing; otherwise wait for bytes.
             if n == 0 && cur.remaining > 0 {
@@ -433,6 +564,11 @@ impl ChunkReader {
             Some(Control::SetChunkSize(size)) => self.chunk_size = size,
             Some(Control::Abort(csid)) => {
                 if let Some(st) = self.streams.iter_mut().find(|s| s.csid == csid) {
+                    if st.passing && st.in_progress {
+                        self.passing_aborted = true;
+                    }
+                    st.passing = false;
+                    st.synced = false;
                     self.held -= st.payload.capacity();
                     st.payload = Vec::new();
                     st.in_progress = false;
@@ -446,31 +582,32 @@ impl ChunkReader {
         Ok(())
     }
 
-    /// Parses one chunk header if it is wholly buffered; returns whether it did.
-    fn read_header<F>(&mut self, stream: &F) -> Result<bool, Error>
+    /// Parses one chunk header if it is wholly buffered.
+    fn read_header<F>(&mut self, stream: &F, pass: Option<&PassOn>) -> Result<Header, Error>
     where
         F: Fn(u32, u8) -> bool,
     {
-        let b = &self.buf[..];
+        let b = &self.buf[self.passed..];
         let Some(&first) = b.first() else {
-            return Ok(false);
+            return Ok(Header::More);
         };
         let fmt = first >> 6;
         let (csid, mut pos) = match first & 0x3f {
             0 => match b.get(1) {
                 Some(&x) => (64 + u32::from(x), 2),
-                None => return Ok(false),
+                None => return Ok(Header::More),
             },
             1 => match b.get(1..3) {
                 Some(x) => (64 + u32::from(x[0]) + 256 * u32::from(x[1]), 3),
-                None => return Ok(false),
+                None => return Ok(Header::More),
             },
             n => (u32::from(n), 1),
         };
         let header_len = [11, 7, 3, 0][usize::from(fmt)];
         let Some(h) = b.get(pos..pos + header_len) else {
-            return Ok(false);
+            return Ok(Header::More);
         };
+        let basic_len = pos;
         pos += header_len;
 
         let idx = self.streams.iter().position(|s| s.csid == csid);
@@ -493,7 +630,7 @@ impl ChunkReader {
         let mut ext = None;
         if (fmt < 3 && ts24 == EXTENDED_TIMESTAMP) || (fmt == 3 && extended) {
             let Some(e) = b.get(pos..pos + 4) else {
-                return Ok(false);
+                return Ok(Header::More);
             };
             let value = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             // On a continuation chunk some encoders omit the repeated extended timestamp;
@@ -506,6 +643,44 @@ impl ChunkReader {
             }
         }
 
+        // Whether this chunk goes on as it is. A message starts passed on only where the
+        // other leg's peer holds this chunk stream's header state (synced, or a fmt 0 header
+        // sets it now) and nothing in it needs translating; extended timestamps are left to
+        // re-chunking, which writes them the one way every reader takes.
+        let sizes_agree = pass.is_some_and(|p| p.chunk_size == self.chunk_size);
+        let passes = sizes_agree
+            && match idx {
+                Some(i) if in_progress => self.streams[i].passing,
+                _ => {
+                    let st = idx.map(|i| &self.streams[i]);
+                    let type_id = if fmt < 2 {
+                        h[6]
+                    } else {
+                        st.map_or(0, |s| s.type_id)
+                    };
+                    let extended_after = if fmt < 3 { ext.is_some() } else { extended };
+                    (fmt == 0 || st.is_some_and(|s| s.synced))
+                        && !extended_after
+                        && stream(csid, type_id)
+                }
+            };
+        if !passes && self.passed > 0 {
+            return Ok(Header::Flush);
+        }
+        if passes && pass.is_some_and(|p| p.whole_chunks) {
+            let left = match idx {
+                Some(i) if in_progress => {
+                    let st = &self.streams[i];
+                    st.length as usize - st.streamed_len
+                }
+                Some(i) if fmt >= 2 => self.streams[i].length as usize,
+                _ => be24(&h[3..6]) as usize,
+            };
+            // At most a chunk, and the chunk size is one the other leg's writer took.
+            if self.buf.len() - self.passed < pos + left.min(self.chunk_size as usize) {
+                return Ok(Header::More);
+            }
+        }
         let idx = match idx {
             Some(i) => i,
             None => {
@@ -547,20 +722,36 @@ impl ChunkReader {
                 });
             }
             st.in_progress = true;
-            st.streamed = stream(csid, st.type_id);
+            st.passing = passes;
+            st.synced = passes;
+            st.streamed = !passes && stream(csid, st.type_id);
             st.streamed_len = 0;
+        } else if st.passing && !passes {
+            // The chunk sizes parted mid-message: the rest goes in pieces, which the other
+            // leg's writer continues with fmt 3 chunks of its own size.
+            st.passing = false;
+            st.synced = false;
+            st.streamed = true;
         }
-        let done = if st.streamed {
+        let done = if st.streamed || st.passing {
             st.streamed_len
         } else {
             st.payload.len()
         };
         let left = st.length as usize - done;
         let remaining = left.min(self.chunk_size as usize);
-        self.buf.advance(pos);
+        if passes {
+            if let Some(p) = pass.filter(|p| fmt == 0 && st.stream_id == p.from_stream_id) {
+                let at = self.passed + basic_len + 7;
+                self.buf[at..at + 4].copy_from_slice(&p.to_stream_id.to_le_bytes());
+            }
+            self.passed += pos;
+        } else {
+            self.buf.advance(pos);
+        }
         self.consumed += pos as u64;
         self.current = Some(Current { idx, remaining });
-        Ok(true)
+        Ok(Header::Parsed)
     }
 }
 

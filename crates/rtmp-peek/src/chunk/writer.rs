@@ -42,6 +42,8 @@ struct Open {
     written: u32,
     /// Whether the fmt 0 chunk is out.
     started: bool,
+    /// Whether continuation chunks repeat the timestamp as an extended one.
+    extended: bool,
     /// Bytes given but short of a whole chunk.
     short: Vec<u8>,
 }
@@ -170,6 +172,34 @@ impl ChunkWriter {
         piece: &MessagePiece<'_>,
         out: &mut BytesMut,
     ) -> Result<(), Error> {
+        self.write_piece_inner(piece, out, false)
+    }
+
+    /// Like [`write_piece`](Self::write_piece), but a piece past the start of a message
+    /// this writer has not seen continues it, as if its earlier bytes had been written
+    /// here: for a message whose first chunks were passed on as the sender's own bytes
+    /// (see [`ChunkReader::next_passing`](crate::ChunkReader::next_passing)), at this
+    /// writer's chunk size, at a chunk boundary. Its continuations are fmt 3 chunks
+    /// without an extended timestamp, as passed-on messages never have one.
+    pub fn resume_piece(
+        &mut self,
+        piece: &MessagePiece<'_>,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        self.write_piece_inner(piece, out, true)
+    }
+
+    /// Whether a message written in pieces is open on `csid`.
+    pub fn is_open(&self, csid: u32) -> bool {
+        self.open.iter().any(|o| o.csid == csid)
+    }
+
+    fn write_piece_inner(
+        &mut self,
+        piece: &MessagePiece<'_>,
+        out: &mut BytesMut,
+        resume: bool,
+    ) -> Result<(), Error> {
         let csid = piece.csid;
         if !(2..=MAX_CSID).contains(&csid) {
             return Err(Error::InvalidChunkStreamId(csid));
@@ -197,16 +227,19 @@ impl ChunkWriter {
                 }
                 i
             }
-            None if piece.offset == 0 => {
+            None if piece.offset == 0 || resume => {
                 self.open.push(Open {
                     csid,
                     type_id: piece.type_id,
                     stream_id: piece.stream_id,
                     timestamp: piece.timestamp,
                     length: piece.length,
-                    given: 0,
-                    written: 0,
-                    started: false,
+                    given: piece.offset,
+                    written: piece.offset,
+                    started: piece.offset > 0,
+                    // A resumed message's header had none (its timestamp may still be
+                    // past the 24 bits, reached by deltas).
+                    extended: piece.offset == 0 && piece.timestamp >= EXTENDED_TIMESTAMP,
                     short: Vec::new(),
                 });
                 self.open.len() - 1
@@ -222,7 +255,7 @@ impl ChunkWriter {
             .ok_or(mismatch)?;
         o.given = given;
         let mut data = piece.data;
-        let extended = o.timestamp >= EXTENDED_TIMESTAMP;
+        let extended = o.extended;
         // Headers of at most 3 + 11 + 4 bytes, one per chunk.
         let bytes = o.short.len() + data.len();
         out.reserve(bytes + (bytes / chunk_size + 1) * 18);

@@ -7,13 +7,15 @@ mod relay;
 mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientSession, OriginRequest, SetupStage};
-pub use relay::{rewrite_stream_id, Relay};
+pub use relay::{rewrite_stream_id, Relay, MAX_FOLLOWED_CHUNK_SIZE};
 pub use server::{split_query, Identified, ServerConfig, ServerEvent, ServerSession, StreamKind};
+
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{Control, UserControl};
-use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, Piece};
+use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, PassOn, Piece};
 
 /// One side of a connection once set up: its chunk reader (with the peer's chunk size,
 /// per-chunk-stream header state and any unparsed bytes), its chunk writer, the output not
@@ -25,7 +27,15 @@ use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, Piece};
 pub struct Leg {
     reader: ChunkReader,
     writer: ChunkWriter,
+    /// Spans of the other leg's input passed on as they are, to go out before `out`.
+    spans: VecDeque<Bytes>,
+    spans_len: usize,
     out: BytesMut,
+    /// The last span passed on ended inside a chunk: what the writer writes waits in
+    /// `deferred` for the chunk's end, so it cannot land inside the chunk.
+    mid_chunk: bool,
+    deferred: BytesMut,
+    passed_total: u64,
     stream_id: u32,
 }
 
@@ -35,7 +45,12 @@ impl Leg {
         Leg {
             reader,
             writer,
+            spans: VecDeque::new(),
+            spans_len: 0,
             out: BytesMut::new(),
+            mid_chunk: false,
+            deferred: BytesMut::new(),
+            passed_total: 0,
             stream_id,
         }
     }
@@ -90,36 +105,121 @@ impl Leg {
     where
         F: Fn(u32, u8) -> bool,
     {
+        self.next_inner(&stream, None)
+    }
+
+    /// Like [`next_piece`](Self::next_piece), with chunks passed on as they are where
+    /// `pass` allows (see [`ChunkReader::next_passing`]); take them with
+    /// [`take_passed`](Self::take_passed).
+    pub fn next_passing<F>(&mut self, stream: F, pass: &PassOn) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
+        self.next_inner(&stream, Some(pass))
+    }
+
+    fn next_inner<F>(
+        &mut self,
+        stream: &F,
+        pass: Option<&PassOn>,
+    ) -> Result<Option<Piece<'_>>, Error>
+    where
+        F: Fn(u32, u8) -> bool,
+    {
         // For the bytes the previous calls consumed: a piece borrows the reader, so the
         // acknowledgement a piece makes due goes out at the next call (the owner calls
         // until `None`, so none is left behind).
         if let Some(seq) = self.reader.ack_due() {
-            self.writer
-                .write(&Control::Acknowledgement(seq).to_message(), &mut self.out)?;
+            self.send_control(Control::Acknowledgement(seq))?;
         }
-        let piece = self.reader.next_piece(stream)?;
+        let piece = match pass {
+            Some(pass) => self.reader.next_passing(stream, pass)?,
+            None => self.reader.next_piece(stream)?,
+        };
         if let Some(Piece::Message(msg)) = &piece {
             if msg.type_id == crate::message::types::USER_CONTROL {
                 if let Some(Control::UserControl(UserControl::PingRequest(t))) =
                     Control::decode(msg)?
                 {
                     let pong = Control::UserControl(UserControl::PingResponse(t)).to_message();
-                    self.writer.write(&pong, &mut self.out)?;
+                    let sink = if self.mid_chunk {
+                        &mut self.deferred
+                    } else {
+                        &mut self.out
+                    };
+                    self.writer.write(&pong, sink)?;
                 }
             }
         }
         Ok(piece)
     }
 
+    /// Takes the bytes [`next_passing`](Self::next_passing) gathered, and whether they end
+    /// at a chunk boundary (see [`ChunkReader::take_passed`]).
+    pub fn take_passed(&mut self) -> (BytesMut, bool) {
+        self.reader.take_passed()
+    }
+
+    /// Queues bytes passed on from the other leg. Without a copy when nothing is waiting
+    /// before them (the usual case: the output was taken and written before the read
+    /// that brought them); `at_boundary` tells whether they end a chunk, which is where
+    /// what the writer writes meanwhile may go.
+    ///
+    /// A span keeps the whole input buffer it was split from alive, and the next read
+    /// then goes to a new one: so at most one span waits here (the owner may hold the one
+    /// before, being written), and the next are copied, or a peer that drips small reads
+    /// while the other side does not read would pin a buffer per read.
+    pub fn push_passed(&mut self, span: BytesMut, at_boundary: bool) {
+        self.passed_total += span.len() as u64;
+        if self.out.is_empty() && self.spans.is_empty() {
+            self.spans_len += span.len();
+            self.spans.push_back(span.freeze());
+        } else {
+            self.out.extend_from_slice(&span);
+        }
+        self.mid_chunk = !at_boundary;
+        if at_boundary && !self.deferred.is_empty() {
+            if self.out.is_empty() {
+                // `out` is empty here, and the deferred bytes are what the writer wrote.
+                std::mem::swap(&mut self.out, &mut self.deferred);
+            } else {
+                self.out.extend_from_slice(&self.deferred);
+                self.deferred.clear();
+            }
+        }
+    }
+
+    /// Bytes passed on to this leg as the other leg's peer sent them, so far.
+    pub fn bytes_passed(&self) -> u64 {
+        self.passed_total
+    }
+
+    /// Whether output waits for the end of a chunk passed on (see
+    /// [`PassOn::want_boundary`]).
+    pub fn wants_boundary(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
     /// Chunks `msg` into the output.
     pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
-        self.writer.write(msg, &mut self.out)
+        let sink = if self.mid_chunk {
+            &mut self.deferred
+        } else {
+            &mut self.out
+        };
+        self.writer.write(msg, sink)
     }
 
     /// Chunks what can be chunked of a message given in pieces into the output (see
     /// [`ChunkWriter::write_piece`]).
     pub fn send_piece(&mut self, piece: &MessagePiece<'_>) -> Result<(), Error> {
         self.writer.write_piece(piece, &mut self.out)
+    }
+
+    /// Like [`send_piece`](Self::send_piece), continuing a message whose start was passed
+    /// on (see [`ChunkWriter::resume_piece`]).
+    pub fn resume_piece(&mut self, piece: &MessagePiece<'_>) -> Result<(), Error> {
+        self.writer.resume_piece(piece, &mut self.out)
     }
 
     /// Ends the message being sent in pieces on `csid`, telling the peer with an Abort
@@ -136,20 +236,32 @@ impl Leg {
         self.send(&control.to_message())
     }
 
-    /// Bytes waiting to be sent.
+    /// Bytes waiting to be sent (what waits for the end of a chunk passed on not
+    /// included).
     pub fn output_len(&self) -> usize {
-        self.out.len()
+        self.spans_len + self.out.len()
     }
 
     /// Bytes this leg holds: what its reader holds
     /// ([`ChunkReader::buffered_bytes`]), what its writer holds of messages sent in
     /// pieces ([`ChunkWriter::buffered_bytes`]) and the output not taken yet.
     pub fn buffered_bytes(&self) -> usize {
-        self.reader.buffered_bytes() + self.writer.buffered_bytes() + self.out.len()
+        self.reader.buffered_bytes()
+            + self.writer.buffered_bytes()
+            + self.spans_len
+            + self.out.len()
+            + self.deferred.len()
     }
 
-    /// Takes the bytes to send to the peer.
+    /// Takes the next bytes to send to the peer: all of them, unless spans were passed on
+    /// (one span at a time then; call until [`output_len`](Self::output_len) is 0).
     pub fn take_output(&mut self) -> Bytes {
-        self.out.split().freeze()
+        match self.spans.pop_front() {
+            Some(span) => {
+                self.spans_len -= span.len();
+                span
+            }
+            None => self.out.split().freeze(),
+        }
     }
 }
