@@ -454,18 +454,8 @@ impl ChunkReader {
                 return Ok(None);
             }
             self.passed += n;
-            st.streamed_len += n;
-            self.consumed += n as u64;
-            let remaining = cur.remaining - n;
-            self.current = if remaining > 0 {
-                Some(Current { remaining, ..cur })
-            } else {
-                None
-            };
-            if st.streamed_len == st.length as usize {
-                st.in_progress = false;
+            if move_along(st, &mut self.current, &mut self.consumed, cur, n) {
                 st.passing = false;
-                st.streamed_len = 0;
             }
             return Ok(Some(Taken::Passed));
         }
@@ -487,18 +477,8 @@ impl ChunkReader {
                 data: &[],
             });
             self.lent = n;
-            st.streamed_len += n;
-            self.consumed += n as u64;
-            let remaining = cur.remaining - n;
-            self.current = if remaining > 0 {
-                Some(Current { remaining, ..cur })
-            } else {
-                None
-            };
-            if st.streamed_len == st.length as usize {
-                st.in_progress = false;
+            if move_along(st, &mut self.current, &mut self.consumed, cur, n) {
                 st.streamed = false;
-                st.streamed_len = 0;
             }
             return Ok(Some(piece));
         }
@@ -757,6 +737,28 @@ impl ChunkReader {
 
 fn be24(b: &[u8]) -> u32 {
     (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2])
+}
+
+/// Counts `n` bytes of the current chunk's payload as handed on, for a message streamed or
+/// passed on (not reassembled): the chunk's remaining bytes, the message's and the
+/// reader's counts. Whether that completed the message (its state is then reset).
+fn move_along(
+    st: &mut StreamState,
+    current: &mut Option<Current>,
+    consumed: &mut u64,
+    cur: Current,
+    n: usize,
+) -> bool {
+    st.streamed_len += n;
+    *consumed += n as u64;
+    let remaining = cur.remaining - n;
+    *current = (remaining > 0).then_some(Current { remaining, ..cur });
+    let done = st.streamed_len == st.length as usize;
+    if done {
+        st.in_progress = false;
+        st.streamed_len = 0;
+    }
+    done
 }
 
 #[cfg(test)]
