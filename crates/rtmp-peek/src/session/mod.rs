@@ -10,8 +10,6 @@ pub use client::{ClientConfig, ClientEvent, ClientSession, OriginRequest, SetupS
 pub use relay::{rewrite_stream_id, Relay, MAX_FOLLOWED_CHUNK_SIZE};
 pub use server::{split_query, Identified, ServerConfig, ServerEvent, ServerSession, StreamKind};
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{Control, UserControl};
@@ -27,9 +25,9 @@ use crate::{ChunkReader, ChunkWriter, Error, Message, MessagePiece, PassOn, Piec
 pub struct Leg {
     reader: ChunkReader,
     writer: ChunkWriter,
-    /// Spans of the other leg's input passed on as they are, to go out before `out`.
-    spans: VecDeque<Bytes>,
-    spans_len: usize,
+    /// A span of the other leg's input passed on as it is, to go out before `out` (one
+    /// at most: see [`push_passed`](Self::push_passed)).
+    span: Option<Bytes>,
     out: BytesMut,
     /// The last span passed on ended inside a chunk: what the writer writes waits in
     /// `deferred` for the chunk's end, so it cannot land inside the chunk.
@@ -45,8 +43,7 @@ impl Leg {
         Leg {
             reader,
             writer,
-            spans: VecDeque::new(),
-            spans_len: 0,
+            span: None,
             out: BytesMut::new(),
             mid_chunk: false,
             deferred: BytesMut::new(),
@@ -171,9 +168,8 @@ impl Leg {
     /// while the other side does not read would pin a buffer per read.
     pub fn push_passed(&mut self, span: BytesMut, at_boundary: bool) {
         self.passed_total += span.len() as u64;
-        if self.out.is_empty() && self.spans.is_empty() {
-            self.spans_len += span.len();
-            self.spans.push_back(span.freeze());
+        if self.out.is_empty() && self.span.is_none() {
+            self.span = Some(span.freeze());
         } else {
             self.out.extend_from_slice(&span);
         }
@@ -239,7 +235,7 @@ impl Leg {
     /// Bytes waiting to be sent (what waits for the end of a chunk passed on not
     /// included).
     pub fn output_len(&self) -> usize {
-        self.spans_len + self.out.len()
+        self.span_len() + self.out.len()
     }
 
     /// Bytes this leg holds: what its reader holds
@@ -248,20 +244,20 @@ impl Leg {
     pub fn buffered_bytes(&self) -> usize {
         self.reader.buffered_bytes()
             + self.writer.buffered_bytes()
-            + self.spans_len
+            + self.span_len()
             + self.out.len()
             + self.deferred.len()
     }
 
-    /// Takes the next bytes to send to the peer: all of them, unless spans were passed on
-    /// (one span at a time then; call until [`output_len`](Self::output_len) is 0).
+    /// Takes the next bytes to send to the peer: all of them, unless a span was passed on
+    /// (the span first then; call until [`output_len`](Self::output_len) is 0).
     pub fn take_output(&mut self) -> Bytes {
-        match self.spans.pop_front() {
-            Some(span) => {
-                self.spans_len -= span.len();
-                span
-            }
-            None => self.out.split().freeze(),
-        }
+        self.span
+            .take()
+            .unwrap_or_else(|| self.out.split().freeze())
+    }
+
+    fn span_len(&self) -> usize {
+        self.span.as_ref().map_or(0, Bytes::len)
     }
 }
