@@ -70,7 +70,6 @@ pub fn chunk_reader(data: &[u8]) {
                 to_stream_id: 7,
                 chunk_size: writer.chunk_size(),
                 want_boundary,
-                whole_chunks: data.get(1).is_some_and(|b| b & 2 == 2),
             };
             let written = match reader.next_passing(|csid, _| csid >= 3, &pass) {
                 Ok(Some(Piece::Message(msg))) => writer.write(&msg, &mut out),

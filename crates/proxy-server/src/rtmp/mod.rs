@@ -419,9 +419,7 @@ async fn prepare_relay<S: ClientStream>(
         .open(Protocol::Rtmp, key.clone(), origin.id.clone(), peer, intent);
     tracing::info!(stream = %key, origin = %origin.id, %endpoint, "{what} started");
     let started = Instant::now();
-    let (pass, whole) = pass_through();
-    let mut relay = Relay::with_pass_through(front.into_leg(), leg.into_leg(), pass);
-    relay.set_whole_chunks(whole);
+    let relay = Relay::with_pass_through(front.into_leg(), leg.into_leg(), pass_through());
     Some(Relaying {
         ctx,
         client,
@@ -583,17 +581,9 @@ async fn linger_close<S: ClientStream>(mut client: S, last: bytes::Bytes) {
 }
 
 /// Whether the relay passes media chunks on as the peer sent them where the legs line up
-/// ([`Relay::with_pass_through`]), and whether whole chunks only
-/// ([`Relay::set_whole_chunks`]). For diagnosis and A/B measurement only,
-/// `PROXY_RTMP_PASS_THROUGH=0` turns it off and `=whole` passes whole chunks only; read
-/// once, at the first relay.
-fn pass_through() -> (bool, bool) {
-    static MODE: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
-    *MODE.get_or_init(
-        || match std::env::var("PROXY_RTMP_PASS_THROUGH").as_deref() {
-            Ok("0") => (false, false),
-            Ok("whole") => (true, true),
-            _ => (true, false),
-        },
-    )
+/// ([`Relay::with_pass_through`]). For diagnosis and A/B measurement only,
+/// `PROXY_RTMP_PASS_THROUGH=0` turns it off; read once, at the first relay.
+fn pass_through() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("PROXY_RTMP_PASS_THROUGH").as_deref() != Ok("0"))
 }

@@ -147,10 +147,6 @@ pub struct PassOn {
     /// The other leg has output waiting for a chunk boundary of the passed-on bytes: the
     /// span then ends at the next one.
     pub want_boundary: bool,
-    /// Pass on only whole chunks: a chunk not all received yet waits in the input (a
-    /// chunk at most) instead of going on in parts, so that a read that completes no chunk
-    /// makes no write, and every span ends at a chunk boundary.
-    pub whole_chunks: bool,
 }
 
 /// What reading a chunk header gave.
@@ -646,20 +642,6 @@ impl ChunkReader {
             };
         if !passes && self.passed > 0 {
             return Ok(Header::Flush);
-        }
-        if passes && pass.is_some_and(|p| p.whole_chunks) {
-            let left = match idx {
-                Some(i) if in_progress => {
-                    let st = &self.streams[i];
-                    st.length as usize - st.streamed_len
-                }
-                Some(i) if fmt >= 2 => self.streams[i].length as usize,
-                _ => be24(&h[3..6]) as usize,
-            };
-            // At most a chunk, and the chunk size is one the other leg's writer took.
-            if self.buf.len() - self.passed < pos + left.min(self.chunk_size as usize) {
-                return Ok(Header::More);
-            }
         }
         let idx = match idx {
             Some(i) => i,

@@ -108,8 +108,6 @@ pub struct Relay {
     origin: Leg,
     limits: Amf0Limits,
     pass_through: bool,
-    /// Pass on whole chunks only (see [`set_whole_chunks`](Relay::set_whole_chunks)).
-    whole_chunks: bool,
     /// The chunk sizes were aligned (pass-through only; done at the first processing).
     aligned: bool,
 }
@@ -138,18 +136,8 @@ impl Relay {
             origin,
             limits: Amf0Limits::default(),
             pass_through,
-            whole_chunks: false,
             aligned: false,
         }
-    }
-
-    /// With pass-through, passes whole chunks only ([`PassOn::whole_chunks`]) instead of
-    /// a chunk's payload as it arrives (the default, where every read that brings media
-    /// makes one write, as a byte relay's would). Fewer writes, but measured end to end
-    /// no cheaper (the proxy is woken more often instead); kept for diagnosis and
-    /// measurement.
-    pub fn set_whole_chunks(&mut self, on: bool) {
-        self.whole_chunks = on;
     }
 
     /// Whether chunks are passed on as they are where the legs line up.
@@ -266,7 +254,6 @@ impl Relay {
                     to_stream_id: to_id,
                     chunk_size: to.writer.chunk_size(),
                     want_boundary: to.wants_boundary(),
-                    whole_chunks: self.whole_chunks,
                 };
                 from.next_passing(streamed, &pass)?
             } else {
@@ -645,8 +632,7 @@ mod tests {
             ChunkWriter::with_chunk_size(chunk_size).unwrap(),
             7,
         );
-        let mut relay = Relay::with_pass_through(client, origin, mode != Mode::Rechunk);
-        relay.set_whole_chunks(mode == Mode::Whole);
+        let mut relay = Relay::with_pass_through(client, origin, mode == Mode::Passing);
         let mut peer = ChunkReader::new();
         peer.set_chunk_size(chunk_size).unwrap();
         let mut pinger = ChunkWriter::new();
@@ -695,10 +681,8 @@ mod tests {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Mode {
         Rechunk,
-        /// Pass-through, whole chunks only.
-        Whole,
-        /// Pass-through, chunks' bytes as they arrive (the default).
-        Partial,
+        /// Pass-through (the default).
+        Passing,
     }
 
     proptest::proptest! {
@@ -716,11 +700,9 @@ mod tests {
         ) {
             let wire = encoder_wire(&ops);
             let plain = relayed(&wire, &cuts, chunk_size, Mode::Rechunk, ping_every);
-            for mode in [Mode::Whole, Mode::Partial] {
-                let passed = relayed(&wire, &cuts, chunk_size, mode, ping_every);
-                proptest::prop_assert!(plain.0 == passed.0, "the messages differ ({:?})", mode);
-                proptest::prop_assert_eq!((plain.1, plain.2), (passed.1, passed.2));
-            }
+            let passed = relayed(&wire, &cuts, chunk_size, Mode::Passing, ping_every);
+            proptest::prop_assert!(plain.0 == passed.0, "the messages differ");
+            proptest::prop_assert_eq!((plain.1, plain.2), (passed.1, passed.2));
         }
     }
 
@@ -761,13 +743,11 @@ mod tests {
         assert!(!failed);
         assert_eq!(none, 0);
         assert_eq!(want.len(), 11);
-        for mode in [Mode::Whole, Mode::Partial] {
-            for at in 1..wire.len() {
-                let got = relayed(&wire, &[at, wire.len()], 4096, mode, 1);
-                assert!((&got.0, got.2) == (&want, false), "{mode:?}, split at {at}");
-                // The video and audio before the chunk size outgrew the followed limit.
-                assert!(got.3 > 2000, "{mode:?}, split at {at}: {} passed on", got.3);
-            }
+        for at in 1..wire.len() {
+            let got = relayed(&wire, &[at, wire.len()], 4096, Mode::Passing, 1);
+            assert!((&got.0, got.2) == (&want, false), "split at {at}");
+            // The video and audio before the chunk size outgrew the followed limit.
+            assert!(got.3 > 2000, "split at {at}: {} passed on", got.3);
         }
     }
 
