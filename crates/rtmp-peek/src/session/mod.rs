@@ -139,11 +139,7 @@ impl Leg {
                     Control::decode(msg)?
                 {
                     let pong = Control::UserControl(UserControl::PingResponse(t)).to_message();
-                    let sink = if self.mid_chunk {
-                        &mut self.deferred
-                    } else {
-                        &mut self.out
-                    };
+                    let sink = writer_sink(self.mid_chunk, &mut self.out, &mut self.deferred);
                     self.writer.write(&pong, sink)?;
                 }
             }
@@ -198,11 +194,7 @@ impl Leg {
 
     /// Chunks `msg` into the output.
     pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
-        let sink = if self.mid_chunk {
-            &mut self.deferred
-        } else {
-            &mut self.out
-        };
+        let sink = writer_sink(self.mid_chunk, &mut self.out, &mut self.deferred);
         self.writer.write(msg, sink)
     }
 
@@ -259,5 +251,20 @@ impl Leg {
 
     fn span_len(&self) -> usize {
         self.span.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// Where a leg's writer writes: the output, or, while the last span passed on ended inside
+/// a chunk, the deferred bytes that follow the chunk's end. (A function of the fields, not
+/// a method, so that it can be called while a piece borrows the reader.)
+fn writer_sink<'a>(
+    mid_chunk: bool,
+    out: &'a mut BytesMut,
+    deferred: &'a mut BytesMut,
+) -> &'a mut BytesMut {
+    if mid_chunk {
+        deferred
+    } else {
+        out
     }
 }
