@@ -189,11 +189,6 @@ impl ChunkWriter {
         self.write_piece_inner(piece, out, true)
     }
 
-    /// Whether a message written in pieces is open on `csid`.
-    pub fn is_open(&self, csid: u32) -> bool {
-        self.open.iter().any(|o| o.csid == csid)
-    }
-
     fn write_piece_inner(
         &mut self,
         piece: &MessagePiece<'_>,
