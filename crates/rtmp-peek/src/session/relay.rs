@@ -140,11 +140,6 @@ impl Relay {
         }
     }
 
-    /// Whether chunks are passed on as they are where the legs line up.
-    pub fn pass_through(&self) -> bool {
-        self.pass_through
-    }
-
     /// Processes what both legs have buffered.
     pub fn process(&mut self) -> Result<(), Error> {
         self.process_client()?;
